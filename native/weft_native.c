@@ -1,0 +1,586 @@
+/*
+ * weft_native: the few system calls Node.js cannot make itself.
+ *
+ *   - attach to (or create) a TAP device, optionally inside another network namespace;
+ *   - read and write many frames per call on a non-blocking fd (TAP);
+ *   - receive and send many UDP datagrams per call (recvmmsg/sendmmsg);
+ *   - watch an fd for readability on libuv's event loop (uv_poll), so no read ever
+ *     blocks a thread-pool thread.
+ *
+ * All packet memory belongs to JavaScript: every call takes a Uint8Array and offsets into
+ * it, and no pointer to it is kept after the call returns. All logic (what to read, where
+ * to send, what a failure means) stays in TypeScript; these functions report errno values
+ * and let the caller decide.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Implementation limit: frames per batch call. Callers pass fewer. */
+#define MAX_BATCH 256
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, "EINTERNAL", "weft_native: " #call);      \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value code, message, error, errnum;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  /* code is the symbolic errno where we know it, else "E" + number */
+  const char *name = NULL;
+  switch (err) {
+    case ENOENT: name = "ENOENT"; break;
+    case EPERM: name = "EPERM"; break;
+    case EACCES: name = "EACCES"; break;
+    case EBUSY: name = "EBUSY"; break;
+    case EINVAL: name = "EINVAL"; break;
+    case EADDRINUSE: name = "EADDRINUSE"; break;
+    case EADDRNOTAVAIL: name = "EADDRNOTAVAIL"; break;
+    case ENODEV: name = "ENODEV"; break;
+    default: break;
+  }
+  char buf[16];
+  if (name == NULL) {
+    snprintf(buf, sizeof buf, "E%d", err);
+    name = buf;
+  }
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &errnum);
+  napi_set_named_property(env, error, "errno", errnum);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+/* Returns the data pointer and length of a typed array (any element type, in bytes). */
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t count, offset;
+  napi_value ab;
+  void *p;
+  if (napi_get_typedarray_info(env, v, &type, &count, &p, &ab, &offset) != napi_ok) return 0;
+  size_t width = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: width = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: width = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: width = 8; break;
+    default: width = 1;
+  }
+  *data = p;
+  *len = count * width;
+  return 1;
+}
+
+/* ---- network namespaces ---------------------------------------------------------------- */
+
+/* Enters the namespace at `path` for the calling thread; *saved receives the old one. */
+static int enter_netns(const char *path, int *saved) {
+  *saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*saved < 0) return errno;
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int err = errno;
+    close(*saved);
+    return err;
+  }
+  int rc = setns(target, CLONE_NEWNET);
+  int err = errno;
+  close(target);
+  if (rc < 0) {
+    close(*saved);
+    return err;
+  }
+  return 0;
+}
+
+static void leave_netns(int saved) {
+  if (setns(saved, CLONE_NEWNET) < 0) {
+    /* Staying in the wrong namespace would silently misroute every later socket. */
+    perror("weft_native: cannot return to the original network namespace");
+    abort();
+  }
+  close(saved);
+}
+
+/* ---- TAP ------------------------------------------------------------------------------- */
+
+/*
+ * tapOpen(name: string, netnsPath: string | null) -> { fd, name }
+ * Attaches to the TAP device `name` (creating it if it does not exist; a persistent device
+ * made by `ip tuntap add` is reused) in the namespace at netnsPath, or in ours when null.
+ * The fd is non-blocking and close-on-exec. No packet information header (IFF_NO_PI).
+ */
+static napi_value tap_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ] = {0};
+  size_t n = 0;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  char nspath[512] = {0};
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[1], &t));
+  int saved = -1;
+  if (t == napi_string) {
+    CHECK(napi_get_value_string_utf8(env, argv[1], nspath, sizeof nspath, &n));
+    int err = enter_netns(nspath, &saved);
+    if (err) return throw_errno(env, "entering network namespace", err);
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  int err = errno;
+  struct ifreq ifr;
+  if (fd >= 0) {
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      err = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (saved >= 0) leave_netns(saved);
+  if (fd < 0) return throw_errno(env, "attaching TAP device", err);
+  napi_value out, vfd, vname;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, fd, &vfd));
+  CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname));
+  CHECK(napi_set_named_property(env, out, "fd", vfd));
+  CHECK(napi_set_named_property(env, out, "name", vname));
+  return out;
+}
+
+/*
+ * readFrames(fd, buf, base, stride, capacity, max, lengths: Int32Array) -> count | -errno
+ * Reads up to `max` frames, frame i into buf[base + i*stride, +capacity). Stops at EAGAIN.
+ * Returns the number read (0 when none were waiting), or -errno when the first read fails
+ * for another reason (the device is gone, say).
+ */
+static napi_value read_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, base, stride, capacity, max;
+  uint8_t *buf, *lens_raw;
+  size_t buflen, lenslen;
+  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_i32(env, argv[2], &base) || !get_i32(env, argv[3], &stride) ||
+      !get_i32(env, argv[4], &capacity) || !get_i32(env, argv[5], &max) ||
+      !get_bytes(env, argv[6], &lens_raw, &lenslen)) {
+    napi_throw_type_error(env, "EINVAL", "readFrames: bad arguments");
+    return NULL;
+  }
+  int32_t *lens = (int32_t *)lens_raw;
+  if (max > MAX_BATCH) max = MAX_BATCH;
+  if ((size_t)max > lenslen / 4) max = (int32_t)(lenslen / 4);
+  if (base < 0 || capacity <= 0 || stride < capacity ||
+      (size_t)base + (size_t)(max > 0 ? max - 1 : 0) * stride + capacity > buflen) {
+    napi_throw_range_error(env, "ERANGE", "readFrames: buffer too small");
+    return NULL;
+  }
+  int32_t count = 0;
+  while (count < max) {
+    ssize_t r = read(fd, buf + base + (size_t)count * stride, capacity);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || count > 0) break;
+      count = -errno;
+      break;
+    }
+    lens[count++] = (int32_t)r;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, count, &out));
+  return out;
+}
+
+/*
+ * writeFrames(fd, buf, offsets: Int32Array, lengths: Int32Array, count) -> written
+ * Writes frames in order until one would block; returns how many were written. A frame the
+ * device refuses for another reason is skipped (counted by the caller as not written).
+ * stats[0] receives the number of such refusals, stats[1] the last errno.
+ */
+static napi_value write_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, count;
+  uint8_t *buf, *offs_raw, *lens_raw, *stats_raw;
+  size_t buflen, offslen, lenslen, statslen;
+  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
+      !get_i32(env, argv[4], &count) || !get_bytes(env, argv[5], &stats_raw, &statslen) ||
+      statslen < 8) {
+    napi_throw_type_error(env, "EINVAL", "writeFrames: bad arguments");
+    return NULL;
+  }
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw, *stats = (int32_t *)stats_raw;
+  if ((size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
+    napi_throw_range_error(env, "ERANGE", "writeFrames: count exceeds arrays");
+    return NULL;
+  }
+  int32_t written = 0;
+  stats[0] = 0;
+  for (int32_t i = 0; i < count; i++) {
+    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+      stats[0]++;
+      stats[1] = EFAULT;
+      continue;
+    }
+    ssize_t r;
+    do r = write(fd, buf + offs[i], lens[i]); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN) break;
+      stats[0]++;
+      stats[1] = errno;
+      continue;
+    }
+    written++;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, written, &out));
+  return out;
+}
+
+/* ---- UDP ------------------------------------------------------------------------------- */
+
+/*
+ * udpOpen(address: string, port: number, bufferBytes: number) -> fd
+ * An IPv4 UDP socket bound to address:port, non-blocking, with Don't Fragment set on what it
+ * sends (an overlay packet too big for the underlay is an error to count, not a fragment).
+ */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char addr[64] = {0};
+  size_t n;
+  int32_t port, bufbytes;
+  CHECK(napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &n));
+  if (!get_i32(env, argv[1], &port) || !get_i32(env, argv[2], &bufbytes)) {
+    napi_throw_type_error(env, "EINVAL", "udpOpen: bad arguments");
+    return NULL;
+  }
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+    napi_throw_type_error(env, "EINVAL", "udpOpen: not an IPv4 address");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "creating UDP socket", errno);
+  int one = 1, pmtu = IP_PMTUDISC_PROBE;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+  if (bufbytes > 0) {
+    /* SO_*BUFFORCE ignores rmem_max for a privileged process; fall back when not. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufbytes, sizeof bufbytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufbytes, sizeof bufbytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufbytes, sizeof bufbytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufbytes, sizeof bufbytes);
+  }
+  if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "binding UDP socket", err);
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/*
+ * udpRecv(fd, buf, base, stride, capacity, max, lengths: Int32Array, addrs: Uint32Array,
+ *         ports: Uint16Array) -> count | -errno
+ * Receives up to `max` datagrams, datagram i into buf[base + i*stride, +capacity). A
+ * datagram longer than capacity gets length -1 (it was truncated). addrs[i] is the sender's
+ * IPv4 address as a host-order number, ports[i] its port.
+ */
+static napi_value udp_recv(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, base, stride, capacity, max;
+  uint8_t *buf, *lens_raw, *addrs_raw, *ports_raw;
+  size_t buflen, lenslen, addrslen, portslen;
+  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_i32(env, argv[2], &base) || !get_i32(env, argv[3], &stride) ||
+      !get_i32(env, argv[4], &capacity) || !get_i32(env, argv[5], &max) ||
+      !get_bytes(env, argv[6], &lens_raw, &lenslen) || !get_bytes(env, argv[7], &addrs_raw, &addrslen) ||
+      !get_bytes(env, argv[8], &ports_raw, &portslen)) {
+    napi_throw_type_error(env, "EINVAL", "udpRecv: bad arguments");
+    return NULL;
+  }
+  if (max > MAX_BATCH) max = MAX_BATCH;
+  if ((size_t)max > lenslen / 4) max = (int32_t)(lenslen / 4);
+  if ((size_t)max > addrslen / 4) max = (int32_t)(addrslen / 4);
+  if ((size_t)max > portslen / 2) max = (int32_t)(portslen / 2);
+  if (base < 0 || capacity <= 0 || stride < capacity ||
+      (size_t)base + (size_t)(max > 0 ? max - 1 : 0) * stride + capacity > buflen) {
+    napi_throw_range_error(env, "ERANGE", "udpRecv: buffer too small");
+    return NULL;
+  }
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iovs[MAX_BATCH];
+  struct sockaddr_in from[MAX_BATCH];
+  memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)max);
+  for (int32_t i = 0; i < max; i++) {
+    iovs[i].iov_base = buf + base + (size_t)i * stride;
+    iovs[i].iov_len = capacity;
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+  }
+  int r;
+  do r = recvmmsg(fd, msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
+  int32_t count;
+  if (r < 0) {
+    count = errno == EAGAIN ? 0 : -errno;
+  } else {
+    count = r;
+    int32_t *lens = (int32_t *)lens_raw;
+    uint32_t *addrs = (uint32_t *)addrs_raw;
+    uint16_t *ports = (uint16_t *)ports_raw;
+    for (int i = 0; i < r; i++) {
+      lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[i].msg_len;
+      addrs[i] = ntohl(from[i].sin_addr.s_addr);
+      ports[i] = ntohs(from[i].sin_port);
+    }
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, count, &out));
+  return out;
+}
+
+/*
+ * udpSend(fd, buf, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array,
+ *         ports: Uint16Array, count, stats: Int32Array) -> sent
+ * Sends datagram i (buf[offsets[i], +lengths[i]) to addrs[i]:ports[i]) with sendmmsg.
+ * Stops when the socket would block; a datagram refused for another reason (EMSGSIZE, say)
+ * is skipped. Returns the number sent; stats[0] = refused, stats[1] = last errno.
+ */
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, count;
+  uint8_t *buf, *offs_raw, *lens_raw, *addrs_raw, *ports_raw, *stats_raw;
+  size_t buflen, offslen, lenslen, addrslen, portslen, statslen;
+  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
+      !get_bytes(env, argv[4], &addrs_raw, &addrslen) || !get_bytes(env, argv[5], &ports_raw, &portslen) ||
+      !get_i32(env, argv[6], &count) || !get_bytes(env, argv[7], &stats_raw, &statslen) || statslen < 8) {
+    napi_throw_type_error(env, "EINVAL", "udpSend: bad arguments");
+    return NULL;
+  }
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw, *stats = (int32_t *)stats_raw;
+  uint32_t *addrs = (uint32_t *)addrs_raw;
+  uint16_t *ports = (uint16_t *)ports_raw;
+  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4 ||
+      (size_t)count > addrslen / 4 || (size_t)count > portslen / 2) {
+    napi_throw_range_error(env, "ERANGE", "udpSend: count exceeds arrays");
+    return NULL;
+  }
+  stats[0] = 0;
+  int32_t sent = 0;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iovs[MAX_BATCH];
+  struct sockaddr_in to[MAX_BATCH];
+  int32_t i = 0;
+  while (i < count) {
+    int32_t chunk = 0;
+    while (chunk < MAX_BATCH && i + chunk < count) {
+      int32_t k = i + chunk;
+      if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
+      memset(&msgs[chunk], 0, sizeof msgs[chunk]);
+      iovs[chunk].iov_base = buf + offs[k];
+      iovs[chunk].iov_len = lens[k];
+      to[chunk].sin_family = AF_INET;
+      to[chunk].sin_port = htons(ports[k]);
+      to[chunk].sin_addr.s_addr = htonl(addrs[k]);
+      memset(to[chunk].sin_zero, 0, sizeof to[chunk].sin_zero);
+      msgs[chunk].msg_hdr.msg_iov = &iovs[chunk];
+      msgs[chunk].msg_hdr.msg_iovlen = 1;
+      msgs[chunk].msg_hdr.msg_name = &to[chunk];
+      msgs[chunk].msg_hdr.msg_namelen = sizeof to[chunk];
+      chunk++;
+    }
+    if (chunk == 0) { /* out-of-range descriptor: refuse it and go on */
+      stats[0]++;
+      stats[1] = EFAULT;
+      i++;
+      continue;
+    }
+    int r;
+    do r = sendmmsg(fd, msgs, chunk, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN) break;
+      stats[0]++; /* the first datagram of the chunk was refused: skip it */
+      stats[1] = errno;
+      i++;
+      continue;
+    }
+    sent += r;
+    i += r;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, sent, &out));
+  return out;
+}
+
+/* ---- close ----------------------------------------------------------------------------- */
+
+static napi_value fd_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, "EINVAL", "close: bad fd");
+    return NULL;
+  }
+  close(fd);
+  return NULL;
+}
+
+/* ---- readiness on the event loop -------------------------------------------------------- */
+
+typedef struct {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int closing;
+} Watch;
+
+static void watch_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void watch_fired(uv_poll_t *h, int status, int events) {
+  Watch *w = h->data;
+  if (w->closing) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, arg;
+  napi_get_reference_value(env, w->callback, &cb);
+  napi_get_undefined(env, &recv);
+  napi_create_int32(env, status, &arg); /* 0, or a negative libuv error */
+  napi_value result;
+  napi_status s = napi_make_callback(env, w->context, recv, cb, 1, &arg, &result);
+  if (s == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint) {
+  /* The JS handle was collected without stop(): nothing to do if stop() ran already. */
+}
+
+/*
+ * watchReadable(fd, callback(status)) -> handle
+ * Calls callback on the event loop whenever fd is readable (level-triggered: a callback
+ * that leaves data unread is called again on the next loop turn). status is 0, or a
+ * negative libuv error when the fd failed. Stop with unwatch(handle).
+ */
+static napi_value watch_readable(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, "EINVAL", "watchReadable: bad fd");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  Watch *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, "watchReadable", ENOMEM);
+  w->env = env;
+  CHECK(napi_create_reference(env, argv[1], 1, &w->callback));
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "weft.watch", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &w->context));
+  int rc = uv_poll_init(loop, &w->handle, fd);
+  if (rc == 0) {
+    w->handle.data = w;
+    rc = uv_poll_start(&w->handle, UV_READABLE, watch_fired);
+  }
+  if (rc != 0) {
+    napi_delete_reference(env, w->callback);
+    napi_async_destroy(env, w->context);
+    free(w);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, w, watch_finalize, NULL, &ext));
+  return ext;
+}
+
+static napi_value unwatch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Watch *w;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&w));
+  if (w == NULL || w->closing) return NULL;
+  w->closing = 1;
+  uv_poll_stop(&w->handle);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  uv_close((uv_handle_t *)&w->handle, watch_closed);
+  return NULL;
+}
+
+/* ---- module ---------------------------------------------------------------------------- */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL},
+    {"readFrames", NULL, read_frames, NULL, NULL, NULL, napi_default, NULL},
+    {"writeFrames", NULL, write_frames, NULL, NULL, NULL, napi_default, NULL},
+    {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
+    {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
+    {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
+    {"watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_default, NULL},
+    {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,14 @@
+export * as bytes from './bytes.js';
+export * as checksum from './checksum.js';
+export * as ethernet from './ethernet.js';
+export * as vlan from './vlan.js';
+export * as arp from './arp.js';
+export * as ipv4 from './ipv4.js';
+export * as ipv6 from './ipv6.js';
+export * as icmpv4 from './icmpv4.js';
+export * as icmpv6 from './icmpv6.js';
+export * as udp from './udp.js';
+export * as tcp from './tcp.js';
+export * as vxlan from './vxlan.js';
+export * as geneve from './geneve.js';
+export * as pcap from './pcap.js';
