@@ -72,7 +72,7 @@ const cases: Case[] = [
     frame: compose.ethernet(B, A, EtherType.Ipv4, compose.udpV4(ip4('192.0.2.1'), ip4('192.0.2.2'), 49153, GENEVE_PORT,
       compose.geneve(7000, compose.ethernet(B, A, EtherType.Ipv4, compose.icmpEchoV4(ip4('10.2.0.1'), ip4('10.2.0.2'), 1, 2, payload)),
         [{ optionClass: 0x0104, type: 0x01, data: Uint8Array.of(0, 0, 0, 42) }]))),
-    expect: { 'geneve.vni': '0x001b58', 'geneve.option.class': '0x0104', 'geneve.option.length': '4', 'geneve.proto_type': '0x6558', 'icmp.seq': '2' },
+    expect: { 'geneve.vni': '0x001b58', 'geneve.option.class': '0x0104', 'geneve.option.type': '0x01', 'geneve.proto_type': '0x6558', 'icmp.seq': '2' },
   },
 ];
 
