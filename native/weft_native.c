@@ -220,50 +220,44 @@ static napi_value read_frames(napi_env env, napi_callback_info info) {
 }
 
 /*
- * writeFrames(fd, buf, offsets: Int32Array, lengths: Int32Array, count) -> written
- * Writes frames in order until one would block; returns how many were written. A frame the
- * device refuses for another reason is skipped (counted by the caller as not written).
- * stats[0] receives the number of such refusals, stats[1] the last errno.
+ * writeFrames(fd, buf, offsets: Int32Array, lengths: Int32Array, count) -> attempted
+ * Writes frames in order until one would block; returns how many were attempted. A frame
+ * the device refuses for another reason is skipped and its lengths[i] set to -errno, so the
+ * caller knows exactly which of the attempted frames went out.
  */
 static napi_value write_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw, *stats_raw;
-  size_t buflen, offslen, lenslen, statslen;
+  uint8_t *buf, *offs_raw, *lens_raw;
+  size_t buflen, offslen, lenslen;
   if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
       !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
-      !get_i32(env, argv[4], &count) || !get_bytes(env, argv[5], &stats_raw, &statslen) ||
-      statslen < 8) {
+      !get_i32(env, argv[4], &count)) {
     napi_throw_type_error(env, "EINVAL", "writeFrames: bad arguments");
     return NULL;
   }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw, *stats = (int32_t *)stats_raw;
-  if ((size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
+  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
     napi_throw_range_error(env, "ERANGE", "writeFrames: count exceeds arrays");
     return NULL;
   }
-  int32_t written = 0;
-  stats[0] = 0;
-  for (int32_t i = 0; i < count; i++) {
+  int32_t i = 0;
+  for (; i < count; i++) {
     if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
-      stats[0]++;
-      stats[1] = EFAULT;
+      lens[i] = -EFAULT;
       continue;
     }
     ssize_t r;
     do r = write(fd, buf + offs[i], lens[i]); while (r < 0 && errno == EINTR);
     if (r < 0) {
       if (errno == EAGAIN) break;
-      stats[0]++;
-      stats[1] = errno;
-      continue;
+      lens[i] = -errno;
     }
-    written++;
   }
   napi_value out;
-  CHECK(napi_create_int32(env, written, &out));
+  CHECK(napi_create_int32(env, i, &out));
   return out;
 }
 
@@ -382,26 +376,26 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
 
 /*
  * udpSend(fd, buf, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array,
- *         ports: Uint16Array, count, stats: Int32Array) -> sent
- * Sends datagram i (buf[offsets[i], +lengths[i]) to addrs[i]:ports[i]) with sendmmsg.
- * Stops when the socket would block; a datagram refused for another reason (EMSGSIZE, say)
- * is skipped. Returns the number sent; stats[0] = refused, stats[1] = last errno.
+ *         ports: Uint16Array, count) -> attempted
+ * Sends datagram i (buf[offsets[i], +lengths[i]) to addrs[i]:ports[i]) with sendmmsg, in
+ * order, until the socket would block; returns how many were attempted. A datagram refused
+ * for another reason (EMSGSIZE, say) is skipped and its lengths[i] set to -errno.
  */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw, *addrs_raw, *ports_raw, *stats_raw;
-  size_t buflen, offslen, lenslen, addrslen, portslen, statslen;
+  uint8_t *buf, *offs_raw, *lens_raw, *addrs_raw, *ports_raw;
+  size_t buflen, offslen, lenslen, addrslen, portslen;
   if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
       !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
       !get_bytes(env, argv[4], &addrs_raw, &addrslen) || !get_bytes(env, argv[5], &ports_raw, &portslen) ||
-      !get_i32(env, argv[6], &count) || !get_bytes(env, argv[7], &stats_raw, &statslen) || statslen < 8) {
+      !get_i32(env, argv[6], &count)) {
     napi_throw_type_error(env, "EINVAL", "udpSend: bad arguments");
     return NULL;
   }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw, *stats = (int32_t *)stats_raw;
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
   uint32_t *addrs = (uint32_t *)addrs_raw;
   uint16_t *ports = (uint16_t *)ports_raw;
   if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4 ||
@@ -409,50 +403,43 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERANGE", "udpSend: count exceeds arrays");
     return NULL;
   }
-  stats[0] = 0;
-  int32_t sent = 0;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iovs[MAX_BATCH];
   struct sockaddr_in to[MAX_BATCH];
   int32_t i = 0;
   while (i < count) {
+    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+      lens[i++] = -EFAULT;
+      continue;
+    }
     int32_t chunk = 0;
     while (chunk < MAX_BATCH && i + chunk < count) {
       int32_t k = i + chunk;
       if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
       memset(&msgs[chunk], 0, sizeof msgs[chunk]);
+      memset(&to[chunk], 0, sizeof to[chunk]);
       iovs[chunk].iov_base = buf + offs[k];
       iovs[chunk].iov_len = lens[k];
       to[chunk].sin_family = AF_INET;
       to[chunk].sin_port = htons(ports[k]);
       to[chunk].sin_addr.s_addr = htonl(addrs[k]);
-      memset(to[chunk].sin_zero, 0, sizeof to[chunk].sin_zero);
       msgs[chunk].msg_hdr.msg_iov = &iovs[chunk];
       msgs[chunk].msg_hdr.msg_iovlen = 1;
       msgs[chunk].msg_hdr.msg_name = &to[chunk];
       msgs[chunk].msg_hdr.msg_namelen = sizeof to[chunk];
       chunk++;
     }
-    if (chunk == 0) { /* out-of-range descriptor: refuse it and go on */
-      stats[0]++;
-      stats[1] = EFAULT;
-      i++;
-      continue;
-    }
     int r;
     do r = sendmmsg(fd, msgs, chunk, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
     if (r < 0) {
-      if (errno == EAGAIN) break;
-      stats[0]++; /* the first datagram of the chunk was refused: skip it */
-      stats[1] = errno;
-      i++;
+      if (errno == EAGAIN || errno == ENOBUFS) break;
+      lens[i++] = -errno; /* the first datagram of the chunk was refused: skip it */
       continue;
     }
-    sent += r;
     i += r;
   }
   napi_value out;
-  CHECK(napi_create_int32(env, sent, &out));
+  CHECK(napi_create_int32(env, i, &out));
   return out;
 }
 

@@ -1,0 +1,302 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseIpv4, parseMac, readU16 } from '../wire/bytes.js';
+import * as compose from '../wire/compose.js';
+import { EthernetFrame, EtherType } from '../wire/ethernet.js';
+import { VlanTag } from '../wire/vlan.js';
+import { Datapath, type DatapathOptions } from './datapath.js';
+import { MemoryFabric, type MemoryPort, type MemoryUnderlay } from './memory.js';
+
+const PORT = 4789;
+const H1 = parseIpv4('192.0.2.1');
+const H2 = parseIpv4('192.0.2.2');
+const H3 = parseIpv4('192.0.2.3');
+const BROADCAST = 0xffffffffffff;
+const mac = (n: number) => parseMac(`02:00:00:00:00:${n.toString(16).padStart(2, '0')}`);
+const ip = (n: number) => parseIpv4(`10.0.0.${n}`);
+
+/** Two hosts on one fabric, each with `blue` (VXLAN, VNI 100) and `red` (Geneve, VNI 200). */
+function twoHosts(options: DatapathOptions = {}) {
+  const fabric = new MemoryFabric();
+  let now = 1000;
+  const clock = () => now;
+  const hosts = [H1, H2].map((address) => {
+    const dp = new Datapath(options);
+    const underlay = fabric.underlay(address, PORT);
+    dp.attachUnderlay(underlay, address, PORT);
+    dp.startUnderlay(clock);
+    for (const [name, vni, encapsulation] of [['blue', 100, 'vxlan'], ['red', 200, 'geneve']] as const) {
+      dp.addNetwork({ name, vni, encapsulation });
+      dp.addRemote(name, address === H1 ? H2 : H1, PORT);
+    }
+    return { dp, underlay };
+  });
+  const port = (host: 0 | 1, name: string, network: string): MemoryPort => {
+    const backend = fabric.port(name);
+    hosts[host].dp.addPort({ name, backend, mode: 'access', network });
+    hosts[host].dp.startPort(name, clock);
+    return backend;
+  };
+  return { fabric, hosts, port, advance: (ms: number) => (now += ms) };
+}
+
+const arpRequest = (from: number, to: number) =>
+  compose.ethernet(BROADCAST, mac(from), EtherType.Arp, compose.arpRequest(mac(from), ip(from), ip(to)));
+const ping = (from: number, to: number, size = 56) =>
+  compose.ethernet(mac(to), mac(from), EtherType.Ipv4, compose.icmpEchoV4(ip(from), ip(to), 1, 1, new Uint8Array(size)));
+
+test('a broadcast reaches every port of its network, local and remote, and no other', () => {
+  const { fabric, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue3 = port(0, 'blue3', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  const red1 = port(0, 'red1', 'red');
+  const red2 = port(1, 'red2', 'red');
+
+  blue1.send(arpRequest(1, 2));
+  fabric.run();
+
+  assert.equal(blue2.take().length, 1, 'remote port of the same network');
+  assert.equal(blue3.take().length, 1, 'local port of the same network');
+  assert.equal(blue1.take().length, 0, 'never back to the sender');
+  assert.equal(red1.take().length + red2.take().length, 0, 'never into another network');
+});
+
+test('after learning, unicast goes only where the destination lives', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue3 = port(0, 'blue3', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  blue1.send(arpRequest(1, 2));
+  blue2.send(arpRequest(2, 1));
+  fabric.run();
+  blue1.take(); blue2.take(); blue3.take();
+
+  blue1.send(ping(1, 2));
+  fabric.run();
+  const got = blue2.take();
+  assert.equal(got.length, 1);
+  assert.deepEqual(got[0], ping(1, 2), 'the frame arrives unchanged');
+  assert.equal(blue3.take().length, 0, 'no flooding once the MAC is known');
+  const c = hosts[0].dp.tunnelCounters(H2)!.snapshot();
+  assert.equal(c.tx.frames, 2, 'the flooded ARP and the ping crossed the tunnel');
+});
+
+test('networks are isolated even when they reuse MAC addresses', () => {
+  const { fabric, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const red1 = port(0, 'red1', 'red');
+  const blue2 = port(1, 'blue2', 'blue');
+  const red2 = port(1, 'red2', 'red');
+  // The same MACs on both networks.
+  blue2.send(arpRequest(2, 1));
+  red2.send(arpRequest(2, 1));
+  fabric.run();
+  assert.equal(blue1.take().length, 1);
+  assert.equal(red1.take().length, 1);
+  blue1.send(ping(1, 2));
+  fabric.run();
+  assert.equal(blue2.take().length, 1);
+  assert.equal(red2.take().length, 0, 'a blue frame never reaches red');
+});
+
+test('a trunk port carries networks by VLAN tag, untags inbound and tags outbound', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const trunk = fabric.port('trunk1');
+  hosts[0].dp.addPort({ name: 'trunk1', backend: trunk, mode: 'trunk', vlans: { 10: 'blue', 20: 'red' } });
+  hosts[0].dp.startPort('trunk1', () => 0);
+  const blue2 = port(1, 'blue2', 'blue');
+  const red2 = port(1, 'red2', 'red');
+
+  trunk.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2)), [{ vid: 20 }]));
+  fabric.run();
+  const onRed = red2.take();
+  assert.equal(onRed.length, 1);
+  assert.deepEqual(onRed[0], arpRequest(1, 2), 'arrives untagged on the remote access port');
+  assert.equal(blue2.take().length, 0);
+
+  blue2.send(arpRequest(2, 1));
+  fabric.run();
+  const back = trunk.take();
+  assert.equal(back.length, 1);
+  const eth = EthernetFrame.checked(back[0]) as EthernetFrame;
+  assert.equal(eth.ethertype, EtherType.Vlan);
+  assert.equal((VlanTag.checked(back[0], 14) as VlanTag).vid, 10, 'blue leaves the trunk tagged 10');
+
+  trunk.send(arpRequest(1, 2)); // untagged, and no native network
+  trunk.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2)), [{ vid: 30 }]));
+  fabric.run();
+  assert.equal(hosts[0].dp.portCounters('trunk1').drops('vlan-not-allowed'), 2);
+});
+
+test('a tagged frame on an access port is dropped and counted', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  blue1.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2)), [{ vid: 10 }]));
+  fabric.run();
+  assert.equal(blue2.take().length, 0);
+  assert.equal(hosts[0].dp.portCounters('blue1').drops('vlan-not-allowed'), 1);
+});
+
+test('MTU: exactly the overlay MTU crosses, one byte more is dropped and counted', () => {
+  const { fabric, hosts, port } = twoHosts({ underlayMtu: 1500 });
+  assert.equal(hosts[0].dp.networkMtu('blue'), 1450);
+  assert.equal(hosts[0].dp.networkMtu('red'), 1450);
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  // An ICMP echo of N data bytes is an IP packet of N + 28 bytes.
+  blue1.send(ping(1, 2, 1450 - 28));
+  blue1.send(ping(1, 2, 1450 - 27));
+  fabric.run();
+  const got = blue2.take();
+  assert.equal(got.length, 1);
+  assert.equal(got[0].length, 14 + 1450);
+  assert.equal(hosts[0].dp.portCounters('blue1').drops('mtu-exceeded'), 1);
+});
+
+test('the FDB limit: a new MAC beyond it is not learned, but its frames still flow', () => {
+  const { fabric, hosts, port } = twoHosts({ fdbLimit: 2 });
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  for (const n of [1, 3, 5]) blue1.send(arpRequest(n, 2));
+  fabric.run();
+  assert.equal(blue2.take().length, 3, 'all three were forwarded');
+  const fdb = hosts[0].dp.fdbOf('blue');
+  assert.equal(fdb.size, 2);
+  assert.equal(fdb.learnRefused, 1);
+  const net = hosts[0].dp.stats(String).networks.find((n) => n.name === 'blue')!;
+  assert.deepEqual(net.fdb, { entries: 2, limit: 2, learnRefused: 1, moves: 0 });
+});
+
+test('learned MACs age out, and traffic to them floods again', () => {
+  const { fabric, hosts, port, advance } = twoHosts({ fdbAgingMs: 60_000 });
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue3 = port(0, 'blue3', 'blue');
+  blue3.send(arpRequest(3, 1));
+  fabric.run();
+  assert.equal(hosts[0].dp.fdbOf('blue').size, 1);
+  advance(60_001);
+  hosts[0].dp.age(60_001 + 1000);
+  assert.equal(hosts[0].dp.fdbOf('blue').size, 0);
+  blue1.take();
+  blue1.send(ping(1, 3));
+  fabric.run();
+  assert.equal(blue3.take().length, 1, 'unknown unicast is flooded');
+});
+
+test('frames from a tunnel are not flooded to other tunnels (split horizon)', () => {
+  const fabric = new MemoryFabric();
+  const dps = [H1, H2, H3].map((address) => {
+    const dp = new Datapath();
+    dp.attachUnderlay(fabric.underlay(address, PORT), address, PORT);
+    dp.startUnderlay(() => 0);
+    dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
+    for (const other of [H1, H2, H3]) if (other !== address) dp.addRemote('blue', other, PORT);
+    return dp;
+  });
+  const ports = dps.map((dp, i) => {
+    const p = fabric.port(`vm${i}`);
+    dp.addPort({ name: `vm${i}`, backend: p, mode: 'access', network: 'blue' });
+    dp.startPort(`vm${i}`, () => 0);
+    return p;
+  });
+  ports[0].send(arpRequest(1, 2));
+  assert.ok(fabric.run(100, 100) < 10);
+  assert.equal(ports[1].take().length, 1, 'exactly one copy each');
+  assert.equal(ports[2].take().length, 1);
+});
+
+test('garbage from a VM is dropped with a reason; good frames still flow', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  blue1.send(new Uint8Array(5));
+  blue1.send(compose.ethernet(BROADCAST, BROADCAST, EtherType.Arp, new Uint8Array(28))); // group source
+  blue1.send(new Uint8Array(9000).fill(0x42)); // larger than any slot
+  blue1.send(arpRequest(1, 2));
+  fabric.run();
+  const c = hosts[0].dp.portCounters('blue1');
+  assert.equal(c.drops('runt'), 1);
+  assert.equal(c.drops('invalid-src-mac'), 1);
+  assert.equal(c.drops('oversize'), 1);
+  assert.equal(blue2.take().length, 1);
+});
+
+test('bad datagrams from the underlay are dropped by reason; good ones still flow', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const red1 = port(0, 'red1', 'red');
+  const u = hosts[0].underlay as MemoryUnderlay;
+  const inner = arpRequest(2, 1);
+  const vx = (vni: number) => compose.vxlan(vni, inner);
+  u.inject(new Uint8Array(7), H2, 1234); // truncated
+  u.inject(vx(999), H2, 1234); // unknown VNI
+  u.inject(vx(100), H3, 1234); // unknown sender
+  const noI = vx(100);
+  noI[0] = 0;
+  u.inject(noI, H2, 1234);
+  const gv = (mutate: (b: Uint8Array) => void) => {
+    const b = compose.geneve(200, inner);
+    mutate(b);
+    return b;
+  };
+  u.inject(gv((b) => (b[0] = 0x40)), H2, 1234); // version 1
+  u.inject(gv((b) => (b[1] = 0x40)), H2, 1234); // critical options
+  u.inject(gv((b) => (b[2] = 0x08)), H2, 1234); // protocol 0x0858
+  u.inject(gv((b) => (b[0] = 0x3f)), H2, 1234); // options longer than the datagram
+  u.inject(new Uint8Array(20_000), H2, 1234); // longer than the receive buffer
+  u.inject(vx(100), H2, 1234); // good
+  u.inject(compose.geneve(200, inner), H2, 1234); // good
+  fabric.run();
+  const s = hosts[0].dp.stats(String);
+  assert.deepEqual(s.underlay!.drops, { truncated: 1, 'unknown-vni': 1, 'unknown-vtep': 1, 'datagram-oversize': 1 });
+  assert.deepEqual(s.tunnels[0].drops, {
+    'vxlan-bad-flags': 1, 'geneve-bad-version': 1, 'geneve-critical-option': 1, 'geneve-bad-protocol': 1, truncated: 1,
+  });
+  assert.equal(blue1.take().length, 1);
+  assert.equal(red1.take().length, 1);
+});
+
+test('a full output queue drops and counts instead of blocking', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue3 = port(0, 'blue3', 'blue');
+  blue3.acceptPerBatch = 1;
+  for (let i = 0; i < 3; i++) blue1.send(arpRequest(1, 3));
+  fabric.run();
+  assert.equal(blue3.take().length, 1);
+  assert.equal(hosts[0].dp.portCounters('blue3').drops('tx-busy'), 2);
+});
+
+test('counters count frames and bytes both ways', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  port(1, 'blue2', 'blue');
+  const f = arpRequest(1, 2);
+  blue1.send(f);
+  fabric.run();
+  const p = hosts[0].dp.stats(String).ports.find((x) => x.name === 'blue1')!;
+  assert.deepEqual(p.rx, { frames: 1, bytes: f.length });
+  const t1 = hosts[0].dp.stats(String).tunnels[0];
+  assert.deepEqual(t1.tx, { frames: 1, bytes: f.length + 8 });
+  const p2 = hosts[1].dp.stats(String).ports.find((x) => x.name === 'blue2')!;
+  assert.deepEqual(p2.tx, { frames: 1, bytes: f.length });
+  assert.equal(readU16(f, 12), EtherType.Arp);
+});
+
+test('removing a port forgets its MACs and frees its memory; the network can then go', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const dp = hosts[0].dp;
+  const before = dp.memory.freeSlots;
+  const blue1 = port(0, 'blue1', 'blue');
+  blue1.send(arpRequest(1, 2));
+  fabric.run();
+  assert.equal(dp.fdbOf('blue').size, 1);
+  assert.throws(() => dp.removeNetwork('blue'), /still has ports: blue1/);
+  dp.removePort('blue1');
+  assert.equal(dp.fdbOf('blue').size, 0);
+  assert.equal(dp.memory.freeSlots, before);
+  assert.ok(blue1.closed);
+  dp.removeNetwork('blue');
+});

@@ -1,0 +1,639 @@
+/**
+ * The userspace data path of one host: bridge domains (one per network) joining local ports
+ * and tunnels to remote hosts over one underlay.
+ *
+ * Two straight-line functions carry every frame: `inside` (port -> VLAN -> learn -> lookup
+ * -> local port or tunnel) and `outside` (underlay -> decapsulate -> learn -> lookup -> local
+ * port). Each returns early on every drop and counts it. No I/O happens here: backends are
+ * called only in `pump*` and `flush`, in batches, and time comes in as `now`.
+ *
+ * Memory: frames are read into slots of one PacketMemory with HEADROOM bytes free in front,
+ * so encapsulation writes its header in place and a VLAN tag is removed by moving the MAC
+ * addresses forward. Transmit queues hold offsets into that memory, never copies; the only
+ * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
+ * until the end of the batch that read them, which is when every queue is flushed.
+ */
+import { readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
+import { EtherType } from '../wire/ethernet.js';
+import { FLAG_CRITICAL, PROTOCOL_ETHERNET } from '../wire/geneve.js';
+import { FLAG_I } from '../wire/vxlan.js';
+import { writeGeneveHeader } from '../wire/geneve.js';
+import { writeVxlanHeader } from '../wire/vxlan.js';
+import type { PortBackend, UnderlayBackend } from './backend.js';
+import { Counters, Drop, type CounterSnapshot } from './counters.js';
+import { encapHeaderLen, overlayMtu, type Encapsulation } from './encapsulation.js';
+import { Fdb, isRemote, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
+import { PacketMemory } from './packet-memory.js';
+
+/** Implementation limits (ours, not a protocol's). */
+export const HEADROOM = 64;
+export const BATCH = 64;
+const UNDERLAY_RX_SLOTS = 128;
+const PORT_TX_QUEUE = 256;
+const UNDERLAY_TX_QUEUE = 1024;
+const SCRATCH_SLOTS = 128;
+/** A pump reads at most this many batches before it yields to the event loop. */
+const BATCHES_PER_PUMP = 8;
+
+export interface DatapathOptions {
+  /** MTU of the underlay interface; sizes the slots and each network's overlay MTU. */
+  underlayMtu?: number;
+  /** Most ports this host will have at once (sizes the packet memory). */
+  maxPorts?: number;
+  /** Most MACs each network learns (the FDB limit per network). */
+  fdbLimit?: number;
+  fdbAgingMs?: number;
+}
+
+export interface NetworkSpec {
+  name: string;
+  vni: number;
+  encapsulation: Encapsulation;
+}
+
+export type PortSpec =
+  | { name: string; backend: PortBackend; mode: 'access'; network: string }
+  | { name: string; backend: PortBackend; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string };
+
+/** Something that wants to see frames (a capture). Called only while set; it must copy. */
+export interface FrameTap {
+  /** A frame entering ('rx') or leaving ('tx') a port. */
+  frame(mem: Uint8Array, off: number, len: number, direction: 'rx' | 'tx', now: number): void;
+  /** A datagram on a tunnel: the UDP payload at (off, len), the inner frame at innerOff. */
+  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, direction: 'rx' | 'tx',
+    local: number, localPort: number, remote: number, remotePort: number, now: number): void;
+}
+
+class Network {
+  readonly ports: Port[] = [];
+  readonly remotes: Vtep[] = [];
+  readonly fdb: Fdb;
+  readonly encapLen: number;
+  readonly isVxlan: boolean;
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly vni: number,
+    readonly encapsulation: Encapsulation,
+    readonly mtu: number,
+    fdbLimit: number,
+    fdbAgingMs: number,
+  ) {
+    this.fdb = new Fdb(fdbLimit, fdbAgingMs);
+    this.encapLen = encapHeaderLen(encapsulation);
+    this.isVxlan = encapsulation === 'vxlan';
+  }
+}
+
+class Port {
+  readonly counters = new Counters();
+  /** Trunk only: network index -> VLAN ID, and VLAN ID -> network. */
+  readonly vidOfNetwork = new Map<number, number>();
+  readonly networkOfVid: Array<Network | undefined> = [];
+  nativeNetwork: Network | null = null;
+  readonly txOffsets = new Int32Array(PORT_TX_QUEUE);
+  readonly txLengths = new Int32Array(PORT_TX_QUEUE);
+  txCount = 0;
+  dirty = false;
+  tap: FrameTap | null = null;
+  failed: string | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly backend: PortBackend,
+    readonly trunk: boolean,
+    /** Access ports: their network. */
+    readonly network: Network | null,
+    readonly rxSlot: number,
+  ) {}
+}
+
+/** A tunnel to one remote host (VTEP), shared by the networks the two hosts have in common. */
+class Vtep {
+  readonly counters = new Counters();
+  networks = 0;
+  tap: FrameTap | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly address: number,
+    readonly port: number,
+  ) {}
+}
+
+export interface DatapathStats {
+  ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null } & CounterSnapshot>;
+  tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
+  underlay: ({ backend: string; local: string; mtu: number } & CounterSnapshot) | null;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number } }>;
+}
+
+export class Datapath {
+  readonly memory: PacketMemory;
+  readonly underlayMtu: number;
+  readonly slotCapacity: number;
+  private readonly fdbLimit: number;
+  private readonly fdbAgingMs: number;
+
+  private readonly networks: Array<Network | undefined> = [];
+  private readonly networkByName = new Map<string, Network>();
+  private readonly networkByVni = new Map<number, Network>();
+  private readonly ports: Array<Port | undefined> = [];
+  private readonly portByName = new Map<string, Port>();
+  private readonly vteps: Array<Vtep | undefined> = [];
+
+  private underlay: UnderlayBackend | null = null;
+  private underlayAddress = 0;
+  private underlayPort = 0;
+  readonly underlayCounters = new Counters();
+  private underlayRxSlot = -1;
+  private readonly utxOffsets = new Int32Array(UNDERLAY_TX_QUEUE);
+  private readonly utxLengths = new Int32Array(UNDERLAY_TX_QUEUE);
+  private readonly utxAddrs = new Uint32Array(UNDERLAY_TX_QUEUE);
+  private readonly utxPorts = new Uint16Array(UNDERLAY_TX_QUEUE);
+  private readonly utxVteps = new Int32Array(UNDERLAY_TX_QUEUE);
+  private utxCount = 0;
+
+  private readonly scratchSlot: number;
+  private scratchUsed = 0;
+  private readonly dirtyPorts: Port[] = [];
+
+  private readonly rxLengths = new Int32Array(UNDERLAY_RX_SLOTS);
+  private readonly rxAddrs = new Uint32Array(UNDERLAY_RX_SLOTS);
+  private readonly rxPorts = new Uint16Array(UNDERLAY_RX_SLOTS);
+  /** Where the current frame's encapsulation header was written (-1: not yet). */
+  private encapAt = -1;
+
+  constructor(options: DatapathOptions = {}) {
+    this.underlayMtu = options.underlayMtu ?? 1500;
+    const maxPorts = options.maxPorts ?? 64;
+    this.fdbLimit = options.fdbLimit ?? 4096;
+    this.fdbAgingMs = options.fdbAgingMs ?? 300_000;
+    // A slot holds the largest frame a port may send (a tagged frame at the underlay's MTU,
+    // or a standard 1500-byte one) or the largest datagram the underlay can bring.
+    this.slotCapacity = Math.max(1500, this.underlayMtu) + 14 + 4 + 4;
+    const slotSize = Math.ceil((HEADROOM + this.slotCapacity) / 64) * 64;
+    this.memory = new PacketMemory(slotSize, maxPorts * BATCH + UNDERLAY_RX_SLOTS + SCRATCH_SLOTS);
+    this.scratchSlot = this.memory.alloc(SCRATCH_SLOTS);
+  }
+
+  // ---- configuration (control plane; may allocate) ---------------------------------------
+
+  addNetwork(spec: NetworkSpec): void {
+    if (this.networkByName.has(spec.name)) throw new Error(`network ${spec.name} exists already`);
+    const clash = this.networkByVni.get(spec.vni);
+    if (clash) throw new Error(`VNI ${spec.vni} is taken by network ${clash.name}`);
+    let index = this.networks.indexOf(undefined);
+    if (index < 0) index = this.networks.length;
+    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, overlayMtu(this.underlayMtu, spec.encapsulation), this.fdbLimit, this.fdbAgingMs);
+    this.networks[index] = net;
+    this.networkByName.set(net.name, net);
+    this.networkByVni.set(net.vni, net);
+  }
+
+  removeNetwork(name: string): void {
+    const net = this.mustNetwork(name);
+    if (net.ports.length > 0) throw new Error(`network ${name} still has ports: ${net.ports.map((p) => p.name).join(', ')}`);
+    for (const v of [...net.remotes]) this.removeRemote(name, v.address, v.port);
+    this.networks[net.index] = undefined;
+    this.networkByName.delete(name);
+    this.networkByVni.delete(net.vni);
+  }
+
+  /** The overlay MTU of a network: what its VMs' interfaces should be set to. */
+  networkMtu(name: string): number {
+    return this.mustNetwork(name).mtu;
+  }
+
+  /** Adds a remote host (VTEP) to a network: flooded frames are replicated to it, and
+   * frames from it are accepted. */
+  addRemote(network: string, address: number, port: number): void {
+    const net = this.mustNetwork(network);
+    if (net.remotes.some((v) => v.address === address && v.port === port)) return;
+    let vtep = this.vteps.find((v) => v !== undefined && v.address === address && v.port === port);
+    if (!vtep) {
+      let index = this.vteps.indexOf(undefined);
+      if (index < 0) index = this.vteps.length;
+      vtep = new Vtep(index, address, port);
+      this.vteps[index] = vtep;
+    }
+    vtep.networks++;
+    net.remotes.push(vtep);
+  }
+
+  removeRemote(network: string, address: number, port: number): void {
+    const net = this.mustNetwork(network);
+    const i = net.remotes.findIndex((v) => v.address === address && v.port === port);
+    if (i < 0) return;
+    const vtep = net.remotes[i];
+    net.remotes.splice(i, 1);
+    net.fdb.flushDestination(vtepDestination(vtep.index));
+    if (--vtep.networks === 0) this.vteps[vtep.index] = undefined;
+  }
+
+  /** Installs a MAC that lives behind a remote host (pushed by a controller). */
+  addRemoteMac(network: string, mac: number, address: number, port: number, now: number): void {
+    const net = this.mustNetwork(network);
+    const vtep = net.remotes.find((v) => v.address === address && v.port === port);
+    if (!vtep) throw new Error(`network ${network} has no remote host ${address}:${port}`);
+    net.fdb.setStatic(mac, vtepDestination(vtep.index), now);
+  }
+
+  addPort(spec: PortSpec): void {
+    if (this.portByName.has(spec.name)) throw new Error(`port ${spec.name} exists already`);
+    const members: Network[] = [];
+    let access: Network | null = null;
+    if (spec.mode === 'access') {
+      access = this.mustNetwork(spec.network);
+      members.push(access);
+    } else {
+      for (const [vidText, name] of Object.entries(spec.vlans)) {
+        const vid = Number(vidText);
+        if (!Number.isInteger(vid) || vid < 1 || vid > 4094) throw new Error(`port ${spec.name}: VLAN ID ${vidText} is not in 1..4094`);
+        members.push(this.mustNetwork(name));
+      }
+      if (spec.nativeNetwork !== undefined) members.push(this.mustNetwork(spec.nativeNetwork));
+      if (new Set(members).size !== members.length) throw new Error(`port ${spec.name}: a network appears twice on the trunk`);
+    }
+    const rxSlot = this.memory.alloc(BATCH);
+    if (rxSlot < 0) throw new Error(`no packet memory left for port ${spec.name}: raise maxPorts`);
+    let index = this.ports.indexOf(undefined);
+    if (index < 0) index = this.ports.length;
+    const port = new Port(index, spec.name, spec.backend, spec.mode === 'trunk', access, rxSlot);
+    if (spec.mode === 'trunk') {
+      for (const [vidText, name] of Object.entries(spec.vlans)) {
+        const net = this.mustNetwork(name);
+        port.networkOfVid[Number(vidText)] = net;
+        port.vidOfNetwork.set(net.index, Number(vidText));
+      }
+      if (spec.nativeNetwork !== undefined) port.nativeNetwork = this.mustNetwork(spec.nativeNetwork);
+    }
+    this.ports[index] = port;
+    this.portByName.set(port.name, port);
+    for (const net of members) net.ports.push(port);
+  }
+
+  removePort(name: string): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    for (const net of this.networks) {
+      if (!net) continue;
+      const i = net.ports.indexOf(port);
+      if (i >= 0) net.ports.splice(i, 1);
+      net.fdb.flushDestination(port.index);
+    }
+    const d = this.dirtyPorts.indexOf(port);
+    if (d >= 0) this.dirtyPorts.splice(d, 1);
+    this.ports[port.index] = undefined;
+    this.portByName.delete(name);
+    this.memory.release(port.rxSlot, BATCH);
+    port.backend.close();
+  }
+
+  hasPort(name: string): boolean {
+    return this.portByName.has(name);
+  }
+
+  /** Starts reading a port: the backend calls back when frames wait. */
+  startPort(name: string, now: () => number): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    port.backend.start(() => this.pumpPort(port.index, now()));
+  }
+
+  attachUnderlay(backend: UnderlayBackend, localAddress: number, localPort: number): void {
+    if (this.underlay) throw new Error('an underlay is attached already');
+    this.underlayRxSlot = this.memory.alloc(UNDERLAY_RX_SLOTS);
+    if (this.underlayRxSlot < 0) throw new Error('no packet memory left for the underlay');
+    this.underlay = backend;
+    this.underlayAddress = localAddress;
+    this.underlayPort = localPort;
+  }
+
+  startUnderlay(now: () => number): void {
+    this.underlay?.start(() => this.pumpUnderlay(now()));
+  }
+
+  setPortTap(name: string, tap: FrameTap | null): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    port.tap = tap;
+  }
+
+  /** Taps every tunnel to `address` (all ports when address is null). */
+  setTunnelTap(address: number | null, tap: FrameTap | null): number {
+    let n = 0;
+    for (const v of this.vteps) {
+      if (v && (address === null || v.address === address)) {
+        v.tap = tap;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Forgets learned MACs not seen for the aging time. Call now and then (every second). */
+  age(now: number): void {
+    for (const net of this.networks) net?.fdb.age(now);
+  }
+
+  // ---- the per-frame path (synchronous, allocation-free) ---------------------------------
+
+  /** Reads and forwards what waits on a port, in batches, then flushes every output. */
+  pumpPort(index: number, now: number): void {
+    const port = this.ports[index];
+    if (!port || port.failed !== null) return;
+    const mem = this.memory.bytes;
+    const base = this.memory.offsetOf(port.rxSlot) + HEADROOM;
+    const stride = this.memory.slotSize;
+    for (let b = 0; b < BATCHES_PER_PUMP; b++) {
+      let n: number;
+      try {
+        n = port.backend.readBatch(mem, base, stride, this.slotCapacity, BATCH, this.rxLengths);
+      } catch (err) {
+        port.failed = (err as Error).message;
+        port.backend.close();
+        return;
+      }
+      for (let i = 0; i < n; i++) this.inside(port, base + i * stride, this.rxLengths[i], now);
+      this.flush();
+      if (n < BATCH) return;
+    }
+  }
+
+  pumpUnderlay(now: number): void {
+    const u = this.underlay;
+    if (!u) return;
+    const mem = this.memory.bytes;
+    const base = this.memory.offsetOf(this.underlayRxSlot) + HEADROOM;
+    const stride = this.memory.slotSize;
+    for (let b = 0; b < BATCHES_PER_PUMP; b++) {
+      const n = u.recvBatch(mem, base, stride, this.slotCapacity, UNDERLAY_RX_SLOTS, this.rxLengths, this.rxAddrs, this.rxPorts);
+      for (let i = 0; i < n; i++) this.outside(base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
+      this.flush();
+      if (n < UNDERLAY_RX_SLOTS) return;
+    }
+  }
+
+  /** A frame from a VM's port. */
+  private inside(port: Port, off: number, len: number, now: number): void {
+    const mem = this.memory.bytes;
+    const c = port.counters;
+    c.rx(len);
+    if (len < 14) return c.drop(Drop.runt);
+    if (len >= this.slotCapacity) return c.drop(Drop.oversize);
+    if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
+    if ((mem[off + 6] & 1) !== 0) return c.drop(Drop['invalid-src-mac']);
+
+    let net = port.network;
+    const ethertype = readU16(mem, off + 12);
+    if (port.trunk) {
+      if (ethertype === EtherType.Vlan) {
+        if (len < 18) return c.drop(Drop.runt);
+        net = port.networkOfVid[readU16(mem, off + 14) & 0x0fff] ?? null;
+        if (net === null) return c.drop(Drop['vlan-not-allowed']);
+        // Untag in place: move the two MAC addresses over the tag.
+        mem.copyWithin(off + 4, off, off + 12);
+        off += 4;
+        len -= 4;
+      } else {
+        net = port.nativeNetwork;
+        if (net === null) return c.drop(Drop['vlan-not-allowed']);
+      }
+    } else if (ethertype === EtherType.Vlan || ethertype === EtherType.QinQ) {
+      return c.drop(Drop['vlan-not-allowed']);
+    }
+    if (net === null) return c.drop(Drop['no-network']);
+
+    net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now);
+    this.encapAt = -1;
+    this.forward(net, off, len, port.index, c, now);
+  }
+
+  /** A datagram from the underlay: an encapsulated frame from a remote host. */
+  private outside(off: number, len: number, fromAddr: number, fromPort: number, now: number): void {
+    const mem = this.memory.bytes;
+    const uc = this.underlayCounters;
+    if (len < 0) {
+      uc.rx(this.slotCapacity);
+      return uc.drop(Drop['datagram-oversize']);
+    }
+    uc.rx(len);
+    if (len < 8 + 14) return uc.drop(Drop.truncated);
+    const net = this.networkByVni.get(readU24(mem, off + 4));
+    if (net === undefined) return uc.drop(Drop['unknown-vni']);
+    let vtep: Vtep | undefined;
+    const remotes = net.remotes;
+    for (let i = 0; i < remotes.length; i++) {
+      // A VTEP is known by its address; its source port is entropy (RFC 7348 §5).
+      if (remotes[i].address === fromAddr) {
+        vtep = remotes[i];
+        break;
+      }
+    }
+    if (vtep === undefined) return uc.drop(Drop['unknown-vtep']);
+    const c = vtep.counters;
+    c.rx(len);
+
+    let headerLen = 8;
+    if (net.isVxlan) {
+      if ((mem[off] & FLAG_I) === 0) return c.drop(Drop['vxlan-bad-flags']);
+    } else {
+      if (mem[off] >>> 6 !== 0) return c.drop(Drop['geneve-bad-version']);
+      if ((mem[off + 1] & FLAG_CRITICAL) !== 0) return c.drop(Drop['geneve-critical-option']);
+      if (readU16(mem, off + 2) !== PROTOCOL_ETHERNET) return c.drop(Drop['geneve-bad-protocol']);
+      headerLen += (mem[off] & 0x3f) * 4;
+      if (len < headerLen + 14) return c.drop(Drop.truncated);
+    }
+    const inner = off + headerLen;
+    const innerLen = len - headerLen;
+    if (vtep.tap !== null) vtep.tap.datagram(mem, off, len, inner, 'rx', this.underlayAddress, this.underlayPort, fromAddr, fromPort, now);
+    if ((mem[inner + 6] & 1) !== 0) return c.drop(Drop['invalid-src-mac']);
+
+    net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now);
+    this.encapAt = -1;
+    this.forward(net, inner, innerLen, -1 - vtep.index, c, now);
+  }
+
+  /**
+   * Delivers a frame within its network. `from` is the ingress port index, or -(vtep + 1)
+   * for a frame from a tunnel: such a frame never goes back out to the underlay (split
+   * horizon), so a remote host's flood is not re-flooded.
+   */
+  private forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
+    const mem = this.memory.bytes;
+    const fromTunnel = from < 0;
+    if ((mem[off] & 1) === 0) {
+      const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
+      if (dest !== NOT_FOUND) {
+        if (dest === from) return c.drop(Drop.hairpin);
+        if (!isRemote(dest)) return this.toPort(this.ports[dest]!, net, off, len, c, now);
+        if (fromTunnel) return c.drop(Drop.hairpin);
+        return this.toTunnel(this.vteps[vtepOf(dest)]!, net, off, len, c, now);
+      }
+    }
+    // Broadcast, multicast or unknown unicast: flood within the network.
+    const ports = net.ports;
+    for (let i = 0; i < ports.length; i++) {
+      if (ports[i].index !== from) this.toPort(ports[i], net, off, len, c, now);
+    }
+    if (fromTunnel) return;
+    const remotes = net.remotes;
+    for (let i = 0; i < remotes.length; i++) this.toTunnel(remotes[i], net, off, len, c, now);
+  }
+
+  private toPort(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+    if (port.failed !== null) return;
+    if (port.trunk && net !== port.nativeNetwork) {
+      // Insert the tag in a scratch copy: the original may still go out elsewhere untagged.
+      if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
+      const mem = this.memory.bytes;
+      const s = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
+      mem.copyWithin(s, off, off + 12);
+      writeU16(mem, s + 12, EtherType.Vlan);
+      writeU16(mem, s + 14, port.vidOfNetwork.get(net.index)!);
+      mem.copyWithin(s + 16, off + 12, off + len);
+      off = s;
+      len += 4;
+    }
+    if (port.txCount === PORT_TX_QUEUE) this.flushPort(port);
+    port.txOffsets[port.txCount] = off;
+    port.txLengths[port.txCount] = len;
+    port.txCount++;
+    if (!port.dirty) {
+      port.dirty = true;
+      this.dirtyPorts.push(port);
+    }
+    if (port.tap !== null) port.tap.frame(this.memory.bytes, off, len, 'tx', now);
+  }
+
+  private toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void {
+    if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    const at = off - net.encapLen;
+    if (this.encapAt !== at) {
+      if (net.isVxlan) writeVxlanHeader(this.memory.bytes, at, net.vni);
+      else writeGeneveHeader(this.memory.bytes, at, net.vni);
+      this.encapAt = at;
+    }
+    if (this.utxCount === UNDERLAY_TX_QUEUE) this.flushUnderlay();
+    const k = this.utxCount++;
+    this.utxOffsets[k] = at;
+    this.utxLengths[k] = len + net.encapLen;
+    this.utxAddrs[k] = vtep.address;
+    this.utxPorts[k] = vtep.port;
+    this.utxVteps[k] = vtep.index;
+    if (vtep.tap !== null) {
+      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, 'tx', this.underlayAddress, this.underlayPort, vtep.address, vtep.port, now);
+    }
+  }
+
+  /** Writes every queued frame. Called at the end of each batch. */
+  flush(): void {
+    for (let i = 0; i < this.dirtyPorts.length; i++) this.flushPort(this.dirtyPorts[i]);
+    this.dirtyPorts.length = 0;
+    if (this.utxCount > 0) this.flushUnderlay();
+    this.scratchUsed = 0;
+  }
+
+  private flushPort(port: Port): void {
+    port.dirty = false;
+    const count = port.txCount;
+    if (count === 0) return;
+    port.txCount = 0;
+    if (port.failed !== null) return;
+    let attempted: number;
+    try {
+      attempted = port.backend.writeBatch(this.memory.bytes, port.txOffsets, port.txLengths, count);
+    } catch (err) {
+      port.failed = (err as Error).message;
+      port.backend.close();
+      return;
+    }
+    const c = port.counters;
+    for (let i = 0; i < attempted; i++) {
+      if (port.txLengths[i] >= 0) c.tx(port.txLengths[i]);
+      else c.drop(Drop['tx-error']);
+    }
+    for (let i = attempted; i < count; i++) c.drop(Drop['tx-busy']);
+  }
+
+  private flushUnderlay(): void {
+    const count = this.utxCount;
+    this.utxCount = 0;
+    const u = this.underlay;
+    const uc = this.underlayCounters;
+    const attempted = u === null ? 0 : u.sendBatch(this.memory.bytes, this.utxOffsets, this.utxLengths, this.utxAddrs, this.utxPorts, count);
+    for (let i = 0; i < count; i++) {
+      const vc = this.vteps[this.utxVteps[i]]?.counters;
+      const len = this.utxLengths[i];
+      if (i < attempted && len >= 0) {
+        uc.tx(len);
+        vc?.tx(len);
+      } else {
+        const reason = i < attempted || u === null ? Drop['tx-error'] : Drop['tx-busy'];
+        uc.drop(reason);
+        vc?.drop(reason);
+      }
+    }
+  }
+
+  // ---- observation -----------------------------------------------------------------------
+
+  portCounters(name: string): Counters {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    return port.counters;
+  }
+
+  tunnelCounters(address: number): Counters | undefined {
+    return this.vteps.find((v) => v?.address === address)?.counters;
+  }
+
+  fdbOf(network: string): Fdb {
+    return this.mustNetwork(network).fdb;
+  }
+
+  stats(formatAddress: (a: number) => string): DatapathStats {
+    const netNames = (v: Vtep) => this.networks.filter((n) => n?.remotes.includes(v)).map((n) => n!.name);
+    return {
+      ports: [...this.portByName.values()].map((p) => ({
+        name: p.name,
+        backend: p.backend.description,
+        mode: p.trunk ? 'trunk' : 'access',
+        networks: this.networks.filter((n) => n?.ports.includes(p)).map((n) => n!.name),
+        failed: p.failed,
+        ...p.counters.snapshot(),
+      })),
+      tunnels: this.vteps.filter((v): v is Vtep => v !== undefined).map((v) => ({
+        remote: `${formatAddress(v.address)}:${v.port}`,
+        networks: netNames(v),
+        ...v.counters.snapshot(),
+      })),
+      underlay: this.underlay
+        ? { backend: this.underlay.description, local: `${formatAddress(this.underlayAddress)}:${this.underlayPort}`, mtu: this.underlayMtu, ...this.underlayCounters.snapshot() }
+        : null,
+      networks: this.networks.filter((n): n is Network => n !== undefined).map((n) => ({
+        name: n.name,
+        vni: n.vni,
+        encapsulation: n.encapsulation,
+        mtu: n.mtu,
+        ports: n.ports.length,
+        remotes: n.remotes.length,
+        fdb: { entries: n.fdb.size, limit: n.fdb.limit, learnRefused: n.fdb.learnRefused, moves: n.fdb.moves },
+      })),
+    };
+  }
+
+  close(): void {
+    for (const p of this.ports) p?.backend.close();
+    this.underlay?.close();
+  }
+
+  private mustNetwork(name: string): Network {
+    const net = this.networkByName.get(name);
+    if (!net) throw new Error(`no network ${name}`);
+    return net;
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The forwarding database of one bridge domain: MAC address -> where it lives (a local port
+ * or a remote VTEP), learned from traffic or installed statically.
+ *
+ * A fixed-capacity open-addressing hash table (linear probing, backward-shift deletion)
+ * over typed arrays: a lookup or a learn allocates nothing, and the table cannot grow past
+ * the network's limit. At the limit a new MAC is simply not learned: the frame is still
+ * forwarded (replies to it are flooded), and the refusal is counted in `learnRefused`.
+ */
+import type { MacNumber } from '../wire/bytes.js';
+
+/** Where a MAC lives: a local port index (>= 0) or a remote VTEP, encoded as -(vtep + 1). */
+export type FdbDestination = number;
+export const NOT_FOUND = 0x7fffffff;
+
+export function vtepDestination(vtep: number): FdbDestination {
+  return -(vtep + 1);
+}
+
+export function isRemote(dest: FdbDestination): boolean {
+  return dest < 0;
+}
+
+export function vtepOf(dest: FdbDestination): number {
+  return -dest - 1;
+}
+
+const EMPTY = 0;
+const LEARNED = 1;
+const STATIC = 2;
+
+export interface FdbEntry {
+  mac: MacNumber;
+  destination: FdbDestination;
+  static: boolean;
+  /** When the entry was last confirmed by traffic (ms); static entries keep their install time. */
+  seenAt: number;
+}
+
+export class Fdb {
+  private readonly hi: Uint16Array;
+  private readonly lo: Uint32Array;
+  private readonly dest: Int32Array;
+  private readonly state: Uint8Array;
+  private readonly seen: Float64Array;
+  private readonly mask: number;
+  private count = 0;
+  /** New MACs not learned because the table was at its limit. */
+  learnRefused = 0;
+  /** Learned MACs that moved to another port or VTEP. */
+  moves = 0;
+
+  /**
+   * @param limit how many entries at most (the per-network limit)
+   * @param agingMs how long a learned entry lives without being seen again
+   */
+  constructor(
+    readonly limit: number,
+    readonly agingMs: number,
+  ) {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`FDB limit must be a positive integer, not ${limit}`);
+    let size = 8;
+    while (size < limit * 2) size *= 2; // load factor at most 1/2
+    this.mask = size - 1;
+    this.hi = new Uint16Array(size);
+    this.lo = new Uint32Array(size);
+    this.dest = new Int32Array(size);
+    this.state = new Uint8Array(size);
+    this.seen = new Float64Array(size);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  private slotOf(hi: number, lo: number): number {
+    // Multiplicative hashing of both halves; Math.imul keeps it in int32.
+    return (Math.imul(lo ^ (hi << 16) ^ hi, 0x9e3779b1) >>> 0) & this.mask;
+  }
+
+  private find(hi: number, lo: number): number {
+    let i = this.slotOf(hi, lo);
+    for (;;) {
+      if (this.state[i] === EMPTY) return -1;
+      if (this.lo[i] === lo && this.hi[i] === hi) return i;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  /** The destination of `mac` (given as its two halves), or NOT_FOUND. */
+  lookup(hi: number, lo: number): FdbDestination {
+    const i = this.find(hi, lo);
+    return i < 0 ? NOT_FOUND : this.dest[i];
+  }
+
+  /**
+   * Records that `mac` was seen at `destination`. A static entry is never overwritten by
+   * learning. Returns false when the MAC is new and the table is full.
+   */
+  learn(hi: number, lo: number, destination: FdbDestination, now: number): boolean {
+    const i = this.find(hi, lo);
+    if (i >= 0) {
+      if (this.state[i] === STATIC) return true;
+      if (this.dest[i] !== destination) {
+        this.dest[i] = destination;
+        this.moves++;
+      }
+      this.seen[i] = now;
+      return true;
+    }
+    return this.insert(hi, lo, destination, LEARNED, now);
+  }
+
+  /** Installs a static entry (pushed by the controller, say); replaces a learned one. */
+  setStatic(mac: MacNumber, destination: FdbDestination, now: number): boolean {
+    const hi = Math.floor(mac / 0x1_0000_0000);
+    const lo = mac >>> 0;
+    const i = this.find(hi, lo);
+    if (i >= 0) {
+      this.dest[i] = destination;
+      this.state[i] = STATIC;
+      this.seen[i] = now;
+      return true;
+    }
+    return this.insert(hi, lo, destination, STATIC, now);
+  }
+
+  private insert(hi: number, lo: number, destination: FdbDestination, state: number, now: number): boolean {
+    if (this.count >= this.limit) {
+      this.learnRefused++;
+      return false;
+    }
+    let i = this.slotOf(hi, lo);
+    while (this.state[i] !== EMPTY) i = (i + 1) & this.mask;
+    this.hi[i] = hi;
+    this.lo[i] = lo;
+    this.dest[i] = destination;
+    this.state[i] = state;
+    this.seen[i] = now;
+    this.count++;
+    return true;
+  }
+
+  remove(mac: MacNumber): boolean {
+    const i = this.find(Math.floor(mac / 0x1_0000_0000), mac >>> 0);
+    if (i < 0) return false;
+    this.removeAt(i);
+    return true;
+  }
+
+  /** Backward-shift deletion: keeps every probe chain unbroken without tombstones. */
+  private removeAt(i: number): void {
+    this.state[i] = EMPTY;
+    this.count--;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & this.mask;
+      if (this.state[j] === EMPTY) return;
+      const home = this.slotOf(this.hi[j], this.lo[j]);
+      // Move j back to i unless its home lies cyclically in (i, j].
+      const between = i <= j ? home > i && home <= j : home > i || home <= j;
+      if (between) continue;
+      this.hi[i] = this.hi[j];
+      this.lo[i] = this.lo[j];
+      this.dest[i] = this.dest[j];
+      this.state[i] = this.state[j];
+      this.seen[i] = this.seen[j];
+      this.state[j] = EMPTY;
+      i = j;
+    }
+  }
+
+  /** Removes every entry pointing at `destination` (a port or VTEP going away). */
+  flushDestination(destination: FdbDestination): number {
+    return this.removeWhere((i) => this.dest[i] === destination);
+  }
+
+  /** Removes learned entries not seen for `agingMs`. Returns how many went. */
+  age(now: number): number {
+    return this.removeWhere((i) => this.state[i] === LEARNED && now - this.seen[i] > this.agingMs);
+  }
+
+  private removeWhere(pred: (i: number) => boolean): number {
+    let removed = 0;
+    // Backward shifts move entries to lower slots (cyclically); rescan a slot after removal.
+    for (let i = 0; i <= this.mask; ) {
+      if (this.state[i] !== EMPTY && pred(i)) {
+        this.removeAt(i);
+        removed++;
+      } else {
+        i++;
+      }
+    }
+    return removed;
+  }
+
+  entries(): FdbEntry[] {
+    const out: FdbEntry[] = [];
+    for (let i = 0; i <= this.mask; i++) {
+      if (this.state[i] === EMPTY) continue;
+      out.push({ mac: this.hi[i] * 0x1_0000_0000 + this.lo[i], destination: this.dest[i], static: this.state[i] === STATIC, seenAt: this.seen[i] });
+    }
+    return out;
+  }
+}
