@@ -480,7 +480,7 @@ static void watch_fired(uv_poll_t *h, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, arg;
   napi_get_reference_value(env, w->callback, &cb);
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv); /* make_callback needs an object receiver */
   napi_create_int32(env, status, &arg); /* 0, or a negative libuv error */
   napi_value result;
   napi_status s = napi_make_callback(env, w->context, recv, cb, 1, &arg, &result);

@@ -39,6 +39,8 @@ export const DROP_REASONS = [
   'unknown-vtep',
   /** The port or network was removed while frames were in flight. */
   'no-network',
+  /** The backend failed a read (the agent logs the error). */
+  'rx-error',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

@@ -370,7 +370,13 @@ export class Datapath {
     const base = this.memory.offsetOf(this.underlayRxSlot) + HEADROOM;
     const stride = this.memory.slotSize;
     for (let b = 0; b < BATCHES_PER_PUMP; b++) {
-      const n = u.recvBatch(mem, base, stride, this.slotCapacity, UNDERLAY_RX_SLOTS, this.rxLengths, this.rxAddrs, this.rxPorts);
+      let n: number;
+      try {
+        n = u.recvBatch(mem, base, stride, this.slotCapacity, UNDERLAY_RX_SLOTS, this.rxLengths, this.rxAddrs, this.rxPorts);
+      } catch {
+        this.underlayCounters.drop(Drop['rx-error']);
+        return;
+      }
       for (let i = 0; i < n; i++) this.outside(base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
       this.flush();
       if (n < UNDERLAY_RX_SLOTS) return;

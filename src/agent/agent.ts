@@ -1,0 +1,108 @@
+/**
+ * `weft agent`: one per host. Builds the data path, opens the underlay socket, makes the
+ * data path match the desired state, and serves the local control API. SIGHUP reloads the
+ * config file; a bad reload is logged and the running state kept.
+ */
+import type { Server } from 'node:http';
+import { rmSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { Datapath } from '../datapath/datapath.js';
+import { MemoryFabric } from '../datapath/memory.js';
+import { TapPort } from '../io/tap.js';
+import { UdpUnderlay } from '../io/udp-underlay.js';
+import { parseIpv4 } from '../wire/bytes.js';
+import { loadConfig } from './config.js';
+import { serveControl } from './control.js';
+import type { HostState } from './desired-state.js';
+import { Reconciler, type BackendOpener } from './reconciler.js';
+
+export function defaultSocketPath(host: string): string {
+  return `/run/weft/agent-${host}.sock`;
+}
+
+/** Opens real backends: TAP devices. In-memory ports get a fabric of their own. */
+export const openBackend: BackendOpener = (_port, backend) => {
+  if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns);
+  return new MemoryFabric().port('memory');
+};
+
+const RETRY_MS = 2000;
+const AGE_MS = 1000;
+
+export class Agent {
+  readonly datapath: Datapath;
+  private readonly reconciler: Reconciler;
+  private server: Server | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private state: HostState,
+    private readonly log: Logger,
+    private readonly socketPath: string,
+  ) {
+    this.datapath = new Datapath({
+      underlayMtu: state.underlay.mtu,
+      maxPorts: state.limits.maxPorts,
+      fdbLimit: state.limits.fdbLimit,
+      fdbAgingMs: state.limits.fdbAgingSeconds * 1000,
+    });
+    this.reconciler = new Reconciler(this.datapath, openBackend, Date.now);
+  }
+
+  async start(): Promise<void> {
+    const { address, port } = this.state.underlay;
+    const underlay = UdpUnderlay.open(parseIpv4(address), port);
+    this.datapath.attachUnderlay(underlay, parseIpv4(address), port);
+    this.datapath.startUnderlay(Date.now);
+    this.apply(this.state);
+    this.server = await serveControl({
+      host: this.state.host,
+      datapath: this.datapath,
+      pendingPorts: () => this.reconciler.pendingPorts(),
+      startedAt: this.startedAt,
+    }, this.socketPath);
+    this.timers.push(setInterval(() => this.datapath.age(Date.now()), AGE_MS));
+    this.timers.push(setInterval(() => {
+      if (Object.keys(this.reconciler.pendingPorts()).length > 0) this.apply(this.state);
+    }, RETRY_MS));
+    for (const t of this.timers) t.unref();
+    this.log.info({ host: this.state.host, underlay: `${address}:${port}`, socket: this.socketPath }, 'agent ready');
+  }
+
+  /** Makes the data path match `state` and logs what changed. */
+  apply(state: HostState): void {
+    this.state = state;
+    const r = this.reconciler.apply(state);
+    if (r.added.length + r.removed.length + r.changed.length > 0) {
+      this.log.info({ added: r.added, removed: r.removed, changed: r.changed }, 'reconciled');
+    }
+    for (const [port, why] of Object.entries(r.pending)) this.log.warn({ port, why }, 'port not attached yet; retrying');
+    for (const net of state.networks) {
+      this.log.debug({ network: net.name, mtu: this.datapath.networkMtu(net.name) }, 'overlay MTU');
+    }
+  }
+
+  /** Re-reads the config file (SIGHUP). */
+  reload(file: string): void {
+    try {
+      const next = loadConfig(file);
+      if (JSON.stringify(next.underlay) !== JSON.stringify(this.state.underlay) || next.host !== this.state.host) {
+        this.log.error('host or underlay changed in the config: restart the agent to apply that; nothing reloaded');
+        return;
+      }
+      this.apply(next);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'reload failed; keeping the running state');
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    rmSync(this.socketPath, { force: true });
+    this.datapath.close();
+    this.log.info('agent stopped');
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * `weft agent --config FILE`: a host's desired state from a YAML file, for running without
+ * a controller. Every problem is reported with the file, the field and why:
+ *
+ *   h1.yaml: networks[1].vni: VNI 100 is used by network blue already
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
+import { VXLAN_PORT } from '../wire/udp.js';
+import { VNI_MAX } from '../wire/vxlan.js';
+import { parseIpv4 } from '../wire/bytes.js';
+import type { HostState, PortState } from './desired-state.js';
+
+export class ConfigError extends Error {
+  readonly code = 'ECONFIG';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(problems.map((p) => `${file}: ${p}`).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/i, 'a name of letters, digits, "-", "_" and ".", up to 63 characters');
+const ipv4 = z.string().refine((s) => {
+  try {
+    parseIpv4(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'an IPv4 address such as 10.0.0.1');
+const udpPort = z.number().int().min(1).max(65535);
+/** Linux interface names: at most 15 bytes, no "/" or whitespace. */
+const ifname = z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":" or spaces');
+
+const remote = z.union([ipv4, z.object({ address: ipv4, port: udpPort.optional() }).strict()]);
+
+const backend = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('tap'), device: ifname, netns: z.string().min(1).optional() }).strict(),
+  z.object({ type: z.literal('memory') }).strict(),
+]);
+
+const vid = z.coerce.number().int().min(1).max(4094);
+
+const schema = z.object({
+  host: name,
+  underlay: z.object({
+    address: ipv4,
+    port: udpPort.default(VXLAN_PORT),
+    mtu: z.number().int().min(576).max(65535).default(1500),
+  }).strict(),
+  networks: z.array(z.object({
+    name,
+    vni: z.number().int().min(1).max(VNI_MAX),
+    encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
+    remotes: z.array(remote).default([]),
+  }).strict()).default([]),
+  ports: z.array(z.object({
+    name,
+    network: name.optional(),
+    trunk: z.object({
+      vlans: z.record(z.string(), name).refine((r) => Object.keys(r).every((k) => vid.safeParse(k).success), 'VLAN IDs must be 1..4094'),
+      native: name.optional(),
+    }).strict().optional(),
+    backend,
+  }).strict()).default([]),
+  limits: z.object({
+    maxPorts: z.number().int().min(1).max(4096).default(64),
+    fdbLimit: z.number().int().min(1).max(1_000_000).default(4096),
+    fdbAgingSeconds: z.number().int().min(1).max(86_400).default(300),
+  }).strict().default({ maxPorts: 64, fdbLimit: 4096, fdbAgingSeconds: 300 }),
+}).strict();
+
+function pathText(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((out, k) => (typeof k === 'number' ? `${out}[${k}]` : out ? `${out}.${String(k)}` : String(k)), '') || '(top level)';
+}
+
+/** Validates a parsed document; `file` names it in errors. */
+export function hostStateFrom(doc: unknown, file: string): HostState {
+  const parsed = schema.safeParse(doc);
+  if (!parsed.success) {
+    throw new ConfigError(file, parsed.error.issues.map((i) => `${pathText(i.path)}: ${i.message}`));
+  }
+  const c = parsed.data;
+  const problems: string[] = [];
+  const byName = new Map<string, number>();
+  const byVni = new Map<number, string>();
+  c.networks.forEach((n, i) => {
+    if (byName.has(n.name)) problems.push(`networks[${i}].name: network ${n.name} is defined twice`);
+    byName.set(n.name, i);
+    const other = byVni.get(n.vni);
+    if (other !== undefined) problems.push(`networks[${i}].vni: VNI ${n.vni} is used by network ${other} already`);
+    byVni.set(n.vni, n.name);
+    n.remotes.forEach((r, k) => {
+      const address = typeof r === 'string' ? r : r.address;
+      if (address === c.underlay.address) problems.push(`networks[${i}].remotes[${k}]: ${address} is this host's own underlay address`);
+    });
+  });
+  const portNames = new Set<string>();
+  const ports: PortState[] = [];
+  c.ports.forEach((p, i) => {
+    const at = `ports[${i}]`;
+    if (portNames.has(p.name)) problems.push(`${at}.name: port ${p.name} is defined twice`);
+    portNames.add(p.name);
+    const known = (n: string, field: string) => {
+      if (!byName.has(n)) problems.push(`${at}.${field}: no network named ${n} (networks: ${[...byName.keys()].join(', ') || 'none'})`);
+    };
+    if ((p.network === undefined) === (p.trunk === undefined)) {
+      problems.push(`${at}: give either network (an access port) or trunk (a trunk port), not ${p.network ? 'both' : 'neither'}`);
+      return;
+    }
+    if (p.network !== undefined) {
+      known(p.network, 'network');
+      ports.push({ name: p.name, mode: 'access', network: p.network, backend: p.backend });
+    } else {
+      const vlans: Record<number, string> = {};
+      for (const [v, n] of Object.entries(p.trunk!.vlans)) {
+        known(n, `trunk.vlans.${v}`);
+        vlans[Number(v)] = n;
+      }
+      if (p.trunk!.native !== undefined) known(p.trunk!.native, 'trunk.native');
+      ports.push({ name: p.name, mode: 'trunk', vlans, nativeNetwork: p.trunk!.native, backend: p.backend });
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return {
+    host: c.host,
+    underlay: c.underlay,
+    networks: c.networks.map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      encapsulation: n.encapsulation as HostState['networks'][number]['encapsulation'],
+      remotes: n.remotes.map((r) => (typeof r === 'string' ? { address: r, port: c.underlay.port } : { address: r.address, port: r.port ?? c.underlay.port })),
+    })),
+    ports,
+    limits: c.limits,
+  };
+}
+
+/** Reads and validates a config file. Throws ConfigError naming the file and each problem. */
+export function loadConfig(file: string): HostState {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read it: ${(err as Error).message}`]);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((e) => `line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`));
+  }
+  return hostStateFrom(doc.toJS(), file);
+}

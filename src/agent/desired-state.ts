@@ -1,0 +1,37 @@
+/**
+ * The desired state of one host: what its data path should hold. A static config file is
+ * one source of it (src/agent/config.ts); a controller's watch stream will be another. The
+ * reconciler (src/agent/reconciler.ts) makes the data path match it, whatever the source.
+ */
+import type { Encapsulation } from '../datapath/encapsulation.js';
+
+export interface RemoteHost {
+  /** Underlay IPv4 address of the remote VTEP. */
+  address: string;
+  port: number;
+}
+
+export interface NetworkState {
+  name: string;
+  vni: number;
+  encapsulation: Encapsulation;
+  /** The hosts that share this network: flooded frames are replicated to each. */
+  remotes: RemoteHost[];
+}
+
+export type BackendState =
+  | { type: 'tap'; device: string; netns?: string }
+  /** An in-memory port, for tests and simulations. */
+  | { type: 'memory' };
+
+export type PortState =
+  | { name: string; mode: 'access'; network: string; backend: BackendState }
+  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState };
+
+export interface HostState {
+  host: string;
+  underlay: { address: string; port: number; mtu: number };
+  networks: NetworkState[];
+  ports: PortState[];
+  limits: { maxPorts: number; fdbLimit: number; fdbAgingSeconds: number };
+}

@@ -1,0 +1,111 @@
+/**
+ * Makes a data path match a desired state, touching only what differs: a port or network
+ * that did not change keeps its counters, its learned MACs and its traffic.
+ *
+ * A port whose backend cannot be opened yet (its VM's namespace is not there, say) is
+ * remembered with the reason and retried on the next `apply`; the rest goes ahead.
+ */
+import type { PortBackend } from '../datapath/backend.js';
+import type { Datapath } from '../datapath/datapath.js';
+import { parseIpv4 } from '../wire/bytes.js';
+import type { BackendState, HostState, NetworkState, PortState } from './desired-state.js';
+
+export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
+
+export interface ReconcileResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  /** Ports that could not be attached, with why. */
+  pending: Record<string, string>;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+export class Reconciler {
+  private networks = new Map<string, NetworkState>();
+  private ports = new Map<string, PortState>();
+  private readonly pending = new Map<string, string>();
+
+  constructor(
+    private readonly datapath: Datapath,
+    private readonly open: BackendOpener,
+    private readonly clock: () => number,
+  ) {}
+
+  /** Ports the data path does not have yet, with the reason. */
+  pendingPorts(): Record<string, string> {
+    return Object.fromEntries(this.pending);
+  }
+
+  apply(desired: HostState): ReconcileResult {
+    const result: ReconcileResult = { added: [], removed: [], changed: [], pending: {} };
+    const dp = this.datapath;
+    const wantNets = new Map(desired.networks.map((n) => [n.name, n]));
+    const wantPorts = new Map(desired.ports.map((p) => [p.name, p]));
+    const rebuilt = new Set<string>();
+    for (const [name, net] of this.networks) {
+      const want = wantNets.get(name);
+      if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation) rebuilt.add(name);
+    }
+    const portNetworks = (p: PortState) => (p.mode === 'access' ? [p.network] : [...Object.values(p.vlans), ...(p.nativeNetwork ? [p.nativeNetwork] : [])]);
+
+    // 1. Ports that went, changed, or sit on a network being rebuilt.
+    for (const [name, have] of this.ports) {
+      const want = wantPorts.get(name);
+      if (want && same(want, have) && !portNetworks(have).some((n) => rebuilt.has(n))) continue;
+      dp.removePort(name);
+      this.ports.delete(name);
+      (want ? result.changed : result.removed).push(`port ${name}`);
+    }
+    for (const name of this.pending.keys()) if (!wantPorts.has(name)) this.pending.delete(name);
+
+    // 2. Networks that went or changed identity; then remote hosts of the rest.
+    for (const name of rebuilt) {
+      dp.removeNetwork(name);
+      this.networks.delete(name);
+      (wantNets.has(name) ? result.changed : result.removed).push(`network ${name}`);
+    }
+    for (const want of desired.networks) {
+      const have = this.networks.get(want.name);
+      if (!have) {
+        dp.addNetwork(want);
+        result.added.push(`network ${want.name}`);
+      }
+      const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
+      const haveRemotes = new Set((have?.remotes ?? []).map(key));
+      const wantRemotes = new Set(want.remotes.map(key));
+      for (const r of have?.remotes ?? []) if (!wantRemotes.has(key(r))) dp.removeRemote(want.name, parseIpv4(r.address), r.port);
+      for (const r of want.remotes) if (!haveRemotes.has(key(r))) dp.addRemote(want.name, parseIpv4(r.address), r.port);
+      if (have && !same(have.remotes, want.remotes)) result.changed.push(`network ${want.name}`);
+      this.networks.set(want.name, want);
+    }
+
+    // 3. Ports to attach (new, changed, or still pending from an earlier apply).
+    for (const want of desired.ports) {
+      if (this.ports.has(want.name)) continue;
+      let backend: PortBackend;
+      try {
+        backend = this.open(want, want.backend);
+      } catch (err) {
+        this.pending.set(want.name, (err as Error).message);
+        continue;
+      }
+      try {
+        dp.addPort(want.mode === 'access'
+          ? { name: want.name, backend, mode: 'access', network: want.network }
+          : { name: want.name, backend, mode: 'trunk', vlans: want.vlans, nativeNetwork: want.nativeNetwork });
+      } catch (err) {
+        backend.close();
+        this.pending.set(want.name, (err as Error).message);
+        continue;
+      }
+      this.pending.delete(want.name);
+      this.ports.set(want.name, want);
+      dp.startPort(want.name, this.clock);
+      if (!result.changed.includes(`port ${want.name}`)) result.added.push(`port ${want.name}`);
+    }
+    result.pending = this.pendingPorts();
+    return result;
+  }
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * The weft command line. Every subcommand's errors end in reportAndExit: a sentence and a
+ * nonzero exit status, never a stack trace.
+ */
+import { createWriteStream } from 'node:fs';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { Agent, defaultSocketPath } from '../agent/agent.js';
+import { loadConfig } from '../agent/config.js';
+import { labDown, labExec, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
+import { loadTopology } from '../lab/topology.js';
+import { reportAndExit, UsageError } from './errors.js';
+import { fetchStats, renderStats } from './stats.js';
+import { getStream } from './unix-http.js';
+
+const program = new Command('weft')
+  .description('Virtual networks for VMs and containers: an agent per host, overlays between them.')
+  .showHelpAfterError();
+
+program.command('agent')
+  .description('run the agent of this host')
+  .requiredOption('-c, --config <file>', 'the host\'s YAML config (networks, remote hosts, ports)')
+  .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+  .action(async (opts: { config: string; socket?: string; logLevel: string }) => {
+    const state = loadConfig(opts.config);
+    const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
+    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host));
+    await agent.start();
+    process.on('SIGHUP', () => agent.reload(opts.config));
+    const stop = () => void agent.stop().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+/** The control socket named by --socket, or by --lab and --host. */
+function socketOf(opts: { socket?: string; lab?: string; host?: string }): string {
+  if (opts.socket) return opts.socket;
+  if (opts.lab && opts.host) return agentSocket(opts.lab, opts.host);
+  if (opts.host) return defaultSocketPath(opts.host);
+  throw new UsageError('say which agent: --socket PATH, --host HOST, or --lab LAB --host HOST');
+}
+
+const agentOptions = (cmd: Command) => cmd
+  .option('-s, --socket <path>', 'the agent\'s control socket')
+  .option('--host <host>', 'the agent of this host (its default socket, or in --lab)')
+  .option('--lab <lab>', 'an agent of this lab');
+
+agentOptions(program.command('stats'))
+  .description('show an agent\'s counters: ports, tunnels, underlay, networks')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (opts) => {
+    const s = await fetchStats(socketOf(opts));
+    console.log(opts.output === 'json' ? JSON.stringify(s, null, 2) : renderStats(s));
+  });
+
+agentOptions(program.command('capture'))
+  .description('write a pcap of a port\'s frames, or of tunnel traffic (inner frames or outer packets)')
+  .option('-p, --port <name>', 'capture this port')
+  .option('-t, --tunnel <address>', 'capture tunnels to this remote host address ("all" for every tunnel)')
+  .addOption(new Option('--layer <layer>', 'for tunnels: the inner frames or the outer UDP packets').choices(['inner', 'outer']).default('inner'))
+  .option('-c, --count <n>', 'stop after n frames', '0')
+  .option('-d, --duration <seconds>', 'stop after this many seconds')
+  .requiredOption('-w, --write <file>', 'the pcap file to write ("-" for standard output)')
+  .action(async (opts) => {
+    if (!opts.port === !opts.tunnel) throw new UsageError('give --port NAME or --tunnel ADDRESS');
+    const query = new URLSearchParams({ ...(opts.port ? { port: opts.port } : { tunnel: opts.tunnel }), layer: opts.layer, count: opts.count });
+    const res = await getStream(socketOf(opts), `/v1/capture?${query}`);
+    if ((res.statusCode ?? 500) >= 400) {
+      let body = '';
+      for await (const c of res) body += c;
+      throw new Error((JSON.parse(body) as { error: string }).error);
+    }
+    const out = opts.write === '-' ? process.stdout : createWriteStream(opts.write);
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.duration) timer = setTimeout(() => res.destroy(), Number(opts.duration) * 1000);
+    process.once('SIGINT', () => res.destroy());
+    await new Promise<void>((resolve) => {
+      res.pipe(out);
+      res.on('close', () => {
+        clearTimeout(timer);
+        if (out !== process.stdout) out.end(resolve);
+        else resolve();
+      });
+    });
+  });
+
+const lab = program.command('lab').description('build multi-host topologies on this machine in network namespaces');
+
+lab.command('up')
+  .argument('<file>', 'a topology file (see examples/quickstart.yaml)')
+  .description('build the lab: an underlay, hosts running agents, VMs on networks')
+  .action(async (file: string) => {
+    const plan = loadTopology(file);
+    console.log(`building lab ${plan.name}: ${plan.hosts.length} hosts, ${plan.networks.length} networks, ${plan.vms.length} VMs`);
+    await labUp(plan, (line) => console.log(`  ${line}`));
+    console.log(`lab ${plan.name} is up. Try: weft lab exec ${plan.name} ${plan.vms[0]?.name ?? 'VM'} -- ping -c 3 ADDRESS`);
+  });
+
+lab.command('down')
+  .argument('<lab>', 'the lab\'s name')
+  .description('remove every namespace, link, process and file of the lab')
+  .action((name: string) => {
+    const r = labDown(name);
+    console.log(`lab ${name} removed: ${r.namespaces} namespaces, ${r.processes} processes`);
+  });
+
+lab.command('exec')
+  .argument('<lab>')
+  .argument('<vm>', 'a VM (or host) of the lab')
+  .argument('<command...>', 'the command, after --')
+  .description('run a command inside a VM of the lab')
+  .action(async (name: string, vm: string, command: string[]) => {
+    const r = await labExec(name, vm, command);
+    process.exitCode = r.code;
+  });
+
+lab.command('list')
+  .description('list the labs on this machine')
+  .action(() => {
+    for (const name of listLabs()) {
+      const s = readLabState(name);
+      console.log(s ? `${name}\t${s.plan.hosts.length} hosts, ${s.plan.vms.length} VMs, since ${s.createdAt}` : `${name}\t(incomplete: weft lab down ${name})`);
+    }
+  });
+
+program.parseAsync(process.argv).catch(reportAndExit);

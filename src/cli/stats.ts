@@ -1,0 +1,34 @@
+/** `weft stats`: what an agent's data path has counted. */
+import type { DatapathStats } from '../datapath/datapath.js';
+import { drops, table } from './format.js';
+import { getJson } from './unix-http.js';
+
+export type AgentStats = DatapathStats & { host: string; uptimeSeconds: number; pendingPorts: Record<string, string> };
+
+export function fetchStats(socketPath: string): Promise<AgentStats> {
+  return getJson<AgentStats>(socketPath, '/v1/stats');
+}
+
+export function renderStats(s: AgentStats): string {
+  const out: string[] = [`host ${s.host}, up ${s.uptimeSeconds}s`, ''];
+  out.push(table(
+    ['PORT', 'MODE', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
+    s.ports.map((p) => [p.name, p.failed ? `FAILED: ${p.failed}` : p.mode, p.networks.join(','), String(p.rx.frames), String(p.rx.bytes), String(p.tx.frames), String(p.tx.bytes), drops(p.drops)]),
+  ));
+  for (const [port, why] of Object.entries(s.pendingPorts)) out.push(`${port}: not attached: ${why}`);
+  out.push('');
+  out.push(table(
+    ['TUNNEL', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
+    s.tunnels.map((t) => [t.remote, t.networks.join(','), String(t.rx.frames), String(t.rx.bytes), String(t.tx.frames), String(t.tx.bytes), drops(t.drops)]),
+  ));
+  if (s.underlay) {
+    out.push('');
+    const u = s.underlay;
+    out.push(table(['UNDERLAY', 'MTU', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
+      [[u.local, String(u.mtu), String(u.rx.frames), String(u.rx.bytes), String(u.tx.frames), String(u.tx.bytes), drops(u.drops)]]));
+  }
+  out.push('');
+  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)'],
+    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused)])));
+  return out.join('\n');
+}

@@ -1,0 +1,39 @@
+/**
+ * The native addon (native/weft_native.c), typed. Built by node-gyp at `npm ci`.
+ * See the C file for each call's exact contract; in short, batch calls take the caller's
+ * memory and offsets, never keep them, and report errors as negative errno values.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export interface WatchHandle {
+  readonly __brand: 'WatchHandle';
+}
+
+export interface Native {
+  tapOpen(name: string, netnsPath: string | null): { fd: number; name: string };
+  readFrames(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;
+  writeFrames(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
+  udpOpen(address: string, port: number, bufferBytes: number): number;
+  udpRecv(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number,
+    lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array): number;
+  udpSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array, count: number): number;
+  close(fd: number): void;
+  watchReadable(fd: number, callback: (status: number) => void): WatchHandle;
+  unwatch(handle: WatchHandle): void;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const native: Native = createRequire(import.meta.url)(join(root, 'build', 'Release', 'weft_native.node')) as Native;
+
+/** An errno from a batch call, as an Error with the errno's name where we know it. */
+export class IoError extends Error {
+  constructor(
+    readonly what: string,
+    readonly errno: number,
+  ) {
+    super(`${what}: errno ${errno}`);
+    this.name = 'IoError';
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * A port backed by a Linux TAP device. The fd is non-blocking and watched on libuv's event
+ * loop; frames are read and written in batches by the native addon, never on the thread
+ * pool. A TAP may live in another network namespace (the lab's VMs, a container): the addon
+ * enters that namespace only for the open, and the fd works from ours afterwards.
+ */
+import { existsSync } from 'node:fs';
+import type { PortBackend } from '../datapath/backend.js';
+import { IoError, native, type WatchHandle } from './native.js';
+
+/** Where `ip netns add NAME` puts a namespace. */
+export function netnsPath(nameOrPath: string): string {
+  return nameOrPath.includes('/') ? nameOrPath : `/run/netns/${nameOrPath}`;
+}
+
+export class TapPort implements PortBackend {
+  readonly description: string;
+  private watch: WatchHandle | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly fd: number,
+    readonly device: string,
+    readonly netns: string | null,
+  ) {
+    this.description = netns ? `tap ${device} in netns ${netns}` : `tap ${device}`;
+  }
+
+  /**
+   * Attaches to the TAP device `device` (made by `ip tuntap add ... mode tap`, or by a
+   * hypervisor), creating it when it does not exist. With `netns`, the device is looked up
+   * (or made) in that network namespace.
+   */
+  static open(device: string, netns?: string): TapPort {
+    const ns = netns ? netnsPath(netns) : null;
+    if (ns && !existsSync(ns)) throw new Error(`network namespace ${netns} does not exist (${ns})`);
+    const { fd, name } = native.tapOpen(device, ns);
+    return new TapPort(fd, name, netns ?? null);
+  }
+
+  readBatch(mem: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number {
+    const n = native.readFrames(this.fd, mem, base, stride, capacity, max, lengths);
+    if (n < 0) throw new IoError(`reading ${this.description}`, -n);
+    return n;
+  }
+
+  writeBatch(mem: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number {
+    return native.writeFrames(this.fd, mem, offsets, lengths, count);
+  }
+
+  start(onReadable: () => void): void {
+    if (this.watch || this.closed) return;
+    // A poll error (the device is gone) also calls back: the read then throws and the data
+    // path marks the port failed and closes it.
+    this.watch = native.watchReadable(this.fd, onReadable);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.watch) native.unwatch(this.watch);
+    this.watch = null;
+    native.close(this.fd);
+  }
+}

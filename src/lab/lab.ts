@@ -1,0 +1,324 @@
+/**
+ * `weft lab`: builds a topology's hosts and VMs on this machine in network namespaces,
+ * runs a Weft agent per host, and tears all of it down again.
+ *
+ * Layout (LAB = the lab's name):
+ *   weft-LAB-underlay   a bridge br0: the physical network between hosts
+ *   weft-LAB-HOST       a host: eth0 on the underlay; runs `weft agent` (or, with
+ *                       datapath: linux, a kernel bridge and VXLAN device per network)
+ *   weft-LAB-VM         a VM: eth0 is a TAP device the host's agent attaches to (a veth
+ *                       pair on a linux host); trunk VMs get eth0.VID subinterfaces
+ * State (pids, logs, agent configs and sockets) lives in /run/weft/lab/LAB.
+ *
+ * `down` finds what to remove by name as well as from the state file, so it cleans up after
+ * a failed `up`, a killed agent or a lost state directory alike.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { stringify } from 'yaml';
+import { overlayMtu } from '../datapath/encapsulation.js';
+import type { LabHost, LabPlan } from './topology.js';
+import { labNetnsPrefix } from './topology.js';
+import { fetchStats } from '../cli/stats.js';
+
+export const LAB_ROOT = '/run/weft/lab';
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const READY_TIMEOUT_MS = 15_000;
+
+export class LabError extends Error {
+  readonly code = 'ELAB';
+}
+
+export interface LabState {
+  name: string;
+  plan: LabPlan;
+  agents: Record<string, number>;
+  createdAt: string;
+}
+
+export function labDir(name: string): string {
+  return join(LAB_ROOT, name);
+}
+
+export function agentSocket(lab: string, host: string): string {
+  return join(labDir(lab), `${host}.sock`);
+}
+
+/** Runs a command; throws LabError with its stderr when it fails. */
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new LabError(`${cmd} ${args.join(' ')}: ${r.error.message}`);
+  if (r.status !== 0) throw new LabError(`${cmd} ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+const ip = (...args: string[]) => sh('ip', args);
+const inNs = (ns: string, ...args: string[]) => sh('ip', ['-n', ns, ...args]);
+
+export function readLabState(name: string): LabState | null {
+  const file = join(labDir(name), 'state.json');
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+function writeState(state: LabState): void {
+  writeFileSync(join(labDir(state.name), 'state.json'), JSON.stringify(state, null, 2));
+}
+
+function listNetns(): string[] {
+  return ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+}
+
+export function listLabs(): string[] {
+  const fromDirs = existsSync(LAB_ROOT) ? readdirSync(LAB_ROOT) : [];
+  const fromNs = listNetns().filter((n) => n.startsWith('weft-') && n.endsWith('-underlay')).map((n) => n.slice(5, -'-underlay'.length));
+  return [...new Set([...fromDirs, ...fromNs])].sort();
+}
+
+/** Builds the lab. On any failure (or Ctrl-C) it removes what it made and rethrows. */
+export async function labUp(plan: LabPlan, log: (line: string) => void = () => {}): Promise<LabState> {
+  if (process.getuid?.() !== 0) throw new LabError('the lab needs root: it creates network namespaces and TAP devices');
+  if (readLabState(plan.name) || listNetns().some((n) => n.startsWith(labNetnsPrefix(plan.name)))) {
+    throw new LabError(`lab ${plan.name} exists already: weft lab down ${plan.name}`);
+  }
+  const state: LabState = { name: plan.name, plan, agents: {}, createdAt: new Date().toISOString() };
+  mkdirSync(labDir(plan.name), { recursive: true });
+  writeState(state);
+  const onSignal = () => {
+    labDown(plan.name);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    buildUnderlay(plan);
+    for (const host of plan.hosts) buildHost(plan, host);
+    for (const vm of plan.vms) buildVm(plan, vm);
+    for (const host of plan.hosts) {
+      if (host.datapath === 'weft') {
+        state.agents[host.name] = startAgent(plan, host);
+        writeState(state);
+      } else {
+        buildLinuxDatapath(plan, host);
+      }
+    }
+    await waitReady(plan, state);
+    for (const vm of plan.vms) {
+      for (const a of vm.attachments) log(`${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
+    }
+    return state;
+  } catch (err) {
+    labDown(plan.name);
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+function buildUnderlay(plan: LabPlan): void {
+  const ns = plan.underlayNetns;
+  ip('netns', 'add', ns);
+  inNs(ns, 'link', 'set', 'lo', 'up');
+  inNs(ns, 'link', 'add', 'br0', 'type', 'bridge');
+  inNs(ns, 'link', 'set', 'br0', 'mtu', String(plan.underlayMtu), 'up');
+}
+
+function buildHost(plan: LabPlan, host: LabHost): void {
+  const ns = host.netns;
+  ip('netns', 'add', ns);
+  inNs(ns, 'link', 'set', 'lo', 'up');
+  const peer = `h${host.index}`;
+  inNs(ns, 'link', 'add', 'eth0', 'mtu', String(plan.underlayMtu), 'type', 'veth', 'peer', 'name', peer, 'netns', plan.underlayNetns);
+  inNs(plan.underlayNetns, 'link', 'set', peer, 'mtu', String(plan.underlayMtu), 'master', 'br0', 'up');
+  inNs(ns, 'addr', 'add', `${host.address}/${plan.underlayPrefix}`, 'dev', 'eth0');
+  inNs(ns, 'link', 'set', 'eth0', 'up');
+}
+
+function networkMtu(plan: LabPlan, network: string): number {
+  const net = plan.networks.find((n) => n.name === network)!;
+  return overlayMtu(plan.underlayMtu, net.encapsulation);
+}
+
+function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
+  const ns = vm.netns;
+  ip('netns', 'add', ns);
+  inNs(ns, 'link', 'set', 'lo', 'up');
+  const mtu = vm.mtu ?? Math.min(...vm.attachments.map((a) => networkMtu(plan, a.network)));
+  if (vm.host.datapath === 'weft') {
+    // A persistent TAP: it outlives an agent restart, and the agent attaches to it by name.
+    inNs(ns, 'tuntap', 'add', 'dev', 'eth0', 'mode', 'tap');
+  } else {
+    const peer = `v${plan.vms.indexOf(vm)}`;
+    inNs(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', peer, 'netns', vm.host.netns);
+  }
+  inNs(ns, 'link', 'set', 'eth0', 'address', vm.mac, 'mtu', String(mtu), 'up');
+  for (const a of vm.attachments) {
+    let dev = 'eth0';
+    if (a.vid !== null) {
+      dev = `eth0.${a.vid}`;
+      inNs(ns, 'link', 'add', 'link', 'eth0', 'name', dev, 'type', 'vlan', 'id', String(a.vid));
+      inNs(ns, 'link', 'set', dev, 'mtu', String(mtu), 'up');
+    }
+    inNs(ns, 'addr', 'add', a.ip, 'dev', dev);
+  }
+}
+
+/** The agent config of a Weft host: its networks, their other hosts, and its VMs' TAPs. */
+export function agentConfig(plan: LabPlan, host: LabHost): object {
+  const vms = plan.vms.filter((v) => v.host === host);
+  const networks = plan.networks.filter((n) => n.hosts.includes(host.name));
+  return {
+    host: host.name,
+    underlay: { address: host.address, mtu: plan.underlayMtu },
+    networks: networks.map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      encapsulation: n.encapsulation,
+      remotes: n.hosts.filter((h) => h !== host.name).map((h) => plan.hosts.find((x) => x.name === h)!.address),
+    })),
+    ports: vms.map((vm) => {
+      const backend = { type: 'tap', device: 'eth0', netns: vm.netns };
+      if (vm.attachments.length === 1 && vm.attachments[0].vid === null) {
+        return { name: vm.name, network: vm.attachments[0].network, backend };
+      }
+      return { name: vm.name, trunk: { vlans: Object.fromEntries(vm.attachments.map((a) => [String(a.vid), a.network])) }, backend };
+    }),
+  };
+}
+
+function startAgent(plan: LabPlan, host: LabHost): number {
+  const dir = labDir(plan.name);
+  const config = join(dir, `${host.name}.yaml`);
+  writeFileSync(config, stringify(agentConfig(plan, host)));
+  const logFd = openSync(join(dir, `${host.name}.log`), 'a');
+  const child = spawn('ip', ['netns', 'exec', host.netns, process.execPath, CLI, 'agent', '--config', config, '--socket', agentSocket(plan.name, host.name)], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+  });
+  child.unref();
+  if (child.pid === undefined) throw new LabError(`could not start the agent of ${host.name}`);
+  return child.pid;
+}
+
+/** The kernel's own overlay, as a reference peer: a bridge per network, a VXLAN device in
+ * it with a flood entry per remote host (head-end replication), and the VMs' veths. */
+function buildLinuxDatapath(plan: LabPlan, host: LabHost): void {
+  const ns = host.netns;
+  for (const net of plan.networks.filter((n) => n.hosts.includes(host.name))) {
+    const br = `br${net.vni}`;
+    const vx = `vx${net.vni}`;
+    inNs(ns, 'link', 'add', br, 'type', 'bridge');
+    // Learning on (the kernel default): remote MACs are learned from received frames.
+    inNs(ns, 'link', 'add', vx, 'type', 'vxlan', 'id', String(net.vni), 'local', host.address, 'dstport', '4789');
+    inNs(ns, 'link', 'set', vx, 'master', br, 'mtu', String(networkMtu(plan, net.name)), 'up');
+    inNs(ns, 'link', 'set', br, 'up');
+    for (const other of net.hosts.filter((h) => h !== host.name)) {
+      const address = plan.hosts.find((h) => h.name === other)!.address;
+      sh('bridge', ['-n', ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', vx, 'dst', address]);
+    }
+  }
+  plan.vms.forEach((vm, i) => {
+    if (vm.host !== host) return;
+    const net = plan.networks.find((n) => n.name === vm.attachments[0].network)!;
+    inNs(ns, 'link', 'set', `v${i}`, 'master', `br${net.vni}`, 'mtu', String(networkMtu(plan, net.name)), 'up');
+  });
+}
+
+async function waitReady(plan: LabPlan, state: LabState): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (const host of plan.hosts.filter((h) => h.datapath === 'weft')) {
+    const want = plan.vms.filter((v) => v.host === host).length;
+    for (;;) {
+      const pid = state.agents[host.name];
+      if (!processAlive(pid)) {
+        throw new LabError(`the agent of ${host.name} exited:\n${tail(join(labDir(plan.name), `${host.name}.log`))}`);
+      }
+      try {
+        const s = await fetchStats(agentSocket(plan.name, host.name));
+        if (s.ports.length === want && Object.keys(s.pendingPorts).length === 0) break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        throw new LabError(`the agent of ${host.name} did not attach its ports in ${READY_TIMEOUT_MS / 1000}s:\n${tail(join(labDir(plan.name), `${host.name}.log`))}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-10).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export function processAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function killAndWait(pids: number[]): void {
+  const alive = () => pids.filter(processAlive);
+  for (const pid of alive()) {
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  }
+  const deadline = Date.now() + 3000;
+  while (alive().length > 0 && Date.now() < deadline) spawnSync('sleep', ['0.05']);
+  for (const pid of alive()) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
+/**
+ * Removes everything of lab `name`: its agents and every process left in its namespaces,
+ * the namespaces themselves (and with them every link and TAP in them), and its state.
+ * Safe to run again, and on a lab that was only half built.
+ */
+export function labDown(name: string): { namespaces: number; processes: number } {
+  const prefix = labNetnsPrefix(name);
+  const namespaces = listNetns().filter((n) => n.startsWith(prefix));
+  const state = readLabState(name);
+  const pids = new Set<number>(Object.values(state?.agents ?? {}));
+  for (const ns of namespaces) {
+    const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+    for (const p of (r.stdout ?? '').split('\n').filter(Boolean)) pids.add(Number(p));
+  }
+  const ours = [...pids].filter((p) => p !== process.pid);
+  killAndWait(ours);
+  for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
+  rmSync(labDir(name), { recursive: true, force: true });
+  return { namespaces: namespaces.length, processes: ours.length };
+}
+
+/** Runs a command inside a VM (or host) of the lab; resolves to its exit code. */
+export function labExec(lab: string, target: string, command: string[], stdio: 'inherit' | 'pipe' = 'inherit'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const ns = labNetnsPrefix(lab) + target;
+  if (!listNetns().includes(ns)) {
+    const known = listNetns().filter((n) => n.startsWith(labNetnsPrefix(lab))).map((n) => n.slice(labNetnsPrefix(lab).length));
+    throw new LabError(known.length > 0 ? `lab ${lab} has no VM or host ${target} (it has: ${known.join(', ')})` : `there is no lab ${lab}`);
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: stdio === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => (stdout += d));
+    child.stderr?.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+  });
+}

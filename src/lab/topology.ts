@@ -1,0 +1,163 @@
+/**
+ * A lab topology file: hosts, networks and VMs to build on one Linux machine.
+ *
+ *   name: quickstart
+ *   hosts: [{ name: h1 }, { name: h2, datapath: linux }]
+ *   networks: [{ name: blue, vni: 100, encapsulation: vxlan }]
+ *   vms:
+ *     - { name: blue1, host: h1, network: blue, ip: 10.10.0.1/24 }
+ *     - { name: both, host: h1, trunk: { 10: { network: blue, ip: 10.10.0.9/24 } } }
+ *
+ * A host's datapath is `weft` (an agent) or `linux` (a kernel bridge with a VXLAN device:
+ * the reference peer for interoperability and benchmarks).
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../agent/config.js';
+import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
+import { formatIpv4, formatMac, parseIpv4 } from '../wire/bytes.js';
+
+const name = z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'a lowercase name: a letter, then letters, digits or "-", at most 12 characters');
+const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with a prefix length, such as 10.0.0.1/24');
+
+const schema = z.object({
+  name,
+  underlay: z.object({
+    subnet: cidr.default('10.99.0.0/24'),
+    mtu: z.number().int().min(1280).max(9000).default(1500),
+  }).strict().default({ subnet: '10.99.0.0/24', mtu: 1500 }),
+  hosts: z.array(z.object({ name, datapath: z.enum(['weft', 'linux']).default('weft') }).strict()).min(1),
+  networks: z.array(z.object({
+    name,
+    vni: z.number().int().min(1).max(0xffffff),
+    encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
+  }).strict()).default([]),
+  vms: z.array(z.object({
+    name,
+    host: name,
+    network: name.optional(),
+    ip: cidr.optional(),
+    trunk: z.record(z.string().regex(/^\d{1,4}$/), z.object({ network: name, ip: cidr }).strict()).optional(),
+    /** The VM's interface MTU; defaults to its network's overlay MTU. */
+    mtu: z.number().int().min(576).max(9000).optional(),
+  }).strict()).default([]),
+}).strict();
+
+export type Topology = z.infer<typeof schema>;
+
+export interface LabHost {
+  name: string;
+  index: number;
+  datapath: 'weft' | 'linux';
+  address: string;
+  netns: string;
+}
+
+export interface LabVm {
+  name: string;
+  host: LabHost;
+  netns: string;
+  mac: string;
+  mtu: number | undefined;
+  /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
+  attachments: Array<{ vid: number | null; network: string; ip: string }>;
+}
+
+export interface LabPlan {
+  name: string;
+  underlayNetns: string;
+  underlayPrefix: number;
+  underlayMtu: number;
+  hosts: LabHost[];
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; hosts: string[] }>;
+  vms: LabVm[];
+}
+
+export const NETNS_PREFIX = 'weft-';
+
+export function labNetnsPrefix(lab: string): string {
+  return `${NETNS_PREFIX}${lab}-`;
+}
+
+/** Checks a topology and works out every name and address the lab will use. */
+export function planLab(doc: unknown, file: string): LabPlan {
+  const parsed = schema.safeParse(doc);
+  if (!parsed.success) {
+    throw new ConfigError(file, parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`));
+  }
+  const t = parsed.data;
+  const problems: string[] = [];
+  const prefix = labNetnsPrefix(t.name);
+  const [subnetText, lenText] = t.underlay.subnet.split('/');
+  const base = parseIpv4(subnetText);
+  const prefixLen = Number(lenText);
+  const taken = new Set<string>(['underlay']);
+  const claim = (n: string, what: string) => {
+    if (taken.has(n)) problems.push(`${what} ${n}: the name is used already (hosts and VMs share one namespace of names, and "underlay" is reserved)`);
+    taken.add(n);
+  };
+  const hosts: LabHost[] = t.hosts.map((h, i) => {
+    claim(h.name, 'host');
+    return { name: h.name, index: i, datapath: h.datapath, address: formatIpv4(base + i + 1), netns: prefix + h.name };
+  });
+  if (hosts.length + 2 > 2 ** (32 - prefixLen)) problems.push(`underlay.subnet: ${t.underlay.subnet} is too small for ${hosts.length} hosts`);
+  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, hosts: [] as string[] }]));
+  const vnis = new Set<number>();
+  for (const n of t.networks) {
+    if (vnis.has(n.vni)) problems.push(`networks: VNI ${n.vni} is used twice`);
+    vnis.add(n.vni);
+  }
+  const vms: LabVm[] = t.vms.map((v, i) => {
+    claim(v.name, 'vm');
+    const host = hosts.find((h) => h.name === v.host);
+    if (!host) problems.push(`vms[${i}].host: no host named ${v.host}`);
+    const attachments: LabVm['attachments'] = [];
+    if ((v.network === undefined) === (v.trunk === undefined)) {
+      problems.push(`vms[${i}]: give either network and ip, or trunk`);
+    } else if (v.network !== undefined) {
+      if (v.ip === undefined) problems.push(`vms[${i}].ip: an access VM needs an address`);
+      attachments.push({ vid: null, network: v.network, ip: v.ip ?? '' });
+    } else {
+      for (const [vid, a] of Object.entries(v.trunk!)) {
+        if (Number(vid) < 1 || Number(vid) > 4094) problems.push(`vms[${i}].trunk.${vid}: VLAN IDs are 1..4094`);
+        attachments.push({ vid: Number(vid), network: a.network, ip: a.ip });
+      }
+    }
+    for (const a of attachments) {
+      const net = nets.get(a.network);
+      if (!net) {
+        problems.push(`vms[${i}]: no network named ${a.network}`);
+        continue;
+      }
+      if (host && !net.hosts.includes(host.name)) net.hosts.push(host.name);
+      if (host?.datapath === 'linux' && net.encapsulation !== 'vxlan') {
+        problems.push(`vms[${i}]: host ${host.name} uses the linux datapath, which the lab builds for VXLAN networks only`);
+      }
+      if (host?.datapath === 'linux' && a.vid !== null) problems.push(`vms[${i}]: trunk VMs need a weft host`);
+    }
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, attachments };
+  });
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return {
+    name: t.name,
+    underlayNetns: `${prefix}underlay`,
+    underlayPrefix: prefixLen,
+    underlayMtu: t.underlay.mtu,
+    hosts,
+    networks: [...nets.values()],
+    vms,
+  };
+}
+
+export function loadTopology(file: string): LabPlan {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read it: ${(err as Error).message}`]);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => e.message.split('\n')[0]));
+  return planLab(doc.toJS(), file);
+}
