@@ -1,0 +1,82 @@
+/**
+ * Helpers for end-to-end tests: build a lab from a topology object, run commands in its
+ * VMs, watch a VM's interface with tcpdump, and always tear the lab down: at the end of
+ * the test, when it fails, and when the test process is interrupted.
+ */
+import { spawn } from 'node:child_process';
+import { labDown, labExec, labUp, agentSocket } from '../../src/lab/lab.js';
+import { planLab } from '../../src/lab/topology.js';
+import { fetchStats, type AgentStats } from '../../src/cli/stats.js';
+
+const live = new Set<string>();
+function downAll(): void {
+  for (const name of live) labDown(name);
+  live.clear();
+}
+process.once('SIGINT', () => { downAll(); process.exit(130); });
+process.once('SIGTERM', () => { downAll(); process.exit(143); });
+process.once('exit', downAll);
+
+export interface Lab {
+  name: string;
+  /** Runs a command in a VM or host; resolves with its exit code and output. */
+  exec(target: string, ...command: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Like exec, but fails the test when the command fails. */
+  run(target: string, ...command: string[]): Promise<string>;
+  stats(host: string): Promise<AgentStats>;
+}
+
+/** Builds the lab described by `topology`, runs `body`, and removes the lab whatever happens. */
+export async function withLab(topology: Record<string, unknown>, body: (lab: Lab) => Promise<void>): Promise<void> {
+  const plan = planLab(topology, `${String(topology.name)} (test topology)`);
+  labDown(plan.name); // leftovers of an earlier, killed run
+  live.add(plan.name);
+  try {
+    await labUp(plan);
+    const lab: Lab = {
+      name: plan.name,
+      exec: (target, ...command) => labExec(plan.name, target, command, 'pipe'),
+      run: async (target, ...command) => {
+        const r = await labExec(plan.name, target, command, 'pipe');
+        if (r.code !== 0) throw new Error(`${target}: ${command.join(' ')} exited ${r.code}\n${r.stdout}${r.stderr}`);
+        return r.stdout;
+      },
+      stats: (host) => fetchStats(agentSocket(plan.name, host)),
+    };
+    await body(lab);
+  } finally {
+    labDown(plan.name);
+    live.delete(plan.name);
+  }
+}
+
+/**
+ * Watches a VM's eth0 with tcpdump (an observer independent of Weft) while `during` runs,
+ * and returns the lines tcpdump printed for packets matching `filter`.
+ */
+export async function observe(lab: string, vms: string[], filter: string, during: () => Promise<unknown>): Promise<Record<string, string[]>> {
+  const watchers = vms.map((vm) => {
+    const child = spawn('ip', ['netns', 'exec', `weft-${lab}-${vm}`, 'tcpdump', '-i', 'eth0', '-n', '-l', '-e', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => { if (String(d).includes('listening on')) resolve(); });
+      child.on('exit', (code) => reject(new Error(`tcpdump in ${vm} exited ${code}`)));
+    });
+    return { vm, child, ready, lines: () => out.split('\n').filter(Boolean) };
+  });
+  try {
+    await Promise.all(watchers.map((w) => w.ready));
+    await during();
+    await new Promise((r) => setTimeout(r, 300)); // let the last packets reach tcpdump
+  } finally {
+    for (const w of watchers) w.child.kill('SIGTERM');
+  }
+  return Object.fromEntries(watchers.map((w) => [w.vm, w.lines()]));
+}
+
+/** Parses iperf3 --json output: bits per second at the receiver. */
+export function iperfReceiverBps(json: string): number {
+  const r = JSON.parse(json) as { end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number } } };
+  return (r.end.sum_received ?? r.end.sum)!.bits_per_second;
+}
