@@ -139,6 +139,9 @@ function buildHost(plan: LabPlan, host: LabHost): void {
   inNs(plan.underlayNetns, 'link', 'set', peer, 'mtu', String(plan.underlayMtu), 'master', 'br0', 'up');
   inNs(ns, 'addr', 'add', `${host.address}/${plan.underlayPrefix}`, 'dev', 'eth0');
   inNs(ns, 'link', 'set', 'eth0', 'up');
+  // A wire carries finished checksums. A veth would pass partial (offloaded) ones along to
+  // the next namespace, and a userspace VTEP would see unfinished inner TCP checksums.
+  sh('ip', ['netns', 'exec', ns, 'ethtool', '-K', 'eth0', 'tx', 'off']);
 }
 
 function networkMtu(plan: LabPlan, network: string): number {
@@ -159,15 +162,62 @@ function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
     inNs(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', peer, 'netns', vm.host.netns);
   }
   inNs(ns, 'link', 'set', 'eth0', 'address', vm.mac, 'mtu', String(mtu), 'up');
+  const tagged = vm.attachments.filter((a) => a.vid !== null);
+  if (tagged.length > 0 && !kernelHasVlans()) buildVdeTrunk(plan, vm, mtu);
   for (const a of vm.attachments) {
     let dev = 'eth0';
     if (a.vid !== null) {
       dev = `eth0.${a.vid}`;
-      inNs(ns, 'link', 'add', 'link', 'eth0', 'name', dev, 'type', 'vlan', 'id', String(a.vid));
+      if (kernelHasVlans()) inNs(ns, 'link', 'add', 'link', 'eth0', 'name', dev, 'type', 'vlan', 'id', String(a.vid));
       inNs(ns, 'link', 'set', dev, 'mtu', String(mtu), 'up');
     }
     inNs(ns, 'addr', 'add', a.ip, 'dev', dev);
   }
+}
+
+let vlanSupport: boolean | undefined;
+/** Whether this kernel can make 802.1Q VLAN devices (CONFIG_VLAN_8021Q). */
+function kernelHasVlans(): boolean {
+  if (vlanSupport === undefined) {
+    const probe = `weft-probe-${process.pid}`;
+    ip('netns', 'add', probe);
+    try {
+      vlanSupport = spawnSync('ip', ['-n', probe, 'link', 'add', 'link', 'lo', 'name', 'lo.1', 'type', 'vlan', 'id', '1']).status === 0;
+    } finally {
+      spawnSync('ip', ['netns', 'del', probe]);
+    }
+  }
+  return vlanSupport;
+}
+
+/**
+ * VLAN subinterfaces for a kernel without 802.1Q support: each eth0.VID is a TAP plugged
+ * into a VDE switch (vde2, a userspace switch nobody here wrote) as an access port of VLAN
+ * VID; the switch's trunk port is a TAP bridged by the kernel to eth0, the TAP the agent
+ * attaches to. The VM's frames still leave it tagged, and its stack still sees them untagged.
+ */
+function buildVdeTrunk(plan: LabPlan, vm: LabPlan['vms'][number], mtu: number): void {
+  const ns = vm.netns;
+  if (spawnSync('sh', ['-c', 'command -v vde_switch && command -v vde_plug2tap']).status !== 0) {
+    throw new LabError(`VM ${vm.name} needs VLAN subinterfaces, but this kernel has no 802.1Q support and vde2 is not installed (apt-get install vde2)`);
+  }
+  inNs(ns, 'tuntap', 'add', 'dev', 'trunk0', 'mode', 'tap');
+  inNs(ns, 'link', 'add', 'br0', 'type', 'bridge');
+  for (const dev of ['eth0', 'trunk0']) inNs(ns, 'link', 'set', dev, 'master', 'br0', 'mtu', String(mtu + 4), 'up');
+  inNs(ns, 'link', 'set', 'br0', 'up');
+  const tagged = vm.attachments.filter((a) => a.vid !== null);
+  const trunkPort = tagged.length + 1;
+  const rc = [`port/create ${trunkPort}`];
+  tagged.forEach((a, i) => {
+    inNs(ns, 'tuntap', 'add', 'dev', `eth0.${a.vid}`, 'mode', 'tap');
+    rc.push(`vlan/create ${a.vid}`, `port/create ${i + 1}`, `port/setvlan ${i + 1} ${a.vid}`, `vlan/addport ${a.vid} ${trunkPort}`);
+  });
+  const dir = labDir(plan.name);
+  const sock = join(dir, `${vm.name}.vde`);
+  writeFileSync(join(dir, `${vm.name}.vde.rc`), `${rc.join('\n')}\n`);
+  sh('ip', ['netns', 'exec', ns, 'vde_switch', '-s', sock, '-f', join(dir, `${vm.name}.vde.rc`), '-d']);
+  tagged.forEach((a, i) => sh('ip', ['netns', 'exec', ns, 'vde_plug2tap', '-s', sock, '-p', String(i + 1), '-d', `eth0.${a.vid}`]));
+  sh('ip', ['netns', 'exec', ns, 'vde_plug2tap', '-s', sock, '-p', String(trunkPort), '-d', 'trunk0']);
 }
 
 /** The agent config of a Weft host: its networks, their other hosts, and its VMs' TAPs. */
