@@ -312,11 +312,17 @@ function tail(file: string): string {
   }
 }
 
+/** Whether `pid` runs; a zombie (exited, not yet reaped by its parent) does not. */
 export function processAlive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
