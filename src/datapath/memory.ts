@@ -52,6 +52,13 @@ export class MemoryFabric {
     u.inbox.push({ data, fromAddress, fromPort });
   }
 
+  /** Calls each backend that has input once; returns how many had any. */
+  step(): number {
+    const busy = this.backends.filter((b) => b.hasInput());
+    for (const b of busy) b.poke();
+    return busy.length;
+  }
+
   /** Lets every backend with input read it, again and again, until none has any.
    * Returns the number of rounds; throws if the system does not settle. */
   run(maxRounds = 10_000, maxDeliveries = 1_000_000): number {
@@ -59,9 +66,7 @@ export class MemoryFabric {
     this.maxDeliveries = maxDeliveries;
     try {
       for (let round = 0; round < maxRounds; round++) {
-        const busy = this.backends.filter((b) => b.hasInput());
-        if (busy.length === 0) return round;
-        for (const b of busy) b.poke();
+        if (this.step() === 0) return round;
       }
     } finally {
       this.maxDeliveries = Number.POSITIVE_INFINITY;
