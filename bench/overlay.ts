@@ -1,0 +1,104 @@
+/**
+ * npm run bench: throughput and packet rate between two VMs on different hosts, over
+ *   - Weft (a userspace agent per host, VXLAN),
+ *   - the Linux kernel's VXLAN device in a bridge (the reference),
+ *   - the bare underlay (host to host, no overlay),
+ * all in the same run on the same machine, printed side by side with ratios.
+ *
+ * TCP: one iperf3 stream. Packet rate: iperf3 UDP with 18-byte payloads (64-byte Ethernet
+ * frames on the wire, FCS included), unlimited rate; what the receiver got per second.
+ * Options: --seconds N (per measurement, default 8).
+ */
+import { readFileSync } from 'node:fs';
+import { labDown, labExec, labUp, type LabState } from '../src/lab/lab.js';
+import { planLab } from '../src/lab/topology.js';
+
+const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] || 0) || 8;
+const CLOCK_TICKS = 100;
+
+interface Result {
+  tcpBps: number;
+  udpPps: number;
+  /** CPU seconds per second of each agent during the TCP run (weft only). */
+  agentCpu?: number[];
+}
+
+function topology(name: string, datapath: 'weft' | 'linux') {
+  return planLab({
+    name,
+    hosts: [{ name: 'h1', datapath }, { name: 'h2', datapath }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }],
+    vms: [
+      { name: 'vm1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
+      { name: 'vm2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+    ],
+  }, 'benchmark');
+}
+
+async function run(lab: string, target: string, ...cmd: string[]): Promise<string> {
+  const r = await labExec(lab, target, cmd, 'pipe');
+  if (r.code !== 0) throw new Error(`${target}: ${cmd.join(' ')}: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
+
+async function measure(lab: string, client: string, server: string, address: string, agents: number[] = []): Promise<Result> {
+  await run(lab, server, 'iperf3', '-s', '-D', '-1');
+  await new Promise((r) => setTimeout(r, 300));
+  const cpu0 = agents.map(cpuSeconds);
+  const t0 = Date.now();
+  const tcp = JSON.parse(await run(lab, client, 'iperf3', '-c', address, '-t', String(seconds), '-J'));
+  const elapsed = (Date.now() - t0) / 1000;
+  const agentCpu = agents.map((pid, i) => (cpuSeconds(pid) - cpu0[i]) / elapsed);
+  await run(lab, server, 'iperf3', '-s', '-D', '-1');
+  await new Promise((r) => setTimeout(r, 300));
+  const udp = JSON.parse(await run(lab, client, 'iperf3', '-c', address, '-u', '-b', '0', '-l', '18', '-t', String(Math.max(3, seconds / 2)), '-J'));
+  const s = udp.end.sum_received ?? udp.end.sum;
+  const received = (s.packets ?? 0) - (s.lost_packets ?? 0);
+  return { tcpBps: tcp.end.sum_received.bits_per_second, udpPps: received / s.seconds, agentCpu: agents.length > 0 ? agentCpu : undefined };
+}
+
+async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux', body: (state: LabState) => Promise<T>): Promise<T> {
+  const plan = topology(name, datapath);
+  labDown(name);
+  const state = await labUp(plan);
+  try {
+    return await body(state);
+  } finally {
+    labDown(name);
+  }
+}
+
+const gbit = (bps: number) => (bps / 1e9).toFixed(2);
+const kpps = (pps: number) => (pps / 1e3).toFixed(0);
+
+async function main(): Promise<void> {
+  console.log(`measuring ${seconds}s per run on ${readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length} cores`);
+  const weft = await withBenchLab('benchweft', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
+  console.log(`weft      tcp ${gbit(weft.tcpBps)} Gbit/s  udp64 ${kpps(weft.udpPps)} kpps`);
+  const { linux, underlay } = await withBenchLab('benchlinux', 'linux', async (s) => ({
+    linux: await measure(s.name, 'vm1', 'vm2', '10.10.0.2'),
+    underlay: await measure(s.name, 'h1', 'h2', '10.99.0.2'),
+  }));
+  console.log(`linux     tcp ${gbit(linux.tcpBps)} Gbit/s  udp64 ${kpps(linux.udpPps)} kpps`);
+  console.log(`underlay  tcp ${gbit(underlay.tcpBps)} Gbit/s  udp64 ${kpps(underlay.udpPps)} kpps`);
+  console.log('');
+  console.log('| path | TCP, 1 stream | 64-byte packets | Weft vs this |');
+  console.log('|---|---|---|---|');
+  console.log(`| Weft (userspace, VXLAN) | ${gbit(weft.tcpBps)} Gbit/s | ${kpps(weft.udpPps)} kpps | 1.00 / 1.00 |`);
+  for (const [label, r] of [['Linux kernel VXLAN', linux], ['bare underlay (veth)', underlay]] as const) {
+    console.log(`| ${label} | ${gbit(r.tcpBps)} Gbit/s | ${kpps(r.udpPps)} kpps | ${(weft.tcpBps / r.tcpBps).toFixed(2)} / ${(weft.udpPps / r.udpPps).toFixed(2)} |`);
+  }
+  console.log('');
+  console.log(`Weft agents' CPU during the TCP run: ${weft.agentCpu!.map((c) => `${(c * 100).toFixed(0)}%`).join(', ')} of a core`);
+}
+
+main().catch((err) => {
+  console.error(`bench: ${(err as Error).message}`);
+  process.exit(1);
+});
