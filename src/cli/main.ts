@@ -90,13 +90,38 @@ const lab = program.command('lab').description('build multi-host topologies on t
 
 lab.command('up')
   .argument('<file>', 'a topology file (see examples/quickstart.yaml)')
+  .option('--no-check', 'skip the ping across each network once the lab is up')
   .description('build the lab: an underlay, hosts running agents, VMs on networks')
-  .action(async (file: string) => {
+  .action(async (file: string, opts: { check: boolean }) => {
     const plan = loadTopology(file);
     console.log(`building lab ${plan.name}: ${plan.hosts.length} hosts, ${plan.networks.length} networks, ${plan.vms.length} VMs`);
     await labUp(plan, (line) => console.log(`  ${line}`));
-    console.log(`lab ${plan.name} is up. Try: weft lab exec ${plan.name} ${plan.vms[0]?.name ?? 'VM'} -- ping -c 3 ADDRESS`);
+    console.log(`lab ${plan.name} is up`);
+    if (opts.check) {
+      const failed = await checkLab(plan);
+      if (failed > 0) process.exitCode = 1;
+    }
+    console.log(`next: weft lab exec ${plan.name} VM -- COMMAND, weft stats --lab ${plan.name} --host HOST, weft lab down ${plan.name}`);
   });
+
+/** Pings from the first VM of each network to every other VM on it; returns the failures. */
+async function checkLab(plan: ReturnType<typeof loadTopology>): Promise<number> {
+  let failed = 0;
+  for (const net of plan.networks) {
+    const members = plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => ({ vm, a })));
+    const [first, ...others] = members;
+    for (const other of others) {
+      const address = other.a.ip.split('/')[0];
+      const src = first.a.vid === null ? [] : ['-I', `eth0.${first.a.vid}`];
+      const r = await labExec(plan.name, first.vm.name, ['ping', '-c', '1', '-W', '2', ...src, address], 'pipe');
+      const rtt = /time=([\d.]+ ms)/.exec(r.stdout)?.[1];
+      const where = `${first.vm.name} (${first.vm.host.name}) -> ${other.vm.name} (${other.vm.host.name}, ${address}) on ${net.name}`;
+      console.log(r.code === 0 ? `  ping ${where}: ${rtt}` : `  ping ${where}: FAILED`);
+      if (r.code !== 0) failed++;
+    }
+  }
+  return failed;
+}
 
 lab.command('down')
   .argument('<lab>', 'the lab\'s name')

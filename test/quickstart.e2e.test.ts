@@ -1,0 +1,29 @@
+/**
+ * The README's quick start, as a user types it: `weft lab up examples/quickstart.yaml`
+ * builds the lab and pings across both networks; `weft lab down quickstart` removes it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { listLabs } from '../src/lab/lab.js';
+import { e2eSkipReason } from './support/env.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const weft = (...args: string[]) => spawnSync(`${ROOT}/weft`, args, { encoding: 'utf8', cwd: ROOT });
+const skip = e2eSkipReason('ping') || (listLabs().includes('quickstart') ? 'a quickstart lab is running on this machine; this test would clash with it' : false);
+
+test('the quick start brings up the lab and shows traffic crossing both networks', { skip, timeout: 60_000 }, () => {
+  try {
+    const up = weft('lab', 'up', 'examples/quickstart.yaml');
+    assert.equal(up.status, 0, up.stderr);
+    assert.match(up.stdout, /ping blue1 \(h1\) -> blue2 \(h2, 10\.10\.0\.2\) on blue: [\d.]+ ms/);
+    assert.match(up.stdout, /ping red1 \(h1\) -> red2 \(h2, 10\.20\.0\.2\) on red: [\d.]+ ms/);
+    const stats = weft('stats', '--lab', 'quickstart', '--host', 'h2', '-o', 'json');
+    assert.equal(stats.status, 0, stats.stderr);
+    assert.deepEqual(JSON.parse(stats.stdout).networks.map((n: { name: string }) => n.name).sort(), ['blue', 'red']);
+  } finally {
+    const down = weft('lab', 'down', 'quickstart');
+    assert.equal(down.status, 0, down.stderr);
+  }
+});
