@@ -141,8 +141,9 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
   };
 }
 
-/** Reads and validates a config file. Throws ConfigError naming the file and each problem. */
-export function loadConfig(file: string): HostState {
+/** Reads a YAML file into plain data. Throws ConfigError for an unreadable file or bad YAML
+ * (duplicate keys included), naming the file and the line. */
+export function readYamlFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -153,5 +154,10 @@ export function loadConfig(file: string): HostState {
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`));
   }
-  return hostStateFrom(doc.toJS(), file);
+  return doc.toJS();
+}
+
+/** Reads and validates a config file. Throws ConfigError naming the file and each problem. */
+export function loadConfig(file: string): HostState {
+  return hostStateFrom(readYamlFile(file), file);
 }

@@ -6,7 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import type { PortBackend } from '../datapath/backend.js';
-import { IoError, native, type WatchHandle } from './native.js';
+import { IoError, native } from './native.js';
+import { WatchedFd } from './watched-fd.js';
 
 /** Where `ip netns add NAME` puts a namespace. */
 export function netnsPath(nameOrPath: string): string {
@@ -15,8 +16,7 @@ export function netnsPath(nameOrPath: string): string {
 
 export class TapPort implements PortBackend {
   readonly description: string;
-  private watch: WatchHandle | null = null;
-  private closed = false;
+  private readonly watched: WatchedFd;
 
   private constructor(
     private readonly fd: number,
@@ -24,6 +24,7 @@ export class TapPort implements PortBackend {
     readonly netns: string | null,
   ) {
     this.description = netns ? `tap ${device} in netns ${netns}` : `tap ${device}`;
+    this.watched = new WatchedFd(fd);
   }
 
   /**
@@ -48,18 +49,13 @@ export class TapPort implements PortBackend {
     return native.writeFrames(this.fd, mem, offsets, lengths, count);
   }
 
+  /** A poll error (the device is gone) also calls back: the next read throws, and the data
+   * path marks the port failed and closes it. */
   start(onReadable: () => void): void {
-    if (this.watch || this.closed) return;
-    // A poll error (the device is gone) also calls back: the read then throws and the data
-    // path marks the port failed and closes it.
-    this.watch = native.watchReadable(this.fd, onReadable);
+    this.watched.start(onReadable);
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.watch) native.unwatch(this.watch);
-    this.watch = null;
-    native.close(this.fd);
+    this.watched.close();
   }
 }

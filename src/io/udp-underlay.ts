@@ -4,15 +4,15 @@
  */
 import type { UnderlayBackend } from '../datapath/backend.js';
 import { formatIpv4 } from '../wire/bytes.js';
-import { IoError, native, type WatchHandle } from './native.js';
+import { IoError, native } from './native.js';
+import { WatchedFd } from './watched-fd.js';
 
 /** Socket buffers big enough to absorb a burst while JavaScript is busy (ours). */
 const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 
 export class UdpUnderlay implements UnderlayBackend {
   readonly description: string;
-  private watch: WatchHandle | null = null;
-  private closed = false;
+  private readonly watched: WatchedFd;
 
   private constructor(
     private readonly fd: number,
@@ -20,6 +20,7 @@ export class UdpUnderlay implements UnderlayBackend {
     readonly port: number,
   ) {
     this.description = `udp ${formatIpv4(address)}:${port}`;
+    this.watched = new WatchedFd(fd);
   }
 
   static open(address: number, port: number): UdpUnderlay {
@@ -41,16 +42,13 @@ export class UdpUnderlay implements UnderlayBackend {
     return native.udpSend(this.fd, mem, offsets, lengths, addrs, ports, count);
   }
 
+  /** A poll error (the device is gone) also calls back: the next read throws, and the data
+   * path marks the port failed and closes it. */
   start(onReadable: () => void): void {
-    if (this.watch || this.closed) return;
-    this.watch = native.watchReadable(this.fd, onReadable);
+    this.watched.start(onReadable);
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.watch) native.unwatch(this.watch);
-    this.watch = null;
-    native.close(this.fd);
+    this.watched.close();
   }
 }

@@ -11,10 +11,8 @@
  * A host's datapath is `weft` (an agent) or `linux` (a kernel bridge with a VXLAN device:
  * the reference peer for interoperability and benchmarks).
  */
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../agent/config.js';
+import { ConfigError, readYamlFile } from '../agent/config.js';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
 import { formatIpv4, formatMac, parseIpv4 } from '../wire/bytes.js';
 
@@ -151,13 +149,5 @@ export function planLab(doc: unknown, file: string): LabPlan {
 }
 
 export function loadTopology(file: string): LabPlan {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(file, [`cannot read it: ${(err as Error).message}`]);
-  }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => e.message.split('\n')[0]));
-  return planLab(doc.toJS(), file);
+  return planLab(readYamlFile(file), file);
 }
