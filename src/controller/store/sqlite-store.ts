@@ -1,0 +1,134 @@
+/**
+ * The default Store: one SQLite file, no server to run. WAL mode with synchronous=FULL, so
+ * a commit is on disk before it is acknowledged. Each commit is one SQLite transaction that
+ * checks the conditions, writes the keys, logs the changes and bumps the revision.
+ */
+import Database from 'better-sqlite3';
+import { Listeners } from './listeners.js';
+import { Compacted, type Change, type CommitResult, type Condition, type Entry, type Operation, type Store } from './store.js';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0);
+  CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    create_revision INTEGER NOT NULL,
+    mod_revision INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    revision INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT
+  );
+  CREATE INDEX IF NOT EXISTS changes_revision ON changes (revision);
+`;
+
+interface Row {
+  key: string;
+  value: string;
+  create_revision: number;
+  mod_revision: number;
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly listeners = new Listeners();
+  private readonly stmt;
+
+  /**
+   * @param file the database file (created if missing)
+   * @param keepChanges how many changes to keep for resuming watchers
+   */
+  constructor(
+    readonly file: string,
+    private readonly keepChanges = 100_000,
+  ) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(SCHEMA);
+    this.stmt = {
+      revision: this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'revision'"),
+      compacted: this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'compacted'"),
+      setMeta: this.db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?'),
+      get: this.db.prepare<[string], Row>('SELECT * FROM kv WHERE key = ?'),
+      // Keys with the prefix: [prefix, prefix + U+FFFF) in binary collation.
+      list: this.db.prepare<[string, string], Row>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      modRevision: this.db.prepare<[string], { mod_revision: number }>('SELECT mod_revision FROM kv WHERE key = ?'),
+      put: this.db.prepare<[string, string, number, number]>(
+        'INSERT INTO kv (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision'),
+      delete: this.db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
+      log: this.db.prepare<[number, string, string | null]>('INSERT INTO changes (revision, key, value) VALUES (?, ?, ?)'),
+      since: this.db.prepare<[number], { revision: number; key: string; value: string | null }>('SELECT revision, key, value FROM changes WHERE revision > ? ORDER BY seq'),
+      countChanges: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM changes'),
+      trim: this.db.prepare<[number]>('DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?'),
+      oldestKept: this.db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM changes'),
+    };
+  }
+
+  private toEntry<T>(row: Row): Entry<T> {
+    return { key: row.key, value: JSON.parse(row.value) as T, createRevision: row.create_revision, modRevision: row.mod_revision };
+  }
+
+  async revision(): Promise<number> {
+    return this.stmt.revision.get()!.value;
+  }
+
+  async get<T>(key: string): Promise<Entry<T> | null> {
+    const row = this.stmt.get.get(key);
+    return row ? this.toEntry<T>(row) : null;
+  }
+
+  async list<T>(prefix: string): Promise<Entry<T>[]> {
+    return this.stmt.list.all(prefix, `${prefix}\uffff`).map((r) => this.toEntry<T>(r));
+  }
+
+  async commit(conditions: Condition[], operations: Operation[]): Promise<CommitResult> {
+    const txn = this.db.transaction((): { result: CommitResult; changes: Change[] } => {
+      for (const c of conditions) {
+        const actual = this.stmt.modRevision.get(c.key)?.mod_revision ?? 0;
+        if (actual !== c.modRevision) return { result: { ok: false, failed: c, actual }, changes: [] };
+      }
+      const revision = this.stmt.revision.get()!.value + 1;
+      const changes: Change[] = [];
+      for (const op of operations) {
+        if (op.type === 'put') {
+          const text = JSON.stringify(op.value);
+          this.stmt.put.run(op.key, text, revision, revision);
+          this.stmt.log.run(revision, op.key, text);
+          changes.push({ revision, key: op.key, value: JSON.parse(text) });
+        } else if (this.stmt.delete.run(op.key).changes > 0) {
+          this.stmt.log.run(revision, op.key, null);
+          changes.push({ revision, key: op.key, value: null });
+        }
+      }
+      this.stmt.setMeta.run(revision, 'revision');
+      if (this.stmt.countChanges.get()!.n > this.keepChanges) {
+        this.stmt.trim.run(this.keepChanges);
+        // The oldest kept revision may have lost some of its changes: resuming needs later.
+        this.stmt.setMeta.run(this.stmt.oldestKept.get()!.r ?? revision, 'compacted');
+      }
+      return { result: { ok: true, revision }, changes };
+    });
+    const { result, changes } = txn.immediate();
+    if (result.ok) this.listeners.emit(changes);
+    return result;
+  }
+
+  async changesSince(revision: number): Promise<Change[]> {
+    const compacted = this.stmt.compacted.get()!.value;
+    if (revision < compacted) throw new Compacted(revision, compacted);
+    return this.stmt.since.all(revision).map((r) => ({ revision: r.revision, key: r.key, value: r.value === null ? null : JSON.parse(r.value) }));
+  }
+
+  subscribe(listener: (changes: Change[]) => void): () => void {
+    return this.listeners.add(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.db.close();
+  }
+}
