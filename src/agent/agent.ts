@@ -15,6 +15,9 @@ import { loadConfig } from './config.js';
 import { serveControl } from './control.js';
 import type { HostState } from './desired-state.js';
 import { Reconciler, type BackendOpener } from './reconciler.js';
+import { ControllerSource } from './controller-source.js';
+import { hostStateFromView } from '../controller/model-cache.js';
+import { formatIpv4 } from '../wire/bytes.js';
 
 export function defaultSocketPath(host: string): string {
   return `/run/weft/agent-${host}.sock`;
@@ -35,6 +38,7 @@ export class Agent {
   private server: Server | null = null;
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
+  private source: ControllerSource | null = null;
 
   constructor(
     private state: HostState,
@@ -83,6 +87,33 @@ export class Agent {
     }
   }
 
+  /**
+   * Follows a controller instead of a config file: the controller's views replace the
+   * networks and ports of the state this agent started with.
+   */
+  followController(url: string, token: string): ControllerSource {
+    const { host, underlay, limits } = this.state;
+    this.source = new ControllerSource({
+      url,
+      token,
+      host: { name: host, address: underlay.address, port: underlay.port, mtu: underlay.mtu },
+      log: this.log,
+      apply: (view, revision) => {
+        this.log.debug({ revision }, 'view from the controller');
+        this.apply(hostStateFromView(view, underlay, limits));
+      },
+      status: () => {
+        const stats = this.datapath.stats(formatIpv4);
+        const ports: Record<string, { attached: boolean; error?: string }> = {};
+        for (const p of stats.ports) ports[p.name] = p.failed ? { attached: false, error: p.failed } : { attached: true };
+        for (const [name, why] of Object.entries(this.reconciler.pendingPorts())) ports[name] = { attached: false, error: why };
+        return { ports, counters: { ports: stats.ports.map(({ name, rx, tx, drops }) => ({ name, rx, tx, drops })), tunnels: stats.tunnels } };
+      },
+    });
+    this.source.start();
+    return this.source;
+  }
+
   /** Re-reads the config file (SIGHUP). */
   reload(file: string): void {
     try {
@@ -98,6 +129,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    this.source?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

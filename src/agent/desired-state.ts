@@ -17,6 +17,18 @@ export interface NetworkState {
   encapsulation: Encapsulation;
   /** The hosts that share this network: flooded frames are replicated to each. */
   remotes: RemoteHost[];
+  /** An MTU below what the underlay allows, if the network asks for one. */
+  mtu?: number;
+  /** Ports known to be on this network (pushed by a controller): their MACs are installed
+   * in the FDB, and ARP requests for their addresses are answered by the agent. */
+  neighbors?: Neighbor[];
+}
+
+export interface Neighbor {
+  mac: string;
+  ips: string[];
+  /** Where the port lives; absent for a port on this host. */
+  remote?: RemoteHost;
 }
 
 export type BackendState =

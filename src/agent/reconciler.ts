@@ -7,7 +7,7 @@
  */
 import type { PortBackend } from '../datapath/backend.js';
 import type { Datapath } from '../datapath/datapath.js';
-import { parseIpv4 } from '../wire/bytes.js';
+import { parseIpv4, parseMac } from '../wire/bytes.js';
 import type { BackendState, HostState, NetworkState, PortState } from './desired-state.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
@@ -26,6 +26,8 @@ export class Reconciler {
   private networks = new Map<string, NetworkState>();
   private ports = new Map<string, PortState>();
   private readonly pending = new Map<string, string>();
+  /** Per network: the remote MACs installed statically, as MAC -> "address:port". */
+  private readonly staticMacs = new Map<string, Map<number, string>>();
 
   constructor(
     private readonly datapath: Datapath,
@@ -64,6 +66,7 @@ export class Reconciler {
     for (const name of rebuilt) {
       dp.removeNetwork(name);
       this.networks.delete(name);
+      this.staticMacs.delete(name);
       (wantNets.has(name) ? result.changed : result.removed).push(`network ${name}`);
     }
     for (const want of desired.networks) {
@@ -77,9 +80,14 @@ export class Reconciler {
       const wantRemotes = new Set(want.remotes.map(key));
       for (const r of have?.remotes ?? []) if (!wantRemotes.has(key(r))) dp.removeRemote(want.name, parseIpv4(r.address), r.port);
       for (const r of want.remotes) if (!haveRemotes.has(key(r))) dp.addRemote(want.name, parseIpv4(r.address), r.port);
-      if (have && !same(have.remotes, want.remotes)) result.changed.push(`network ${want.name}`);
+      if (have && (!same(have.remotes, want.remotes) || have.mtu !== want.mtu || !same(have.neighbors, want.neighbors))) {
+        result.changed.push(`network ${want.name}`);
+      }
+      if (have?.mtu !== want.mtu) dp.setNetworkMtu(want.name, want.mtu);
+      this.applyNeighbors(want);
       this.networks.set(want.name, want);
     }
+    for (const name of this.staticMacs.keys()) if (!wantNets.has(name)) this.staticMacs.delete(name);
 
     // 3. Ports to attach (new, changed, or still pending from an earlier apply).
     for (const want of desired.ports) {
@@ -107,5 +115,28 @@ export class Reconciler {
     }
     result.pending = this.pendingPorts();
     return result;
+  }
+
+  /** Installs remote ports' MACs (removing those that went) and the ARP answers. */
+  private applyNeighbors(net: NetworkState): void {
+    const dp = this.datapath;
+    if (net.neighbors === undefined) {
+      dp.setArpTable(net.name, null);
+      return;
+    }
+    const installed = this.staticMacs.get(net.name) ?? new Map<number, string>();
+    const next = new Map<number, string>();
+    const arp = new Map<number, number>();
+    for (const n of net.neighbors) {
+      const mac = parseMac(n.mac);
+      for (const ip of n.ips) arp.set(parseIpv4(ip), mac);
+      if (!n.remote) continue;
+      const where = `${n.remote.address}:${n.remote.port}`;
+      next.set(mac, where);
+      if (installed.get(mac) !== where) dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
+    }
+    for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
+    this.staticMacs.set(net.name, next);
+    dp.setArpTable(net.name, arp);
   }
 }

@@ -7,31 +7,91 @@ import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { Agent, defaultSocketPath } from '../agent/agent.js';
-import { loadConfig } from '../agent/config.js';
+import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labDown, labExec, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
 import { fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
+import { Controller } from '../controller/controller.js';
+import { registerResourceCommands, targetOptions, client } from './resources.js';
+import { apply } from './apply.js';
+import { readFileSync } from 'node:fs';
+import type { HostState } from '../agent/desired-state.js';
 
 const program = new Command('weft')
   .description('Virtual networks for VMs and containers: an agent per host, overlays between them.')
   .showHelpAfterError();
 
 program.command('agent')
-  .description('run the agent of this host')
-  .requiredOption('-c, --config <file>', 'the host\'s YAML config (networks, remote hosts, ports)')
+  .description('run the agent of this host, from a config file or following a controller')
+  .option('-c, --config <file>', 'the host\'s YAML config (networks, remote hosts, ports)')
+  .option('--controller <url>', 'follow this controller (http://HOST:PORT) instead of a config file\'s networks and ports')
+  .option('--join-token <token>', 'the controller\'s join token')
+  .option('--join-token-file <file>', 'read the join token from this file')
+  .option('--host <name>', 'this host\'s name (with --controller, when there is no --config)')
+  .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller)')
+  .option('--underlay-port <port>', 'the UDP port of the tunnels', '4789')
+  .option('--underlay-mtu <mtu>', 'the underlay MTU', '1500')
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
-  .action(async (opts: { config: string; socket?: string; logLevel: string }) => {
-    const state = loadConfig(opts.config);
+  .action(async (opts) => {
+    let state: HostState;
+    if (opts.config) {
+      state = loadConfig(opts.config);
+      if (opts.controller && (state.networks.length > 0 || state.ports.length > 0)) {
+        throw new UsageError(`${opts.config}: with --controller, the controller says which networks and ports this host has; remove them from the file`);
+      }
+    } else {
+      if (!opts.controller) throw new UsageError('give --config FILE, or --controller URL with --host and --underlay-address');
+      if (!opts.host || !opts.underlayAddress) throw new UsageError('with --controller and no --config, give --host NAME and --underlay-address IP');
+      state = loadConfigFromFlags(opts.host, opts.underlayAddress, Number(opts.underlayPort), Number(opts.underlayMtu));
+    }
     const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
     const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host));
     await agent.start();
-    process.on('SIGHUP', () => agent.reload(opts.config));
+    if (opts.controller) {
+      const token = opts.joinTokenFile ? readFileSync(opts.joinTokenFile, 'utf8').trim() : opts.joinToken ?? process.env.WEFT_JOIN_TOKEN;
+      if (!token) throw new UsageError('give --join-token or --join-token-file (or set WEFT_JOIN_TOKEN)');
+      agent.followController(opts.controller, token);
+    } else {
+      process.on('SIGHUP', () => agent.reload(opts.config));
+    }
     const stop = () => void agent.stop().then(() => process.exit(0));
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+  });
+
+/** A host state with no networks yet, from flags; validated like a config file. */
+function loadConfigFromFlags(host: string, address: string, port: number, mtu: number): HostState {
+  return hostStateFrom({ host, underlay: { address, port, mtu } }, 'the command line');
+}
+
+program.command('controller')
+  .description('run the controller: the REST API, the store, and the agents\' watch streams')
+  .option('-d, --data-dir <dir>', 'where the store (weft.db) and the tokens live', '/var/lib/weft')
+  .option('-l, --listen <host:port>', 'the API\'s TCP address', '0.0.0.0:7411')
+  .option('-s, --socket <path>', 'also serve the API on this unix socket')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+  .action(async (opts) => {
+    const m = /^(.*):(\d+)$/.exec(opts.listen);
+    if (!m) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(opts.listen)}`);
+    const log = pino({ level: opts.logLevel }, pino.destination(2));
+    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, log });
+    await controller.start();
+    const stop = () => void controller.stop().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+registerResourceCommands(program);
+
+targetOptions(program.command('apply'))
+  .description('make the controller match a YAML file of networks, subnets and ports (prints the plan first)')
+  .requiredOption('-f, --file <file>', 'the file')
+  .option('--dry-run', 'print the plan and change nothing')
+  .action(async (opts) => {
+    await apply(client(opts), opts.file, Boolean(opts.dryRun), (line) => console.log(line));
   });
 
 /** The control socket named by --socket, or by --lab and --host. */

@@ -13,7 +13,7 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
+import { readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, PROTOCOL_ETHERNET } from '../wire/geneve.js';
 import { FLAG_I } from '../wire/vxlan.js';
@@ -49,6 +49,8 @@ export interface NetworkSpec {
   name: string;
   vni: number;
   encapsulation: Encapsulation;
+  /** At most what the underlay allows (the default). */
+  mtu?: number;
 }
 
 export type PortSpec =
@@ -70,13 +72,17 @@ class Network {
   readonly fdb: Fdb;
   readonly encapLen: number;
   readonly isVxlan: boolean;
+  /** IPv4 -> MAC of the ports a controller told us about: ARP for these is answered here.
+   * Null when there is no such table (static config): ARP is then flooded like any frame. */
+  arp: Map<number, number> | null = null;
+  arpAnswered = 0;
 
   constructor(
     readonly index: number,
     readonly name: string,
     readonly vni: number,
     readonly encapsulation: Encapsulation,
-    readonly mtu: number,
+    public mtu: number,
     fdbLimit: number,
     fdbAgingMs: number,
   ) {
@@ -127,7 +133,7 @@ export interface DatapathStats {
   ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
   underlay: ({ backend: string; local: string; mtu: number } & CounterSnapshot) | null;
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number } }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number }>;
 }
 
 export class Datapath {
@@ -187,7 +193,8 @@ export class Datapath {
     if (clash) throw new Error(`VNI ${spec.vni} is taken by network ${clash.name}`);
     let index = this.networks.indexOf(undefined);
     if (index < 0) index = this.networks.length;
-    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, overlayMtu(this.underlayMtu, spec.encapsulation), this.fdbLimit, this.fdbAgingMs);
+    const most = overlayMtu(this.underlayMtu, spec.encapsulation);
+    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, Math.min(spec.mtu ?? most, most), this.fdbLimit, this.fdbAgingMs);
     this.networks[index] = net;
     this.networkByName.set(net.name, net);
     this.networkByVni.set(net.vni, net);
@@ -231,6 +238,24 @@ export class Datapath {
     net.remotes.splice(i, 1);
     net.fdb.flushDestination(vtepDestination(vtep.index));
     if (--vtep.networks === 0) this.vteps[vtep.index] = undefined;
+  }
+
+  /** Sets a network's MTU (capped at what the underlay allows); returns the one in force. */
+  setNetworkMtu(name: string, mtu: number | undefined): number {
+    const net = this.mustNetwork(name);
+    const most = overlayMtu(this.underlayMtu, net.encapsulation);
+    net.mtu = Math.min(mtu ?? most, most);
+    return net.mtu;
+  }
+
+  /** Sets the addresses this host answers ARP for on a network (null: answer none). */
+  setArpTable(network: string, table: Map<number, number> | null): void {
+    this.mustNetwork(network).arp = table;
+  }
+
+  /** Removes a MAC from a network's FDB (a remote port that went away). */
+  removeMac(network: string, mac: number): void {
+    this.mustNetwork(network).fdb.remove(mac);
   }
 
   /** Installs a MAC that lives behind a remote host (pushed by a controller). */
@@ -414,8 +439,39 @@ export class Datapath {
     if (net === null) return c.drop(Drop['no-network']);
 
     net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now);
+    if (net.arp !== null && readU16(mem, off + 12) === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
     this.encapAt = -1;
     this.forward(net, off, len, port.index, c, now);
+  }
+
+  /**
+   * ARP suppression: a request for an address the controller told us about is answered
+   * here, to the asking port only, instead of being flooded to every host. Gratuitous ARP
+   * and a VM probing its own address pass through. Returns whether it answered.
+   */
+  private answerArp(port: Port, net: Network, off: number, len: number, now: number): boolean {
+    const mem = this.memory.bytes;
+    const a = off + 14;
+    if (len < 14 + 28 || readU32(mem, a) !== 0x0001_0800 || readU16(mem, a + 4) !== 0x0604 || readU16(mem, a + 6) !== 1) return false;
+    const senderIp = readU32(mem, a + 14);
+    const targetIp = readU32(mem, a + 24);
+    if (senderIp === targetIp) return false;
+    const mac = net.arp!.get(targetIp);
+    if (mac === undefined || mac === readMac(mem, a + 8)) return false;
+    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
+    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
+    mem.copyWithin(r, off + 6, off + 12); // to the asker
+    writeMac(mem, r + 6, mac);
+    writeU16(mem, r + 12, EtherType.Arp);
+    writeU32(mem, r + 14, 0x0001_0800);
+    writeU16(mem, r + 18, 0x0604);
+    writeU16(mem, r + 20, 2); // reply
+    writeMac(mem, r + 22, mac);
+    writeU32(mem, r + 28, targetIp);
+    mem.copyWithin(r + 32, a + 8, a + 18); // target hardware and protocol address: the asker's
+    net.arpAnswered++;
+    this.toPort(port, net, r, 42, port.counters, now);
+    return true;
   }
 
   /** A datagram from the underlay: an encapsulated frame from a remote host. */
@@ -628,6 +684,7 @@ export class Datapath {
         ports: n.ports.length,
         remotes: n.remotes.length,
         fdb: { entries: n.fdb.size, limit: n.fdb.limit, learnRefused: n.fdb.learnRefused, moves: n.fdb.moves },
+        arpAnswered: n.arpAnswered,
       })),
     };
   }

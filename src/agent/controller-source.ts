@@ -1,0 +1,126 @@
+/**
+ * The agent's side of the control plane: registers the host with the controller, holds the
+ * watch stream, and hands every view it receives to `apply`. When the controller is away the
+ * agent keeps forwarding with its last state and reconnects with backoff, resuming from the
+ * last revision it applied.
+ */
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import type { HostView } from '../controller/model-cache.js';
+
+export interface ControllerSourceOptions {
+  url: string;
+  token: string;
+  host: { name: string; address: string; port: number; mtu: number };
+  log: Logger;
+  apply(view: HostView, revision: number): void;
+  /** What to report back after each apply and periodically. */
+  status(): { ports: Record<string, { attached: boolean; error?: string }>; counters: unknown };
+}
+
+const BACKOFF_MIN_MS = 200;
+const BACKOFF_MAX_MS = 5000;
+const STATUS_MS = 5000;
+
+export class ControllerSource {
+  private ws: WebSocket | null = null;
+  private revision = -1;
+  private stopped = false;
+  private backoff = BACKOFF_MIN_MS;
+  private timer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  /** Resolves when the first view (or "current") arrived. */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+
+  constructor(private readonly opts: ControllerSourceOptions) {
+    this.ready = new Promise((r) => (this.markReady = r));
+  }
+
+  get appliedRevision(): number {
+    return this.revision;
+  }
+
+  start(): void {
+    void this.connect();
+    this.statusTimer = setInterval(() => this.report(), STATUS_MS);
+    this.statusTimer.unref();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const { url, token, host, log } = this.opts;
+    try {
+      const res = await fetch(new URL('/v1/agents/join', url), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(host),
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!res.ok) {
+        const body = (await res.json().catch(() => ({}))) as { detail?: string };
+        throw new Error(`join refused (${res.status}): ${body.detail ?? res.statusText}`);
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message, retryMs: this.backoff }, 'cannot join the controller; forwarding with the last known state');
+      return this.retry();
+    }
+    const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}`, url);
+    wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
+    this.ws = ws;
+    ws.on('open', () => {
+      this.backoff = BACKOFF_MIN_MS;
+      log.info({ controller: url, revision: this.revision }, 'watching the controller');
+    });
+    ws.on('message', (data) => this.message(String(data)));
+    ws.on('close', (code, reason) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (!this.stopped) {
+        log.warn({ code, reason: String(reason), retryMs: this.backoff }, 'lost the controller; forwarding with the last known state');
+        this.retry();
+      }
+    });
+    ws.on('error', (err) => log.debug({ err: err.message }, 'watch connection error'));
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.connect(), this.backoff);
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+  }
+
+  private message(text: string): void {
+    let msg: { type: string; revision: number; view?: HostView };
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.opts.log.warn('the controller sent a message that is not JSON; ignored');
+      return;
+    }
+    if (msg.type === 'state' && msg.view) {
+      this.opts.apply(msg.view, msg.revision);
+      this.revision = msg.revision;
+    } else if (msg.type === 'current') {
+      this.revision = msg.revision;
+    } else {
+      return;
+    }
+    this.markReady();
+    this.report();
+  }
+
+  private report(): void {
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify({ type: 'status', revision: this.revision, ...this.opts.status() }));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.ws?.close(1000, 'agent stopping');
+    this.ws = null;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * `weft network|subnet|port|host create|list|show|delete`: the controller's resources from
+ * the command line, printed as a table, JSON or YAML.
+ */
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import type { Host, Network, Port, Subnet } from '../controller/model.js';
+import { ApiClient, resolveTarget } from './api-client.js';
+import { table } from './format.js';
+import { UsageError } from './errors.js';
+
+type Format = 'table' | 'json' | 'yaml';
+
+const columns: Record<string, { headers: string[]; row(r: never): string[] }> = {
+  networks: { headers: ['NAME', 'VNI', 'ENCAP', 'MTU'], row: (n: Network) => [n.name, String(n.vni), n.encapsulation, n.mtu ? String(n.mtu) : 'auto'] },
+  subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-'] },
+  ports: { headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND'], row: (p: Port) => [p.name, p.network, p.host, p.mac, p.ips.join(',') || '-', p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type] },
+  hosts: {
+    headers: ['NAME', 'UNDERLAY', 'MTU', 'AGENT', 'APPLIED', 'PORTS UP'],
+    row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
+      h.name, `${h.address}:${h.port}`, String(h.mtu), h.status?.connected ? 'connected' : 'away', String(h.status?.appliedRevision ?? '-'),
+      `${Object.values(h.status?.ports ?? {}).filter((p) => p.attached).length}/${Object.keys(h.status?.ports ?? {}).length}`,
+    ],
+  },
+};
+
+export function print(kind: string, data: unknown, format: Format): void {
+  if (format === 'json') return console.log(JSON.stringify(data, null, 2));
+  if (format === 'yaml') return void process.stdout.write(stringify(data));
+  const rows = Array.isArray(data) ? data : [data];
+  console.log(table(columns[kind].headers, rows.map((r) => columns[kind].row(r as never))));
+}
+
+/** Options every controller command takes. */
+export function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--controller <url>', 'the controller: http://HOST:PORT or unix:/path/to.sock (or WEFT_CONTROLLER)')
+    .option('--token <token>', 'an admin token (or WEFT_TOKEN)')
+    .option('--token-file <file>', 'read the admin token from this file')
+    .option('--lab <lab>', 'the controller of this lab');
+}
+
+const output = () => new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table');
+
+export function client(opts: Record<string, string | undefined>): ApiClient {
+  return new ApiClient(resolveTarget(opts));
+}
+
+function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts', one: string): Command {
+  const cmd = program.command(one).description(`${one}s of the controller`);
+  targetOptions(cmd.command('list').description(`list ${kind}`).addOption(output()))
+    .action(async (o) => print(kind, await client(o).call('GET', `/v1/${kind}`), o.output));
+  targetOptions(cmd.command('show').argument('<name>').description(`show a ${one}`).addOption(output()))
+    .action(async (n, o) => print(kind, await client(o).call('GET', `/v1/${kind}/${encodeURIComponent(n)}`), o.output));
+  targetOptions(cmd.command('delete').argument('<name>').description(`delete a ${one}`))
+    .action(async (n, o) => {
+      await client(o).call('DELETE', `/v1/${kind}/${encodeURIComponent(n)}`);
+      console.log(`${one} ${n} deleted`);
+    });
+  return cmd;
+}
+
+const int = (what: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${what} must be a whole number, not ${JSON.stringify(v)}`);
+  return Number(v);
+};
+
+export function registerResourceCommands(program: Command): void {
+  const network = basic(program, 'networks', 'network');
+  targetOptions(network.command('create').argument('<name>').description('create a network')
+    .option('--vni <n>', 'the VNI (allocated when not given)', int('--vni'))
+    .addOption(new Option('--encapsulation <e>', 'how hosts carry it').choices(['vxlan', 'geneve']).default('vxlan'))
+    .option('--mtu <n>', 'an MTU below what the underlay allows', int('--mtu'))
+    .addOption(output()))
+    .action(async (name, o) => print('networks', await client(o).call('POST', '/v1/networks', { name, vni: o.vni, encapsulation: o.encapsulation, mtu: o.mtu }), o.output));
+
+  const subnet = basic(program, 'subnets', 'subnet');
+  targetOptions(subnet.command('create').argument('<name>').description('create a subnet on a network')
+    .requiredOption('--network <network>', 'its network')
+    .requiredOption('--cidr <prefix>', 'e.g. 10.0.0.0/24')
+    .option('--gateway <ip>', 'the gateway (default: the first address)')
+    .option('--range <start-end>', 'the addresses ports get, e.g. 10.0.0.10-10.0.0.200')
+    .option('--dns <ips>', 'DNS servers, comma-separated')
+    .addOption(output()))
+    .action(async (name, o) => {
+      let allocation;
+      if (o.range) {
+        const [start, end] = String(o.range).split('-');
+        if (!end) throw new UsageError('--range takes START-END, e.g. 10.0.0.10-10.0.0.200');
+        allocation = { start, end };
+      }
+      print('subnets', await client(o).call('POST', '/v1/subnets', { name, network: o.network, cidr: o.cidr, gateway: o.gateway, allocation, dns: o.dns ? String(o.dns).split(',') : undefined }), o.output);
+    });
+
+  const port = basic(program, 'ports', 'port');
+  targetOptions(port.command('create').argument('<name>').description('create a port (a VM\'s NIC) on a network, bound to a host')
+    .requiredOption('--network <network>', 'its network')
+    .requiredOption('--host <host>', 'the host its VM runs on')
+    .option('--mac <mac>', 'its MAC (allocated when not given)')
+    .option('--ip <ip...>', 'its addresses (one allocated from the network\'s subnets when not given)')
+    .option('--tap <device>', 'the TAP device of the VM (default: an in-memory port)')
+    .option('--netns <netns>', 'the network namespace the TAP is in')
+    .addOption(output()))
+    .action(async (name, o) => {
+      const backend = o.tap ? { type: 'tap', device: o.tap, ...(o.netns ? { netns: o.netns } : {}) } : undefined;
+      if (!o.tap && o.netns) throw new UsageError('--netns goes with --tap');
+      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, host: o.host, mac: o.mac, ips: o.ip, backend }), o.output);
+    });
+
+  basic(program, 'hosts', 'host');
+}

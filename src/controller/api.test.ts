@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { apiApp } from './api.js';
+import { NetworkService } from './service.js';
+import { MemoryStore } from './store/memory-store.js';
+
+function setup() {
+  const app = apiApp({ service: new NetworkService(new MemoryStore()), adminToken: 'admin-secret', joinToken: 'join-secret', agents: { status: () => ({ connected: false }) } });
+  const call = async (method: string, path: string, body?: unknown, token = 'admin-secret') => {
+    const res = await app.request(path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null, type: res.headers.get('content-type') };
+  };
+  return { call };
+}
+
+test('a network, a subnet and a port: VNI, MAC and IP allocated', async () => {
+  const { call } = setup();
+  assert.deepEqual((await call('POST', '/v1/networks', { name: 'blue' })).body, { name: 'blue', vni: 1, encapsulation: 'vxlan' });
+  const s = await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24' });
+  assert.equal(s.status, 201);
+  assert.deepEqual(s.body, { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', gateway: '10.0.0.1', allocation: { start: '10.0.0.2', end: '10.0.0.254' }, dns: [] });
+  const p = await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
+  assert.equal(p.status, 201);
+  assert.deepEqual(p.body.ips, ['10.0.0.2']);
+  assert.match(p.body.mac, /^02(:[0-9a-f]{2}){5}$/);
+  const p2 = await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2' });
+  assert.deepEqual(p2.body.ips, ['10.0.0.3']);
+  assert.equal((await call('GET', '/v1/ports')).body.length, 2);
+});
+
+test('a bad request is a 400 problem naming each field and why', async () => {
+  const { call } = setup();
+  const r = await call('POST', '/v1/networks', { name: 'no spaces', vni: 0, extra: true });
+  assert.equal(r.status, 400);
+  assert.equal(r.type, 'application/problem+json');
+  assert.equal(r.body.title, 'Bad Request');
+  assert.deepEqual(r.body.errors.map((e: { field: string }) => e.field).sort(), ['(body)', 'name', 'vni']);
+  assert.match(r.body.detail, /vni: Too small/);
+  const notJson = await call('POST', '/v1/networks', '{"name":');
+  assert.equal(notJson.status, 400);
+  assert.equal(notJson.body.detail, 'the request body is not JSON');
+});
+
+test('conflicts are 409 and rule violations 422, in sentences', async () => {
+  const { call } = setup();
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  const dupVni = await call('POST', '/v1/networks', { name: 'red', vni: 100 });
+  assert.equal(dupVni.status, 409);
+  assert.equal(dupVni.body.detail, 'VNI 100 is used by network blue');
+  assert.equal((await call('POST', '/v1/networks', { name: 'blue' })).body.detail, 'a network named blue exists already');
+  await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.0.0.0/24' });
+  const overlap = await call('POST', '/v1/subnets', { name: 's2', network: 'blue', cidr: '10.0.0.128/25' });
+  assert.equal(overlap.status, 409);
+  assert.equal(overlap.body.detail, '10.0.0.128/25 overlaps subnet s1 (10.0.0.0/24) on network blue');
+  const outside = await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', ips: ['10.9.0.5'] });
+  assert.equal(outside.status, 422);
+  assert.equal(outside.body.detail, '10.9.0.5 is outside every subnet of network blue (10.0.0.0/24)');
+  assert.equal((await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', ips: ['10.0.0.1'] })).body.detail, '10.0.0.1 is the gateway of subnet s1');
+  await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', ips: ['10.0.0.5'] });
+  const taken = await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h1', ips: ['10.0.0.5'] });
+  assert.equal(taken.status, 409);
+  assert.equal(taken.body.detail, '10.0.0.5 is used by port vm1 on network blue');
+  assert.equal((await call('POST', '/v1/ports', { name: 'vm3', network: 'green', host: 'h1' })).status, 422);
+});
+
+test('deleting a network with ports is refused, not cascaded', async () => {
+  const { call } = setup();
+  await call('POST', '/v1/networks', { name: 'blue' });
+  await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
+  const r = await call('DELETE', '/v1/networks/blue');
+  assert.equal(r.status, 409);
+  assert.equal(r.body.detail, 'network blue still has 1 port(s): vm1; delete them first');
+  assert.equal((await call('DELETE', '/v1/ports/vm1')).status, 204);
+  assert.equal((await call('DELETE', '/v1/networks/blue')).status, 204);
+  assert.equal((await call('GET', '/v1/networks/blue')).status, 404);
+});
+
+test('updates: a port moves and changes address; its old address is free again', async () => {
+  const { call } = setup();
+  await call('POST', '/v1/networks', { name: 'blue' });
+  await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.0.0.0/29' });
+  await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
+  const moved = await call('PATCH', '/v1/ports/vm1', { host: 'h2', ips: ['10.0.0.6'] });
+  assert.equal(moved.status, 200);
+  assert.deepEqual([moved.body.host, moved.body.ips], ['h2', ['10.0.0.6']]);
+  assert.deepEqual((await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h1' })).body.ips, ['10.0.0.2']);
+  assert.equal((await call('PATCH', '/v1/networks/blue', { vni: 7 })).status, 400, 'the VNI cannot be patched');
+});
+
+test('tokens: none is 401; the join token may join but not administer', async () => {
+  const { call } = setup();
+  assert.equal((await call('GET', '/v1/networks', undefined, '')).status, 401);
+  assert.equal((await call('GET', '/v1/networks', undefined, 'join-secret')).status, 401);
+  const joined = await call('POST', '/v1/agents/join', { name: 'h1', address: '10.99.0.1' }, 'join-secret');
+  assert.equal(joined.status, 200);
+  assert.equal(joined.body.port, 4789);
+  const clash = await call('POST', '/v1/agents/join', { name: 'h2', address: '10.99.0.1' }, 'join-secret');
+  assert.equal(clash.status, 409);
+  assert.equal(clash.body.detail, 'underlay address 10.99.0.1:4789 is used by host h1');
+});
+
+test('the OpenAPI document lists every route with its request schema', async () => {
+  const { call } = setup();
+  const doc = (await call('GET', '/openapi.json', undefined, '')).body;
+  assert.equal(doc.openapi, '3.1.0');
+  assert.ok(doc.paths['/v1/networks'].post.requestBody.content['application/json'].schema.properties.vni);
+  assert.deepEqual(Object.keys(doc.paths['/v1/ports/{name}']).sort(), ['delete', 'get', 'patch']);
+});

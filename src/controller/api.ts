@@ -1,0 +1,160 @@
+/**
+ * The controller's REST API. One route table drives both the handlers and the OpenAPI
+ * document at /openapi.json. Every request body is validated against its schema; every
+ * error leaves as an RFC 9457 problem body that says which field is wrong and why.
+ *
+ * Two tokens: the admin token for everything, the join token only for /v1/agents/*.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import { hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portUpdate, subnetCreate, subnetUpdate } from './model.js';
+import { ApiError, type NetworkService } from './service.js';
+
+export interface AgentStatusSource {
+  status(host: string): unknown;
+}
+
+export interface ApiOptions {
+  service: NetworkService;
+  adminToken: string;
+  joinToken: string;
+  agents: AgentStatusSource;
+}
+
+type Role = 'admin' | 'agent' | 'public';
+
+interface Route {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  path: string;
+  summary: string;
+  role: Role;
+  body?: z.ZodType;
+  status?: 200 | 201 | 204;
+  handle(params: Record<string, string>, body: unknown): Promise<unknown>;
+}
+
+function problem(c: Context, err: ApiError): Response {
+  return c.json({ type: 'about:blank', title: err.title, status: err.status, detail: err.message, ...(err.errors.length ? { errors: err.errors } : {}) }, err.status, { 'content-type': 'application/problem+json' });
+}
+
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((out, k) => (typeof k === 'number' ? `${out}[${k}]` : out ? `${out}.${String(k)}` : String(k)), '') || '(body)';
+}
+
+export function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function bearer(header: string | undefined): string {
+  return header?.startsWith('Bearer ') ? header.slice(7) : '';
+}
+
+export function apiApp(opts: ApiOptions): Hono {
+  const { service: s } = opts;
+  const routes: Route[] = [];
+  const crud = (kind: 'networks' | 'subnets' | 'ports', create: z.ZodType, update: z.ZodType, ops: {
+    get(n: string): Promise<unknown>; create(b: never): Promise<unknown>; update(n: string, b: never): Promise<unknown>; remove(n: string): Promise<void>;
+  }) => {
+    const one = kind.slice(0, -1);
+    routes.push(
+      { method: 'get', path: `/v1/${kind}`, summary: `list ${kind}`, role: 'admin', handle: () => s.list(kind) },
+      { method: 'post', path: `/v1/${kind}`, summary: `create a ${one}`, role: 'admin', body: create, status: 201, handle: (_p, b) => ops.create(b as never) },
+      { method: 'get', path: `/v1/${kind}/:name`, summary: `show a ${one}`, role: 'admin', handle: (p) => ops.get(p.name) },
+      { method: 'patch', path: `/v1/${kind}/:name`, summary: `change a ${one}`, role: 'admin', body: update, handle: (p, b) => ops.update(p.name, b as never) },
+      { method: 'delete', path: `/v1/${kind}/:name`, summary: `delete a ${one}`, role: 'admin', status: 204, handle: async (p) => { await ops.remove(p.name); return null; } },
+    );
+  };
+  crud('networks', networkCreate, networkUpdate, { get: (n) => s.getNetwork(n), create: (b) => s.createNetwork(b), update: (n, b) => s.updateNetwork(n, b), remove: (n) => s.deleteNetwork(n) });
+  crud('subnets', subnetCreate, subnetUpdate, { get: (n) => s.getSubnet(n), create: (b) => s.createSubnet(b), update: (n, b) => s.updateSubnet(n, b), remove: (n) => s.deleteSubnet(n) });
+  crud('ports', portCreate, portUpdate, { get: (n) => s.getPort(n), create: (b) => s.createPort(b), update: (n, b) => s.updatePort(n, b), remove: (n) => s.deletePort(n) });
+  routes.push(
+    { method: 'get', path: '/v1/hosts', summary: 'list hosts, with what their agents report', role: 'admin',
+      handle: async () => (await s.list<{ name: string }>('hosts')).map((h) => ({ ...h, status: opts.agents.status(h.name) })) },
+    { method: 'get', path: '/v1/hosts/:name', summary: 'show a host, with what its agent reports', role: 'admin',
+      handle: async (p) => ({ ...(await s.getHost(p.name)), status: opts.agents.status(p.name) }) },
+    { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },
+    { method: 'post', path: '/v1/agents/join', summary: 'an agent registers its host (join token)', role: 'agent', body: hostJoin, handle: (_p, b) => s.joinHost(b as z.infer<typeof hostJoin>) },
+    { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },
+  );
+
+  const app = new Hono();
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return problem(c, err);
+    return problem(c, new ApiError(500, 'Internal Server Error', 'the controller failed to handle this request; see its log'));
+  });
+  app.notFound((c) => problem(c, new ApiError(404, 'Not Found', `no route ${c.req.method} ${c.req.path}`)));
+
+  app.get('/openapi.json', (c) => c.json(openapi(routes)));
+
+  for (const r of routes) {
+    app[r.method](r.path, async (c) => {
+      if (r.role !== 'public') {
+        const token = bearer(c.req.header('authorization'));
+        const ok = sameToken(token, opts.adminToken) || (r.role === 'agent' && sameToken(token, opts.joinToken));
+        if (!ok) throw new ApiError(401, 'Unauthorized', token ? 'the token is not valid for this request' : 'send a token: Authorization: Bearer TOKEN');
+      }
+      const params = c.req.param() as Record<string, string>;
+      if (params.name !== undefined && !nameSchema.safeParse(params.name).success) {
+        throw new ApiError(400, 'Bad Request', `${JSON.stringify(params.name)} is not a valid name`, [{ field: 'name', message: 'invalid' }]);
+      }
+      let body: unknown;
+      if (r.body) {
+        let raw: unknown;
+        try {
+          raw = await c.req.json();
+        } catch {
+          throw new ApiError(400, 'Bad Request', 'the request body is not JSON', [{ field: '(body)', message: 'not JSON' }]);
+        }
+        const parsed = r.body.safeParse(raw);
+        if (!parsed.success) {
+          const errors = parsed.error.issues.map((i) => ({ field: fieldPath(i.path), message: i.message }));
+          throw new ApiError(400, 'Bad Request', errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors);
+        }
+        body = parsed.data;
+      }
+      const result = await r.handle(params, body);
+      if (r.status === 204) return c.body(null, 204);
+      return c.json(result as object, r.status ?? 200);
+    });
+  }
+  return app;
+}
+
+function openapi(routes: Route[]): object {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const r of routes) {
+    const path = r.path.replace(/:(\w+)/g, '{$1}');
+    paths[path] ??= {};
+    paths[path][r.method] = {
+      summary: r.summary,
+      ...(r.role === 'public' ? { security: [] } : {}),
+      ...(path.includes('{name}') ? { parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }] } : {}),
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body, { io: 'input', unrepresentable: 'any' }) } } } } : {}),
+      responses: {
+        [String(r.status ?? 200)]: { description: r.status === 204 ? 'done' : 'the resource(s)' },
+        default: { description: 'a problem (RFC 9457)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+      },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Weft controller API', version: '1' },
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Problem: {
+          type: 'object',
+          properties: {
+            type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' },
+            errors: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+          },
+        },
+      },
+    },
+    paths,
+  };
+}

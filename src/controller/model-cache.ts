@@ -1,0 +1,142 @@
+/**
+ * The controller's in-memory copy of the intended network, kept current from the store's
+ * change feed, with the indexes that make a host's view cheap to compute: ports by host
+ * and by network.
+ */
+import type { HostState, NetworkState, PortState } from '../agent/desired-state.js';
+import type { Host, Network, Port, Subnet } from './model.js';
+import type { Change, Store } from './store/store.js';
+
+/** What an agent is told: its part of the intended network. The agent adds its own
+ * underlay and limits to make a HostState. */
+export interface HostView {
+  host: string;
+  networks: NetworkState[];
+  ports: PortState[];
+}
+
+export class ModelCache {
+  readonly hosts = new Map<string, Host>();
+  readonly networks = new Map<string, Network>();
+  readonly subnets = new Map<string, Subnet>();
+  readonly ports = new Map<string, Port>();
+  private readonly byHost = new Map<string, Set<string>>();
+  private readonly byNetwork = new Map<string, Set<string>>();
+  revision = 0;
+
+  static async load(store: Store): Promise<ModelCache> {
+    const m = new ModelCache();
+    // Read the revision first: changes after it are replayed by the caller's subscription.
+    m.revision = await store.revision();
+    for (const e of await store.list<Host>('/hosts/')) m.hosts.set(e.value.name, e.value);
+    for (const e of await store.list<Network>('/networks/')) m.networks.set(e.value.name, e.value);
+    for (const e of await store.list<Subnet>('/subnets/')) m.subnets.set(e.value.name, e.value);
+    for (const e of await store.list<Port>('/ports/')) m.indexPort(e.value);
+    return m;
+  }
+
+  private indexPort(p: Port): void {
+    this.ports.set(p.name, p);
+    add(this.byHost, p.host, p.name);
+    add(this.byNetwork, p.network, p.name);
+  }
+
+  private unindexPort(p: Port): void {
+    this.ports.delete(p.name);
+    remove(this.byHost, p.host, p.name);
+    remove(this.byNetwork, p.network, p.name);
+  }
+
+  /**
+   * Applies committed changes; returns the hosts whose view may have changed (those with
+   * ports on a touched network, and the hosts of touched ports).
+   */
+  apply(changes: Change[]): Set<string> {
+    const affected = new Set<string>();
+    const touchNetwork = (n: string) => {
+      for (const pn of this.byNetwork.get(n) ?? []) affected.add(this.ports.get(pn)!.host);
+    };
+    for (const c of changes) {
+      this.revision = Math.max(this.revision, c.revision);
+      const [, kind, name] = c.key.split('/');
+      if (kind === 'ports') {
+        const old = this.ports.get(name);
+        if (old) {
+          touchNetwork(old.network);
+          affected.add(old.host);
+          this.unindexPort(old);
+        }
+        if (c.value) {
+          const p = c.value as Port;
+          this.indexPort(p);
+          touchNetwork(p.network);
+        }
+      } else if (kind === 'networks') {
+        if (c.value) this.networks.set(name, c.value as Network);
+        else this.networks.delete(name);
+        touchNetwork(name);
+      } else if (kind === 'hosts') {
+        if (c.value) this.hosts.set(name, c.value as Host);
+        else this.hosts.delete(name);
+        affected.add(name);
+        // Its address is in the views of every host it shares a network with.
+        for (const pn of this.byHost.get(name) ?? []) touchNetwork(this.ports.get(pn)!.network);
+      } else if (kind === 'subnets') {
+        if (c.value) this.subnets.set(name, c.value as Subnet);
+        else this.subnets.delete(name);
+      }
+    }
+    return affected;
+  }
+
+  /** The part of the intended network that `host` must make real. */
+  viewFor(host: string): HostView {
+    const mine = [...(this.byHost.get(host) ?? [])].sort().map((n) => this.ports.get(n)!).filter((p) => this.networks.has(p.network));
+    const netNames = [...new Set(mine.map((p) => p.network))].sort();
+    const networks: NetworkState[] = netNames.map((n) => {
+      const net = this.networks.get(n)!;
+      const members = [...this.byNetwork.get(n)!].sort().map((pn) => this.ports.get(pn)!);
+      const remotes = new Map<string, { address: string; port: number }>();
+      const neighbors = [];
+      for (const p of members) {
+        if (p.host === host) {
+          neighbors.push({ mac: p.mac, ips: p.ips });
+          continue;
+        }
+        const h = this.hosts.get(p.host);
+        if (!h) continue; // its host has not joined yet: nowhere to send to
+        const remote = { address: h.address, port: h.port };
+        remotes.set(`${h.address}:${h.port}`, remote);
+        neighbors.push({ mac: p.mac, ips: p.ips, remote });
+      }
+      return {
+        name: n,
+        vni: net.vni,
+        encapsulation: net.encapsulation,
+        ...(net.mtu ? { mtu: net.mtu } : {}),
+        remotes: [...remotes.values()].sort((a, b) => (a.address < b.address ? -1 : 1)),
+        neighbors,
+      };
+    });
+    const ports: PortState[] = mine.map((p) => ({ name: p.name, mode: 'access', network: p.network, backend: p.backend }));
+    return { host, networks, ports };
+  }
+}
+
+function add(m: Map<string, Set<string>>, k: string, v: string): void {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new Set()));
+  s.add(v);
+}
+
+function remove(m: Map<string, Set<string>>, k: string, v: string): void {
+  const s = m.get(k);
+  if (!s) return;
+  s.delete(v);
+  if (s.size === 0) m.delete(k);
+}
+
+/** A host's full desired state from a controller's view plus what only the agent knows. */
+export function hostStateFromView(view: HostView, underlay: HostState['underlay'], limits: HostState['limits']): HostState {
+  return { host: view.host, underlay, networks: view.networks, ports: view.ports, limits };
+}

@@ -1,0 +1,299 @@
+/**
+ * What the API does to the intended network: create, change and delete hosts, networks,
+ * subnets and ports, with every rule checked. Each change is one store commit whose
+ * conditions make it safe against concurrent writers: a name, VNI, MAC or IP is claimed
+ * through an index key that must not exist yet, and an update names the revision it read.
+ */
+import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
+import { allocate, contains, overlaps, parseCidr } from './ipam.js';
+import {
+  Keys, type Host, type Network, type Port, type Subnet,
+  type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
+} from './model.js';
+import type { Condition, Entry, Operation, Store } from './store/store.js';
+
+/** An error for the API's client: an HTTP status, a one-line title and a sentence. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 409 | 422 | 500 | 503,
+    readonly title: string,
+    detail: string,
+    readonly errors: Array<{ field: string; message: string }> = [],
+  ) {
+    super(detail);
+  }
+}
+
+const notFound = (kind: string, n: string) => new ApiError(404, 'Not Found', `there is no ${kind} named ${n}`);
+const RETRIES = 5;
+
+export class NetworkService {
+  constructor(private readonly store: Store) {}
+
+  // ---- reads -----------------------------------------------------------------------------
+
+  async revision(): Promise<number> {
+    return this.store.revision();
+  }
+
+  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports'): Promise<T[]> {
+    return (await this.store.list<T>(`/${kind}/`)).map((e) => e.value);
+  }
+
+  private async entry<T>(key: string, kind: string, n: string): Promise<Entry<T>> {
+    const e = await this.store.get<T>(key);
+    if (!e) throw notFound(kind, n);
+    return e;
+  }
+
+  async getHost(n: string): Promise<Host> { return (await this.entry<Host>(Keys.host(n), 'host', n)).value; }
+  async getNetwork(n: string): Promise<Network> { return (await this.entry<Network>(Keys.network(n), 'network', n)).value; }
+  async getSubnet(n: string): Promise<Subnet> { return (await this.entry<Subnet>(Keys.subnet(n), 'subnet', n)).value; }
+  async getPort(n: string): Promise<Port> { return (await this.entry<Port>(Keys.port(n), 'port', n)).value; }
+
+  /** Commits, turning a failed condition into the conflict `explain` names. */
+  private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError): Promise<number> {
+    const r = await this.store.commit(conditions, ops);
+    if (!r.ok) throw explain(r.failed);
+    return r.revision;
+  }
+
+  // ---- hosts -----------------------------------------------------------------------------
+
+  /** An agent joins (or re-joins, perhaps with a new address). */
+  async joinHost(body: z.infer<typeof hostJoin>): Promise<Host> {
+    const others = (await this.list<Host>('hosts')).filter((h) => h.name !== body.name && h.address === body.address && h.port === body.port);
+    if (others.length > 0) throw new ApiError(409, 'Conflict', `underlay address ${body.address}:${body.port} is used by host ${others[0].name}`, [{ field: 'address', message: 'in use' }]);
+    const prev = await this.store.get<Host>(Keys.host(body.name));
+    const host: Host = { ...body, joinedAt: prev?.value.joinedAt ?? new Date().toISOString() };
+    if (prev && JSON.stringify(prev.value) === JSON.stringify(host)) return host;
+    await this.commit([{ key: Keys.host(body.name), modRevision: prev?.modRevision ?? 0 }], [{ type: 'put', key: Keys.host(body.name), value: host }],
+      () => new ApiError(409, 'Conflict', `host ${body.name} changed while joining; try again`));
+    return host;
+  }
+
+  async deleteHost(n: string): Promise<void> {
+    const e = await this.entry<Host>(Keys.host(n), 'host', n);
+    const ports = (await this.list<Port>('ports')).filter((p) => p.host === n);
+    if (ports.length > 0) throw new ApiError(409, 'Conflict', `host ${n} still has ${ports.length} port(s): ${names(ports)}; delete or move them first`);
+    await this.commit([{ key: Keys.host(n), modRevision: e.modRevision }], [{ type: 'delete', key: Keys.host(n) }],
+      () => new ApiError(409, 'Conflict', `host ${n} changed meanwhile; try again`));
+  }
+
+  // ---- networks --------------------------------------------------------------------------
+
+  async createNetwork(body: z.infer<typeof networkCreate>): Promise<Network> {
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      let vni = body.vni;
+      if (vni === undefined) {
+        const taken = new Set((await this.store.list(`/index/vni/`)).map((e) => Number(e.key.slice('/index/vni/'.length))));
+        vni = allocate(1, 0xffffff, taken)!;
+      }
+      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}) };
+      const r = await this.store.commit(
+        [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }],
+        [{ type: 'put', key: Keys.network(net.name), value: net }, { type: 'put', key: Keys.vni(vni), value: net.name }],
+      );
+      if (r.ok) return net;
+      if (r.failed.key === Keys.network(net.name)) throw new ApiError(409, 'Conflict', `a network named ${net.name} exists already`, [{ field: 'name', message: 'taken' }]);
+      if (body.vni !== undefined) {
+        const owner = await this.store.get<string>(Keys.vni(vni));
+        throw new ApiError(409, 'Conflict', `VNI ${vni} is used by network ${owner?.value ?? '(deleted meanwhile)'}`, [{ field: 'vni', message: 'taken' }]);
+      }
+      // An allocated VNI was taken by a concurrent create: allocate again.
+    }
+    throw new ApiError(503, 'Busy', 'could not allocate a VNI: too many concurrent creates; try again');
+  }
+
+  async updateNetwork(n: string, body: z.infer<typeof networkUpdate>): Promise<Network> {
+    const e = await this.entry<Network>(Keys.network(n), 'network', n);
+    const net: Network = { ...e.value };
+    if (body.mtu === null) delete net.mtu;
+    else if (body.mtu !== undefined) net.mtu = body.mtu;
+    await this.commit([{ key: Keys.network(n), modRevision: e.modRevision }], [{ type: 'put', key: Keys.network(n), value: net }],
+      () => new ApiError(409, 'Conflict', `network ${n} changed meanwhile; read it again and retry`));
+    return net;
+  }
+
+  async deleteNetwork(n: string): Promise<void> {
+    const e = await this.entry<Network>(Keys.network(n), 'network', n);
+    const ports = (await this.list<Port>('ports')).filter((p) => p.network === n);
+    const subnets = (await this.list<Subnet>('subnets')).filter((s) => s.network === n);
+    if (ports.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${ports.length} port(s): ${names(ports)}; delete them first`);
+    if (subnets.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${subnets.length} subnet(s): ${names(subnets)}; delete them first`);
+    await this.commit([{ key: Keys.network(n), modRevision: e.modRevision }],
+      [{ type: 'delete', key: Keys.network(n) }, { type: 'delete', key: Keys.vni(e.value.vni) }],
+      () => new ApiError(409, 'Conflict', `network ${n} changed meanwhile; try again`));
+  }
+
+  // ---- subnets ---------------------------------------------------------------------------
+
+  async createSubnet(body: z.infer<typeof subnetCreate>): Promise<Subnet> {
+    const net = await this.store.get<Network>(Keys.network(body.network));
+    if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
+    const c = parseOrField(() => parseCidr(body.cidr), 'cidr');
+    if (c.prefix > 30) throw new ApiError(422, 'Unprocessable', `${body.cidr} leaves no room for a gateway and hosts; use /30 or larger`, [{ field: 'cidr', message: 'too small' }]);
+    const gateway = body.gateway ? parseIpv4(body.gateway) : c.first + 1;
+    if (gateway <= c.first || gateway >= c.last) {
+      throw new ApiError(422, 'Unprocessable', `gateway ${formatIpv4(gateway)} is not a host address of ${body.cidr}`, [{ field: 'gateway', message: 'outside the subnet' }]);
+    }
+    const start = body.allocation ? parseIpv4(body.allocation.start) : gateway + 1;
+    const end = body.allocation ? parseIpv4(body.allocation.end) : c.last - 1;
+    checkRange(c, start, end, body.cidr);
+    const clash = (await this.list<Subnet>('subnets')).find((s) => s.network === body.network && overlaps(parseCidr(s.cidr), c));
+    if (clash) throw new ApiError(409, 'Conflict', `${body.cidr} overlaps subnet ${clash.name} (${clash.cidr}) on network ${body.network}`, [{ field: 'cidr', message: 'overlaps' }]);
+    const subnet: Subnet = { name: body.name, network: body.network, cidr: body.cidr, gateway: formatIpv4(gateway), allocation: { start: formatIpv4(start), end: formatIpv4(end) }, dns: body.dns };
+    await this.commit([{ key: Keys.subnet(subnet.name), modRevision: 0 }, { key: Keys.network(body.network), modRevision: net.modRevision }],
+      [{ type: 'put', key: Keys.subnet(subnet.name), value: subnet }],
+      (f) => f.key === Keys.subnet(subnet.name)
+        ? new ApiError(409, 'Conflict', `a subnet named ${subnet.name} exists already`, [{ field: 'name', message: 'taken' }])
+        : new ApiError(409, 'Conflict', `network ${body.network} changed meanwhile; try again`));
+    return subnet;
+  }
+
+  async updateSubnet(n: string, body: z.infer<typeof subnetUpdate>): Promise<Subnet> {
+    const e = await this.entry<Subnet>(Keys.subnet(n), 'subnet', n);
+    const subnet: Subnet = { ...e.value, ...(body.dns ? { dns: body.dns } : {}) };
+    if (body.allocation) {
+      checkRange(parseCidr(subnet.cidr), parseIpv4(body.allocation.start), parseIpv4(body.allocation.end), subnet.cidr);
+      subnet.allocation = body.allocation;
+    }
+    await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }], [{ type: 'put', key: Keys.subnet(n), value: subnet }],
+      () => new ApiError(409, 'Conflict', `subnet ${n} changed meanwhile; read it again and retry`));
+    return subnet;
+  }
+
+  async deleteSubnet(n: string): Promise<void> {
+    const e = await this.entry<Subnet>(Keys.subnet(n), 'subnet', n);
+    const c = parseCidr(e.value.cidr);
+    const users = (await this.list<Port>('ports')).filter((p) => p.network === e.value.network && p.ips.some((ip) => contains(c, parseIpv4(ip))));
+    if (users.length > 0) throw new ApiError(409, 'Conflict', `subnet ${n} still has ${users.length} port(s) with addresses in it: ${names(users)}`);
+    await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }], [{ type: 'delete', key: Keys.subnet(n) }],
+      () => new ApiError(409, 'Conflict', `subnet ${n} changed meanwhile; try again`));
+  }
+
+  // ---- ports -----------------------------------------------------------------------------
+
+  /** Checks requested IPs against the network's subnets, or allocates one. */
+  private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = []): Promise<string[]> {
+    const subnets = (await this.list<Subnet>('subnets')).filter((s) => s.network === network);
+    if (requested !== undefined) {
+      requested.forEach((text, i) => {
+        const ip = parseIpv4(text);
+        const s = subnets.find((x) => contains(parseCidr(x.cidr), ip));
+        if (!s) {
+          throw new ApiError(422, 'Unprocessable', `${text} is outside every subnet of network ${network}${subnets.length ? ` (${subnets.map((x) => x.cidr).join(', ')})` : ': it has none'}`, [{ field: `ips[${i}]`, message: 'outside the subnets' }]);
+        }
+        const c = parseCidr(s.cidr);
+        if (ip === c.first || ip === c.last || text === s.gateway) {
+          throw new ApiError(422, 'Unprocessable', `${text} is the ${ip === c.first ? 'network address' : ip === c.last ? 'broadcast address' : 'gateway'} of subnet ${s.name}`, [{ field: `ips[${i}]`, message: 'reserved' }]);
+        }
+      });
+      if (new Set(requested).size !== requested.length) throw new ApiError(422, 'Unprocessable', 'an address is listed twice', [{ field: 'ips', message: 'duplicate' }]);
+      return requested;
+    }
+    if (subnets.length === 0) return [];
+    const prefix = `/index/ip/${network}/`;
+    const taken = new Set((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter((ip) => !ignoring.includes(ip)).map(parseIpv4));
+    for (const s of subnets) {
+      taken.add(parseIpv4(s.gateway));
+      const ip = allocate(parseIpv4(s.allocation.start), parseIpv4(s.allocation.end), taken);
+      if (ip !== null) return [formatIpv4(ip)];
+    }
+    throw new ApiError(409, 'Conflict', `network ${network} has no free address left in ${names(subnets)}`, [{ field: 'ips', message: 'exhausted' }]);
+  }
+
+  async createPort(body: z.infer<typeof portCreate>): Promise<Port> {
+    const net = await this.store.get<Network>(Keys.network(body.network));
+    if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      const mac = body.mac ?? randomMac();
+      const ips = await this.addressesFor(body.network, body.ips);
+      const port: Port = { name: body.name, network: body.network, host: body.host, mac, ips, backend: body.backend };
+      const r = await this.store.commit(
+        [
+          { key: Keys.port(port.name), modRevision: 0 },
+          { key: Keys.network(port.network), modRevision: net.modRevision },
+          { key: Keys.mac(port.network, mac), modRevision: 0 },
+          ...ips.map((ip) => ({ key: Keys.ip(port.network, ip), modRevision: 0 })),
+        ],
+        [
+          { type: 'put', key: Keys.port(port.name), value: port },
+          { type: 'put', key: Keys.mac(port.network, mac), value: port.name },
+          ...ips.map((ip) => ({ type: 'put' as const, key: Keys.ip(port.network, ip), value: port.name })),
+        ],
+      );
+      if (r.ok) return port;
+      const f = r.failed.key;
+      if (f === Keys.port(port.name)) throw new ApiError(409, 'Conflict', `a port named ${port.name} exists already`, [{ field: 'name', message: 'taken' }]);
+      if (f === Keys.network(port.network)) throw new ApiError(409, 'Conflict', `network ${port.network} changed meanwhile; try again`);
+      const owner = (await this.store.get<string>(f))?.value ?? '(deleted meanwhile)';
+      if (f === Keys.mac(port.network, mac) && body.mac !== undefined) {
+        throw new ApiError(409, 'Conflict', `MAC ${mac} is used by port ${owner} on network ${port.network}`, [{ field: 'mac', message: 'taken' }]);
+      }
+      if (f.startsWith('/index/ip/') && body.ips !== undefined) {
+        throw new ApiError(409, 'Conflict', `${f.split('/').pop()} is used by port ${owner} on network ${port.network}`, [{ field: 'ips', message: 'taken' }]);
+      }
+      // An allocated MAC or address was taken by a concurrent create: allocate again.
+    }
+    throw new ApiError(503, 'Busy', 'could not allocate an address: too many concurrent creates; try again');
+  }
+
+  async updatePort(n: string, body: z.infer<typeof portUpdate>): Promise<Port> {
+    const e = await this.entry<Port>(Keys.port(n), 'port', n);
+    const old = e.value;
+    const ips = body.ips === undefined ? old.ips : await this.addressesFor(old.network, body.ips, old.ips);
+    const port: Port = { ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips };
+    const released = old.ips.filter((ip) => !ips.includes(ip));
+    const claimed = ips.filter((ip) => !old.ips.includes(ip));
+    await this.commit(
+      [{ key: Keys.port(n), modRevision: e.modRevision }, ...claimed.map((ip) => ({ key: Keys.ip(old.network, ip), modRevision: 0 }))],
+      [
+        { type: 'put', key: Keys.port(n), value: port },
+        ...released.map((ip) => ({ type: 'delete' as const, key: Keys.ip(old.network, ip) })),
+        ...claimed.map((ip) => ({ type: 'put' as const, key: Keys.ip(old.network, ip), value: n })),
+      ],
+      (f) => f.key === Keys.port(n)
+        ? new ApiError(409, 'Conflict', `port ${n} changed meanwhile; read it again and retry`)
+        : new ApiError(409, 'Conflict', `${f.key.split('/').pop()} is used by another port on network ${old.network}`, [{ field: 'ips', message: 'taken' }]),
+    );
+    return port;
+  }
+
+  async deletePort(n: string): Promise<void> {
+    const e = await this.entry<Port>(Keys.port(n), 'port', n);
+    const p = e.value;
+    await this.commit([{ key: Keys.port(n), modRevision: e.modRevision }], [
+      { type: 'delete', key: Keys.port(n) },
+      { type: 'delete', key: Keys.mac(p.network, p.mac) },
+      ...p.ips.map((ip) => ({ type: 'delete' as const, key: Keys.ip(p.network, ip) })),
+    ], () => new ApiError(409, 'Conflict', `port ${n} changed meanwhile; try again`));
+  }
+}
+
+function names(items: Array<{ name: string }>): string {
+  const shown = items.slice(0, 5).map((i) => i.name).join(', ');
+  return items.length > 5 ? `${shown} and ${items.length - 5} more` : shown;
+}
+
+function parseOrField<T>(f: () => T, field: string): T {
+  try {
+    return f();
+  } catch (err) {
+    throw new ApiError(422, 'Unprocessable', (err as Error).message, [{ field, message: (err as Error).message }]);
+  }
+}
+
+function checkRange(c: ReturnType<typeof parseCidr>, start: number, end: number, cidr: string): void {
+  if (start > end || start <= c.first || end >= c.last) {
+    throw new ApiError(422, 'Unprocessable', `allocation ${formatIpv4(start)}-${formatIpv4(end)} must be an ascending range of host addresses inside ${cidr}`, [{ field: 'allocation', message: 'outside the subnet' }]);
+  }
+}
+
+/** A random locally administered unicast MAC (02:xx:xx:xx:xx:xx). */
+function randomMac(): string {
+  const b = randomBytes(5);
+  return ['02', ...[...b].map((x) => x.toString(16).padStart(2, '0'))].join(':');
+}

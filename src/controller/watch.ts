@@ -1,0 +1,164 @@
+/**
+ * The watch stream: each agent holds a WebSocket to /v1/agents/HOST/watch?revision=R.
+ *
+ * Controller -> agent:  {"type":"state","revision":N,"view":HostView}   the host's full view
+ *                       {"type":"current","revision":N}                 nothing to change
+ * Agent -> controller:  {"type":"status","revision":N,"ports":{...},"counters":{...}}
+ *
+ * A view is sent when the agent connects (unless it says it has the current revision) and
+ * whenever a committed change touches the host; changes committed in one event-loop turn
+ * are sent once. A view identical to the last one sent is not sent again. Full views rather
+ * than deltas: an agent can never drift by a lost delta, and views are small (a host's
+ * networks and their ports).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { bearer, sameToken, type AgentStatusSource } from './api.js';
+import type { ModelCache } from './model-cache.js';
+import type { Change } from './store/store.js';
+
+const PATH = /^\/v1\/agents\/([a-z0-9][a-z0-9_.-]{0,62})\/watch$/i;
+const PING_MS = 5000;
+
+export interface AgentStatus {
+  connected: boolean;
+  lastSeen: string | null;
+  appliedRevision: number | null;
+  ports: Record<string, { attached: boolean; error?: string }>;
+  counters: unknown;
+}
+
+interface Session {
+  ws: WebSocket;
+  sent: string | null;
+  alive: boolean;
+}
+
+export class WatchHub implements AgentStatusSource {
+  private readonly sessions = new Map<string, Session>();
+  private readonly statuses = new Map<string, AgentStatus>();
+  private readonly pending = new Set<string>();
+  private scheduled = false;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(
+    private readonly model: ModelCache,
+    private readonly tokens: { admin: string; join: string },
+    private readonly log: Logger,
+  ) {
+    this.pinger = setInterval(() => {
+      for (const [host, s] of this.sessions) {
+        if (!s.alive) {
+          this.log.warn({ host }, 'agent stopped answering pings; closing its watch');
+          s.ws.terminate();
+          continue;
+        }
+        s.alive = false;
+        s.ws.ping();
+      }
+    }, PING_MS);
+    this.pinger.unref();
+  }
+
+  /** Takes WebSocket upgrades for the watch path on `server`. */
+  attach(server: Server): void {
+    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://controller');
+    const m = PATH.exec(url.pathname);
+    const refuse = (code: number, why: string) => {
+      socket.end(`HTTP/1.1 ${code} ${why}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`);
+    };
+    if (!m) return refuse(404, 'Not Found');
+    const token = bearer(req.headers.authorization);
+    if (!sameToken(token, this.tokens.join) && !sameToken(token, this.tokens.admin)) return refuse(401, 'Unauthorized');
+    const host = m[1];
+    if (!this.model.hosts.has(host)) return refuse(409, `host ${host} has not joined: POST /v1/agents/join first`);
+    const revision = Number(url.searchParams.get('revision') ?? '-1');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(host, ws, Number.isFinite(revision) ? revision : -1));
+  }
+
+  private connected(host: string, ws: WebSocket, revision: number): void {
+    const old = this.sessions.get(host);
+    if (old) old.ws.close(4000, 'replaced by a newer connection of the same host');
+    const session: Session = { ws, sent: null, alive: true };
+    this.sessions.set(host, session);
+    this.statusOf(host).connected = true;
+    this.log.info({ host, revision }, 'agent connected');
+    ws.on('pong', () => (session.alive = true));
+    ws.on('message', (data) => this.message(host, String(data)));
+    ws.on('close', () => {
+      if (this.sessions.get(host) !== session) return;
+      this.sessions.delete(host);
+      this.statusOf(host).connected = false;
+      this.log.info({ host }, 'agent disconnected');
+    });
+    ws.on('error', (err) => this.log.warn({ host, err: err.message }, 'agent connection failed'));
+    if (revision === this.model.revision) {
+      // The agent has everything up to now: it resumes without a resend.
+      session.sent = JSON.stringify(this.model.viewFor(host));
+      ws.send(JSON.stringify({ type: 'current', revision }));
+    } else {
+      this.send(host);
+    }
+  }
+
+  private message(host: string, text: string): void {
+    let msg: { type?: string; revision?: number; ports?: AgentStatus['ports']; counters?: unknown };
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.log.warn({ host }, 'agent sent a message that is not JSON; ignored');
+      return;
+    }
+    if (msg.type !== 'status') return;
+    const s = this.statusOf(host);
+    s.lastSeen = new Date().toISOString();
+    s.appliedRevision = typeof msg.revision === 'number' ? msg.revision : s.appliedRevision;
+    s.ports = msg.ports ?? s.ports;
+    s.counters = msg.counters ?? s.counters;
+  }
+
+  /** Feeds committed changes (from the store's subscription). */
+  onChanges(changes: Change[]): void {
+    for (const host of this.model.apply(changes)) if (this.sessions.has(host)) this.pending.add(host);
+    if (this.pending.size > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        for (const host of this.pending) this.send(host);
+        this.pending.clear();
+      });
+    }
+  }
+
+  private send(host: string): void {
+    const s = this.sessions.get(host);
+    if (!s) return;
+    const view = JSON.stringify(this.model.viewFor(host));
+    if (view === s.sent) return;
+    s.sent = view;
+    s.ws.send(`{"type":"state","revision":${this.model.revision},"view":${view}}`);
+  }
+
+  private statusOf(host: string): AgentStatus {
+    let s = this.statuses.get(host);
+    if (!s) this.statuses.set(host, (s = { connected: false, lastSeen: null, appliedRevision: null, ports: {}, counters: null }));
+    return s;
+  }
+
+  status(host: string): AgentStatus {
+    return this.statusOf(host);
+  }
+
+  close(): void {
+    clearInterval(this.pinger);
+    for (const s of this.sessions.values()) s.ws.terminate();
+    this.wss.close();
+  }
+}
