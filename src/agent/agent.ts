@@ -44,6 +44,7 @@ export class Agent {
     private state: HostState,
     private readonly log: Logger,
     private readonly socketPath: string,
+    opener: BackendOpener = openBackend,
   ) {
     this.datapath = new Datapath({
       underlayMtu: state.underlay.mtu,
@@ -51,7 +52,7 @@ export class Agent {
       fdbLimit: state.limits.fdbLimit,
       fdbAgingMs: state.limits.fdbAgingSeconds * 1000,
     });
-    this.reconciler = new Reconciler(this.datapath, openBackend, Date.now);
+    this.reconciler = new Reconciler(this.datapath, opener, Date.now);
   }
 
   async start(): Promise<void> {

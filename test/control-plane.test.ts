@@ -1,0 +1,103 @@
+/**
+ * The control plane in one process, with real parts: a controller on a SQLite file serving
+ * TCP on loopback, and two agents whose underlays are real UDP sockets on 127.0.0.1 and
+ * 127.0.0.2; only the VMs' ports are in memory. Networks and ports are created through the
+ * API, and frames cross between the agents.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Agent } from '../src/agent/agent.js';
+import { hostStateFrom } from '../src/agent/config.js';
+import { MemoryFabric, type MemoryPort } from '../src/datapath/memory.js';
+import { Controller } from '../src/controller/controller.js';
+import { ApiClient } from '../src/cli/api-client.js';
+import { ArpOperation, ArpPacket } from '../src/wire/arp.js';
+import { parseIpv4, parseMac } from '../src/wire/bytes.js';
+import * as compose from '../src/wire/compose.js';
+import { EthernetFrame, EtherType } from '../src/wire/ethernet.js';
+
+const log = pino({ level: 'silent' });
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('agents follow the controller: ports appear, ARP is answered locally, frames cross, deletes apply', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cp-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, log });
+  const agents: Agent[] = [];
+  try {
+    await controller.start();
+    const url = `http://127.0.0.1:${controller.port}`;
+    const api = new ApiClient({ url, token: controller.tokens.admin });
+    const vmPorts = new Map<string, MemoryPort>();
+    const port0 = 20000 + (process.pid % 20000);
+    for (const [i, host] of ['h1', 'h2'].entries()) {
+      const fabric = new MemoryFabric();
+      const state = hostStateFrom({ host, underlay: { address: `127.0.0.${i + 1}`, port: port0 } }, 'test');
+      const agent = new Agent(state, log, join(dir, `${host}.sock`), (p) => {
+        const m = fabric.port(p.name);
+        vmPorts.set(p.name, m);
+        return m;
+      });
+      await agent.start();
+      await agent.followController(url, controller.tokens.join).ready;
+      agents.push(agent);
+    }
+
+    await api.call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+    await api.call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.10.0.0/24' });
+    await api.call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', mac: '02:00:00:00:00:01', ips: ['10.10.0.11'] });
+    await api.call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2', mac: '02:00:00:00:00:02', ips: ['10.10.0.12'] });
+    await until('both ports attached', () => agents[0].datapath.hasPort('vm1') && agents[1].datapath.hasPort('vm2'));
+
+    // ARP for vm2 from vm1 is answered by h1's agent itself: nothing crosses the underlay.
+    const vm1 = vmPorts.get('vm1')!;
+    const vm2 = vmPorts.get('vm2')!;
+    const before = agents[0].datapath.tunnelCounters(parseIpv4('127.0.0.2'))?.snapshot().tx.frames ?? 0;
+    vm1.send(compose.ethernet(0xffffffffffff, parseMac('02:00:00:00:00:01'), EtherType.Arp, compose.arpRequest(parseMac('02:00:00:00:00:01'), parseIpv4('10.10.0.11'), parseIpv4('10.10.0.12'))));
+    vm1.poke();
+    const reply = await until('the ARP reply', () => vm1.take()[0]);
+    const arp = ArpPacket.checked(reply, 14) as ArpPacket;
+    assert.equal(arp.operation, ArpOperation.Reply);
+    assert.equal(arp.senderMac, parseMac('02:00:00:00:00:02'));
+    assert.equal(arp.senderIp, parseIpv4('10.10.0.12'));
+    assert.equal(agents[0].datapath.tunnelCounters(parseIpv4('127.0.0.2'))?.snapshot().tx.frames ?? 0, before, 'no flood for a known address');
+
+    // A unicast frame to vm2's MAC goes straight to h2 (its MAC was installed, not learned).
+    const ping = compose.ethernet(parseMac('02:00:00:00:00:02'), parseMac('02:00:00:00:00:01'), EtherType.Ipv4, compose.icmpEchoV4(parseIpv4('10.10.0.11'), parseIpv4('10.10.0.12'), 1, 1, new Uint8Array(32)));
+    vm1.send(ping);
+    vm1.poke();
+    const got = await until('the frame at vm2', () => vm2.take()[0]);
+    assert.deepEqual(got, ping);
+    assert.equal((EthernetFrame.checked(got) as EthernetFrame).src, parseMac('02:00:00:00:00:01'));
+
+    // The controller shows what the agents report.
+    type HostWithStatus = { status: { connected: boolean; ports: Record<string, { attached: boolean }> } };
+    let h1: HostWithStatus | undefined;
+    for (let i = 0; i < 100 && !h1?.status.ports.vm1?.attached; i++) {
+      h1 = await api.call<HostWithStatus>('GET', '/v1/hosts/h1');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(h1!.status.connected, true);
+    assert.deepEqual(h1!.status.ports, { vm1: { attached: true } });
+
+    await api.call('DELETE', '/v1/ports/vm2');
+    await until('vm2 removed on h2', () => !agents[1].datapath.hasPort('vm2'));
+    await until('h2 gone from h1\'s tunnels', () => agents[0].datapath.stats(String).networks.length === 1 && agents[0].datapath.stats(String).tunnels.length === 0);
+  } finally {
+    for (const a of agents) await a.stop();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
