@@ -53,6 +53,13 @@ const portBackends: Array<{ name: string; skip: string | false; make(): PortHarn
         execFileSync('ip', ['-n', ns, 'addr', 'add', '10.77.0.1/24', 'dev', 'eth0']);
         execFileSync('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
         const backend = TapPort.open('eth0', ns);
+        // Attaching turns the carrier on, but the kernel activates the device's queue a little
+        // later (linkwatch); what it sends before then is dropped. Wait for operstate UP.
+        const deadline = Date.now() + 5000;
+        while (!execFileSync('ip', ['-n', ns, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' }).includes('state UP')) {
+          if (Date.now() > deadline) throw new Error('the TAP did not come up');
+          execFileSync('sleep', ['0.01']);
+        }
         let fired = false;
         backend.start(() => (fired = true));
         return {

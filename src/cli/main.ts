@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { Agent, defaultSocketPath } from '../agent/agent.js';
 import { hostStateFrom, loadConfig } from '../agent/config.js';
-import { labDown, labExec, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
+import { labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
 import { fetchStats, renderStats } from './stats.js';
@@ -199,6 +199,17 @@ lab.command('exec')
   .action(async (name: string, vm: string, command: string[]) => {
     const r = await labExec(name, vm, command);
     process.exitCode = r.code;
+  });
+
+lab.command('restart')
+  .argument('<lab>')
+  .argument('<name>', 'a host (its agent) or "controller"')
+  .option('--down <ms>', 'stay down this long before starting again', '0')
+  .option('--signal <signal>', 'how to stop it', 'SIGKILL')
+  .description('kill an agent or the controller and start it again, to see what a restart does')
+  .action(async (name: string, what: string, opts: { down: string; signal: string }) => {
+    const pid = await labRestart(name, what, opts.signal as NodeJS.Signals, Number(opts.down));
+    console.log(`${what} restarted (pid ${pid})`);
   });
 
 lab.command('list')

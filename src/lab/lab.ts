@@ -19,9 +19,11 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { overlayMtu } from '../datapath/encapsulation.js';
+import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
 import { labNetnsPrefix } from './topology.js';
 import { fetchStats } from '../cli/stats.js';
+import { ApiClient } from '../controller/client.js';
 
 export const LAB_ROOT = '/run/weft/lab';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -34,7 +36,10 @@ export class LabError extends Error {
 export interface LabState {
   name: string;
   plan: LabPlan;
+  /** Process ids of the agents (by host) and of the controller (as "controller"). */
   agents: Record<string, number>;
+  /** How each of those was started, so that `restart` can start it again. */
+  commands?: Record<string, string[]>;
   createdAt: string;
 }
 
@@ -100,14 +105,18 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     buildUnderlay(plan);
     for (const host of plan.hosts) buildHost(plan, host);
     for (const vm of plan.vms) buildVm(plan, vm);
+    if (plan.controller) {
+      remember(state, 'controller', controllerArgv(plan));
+      await waitController(plan, state);
+    }
     for (const host of plan.hosts) {
       if (host.datapath === 'weft') {
-        state.agents[host.name] = startAgent(plan, host);
-        writeState(state);
+        remember(state, host.name, agentArgv(plan, host));
       } else {
         buildLinuxDatapath(plan, host);
       }
     }
+    if (plan.controller) await provision(plan);
     await waitReady(plan, state);
     for (const vm of plan.vms) {
       for (const a of vm.attachments) log(`${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
@@ -243,18 +252,118 @@ export function agentConfig(plan: LabPlan, host: LabHost): object {
   };
 }
 
-function startAgent(plan: LabPlan, host: LabHost): number {
+/** Starts a lab process in a namespace, detached, logging to LAB/NAME.log. */
+function spawnInLab(lab: string, name: string, argv: string[]): number {
+  const logFd = openSync(join(labDir(lab), `${name}.log`), 'a');
+  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd] });
+  child.unref();
+  if (child.pid === undefined) throw new LabError(`could not start ${name}`);
+  return child.pid;
+}
+
+function remember(state: LabState, name: string, argv: string[]): void {
+  state.commands = { ...(state.commands ?? {}), [name]: argv };
+  state.agents[name] = spawnInLab(state.name, name, argv);
+  writeState(state);
+}
+
+/**
+ * Kills a lab's agent (by host name) or its controller ("controller") with `signal`, and
+ * starts it again as it was started: for trying what a restart does to traffic.
+ */
+export async function labRestart(lab: string, name: string, signal: NodeJS.Signals = 'SIGKILL', downMs = 0): Promise<number> {
+  const state = readLabState(lab);
+  const argv = state?.commands?.[name];
+  if (!state || !argv) throw new LabError(`lab ${lab} has no agent or controller named ${name}`);
+  const pid = state.agents[name];
+  if (processAlive(pid)) {
+    process.kill(pid, signal);
+    const deadline = Date.now() + 5000;
+    while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+  remember(state, name, argv);
+  return state.agents[name];
+}
+
+function agentArgv(plan: LabPlan, host: LabHost): string[] {
   const dir = labDir(plan.name);
   const config = join(dir, `${host.name}.yaml`);
-  writeFileSync(config, stringify(agentConfig(plan, host)));
-  const logFd = openSync(join(dir, `${host.name}.log`), 'a');
-  const child = spawn('ip', ['netns', 'exec', host.netns, process.execPath, CLI, 'agent', '--config', config, '--socket', agentSocket(plan.name, host.name)], {
-    detached: true,
-    stdio: ['ignore', logFd, logFd],
-  });
-  child.unref();
-  if (child.pid === undefined) throw new LabError(`could not start the agent of ${host.name}`);
-  return child.pid;
+  const source = plan.controller
+    ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(dir, 'controller', 'join.token'),
+      '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu)]
+    : ['--config', config];
+  if (!plan.controller) writeFileSync(config, stringify(agentConfig(plan, host)));
+  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, '--socket', agentSocket(plan.name, host.name)];
+}
+
+export const CONTROLLER_PORT = 7411;
+
+export function controllerSocket(lab: string): string {
+  return join(labDir(lab), 'controller.sock');
+}
+
+/** The controller runs in its own namespace on the underlay; the CLI reaches it over a
+ * unix socket in the lab's directory, with the admin token from its data directory. */
+function controllerArgv(plan: LabPlan): string[] {
+  const ctl = plan.controller!;
+  const dir = labDir(plan.name);
+  ip('netns', 'add', ctl.netns);
+  inNs(ctl.netns, 'link', 'set', 'lo', 'up');
+  inNs(ctl.netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'ctl', 'netns', plan.underlayNetns);
+  inNs(plan.underlayNetns, 'link', 'set', 'ctl', 'master', 'br0', 'up');
+  inNs(ctl.netns, 'addr', 'add', `${ctl.address}/${plan.underlayPrefix}`, 'dev', 'eth0');
+  inNs(ctl.netns, 'link', 'set', 'eth0', 'up');
+  return ['ip', 'netns', 'exec', ctl.netns, process.execPath, CLI, 'controller', '--data-dir', join(dir, 'controller'),
+    '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name)];
+}
+
+function labApi(plan: LabPlan): ApiClient {
+  return new ApiClient({ url: `unix:${controllerSocket(plan.name)}`, token: readFileSync(join(labDir(plan.name), 'controller', 'admin.token'), 'utf8').trim() });
+}
+
+async function waitController(plan: LabPlan, state: LabState): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (!processAlive(state.agents.controller)) throw new LabError(`the controller exited:\n${tail(join(labDir(plan.name), 'controller.log'))}`);
+    try {
+      await labApi(plan).call('GET', '/healthz');
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new LabError(`the controller did not come up in ${READY_TIMEOUT_MS / 1000}s:\n${tail(join(labDir(plan.name), 'controller.log'))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Creates the lab's networks, subnets and ports through the controller's API. Hosts with
+ * the linux datapath are registered too, so that Weft agents send to them. */
+async function provision(plan: LabPlan): Promise<void> {
+  const api = labApi(plan);
+  const joinToken = readFileSync(join(labDir(plan.name), 'controller', 'join.token'), 'utf8').trim();
+  const agentApi = new ApiClient({ url: `unix:${controllerSocket(plan.name)}`, token: joinToken });
+  for (const host of plan.hosts.filter((h) => h.datapath === 'linux')) {
+    await agentApi.call('POST', '/v1/agents/join', { name: host.name, address: host.address, mtu: plan.underlayMtu });
+  }
+  for (const net of plan.networks) {
+    await api.call('POST', '/v1/networks', { name: net.name, vni: net.vni, encapsulation: net.encapsulation });
+    const vmIps = plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip));
+    if (vmIps.length === 0) continue;
+    // One subnet per network, from its first VM's prefix; the gateway is the prefix's last
+    // host address, so that the topology may use the first ones for VMs.
+    const [address, len] = vmIps[0].split('/');
+    const size = 2 ** (32 - Number(len));
+    const first = parseIpv4(address) - (parseIpv4(address) % size);
+    await api.call('POST', '/v1/subnets', { name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway: formatIpv4(first + size - 2), allocation: { start: formatIpv4(first + 1), end: formatIpv4(first + size - 3) } });
+  }
+  for (const vm of plan.vms) {
+    const a = vm.attachments[0];
+    await api.call('POST', '/v1/ports', {
+      name: vm.name, network: a.network, host: vm.host.name, mac: vm.mac, ips: [a.ip.split('/')[0]],
+      backend: vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' },
+    });
+  }
 }
 
 /** The kernel's own overlay, as a reference peer: a bridge per network, a VXLAN device in

@@ -25,6 +25,8 @@ const schema = z.object({
     subnet: cidr.default('10.99.0.0/24'),
     mtu: z.number().int().min(1280).max(9000).default(1500),
   }).strict().default({ subnet: '10.99.0.0/24', mtu: 1500 }),
+  /** Run a controller: the agents follow it, and the lab creates everything through its API. */
+  controller: z.boolean().default(false),
   hosts: z.array(z.object({ name, datapath: z.enum(['weft', 'linux']).default('weft') }).strict()).min(1),
   networks: z.array(z.object({
     name,
@@ -64,6 +66,8 @@ export interface LabVm {
 
 export interface LabPlan {
   name: string;
+  /** The controller's namespace and underlay address, when the lab has one. */
+  controller: { netns: string; address: string } | null;
   underlayNetns: string;
   underlayPrefix: number;
   underlayMtu: number;
@@ -99,7 +103,10 @@ export function planLab(doc: unknown, file: string): LabPlan {
     claim(h.name, 'host');
     return { name: h.name, index: i, datapath: h.datapath, address: formatIpv4(base + i + 1), netns: prefix + h.name };
   });
-  if (hosts.length + 2 > 2 ** (32 - prefixLen)) problems.push(`underlay.subnet: ${t.underlay.subnet} is too small for ${hosts.length} hosts`);
+  if (hosts.length + 3 > 2 ** (32 - prefixLen)) problems.push(`underlay.subnet: ${t.underlay.subnet} is too small for ${hosts.length} hosts`);
+  // The controller takes the last host address of the underlay.
+  const controller = t.controller ? { netns: `${prefix}controller`, address: formatIpv4(base + 2 ** (32 - prefixLen) - 2) } : null;
+  if (controller) claim('controller', 'the controller');
   const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, hosts: [] as string[] }]));
   const vnis = new Set<number>();
   for (const n of t.networks) {
@@ -133,12 +140,14 @@ export function planLab(doc: unknown, file: string): LabPlan {
         problems.push(`vms[${i}]: host ${host.name} uses the linux datapath, which the lab builds for VXLAN networks only`);
       }
       if (host?.datapath === 'linux' && a.vid !== null) problems.push(`vms[${i}]: trunk VMs need a weft host`);
+      if (t.controller && a.vid !== null) problems.push(`vms[${i}]: trunk VMs are not in the controller's API yet; use a lab without a controller`);
     }
     return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, attachments };
   });
   if (problems.length > 0) throw new ConfigError(file, problems);
   return {
     name: t.name,
+    controller,
     underlayNetns: `${prefix}underlay`,
     underlayPrefix: prefixLen,
     underlayMtu: t.underlay.mtu,

@@ -1,0 +1,209 @@
+/**
+ * npm run bench:control: the control plane at scale. A real `weft controller` process (its
+ * SQLite store on disk, its API on loopback TCP) and, in this process, 100 simulated agents:
+ * each a real data path, reconciler and watch client, with in-memory ports and underlay.
+ *
+ * Topology: 100 hosts x 100 ports = 10,000 ports, in 100 networks of 100 ports each, every
+ * network spanning 10 hosts (10 ports on each), so every host is in 10 networks.
+ *
+ * Reports: the time from empty to all 10,000 ports applied on every agent; for single-port
+ * changes, the time from the API request to every affected agent having applied it (median,
+ * p99); the controller's and one agent's memory per port; the API's requests per second.
+ * Options: --hosts N --ports-per-host N --samples N (defaults 100, 100, 200).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { ControllerSource } from '../src/agent/controller-source.js';
+import { Reconciler } from '../src/agent/reconciler.js';
+import { Datapath } from '../src/datapath/datapath.js';
+import { MemoryFabric } from '../src/datapath/memory.js';
+import { hostStateFromView, type HostView } from '../src/controller/model-cache.js';
+import { formatIpv4 } from '../src/wire/bytes.js';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const HOSTS = arg('hosts', 100);
+const PER_HOST = arg('ports-per-host', 100);
+const SAMPLES = arg('samples', 200);
+/** Each network spans this many hosts, with PER_HOST / HOSTS_PER_NETWORK ports on each; so
+ * there are as many networks as hosts, and every host is in HOSTS_PER_NETWORK of them. */
+const HOSTS_PER_NETWORK = Math.min(10, HOSTS);
+const CONCURRENCY = 32;
+const log = pino({ level: 'silent' });
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** A host: a real data path and reconciler fed by a real watch client. */
+class SimAgent {
+  readonly datapath: Datapath;
+  readonly reconciler: Reconciler;
+  readonly source: ControllerSource;
+  /** MAC -> when this agent first applied a view containing it. */
+  readonly seen = new Map<string, number>();
+  readonly gone = new Map<string, number>();
+
+  constructor(readonly name: string, index: number, url: string, token: string) {
+    const fabric = new MemoryFabric();
+    this.datapath = new Datapath({ maxPorts: PER_HOST + 8 });
+    const address = 0x0a000000 + index + 1;
+    this.datapath.attachUnderlay(fabric.underlay(address, 4789), address, 4789);
+    this.reconciler = new Reconciler(this.datapath, () => fabric.port('vm'), Date.now);
+    const underlay = { address: formatIpv4(address), port: 4789, mtu: 1500 };
+    const limits = { maxPorts: PER_HOST + 8, fdbLimit: 4096, fdbAgingSeconds: 300 };
+    this.source = new ControllerSource({
+      url, token, log,
+      host: { name, ...underlay },
+      apply: (view: HostView) => {
+        this.reconciler.apply(hostStateFromView(view, underlay, limits));
+        const now = performance.now();
+        const present = new Set<string>();
+        for (const n of view.networks) for (const nb of n.neighbors ?? []) present.add(nb.mac);
+        for (const mac of present) if (!this.seen.has(mac)) this.seen.set(mac, now);
+        for (const mac of this.seen.keys()) if (!present.has(mac)) { this.seen.delete(mac); this.gone.set(mac, now); }
+      },
+      status: () => ({ ports: {}, counters: null }),
+    });
+  }
+}
+
+function hostOf(network: number, k: number): number {
+  return (network * HOSTS_PER_NETWORK + k) % HOSTS;
+}
+
+const macOf = (n: number) => `02:00:${[(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+
+async function call(url: string, token: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? null : res.json();
+}
+
+async function pool<T>(items: T[], n: number, f: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (next < items.length) await f(items[next++]);
+  }));
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-control-'));
+  const port = 17411 + (process.pid % 1000);
+  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  const agents: SimAgent[] = [];
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await fetch(`${url}/healthz`);
+        break;
+      } catch {
+        if (i > 200) throw new Error('the controller did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    const join_ = readFileSync(join(dir, 'join.token'), 'utf8').trim();
+    const rss0 = rssMiB(ctl.pid!);
+    global.gc?.();
+    const heap0 = process.memoryUsage().heapUsed;
+
+    for (let h = 0; h < HOSTS; h++) agents.push(new SimAgent(`h${h}`, h, url, join_));
+    for (const a of agents) a.source.start();
+    await Promise.all(agents.map((a) => a.source.ready));
+    const netCount = HOSTS;
+    const portsPerHostPerNet = PER_HOST / HOSTS_PER_NETWORK;
+
+    // Bring-up: every network, then every port, through the API; done when every agent
+    // has every one of its ports.
+    const t0 = performance.now();
+    await pool([...Array(netCount).keys()], CONCURRENCY, async (n) => {
+      await call(url, admin, 'POST', '/v1/networks', { name: `net${n}`, vni: n + 1 });
+      await call(url, admin, 'POST', '/v1/subnets', { name: `net${n}-v4`, network: `net${n}`, cidr: `10.${100 + Math.floor(n / 256)}.${n % 256}.0/24` });
+    });
+    const ports: Array<{ name: string; network: string; host: string; mac: string }> = [];
+    let serial = 0;
+    for (let n = 0; n < netCount; n++) {
+      for (let k = 0; k < HOSTS_PER_NETWORK; k++) {
+        for (let j = 0; j < portsPerHostPerNet; j++) {
+          ports.push({ name: `p${serial}`, network: `net${n}`, host: `h${hostOf(n, k)}`, mac: macOf(serial++) });
+        }
+      }
+    }
+    const tApi = performance.now();
+    await pool(ports, CONCURRENCY, async (p) => void (await call(url, admin, 'POST', '/v1/ports', p)));
+    const apiSeconds = (performance.now() - tApi) / 1000;
+    const want = new Map<string, number>();
+    for (const p of ports) want.set(p.host, (want.get(p.host) ?? 0) + 1);
+    while (!agents.every((a) => a.datapath.stats(String).ports.length === want.get(a.name))) await new Promise((r) => setTimeout(r, 20));
+    const bringUp = (performance.now() - t0) / 1000;
+    console.log(`bring-up: ${ports.length} ports on ${HOSTS} hosts applied everywhere in ${bringUp.toFixed(1)} s (API creates: ${(ports.length / apiSeconds).toFixed(0)} req/s)`);
+
+    global.gc?.();
+    const agentBytesPerPort = (process.memoryUsage().heapUsed - heap0) / HOSTS / PER_HOST;
+    const ctlMiBPerPort = (rssMiB(ctl.pid!) - rss0) / ports.length;
+
+    // Single-port changes: create a port, then delete it; each time, wait until every host
+    // of its network has applied the change.
+    const latencies: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const n = i % netCount;
+      const mac = macOf(1_000_000 + i);
+      const hosts = [...Array(HOSTS_PER_NETWORK).keys()].map((k) => agents[hostOf(n, k)]);
+      const start = performance.now();
+      if (i % 2 === 0) {
+        await call(url, admin, 'POST', '/v1/ports', { name: `s${i}`, network: `net${n}`, host: hosts[0].name, mac });
+        while (!hosts.every((a) => a.seen.has(mac))) await new Promise((r) => setImmediate(r));
+        latencies.push(Math.max(...hosts.map((a) => a.seen.get(mac)!)) - start);
+      } else {
+        const prev = `s${i - 1}`;
+        const prevMac = macOf(1_000_000 + i - 1);
+        const prevHosts = [...Array(HOSTS_PER_NETWORK).keys()].map((k) => agents[hostOf((i - 1) % netCount, k)]);
+        await call(url, admin, 'DELETE', `/v1/ports/${prev}`);
+        while (!prevHosts.every((a) => !a.seen.has(prevMac))) await new Promise((r) => setImmediate(r));
+        latencies.push(Math.max(...prevHosts.map((a) => a.gone.get(prevMac)!)) - start);
+      }
+    }
+    console.log(`single-port change applied on every affected host (${SAMPLES} samples, ${HOSTS_PER_NETWORK} hosts each): median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`);
+
+    // API reads per second, CONCURRENCY at a time, for 3 s.
+    let reads = 0;
+    const until = performance.now() + 3000;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < until) {
+        await call(url, admin, 'GET', `/v1/ports/p${reads % ports.length}`);
+        reads++;
+      }
+    }));
+    console.log(`API reads: ${(reads / 3).toFixed(0)} req/s (GET /v1/ports/NAME, ${CONCURRENCY} in flight)`);
+    console.log(`memory: controller ${(ctlMiBPerPort * 1024).toFixed(1)} KiB/port (process RSS), agent ${(agentBytesPerPort / 1024).toFixed(1)} KiB/port (heap, ${HOSTS} agents)`);
+    console.log('');
+    console.log('| measure | result | goal |');
+    console.log('|---|---|---|');
+    console.log(`| ${ports.length} ports up from empty, applied on every host | ${bringUp.toFixed(1)} s | < 20 s |`);
+    console.log(`| single-port change applied everywhere, p99 | ${pct(latencies, 99).toFixed(1)} ms (median ${pct(latencies, 50).toFixed(1)} ms) | < 200 ms |`);
+    console.log(`| API creates / reads | ${(ports.length / apiSeconds).toFixed(0)} / ${(reads / 3).toFixed(0)} req/s | |`);
+    console.log(`| memory per port: controller / one agent | ${(ctlMiBPerPort * 1024).toFixed(1)} / ${(agentBytesPerPort / 1024).toFixed(1)} KiB | |`);
+  } finally {
+    for (const a of agents) a.source.stop();
+    ctl.kill('SIGTERM');
+    await new Promise((r) => ctl.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(`bench:control: ${(err as Error).message}`);
+  process.exit(1);
+});
