@@ -100,7 +100,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-control-'));
   const port = 17411 + (process.pid % 1000);
-  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const ctl = spawn(process.execPath, [...(process.env.WEFT_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROFILE] : []), CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   const agents: SimAgent[] = [];
   try {

@@ -24,6 +24,8 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 export class Reconciler {
   private networks = new Map<string, NetworkState>();
+  /** Each applied network as JSON: an unchanged network costs one string comparison. */
+  private networkJson = new Map<string, string>();
   private ports = new Map<string, PortState>();
   private readonly pending = new Map<string, string>();
   /** Per network: the remote MACs installed statically, as MAC -> "address:port". */
@@ -67,10 +69,14 @@ export class Reconciler {
       dp.removeNetwork(name);
       this.networks.delete(name);
       this.staticMacs.delete(name);
+      this.networkJson.delete(name);
       (wantNets.has(name) ? result.changed : result.removed).push(`network ${name}`);
     }
     for (const want of desired.networks) {
       const have = this.networks.get(want.name);
+      const json = JSON.stringify(want);
+      if (have && this.networkJson.get(want.name) === json) continue;
+      this.networkJson.set(want.name, json);
       if (!have) {
         dp.addNetwork(want);
         result.added.push(`network ${want.name}`);
@@ -88,6 +94,7 @@ export class Reconciler {
       this.networks.set(want.name, want);
     }
     for (const name of this.staticMacs.keys()) if (!wantNets.has(name)) this.staticMacs.delete(name);
+    for (const name of this.networkJson.keys()) if (!wantNets.has(name)) this.networkJson.delete(name);
 
     // 3. Ports to attach (new, changed, or still pending from an earlier apply).
     for (const want of desired.ports) {

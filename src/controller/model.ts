@@ -104,6 +104,8 @@ export const Keys = {
   subnet: (n: string) => `/subnets/${n}`,
   port: (n: string) => `/ports/${n}`,
   vni: (v: number) => `/index/vni/${v}`,
+  /** A copy of each subnet under its network, so a port's subnets are one prefix read. */
+  subnetOf: (network: string, n: string) => `/index/subnet/${network}/${n}`,
   mac: (network: string, m: string) => `/index/mac/${network}/${m}`,
   ip: (network: string, ip: string) => `/index/ip/${network}/${ip}`,
 } as const;

@@ -120,7 +120,7 @@ export class NetworkService {
   async deleteNetwork(n: string): Promise<void> {
     const e = await this.entry<Network>(Keys.network(n), 'network', n);
     const ports = (await this.list<Port>('ports')).filter((p) => p.network === n);
-    const subnets = (await this.list<Subnet>('subnets')).filter((s) => s.network === n);
+    const subnets = (await this.store.list<Subnet>(`/index/subnet/${n}/`)).map((e) => e.value);
     if (ports.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${ports.length} port(s): ${names(ports)}; delete them first`);
     if (subnets.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${subnets.length} subnet(s): ${names(subnets)}; delete them first`);
     await this.commit([{ key: Keys.network(n), modRevision: e.modRevision }],
@@ -142,11 +142,11 @@ export class NetworkService {
     const start = body.allocation ? parseIpv4(body.allocation.start) : gateway + 1;
     const end = body.allocation ? parseIpv4(body.allocation.end) : c.last - 1;
     checkRange(c, start, end, body.cidr);
-    const clash = (await this.list<Subnet>('subnets')).find((s) => s.network === body.network && overlaps(parseCidr(s.cidr), c));
+    const clash = (await this.store.list<Subnet>(`/index/subnet/${body.network}/`)).map((e) => e.value).find((s) => overlaps(parseCidr(s.cidr), c));
     if (clash) throw new ApiError(409, 'Conflict', `${body.cidr} overlaps subnet ${clash.name} (${clash.cidr}) on network ${body.network}`, [{ field: 'cidr', message: 'overlaps' }]);
     const subnet: Subnet = { name: body.name, network: body.network, cidr: body.cidr, gateway: formatIpv4(gateway), allocation: { start: formatIpv4(start), end: formatIpv4(end) }, dns: body.dns };
     await this.commit([{ key: Keys.subnet(subnet.name), modRevision: 0 }, { key: Keys.network(body.network), modRevision: net.modRevision }],
-      [{ type: 'put', key: Keys.subnet(subnet.name), value: subnet }],
+      [{ type: 'put', key: Keys.subnet(subnet.name), value: subnet }, { type: 'put', key: Keys.subnetOf(subnet.network, subnet.name), value: subnet }],
       (f) => f.key === Keys.subnet(subnet.name)
         ? new ApiError(409, 'Conflict', `a subnet named ${subnet.name} exists already`, [{ field: 'name', message: 'taken' }])
         : new ApiError(409, 'Conflict', `network ${body.network} changed meanwhile; try again`));
@@ -160,7 +160,8 @@ export class NetworkService {
       checkRange(parseCidr(subnet.cidr), parseIpv4(body.allocation.start), parseIpv4(body.allocation.end), subnet.cidr);
       subnet.allocation = body.allocation;
     }
-    await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }], [{ type: 'put', key: Keys.subnet(n), value: subnet }],
+    await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }],
+      [{ type: 'put', key: Keys.subnet(n), value: subnet }, { type: 'put', key: Keys.subnetOf(subnet.network, n), value: subnet }],
       () => new ApiError(409, 'Conflict', `subnet ${n} changed meanwhile; read it again and retry`));
     return subnet;
   }
@@ -170,7 +171,8 @@ export class NetworkService {
     const c = parseCidr(e.value.cidr);
     const users = (await this.list<Port>('ports')).filter((p) => p.network === e.value.network && p.ips.some((ip) => contains(c, parseIpv4(ip))));
     if (users.length > 0) throw new ApiError(409, 'Conflict', `subnet ${n} still has ${users.length} port(s) with addresses in it: ${names(users)}`);
-    await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }], [{ type: 'delete', key: Keys.subnet(n) }],
+    await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }],
+      [{ type: 'delete', key: Keys.subnet(n) }, { type: 'delete', key: Keys.subnetOf(e.value.network, n) }],
       () => new ApiError(409, 'Conflict', `subnet ${n} changed meanwhile; try again`));
   }
 
@@ -178,7 +180,7 @@ export class NetworkService {
 
   /** Checks requested IPs against the network's subnets, or allocates one. */
   private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = []): Promise<string[]> {
-    const subnets = (await this.list<Subnet>('subnets')).filter((s) => s.network === network);
+    const subnets = (await this.store.list<Subnet>(`/index/subnet/${network}/`)).map((e) => e.value);
     if (requested !== undefined) {
       requested.forEach((text, i) => {
         const ip = parseIpv4(text);

@@ -70,11 +70,26 @@ export function isGroupMac(buf: Uint8Array, off: number): boolean {
   return (buf[off] & 0x01) !== 0;
 }
 
-const MAC_TEXT = /^([0-9a-f]{2})(?:[:-]([0-9a-f]{2})){5}$/i;
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  c |= 0x20; // lower case
+  return c >= 97 && c <= 102 ? c - 87 : -1; // a-f
+}
 
+/** Parses "02:42:ac:11:00:02" (or with "-"). Called for every neighbor a controller sends,
+ * so it walks the characters instead of using regular expressions. */
 export function parseMac(text: string): MacNumber {
-  if (!MAC_TEXT.test(text)) throw new WireError('malformed', 'mac', `not a MAC address: ${JSON.stringify(text)}`);
-  return parseInt(text.replace(/[:-]/g, ''), 16);
+  let mac = 0;
+  let ok = text.length === 17;
+  for (let i = 0; ok && i < 6; i++) {
+    const hi = hexDigit(text.charCodeAt(i * 3));
+    const lo = hexDigit(text.charCodeAt(i * 3 + 1));
+    const sep = text.charCodeAt(i * 3 + 2);
+    ok = hi >= 0 && lo >= 0 && (i === 5 || sep === 58 || sep === 45);
+    mac = mac * 256 + hi * 16 + lo;
+  }
+  if (!ok) throw new WireError('malformed', 'mac', `not a MAC address: ${JSON.stringify(text)}`);
+  return mac;
 }
 
 export function formatMac(mac: MacNumber): string {
@@ -85,12 +100,29 @@ export function formatMac(mac: MacNumber): string {
 /** An IPv4 address as an unsigned 32-bit number. */
 export type Ipv4Number = number;
 
+/** Parses dotted-quad IPv4 text: four decimal parts of one to three digits, each <= 255. */
 export function parseIpv4(text: string): Ipv4Number {
-  const parts = text.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-    throw new WireError('malformed', 'ipv4', `not an IPv4 address: ${JSON.stringify(text)}`);
+  let ip = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else if (c === 46 && digits > 0 && part <= 255) {
+      ip = ip * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      dots = -1;
+      break;
+    }
   }
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
+  if (dots !== 4) throw new WireError('malformed', 'ipv4', `not an IPv4 address: ${JSON.stringify(text)}`);
+  return ip;
 }
 
 export function formatIpv4(ip: Ipv4Number): string {

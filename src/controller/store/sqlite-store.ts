@@ -62,11 +62,18 @@ export class SqliteStore implements Store {
       delete: this.db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
       log: this.db.prepare<[number, string, string | null]>('INSERT INTO changes (revision, key, value) VALUES (?, ?, ?)'),
       since: this.db.prepare<[number], { revision: number; key: string; value: string | null }>('SELECT revision, key, value FROM changes WHERE revision > ? ORDER BY seq'),
-      countChanges: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM changes'),
-      trim: this.db.prepare<[number]>('DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?'),
+      seqBounds: this.db.prepare<[], { lo: number | null; hi: number | null }>('SELECT min(seq) AS lo, max(seq) AS hi FROM changes'),
+      trim: this.db.prepare<[number]>('DELETE FROM changes WHERE seq < ?'),
       oldestKept: this.db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM changes'),
     };
+    const bounds = this.stmt.seqBounds.get()!;
+    this.firstSeq = bounds.lo ?? 1;
+    this.lastSeq = bounds.hi ?? 0;
   }
+
+  /** The change log's sequence numbers, kept here so a commit need not count the log. */
+  private firstSeq: number;
+  private lastSeq: number;
 
   private toEntry<T>(row: Row): Entry<T> {
     return { key: row.key, value: JSON.parse(row.value) as T, createRevision: row.create_revision, modRevision: row.mod_revision };
@@ -97,22 +104,31 @@ export class SqliteStore implements Store {
         if (op.type === 'put') {
           const text = JSON.stringify(op.value);
           this.stmt.put.run(op.key, text, revision, revision);
-          this.stmt.log.run(revision, op.key, text);
+          this.lastSeq = Number(this.stmt.log.run(revision, op.key, text).lastInsertRowid);
           changes.push({ revision, key: op.key, value: JSON.parse(text) });
         } else if (this.stmt.delete.run(op.key).changes > 0) {
-          this.stmt.log.run(revision, op.key, null);
+          this.lastSeq = Number(this.stmt.log.run(revision, op.key, null).lastInsertRowid);
           changes.push({ revision, key: op.key, value: null });
         }
       }
       this.stmt.setMeta.run(revision, 'revision');
-      if (this.stmt.countChanges.get()!.n > this.keepChanges) {
-        this.stmt.trim.run(this.keepChanges);
+      if (this.lastSeq - this.firstSeq + 1 > this.keepChanges) {
+        this.firstSeq = this.lastSeq - this.keepChanges + 1;
+        this.stmt.trim.run(this.firstSeq);
         // The oldest kept revision may have lost some of its changes: resuming needs later.
         this.stmt.setMeta.run(this.stmt.oldestKept.get()!.r ?? revision, 'compacted');
       }
       return { result: { ok: true, revision }, changes };
     });
-    const { result, changes } = txn.immediate();
+    const seqs = [this.firstSeq, this.lastSeq];
+    let out;
+    try {
+      out = txn.immediate();
+    } catch (err) {
+      [this.firstSeq, this.lastSeq] = seqs; // rolled back
+      throw err;
+    }
+    const { result, changes } = out;
     if (result.ok) this.listeners.emit(changes);
     return result;
   }
