@@ -57,6 +57,8 @@ test('a controller restart does not stop traffic, and the agents reconnect and r
     });
     assert.equal(received, sent, `pings lost while the controller was away: ${sent - received} of ${sent}`);
     await until('both agents reconnected', () => connected(lab.name));
+    const kept = await api(lab.name).call<Array<{ name: string }>>('GET', '/v1/ports');
+    assert.deepEqual(kept.map((p) => p.name), ['blue1', 'blue2', 'red1'], 'the restart kept every port');
     // Resynced: a change made after the restart reaches the agents.
     await api(lab.name).call('POST', '/v1/ports', { name: 'late', network: 'blue', host: 'h1', backend: { type: 'memory' } });
     await until('h1 has the new port', async () => (await lab.stats('h1')).ports.some((p) => p.name === 'late'));

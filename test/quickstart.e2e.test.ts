@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { listLabs } from '../src/lab/lab.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { labDir, listLabs } from '../src/lab/lab.js';
 import { e2eSkipReason } from './support/env.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,6 +24,14 @@ test('the quick start brings up the lab and shows traffic crossing both networks
     const stats = weft('stats', '--lab', 'quickstart', '--host', 'h2', '-o', 'json');
     assert.equal(stats.status, 0, stats.stderr);
     assert.deepEqual(JSON.parse(stats.stdout).networks.map((n: { name: string }) => n.name).sort(), ['blue', 'red']);
+    const hosts = weft('host', 'list', '--lab', 'quickstart', '-o', 'json');
+    assert.deepEqual(JSON.parse(hosts.stdout).map((h: { name: string; status: { connected: boolean } }) => [h.name, h.status.connected]), [['h1', true], ['h2', true]]);
+    // No token in any log line of the controller or the agents.
+    const dir = labDir('quickstart');
+    const tokens = ['admin.token', 'join.token'].map((f) => readFileSync(join(dir, 'controller', f), 'utf8').trim());
+    const logs = readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => readFileSync(join(dir, f), 'utf8'));
+    assert.deepEqual(logs.length, 3);
+    for (const log of logs) for (const t of tokens) assert.ok(!log.includes(t), 'a token appears in a log');
   } finally {
     const down = weft('lab', 'down', 'quickstart');
     assert.equal(down.status, 0, down.stderr);

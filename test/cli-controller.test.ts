@@ -1,0 +1,67 @@
+/**
+ * The control-plane CLI against a real controller (SQLite on disk, TCP on loopback), as a
+ * person would use it: create, list, show, refuse, apply with a plan, and never a stack trace.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+test('resources, refusals and apply from the command line; no token in any log line', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-ctl-'));
+  const port = 27411 + (process.pid % 1000);
+  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  ctl.stdout.on('data', (d) => (logs += d));
+  ctl.stderr.on('data', (d) => (logs += d));
+  try {
+    for (let i = 0; !logs.includes('controller ready'); i++) {
+      if (i > 200) throw new Error(`controller did not start:\n${logs}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    const env = { ...process.env, WEFT_CONTROLLER: `http://127.0.0.1:${port}`, WEFT_TOKEN: token };
+    const weft = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+
+    assert.equal(weft('network', 'create', 'blue', '--vni', '100').status, 0);
+    assert.equal(weft('subnet', 'create', 'blue4', '--network', 'blue', '--cidr', '10.0.0.0/24', '--range', '10.0.0.10-10.0.0.20').status, 0);
+    const created = weft('port', 'create', 'vm1', '--network', 'blue', '--host', 'h1', '-o', 'json');
+    assert.equal(created.status, 0, created.stderr);
+    assert.deepEqual(JSON.parse(created.stdout).ips, ['10.0.0.10']);
+    assert.match(weft('port', 'list').stdout, /^NAME\s+NETWORK\s+HOST\s+MAC\s+IPS\s+BACKEND\nvm1\s+blue\s+h1\s+02:\S+\s+10\.0\.0\.10\s+memory\n$/);
+    assert.match(weft('network', 'show', 'blue', '-o', 'yaml').stdout, /^name: blue\nvni: 100\nencapsulation: vxlan\n$/);
+
+    const refused = weft('network', 'delete', 'blue');
+    assert.equal(refused.status, 1);
+    assert.equal(refused.stderr.trim(), 'weft: network blue still has 1 port(s): vm1; delete them first');
+    const bad = weft('port', 'create', 'vm2', '--network', 'blue', '--host', 'h1', '--ip', '10.9.9.9');
+    assert.equal(bad.stderr.trim(), 'weft: 10.9.9.9 is outside every subnet of network blue (10.0.0.0/24)');
+    const noToken = spawnSync(process.execPath, [CLI, 'network', 'list', '--controller', `http://127.0.0.1:${port}`, '--token', 'wrong'], { encoding: 'utf8', env: { ...process.env, WEFT_TOKEN: '' } });
+    assert.equal(noToken.stderr.trim(), 'weft: the token is not valid for this request');
+
+    const file = join(dir, 'net.yaml');
+    writeFileSync(file, 'networks:\n  - { name: blue, vni: 100 }\n  - { name: red, vni: 200, encapsulation: geneve }\nports:\n  - { name: vm1, network: blue, host: h2 }\n  - { name: vm3, network: red, host: h1 }\n');
+    const dry = weft('apply', '-f', file, '--dry-run');
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.equal(dry.stdout, 'plan: 3 change(s)\n  + network red (vni 200, geneve)\n  + port vm3 (red on h1)\n  ~ port vm1: host h1 -> h2\n');
+    assert.equal(weft('network', 'list', '-o', 'json').stdout.includes('red'), false, 'a dry run changes nothing');
+    const applied = weft('apply', '-f', file);
+    assert.match(applied.stdout, /applied\n$/);
+    assert.equal(weft('apply', '-f', file).stdout, 'nothing to change\n');
+    assert.equal(JSON.parse(weft('port', 'show', 'vm1', '-o', 'json').stdout).host, 'h2');
+
+    for (const out of [refused.stderr, bad.stderr, noToken.stderr]) assert.doesNotMatch(out, /\n\s+at /);
+    const join_ = readFileSync(join(dir, 'join.token'), 'utf8').trim();
+    assert.ok(logs.length > 0);
+    assert.ok(!logs.includes(token) && !logs.includes(join_), 'no token in the controller\'s log');
+  } finally {
+    ctl.kill('SIGTERM');
+    await new Promise((r) => ctl.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
