@@ -29,6 +29,9 @@ test('resources, refusals and apply from the command line; no token in any log l
     const weft = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
 
     assert.equal(weft('network', 'create', 'blue', '--vni', '100').status, 0);
+    const h = weft('host', 'create', 'h9', '--address', '192.0.2.9');
+    assert.equal(h.status, 0, h.stderr);
+    assert.match(h.stdout, /h9\s+192\.0\.2\.9:4789\s+1500\s+away/);
     assert.equal(weft('subnet', 'create', 'blue4', '--network', 'blue', '--cidr', '10.0.0.0/24', '--range', '10.0.0.10-10.0.0.20').status, 0);
     const created = weft('port', 'create', 'vm1', '--network', 'blue', '--host', 'h1', '-o', 'json');
     assert.equal(created.status, 0, created.stderr);

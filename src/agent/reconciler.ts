@@ -7,7 +7,7 @@
  */
 import type { PortBackend } from '../datapath/backend.js';
 import type { Datapath } from '../datapath/datapath.js';
-import { parseIpv4, parseMac } from '../wire/bytes.js';
+import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { BackendState, HostState, NetworkState, PortState } from './desired-state.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
@@ -129,14 +129,19 @@ export class Reconciler {
     const dp = this.datapath;
     if (net.neighbors === undefined) {
       dp.setArpTable(net.name, null);
+      dp.setNdTable(net.name, null);
       return;
     }
     const installed = this.staticMacs.get(net.name) ?? new Map<number, string>();
     const next = new Map<number, string>();
     const arp = new Map<number, number>();
+    const nd = new Map<string, number>();
     for (const n of net.neighbors) {
       const mac = parseMac(n.mac);
-      for (const ip of n.ips) arp.set(parseIpv4(ip), mac);
+      for (const ip of n.ips) {
+        if (ip.includes(':')) nd.set(formatIpv6(parseIpv6(ip)), mac);
+        else arp.set(parseIpv4(ip), mac);
+      }
       if (!n.remote) continue;
       const where = `${n.remote.address}:${n.remote.port}`;
       next.set(mac, where);
@@ -145,5 +150,6 @@ export class Reconciler {
     for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
     this.staticMacs.set(net.name, next);
     dp.setArpTable(net.name, arp);
+    dp.setNdTable(net.name, nd);
   }
 }

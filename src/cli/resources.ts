@@ -107,5 +107,11 @@ export function registerResourceCommands(program: Command): void {
       print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, host: o.host, mac: o.mac, ips: o.ip, backend }), o.output);
     });
 
-  basic(program, 'hosts', 'host');
+  const host = basic(program, 'hosts', 'host');
+  targetOptions(host.command('create').argument('<name>').description('register a host before its agent joins (the agent may change its address when it does)')
+    .requiredOption('--address <ip>', 'its underlay IPv4 address')
+    .option('--port <port>', 'its tunnel UDP port', int('--port'), 4789)
+    .option('--mtu <mtu>', 'its underlay MTU', int('--mtu'), 1500)
+    .addOption(output()))
+    .action(async (name, o) => print('hosts', await client(o).call('POST', '/v1/hosts', { name, address: o.address, port: o.port, mtu: o.mtu }), o.output));
 }

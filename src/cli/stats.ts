@@ -28,7 +28,7 @@ export function renderStats(s: AgentStats): string {
       [[u.local, String(u.mtu), String(u.rx.frames), String(u.rx.bytes), String(u.tx.frames), String(u.tx.bytes), drops(u.drops)]]));
   }
   out.push('');
-  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP ANSWERED'],
-    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused), String(n.arpAnswered)])));
+  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
+    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused), `${n.arpAnswered}/${n.ndAnswered}`])));
   return out.join('\n');
 }

@@ -73,6 +73,8 @@ export function apiApp(opts: ApiOptions): Hono {
   routes.push(
     { method: 'get', path: '/v1/hosts', summary: 'list hosts, with what their agents report', role: 'admin',
       handle: async () => (await s.list<{ name: string }>('hosts')).map((h) => ({ ...h, status: opts.agents.status(h.name) })) },
+    { method: 'post', path: '/v1/hosts', summary: 'register a host before its agent joins', role: 'admin', body: hostJoin, status: 201,
+      handle: (_p, b) => s.joinHost(b as z.infer<typeof hostJoin>) },
     { method: 'get', path: '/v1/hosts/:name', summary: 'show a host, with what its agent reports', role: 'admin',
       handle: async (p) => ({ ...(await s.getHost(p.name)), status: opts.agents.status(p.name) }) },
     { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },

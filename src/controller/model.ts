@@ -4,10 +4,13 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { isIpv4 } from './ipam.js';
+import { isIpv4, isIpv6 } from './ipam.js';
 
 export const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/i, 'a name of letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit');
 const ipv4 = z.string().refine(isIpv4, 'an IPv4 address such as 10.0.0.1');
+/** A port's address: IPv4 (checked against the network's subnets, or allocated) or IPv6
+ * (given, not allocated; unique on its network). */
+const portAddress = z.string().refine((t) => isIpv4(t) || isIpv6(t), 'an IPv4 or IPv6 address');
 const mac = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'a MAC address in lowercase, such as 02:00:00:00:00:01')
   .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0, 'a unicast MAC address (the lowest bit of the first byte clear)');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 prefix such as 10.0.0.0/24');
@@ -45,12 +48,12 @@ export const portCreate = z.object({
   network: name,
   host: name,
   mac: mac.optional(),
-  ips: z.array(ipv4).max(16).optional(),
+  ips: z.array(portAddress).max(16).optional(),
   backend: backendSchema.default({ type: 'memory' }),
 }).strict();
 export const portUpdate = z.object({
   host: name,
-  ips: z.array(ipv4).max(16),
+  ips: z.array(portAddress).max(16),
   backend: backendSchema,
 }).partial().strict();
 

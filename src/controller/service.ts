@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
-import { allocate, contains, overlaps, parseCidr } from './ipam.js';
+import { allocate, canonicalIpv6, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   Keys, type Host, type Network, type Port, type Subnet,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
@@ -169,7 +169,7 @@ export class NetworkService {
   async deleteSubnet(n: string): Promise<void> {
     const e = await this.entry<Subnet>(Keys.subnet(n), 'subnet', n);
     const c = parseCidr(e.value.cidr);
-    const users = (await this.list<Port>('ports')).filter((p) => p.network === e.value.network && p.ips.some((ip) => contains(c, parseIpv4(ip))));
+    const users = (await this.list<Port>('ports')).filter((p) => p.network === e.value.network && p.ips.some((ip) => isIpv4(ip) && contains(c, parseIpv4(ip))));
     if (users.length > 0) throw new ApiError(409, 'Conflict', `subnet ${n} still has ${users.length} port(s) with addresses in it: ${names(users)}`);
     await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }],
       [{ type: 'delete', key: Keys.subnet(n) }, { type: 'delete', key: Keys.subnetOf(e.value.network, n) }],
@@ -182,7 +182,13 @@ export class NetworkService {
   private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = []): Promise<string[]> {
     const subnets = (await this.store.list<Subnet>(`/index/subnet/${network}/`)).map((e) => e.value);
     if (requested !== undefined) {
+      requested = requested.map((t) => (isIpv4(t) ? t : canonicalIpv6(t)));
       requested.forEach((text, i) => {
+        if (!isIpv4(text)) {
+          if (text.startsWith('ff')) throw new ApiError(422, 'Unprocessable', `${text} is a multicast address`, [{ field: `ips[${i}]`, message: 'multicast' }]);
+          if (text === '::' || text === '::1') throw new ApiError(422, 'Unprocessable', `${text} cannot be a port's address`, [{ field: `ips[${i}]`, message: 'reserved' }]);
+          return; // IPv6: given, not allocated; unique on the network through its index key
+        }
         const ip = parseIpv4(text);
         const s = subnets.find((x) => contains(parseCidr(x.cidr), ip));
         if (!s) {
@@ -198,7 +204,7 @@ export class NetworkService {
     }
     if (subnets.length === 0) return [];
     const prefix = `/index/ip/${network}/`;
-    const taken = new Set((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter((ip) => !ignoring.includes(ip)).map(parseIpv4));
+    const taken = new Set((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter((ip) => isIpv4(ip) && !ignoring.includes(ip)).map(parseIpv4));
     for (const s of subnets) {
       taken.add(parseIpv4(s.gateway));
       const ip = allocate(parseIpv4(s.allocation.start), parseIpv4(s.allocation.end), taken);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIpv4, parseMac, readU16 } from '../wire/bytes.js';
+import { hex, parseIpv4, parseMac, readU16 } from '../wire/bytes.js';
+import { icmpv6NeighborAdvertisement, icmpv6NeighborSolicitation } from '../wire/testdata/captured.js';
 import * as compose from '../wire/compose.js';
 import { EthernetFrame, EtherType } from '../wire/ethernet.js';
 import { VlanTag } from '../wire/vlan.js';
@@ -299,4 +300,38 @@ test('removing a port forgets its MACs and frees its memory; the network can the
   assert.equal(dp.memory.freeSlots, before);
   assert.ok(blue1.closed);
   dp.removeNetwork('blue');
+});
+
+test('ARP suppression: a request for a known address is answered on the host, not flooded', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  hosts[0].dp.setArpTable('blue', new Map([[ip(2), mac(2)]]));
+  blue1.send(arpRequest(1, 2));
+  blue1.send(arpRequest(1, 9)); // unknown: flooded as usual
+  fabric.run();
+  const [reply] = blue1.take();
+  const expected = compose.ethernet(mac(1), mac(2), EtherType.Arp, compose.arp(2, mac(2), ip(2), mac(1), ip(1)));
+  assert.deepEqual(reply, expected);
+  assert.equal(blue2.take().length, 1, 'only the unknown address was flooded');
+  assert.equal(hosts[0].dp.stats(String).networks.find((n) => n.name === 'blue')!.arpAnswered, 1);
+});
+
+test('ND suppression answers a real Linux solicitation exactly as Linux answered it', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const vm = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  // The captured exchange: fd00::1 (02:..:0a) asks for fd00::2, which is 02:..:0b.
+  hosts[0].dp.setNdTable('blue', new Map([['fd00::2', parseMac('02:00:00:00:00:0b')]]));
+  vm.send(hex(icmpv6NeighborSolicitation));
+  fabric.run();
+  assert.deepEqual(vm.take(), [hex(icmpv6NeighborAdvertisement)]);
+  assert.equal(blue2.take().length, 0, 'nothing crossed to the other host');
+  // Duplicate address detection (source ::) is not answered: it must reach the others.
+  const dad = hex(icmpv6NeighborSolicitation);
+  dad.fill(0, 22, 38);
+  vm.send(dad);
+  fabric.run();
+  assert.equal(vm.take().length, 0);
+  assert.equal(blue2.take().length, 1);
 });

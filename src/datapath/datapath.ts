@@ -13,7 +13,8 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { formatIpv6, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, PROTOCOL_ETHERNET } from '../wire/geneve.js';
 import { FLAG_I } from '../wire/vxlan.js';
@@ -76,6 +77,9 @@ class Network {
    * Null when there is no such table (static config): ARP is then flooded like any frame. */
   arp: Map<number, number> | null = null;
   arpAnswered = 0;
+  /** IPv6 (RFC 5952 text) -> MAC: neighbor solicitations for these are answered here. */
+  nd: Map<string, number> | null = null;
+  ndAnswered = 0;
 
   constructor(
     readonly index: number,
@@ -133,7 +137,7 @@ export interface DatapathStats {
   ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
   underlay: ({ backend: string; local: string; mtu: number } & CounterSnapshot) | null;
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
 }
 
 export class Datapath {
@@ -251,6 +255,11 @@ export class Datapath {
   /** Sets the addresses this host answers ARP for on a network (null: answer none). */
   setArpTable(network: string, table: Map<number, number> | null): void {
     this.mustNetwork(network).arp = table;
+  }
+
+  /** Sets the IPv6 addresses (RFC 5952 text) this host answers neighbor solicitations for. */
+  setNdTable(network: string, table: Map<string, number> | null): void {
+    this.mustNetwork(network).nd = table;
   }
 
   /** Removes a MAC from a network's FDB (a remote port that went away). */
@@ -439,7 +448,9 @@ export class Datapath {
     if (net === null) return c.drop(Drop['no-network']);
 
     net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now);
-    if (net.arp !== null && readU16(mem, off + 12) === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
+    const type = readU16(mem, off + 12);
+    if (net.arp !== null && type === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
+    if (net.nd !== null && type === EtherType.Ipv6 && this.answerNd(port, net, off, len, now)) return;
     this.encapAt = -1;
     this.forward(net, off, len, port.index, c, now);
   }
@@ -471,6 +482,51 @@ export class Datapath {
     mem.copyWithin(r + 32, a + 8, a + 18); // target hardware and protocol address: the asker's
     net.arpAnswered++;
     this.toPort(port, net, r, 42, port.counters, now);
+    return true;
+  }
+
+  /**
+   * Neighbor solicitation suppression (RFC 4861 §7.2.4, answered on the target's behalf): a
+   * solicitation for an address the controller told us about gets a solicited, override
+   * advertisement from the agent. Duplicate address detection (unspecified source) and a
+   * VM asking for its own address pass through. Returns whether it answered.
+   */
+  private answerNd(port: Port, net: Network, off: number, len: number, now: number): boolean {
+    const mem = this.memory.bytes;
+    const ip = off + 14;
+    const icmp = ip + 40;
+    // ICMPv6 straight after the fixed header, hop limit 255 (§7.1.1), type 135, code 0.
+    if (len < 14 + 40 + 24 || mem[ip + 6] !== 58 || mem[ip + 7] !== 255 || mem[icmp] !== 135 || mem[icmp + 1] !== 0) return false;
+    let unspecified = true;
+    for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[ip + 8 + i] === 0;
+    if (unspecified) return false;
+    const mac = net.nd!.get(formatIpv6(mem, icmp + 8));
+    if (mac === undefined || mac === readMac(mem, off + 6)) return false;
+    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
+    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
+    const rip = r + 14;
+    const ricmp = rip + 40;
+    mem.copyWithin(r, off + 6, off + 12); // to the asker
+    writeMac(mem, r + 6, mac);
+    writeU16(mem, r + 12, EtherType.Ipv6);
+    writeU32(mem, rip, 0x6000_0000);
+    writeU16(mem, rip + 4, 32); // payload: NA (24) + target link-layer address option (8)
+    mem[rip + 6] = 58;
+    mem[rip + 7] = 255;
+    mem.copyWithin(rip + 8, icmp + 8, icmp + 24); // from the target address
+    mem.copyWithin(rip + 24, ip + 8, ip + 24); // to the soliciting address
+    mem[ricmp] = 136;
+    mem[ricmp + 1] = 0;
+    writeU16(mem, ricmp + 2, 0);
+    writeU32(mem, ricmp + 4, 0x6000_0000); // solicited, override
+    mem.copyWithin(ricmp + 8, icmp + 8, icmp + 24);
+    mem[ricmp + 24] = 2; // target link-layer address
+    mem[ricmp + 25] = 1;
+    writeMac(mem, ricmp + 26, mac);
+    const pseudo = sumBytes(mem, rip + 8, 32, 32 + 58);
+    writeU16(mem, ricmp + 2, finish(sumBytes(mem, ricmp, 32, pseudo)));
+    net.ndAnswered++;
+    this.toPort(port, net, r, 86, port.counters, now);
     return true;
   }
 
@@ -685,6 +741,7 @@ export class Datapath {
         remotes: n.remotes.length,
         fdb: { entries: n.fdb.size, limit: n.fdb.limit, learnRefused: n.fdb.learnRefused, moves: n.fdb.moves },
         arpAnswered: n.arpAnswered,
+        ndAnswered: n.ndAnswered,
       })),
     };
   }

@@ -182,6 +182,7 @@ function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
     }
     inNs(ns, 'addr', 'add', a.ip, 'dev', dev);
   }
+  if (vm.ip6) inNs(ns, '-6', 'addr', 'add', vm.ip6, 'dev', 'eth0', 'nodad');
 }
 
 let vlanSupport: boolean | undefined;
@@ -360,7 +361,7 @@ async function provision(plan: LabPlan): Promise<void> {
   for (const vm of plan.vms) {
     const a = vm.attachments[0];
     await api.call('POST', '/v1/ports', {
-      name: vm.name, network: a.network, host: vm.host.name, mac: vm.mac, ips: [a.ip.split('/')[0]],
+      name: vm.name, network: a.network, host: vm.host.name, mac: vm.mac, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])],
       backend: vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' },
     });
   }

@@ -38,6 +38,8 @@ const schema = z.object({
     host: name,
     network: name.optional(),
     ip: cidr.optional(),
+    /** An IPv6 address with its prefix length, e.g. fd00:10::1/64 (access VMs). */
+    ip6: z.string().regex(/^[0-9a-f:]+\/\d{1,3}$/i, 'an IPv6 address with a prefix length, such as fd00:10::1/64').optional(),
     trunk: z.record(z.string().regex(/^\d{1,4}$/), z.object({ network: name, ip: cidr }).strict()).optional(),
     /** The VM's interface MTU; defaults to its network's overlay MTU. */
     mtu: z.number().int().min(576).max(9000).optional(),
@@ -60,6 +62,7 @@ export interface LabVm {
   netns: string;
   mac: string;
   mtu: number | undefined;
+  ip6: string | undefined;
   /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
   attachments: Array<{ vid: number | null; network: string; ip: string }>;
 }
@@ -142,7 +145,8 @@ export function planLab(doc: unknown, file: string): LabPlan {
       if (host?.datapath === 'linux' && a.vid !== null) problems.push(`vms[${i}]: trunk VMs need a weft host`);
       if (t.controller && a.vid !== null) problems.push(`vms[${i}]: trunk VMs are not in the controller's API yet; use a lab without a controller`);
     }
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, attachments };
+    if (v.ip6 && v.trunk) problems.push(`vms[${i}].ip6: only access VMs take an ip6`);
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, attachments };
   });
   if (problems.length > 0) throw new ConfigError(file, problems);
   return {
