@@ -72,7 +72,7 @@ export class Agent {
       if (Object.keys(this.reconciler.pendingPorts()).length > 0) this.apply(this.state);
     }, RETRY_MS));
     for (const t of this.timers) t.unref();
-    this.log.info({ host: this.state.host, underlay: `${address}:${port}`, socket: this.socketPath }, 'agent ready');
+    this.log.info({ underlay: `${address}:${port}`, socket: this.socketPath }, 'agent ready');
   }
 
   /** Makes the data path match `state` and logs what changed. */

@@ -17,6 +17,8 @@ import { Controller } from '../controller/controller.js';
 import { registerResourceCommands, targetOptions, client } from './resources.js';
 import { apply } from './apply.js';
 import { readFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { hostname } from 'node:os';
 import type { HostState } from '../agent/desired-state.js';
 
 const program = new Command('weft')
@@ -29,8 +31,8 @@ program.command('agent')
   .option('--controller <url>', 'follow this controller (http://HOST:PORT) instead of a config file\'s networks and ports')
   .option('--join-token <token>', 'the controller\'s join token')
   .option('--join-token-file <file>', 'read the join token from this file')
-  .option('--host <name>', 'this host\'s name (with --controller, when there is no --config)')
-  .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller)')
+  .option('--host <name>', 'this host\'s name (with --controller; default: the hostname)')
+  .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller; default: the address this host reaches the controller from)')
   .option('--underlay-port <port>', 'the UDP port of the tunnels', '4789')
   .option('--underlay-mtu <mtu>', 'the underlay MTU', '1500')
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
@@ -43,9 +45,9 @@ program.command('agent')
         throw new UsageError(`${opts.config}: with --controller, the controller says which networks and ports this host has; remove them from the file`);
       }
     } else {
-      if (!opts.controller) throw new UsageError('give --config FILE, or --controller URL with --host and --underlay-address');
-      if (!opts.host || !opts.underlayAddress) throw new UsageError('with --controller and no --config, give --host NAME and --underlay-address IP');
-      state = loadConfigFromFlags(opts.host, opts.underlayAddress, Number(opts.underlayPort), Number(opts.underlayMtu));
+      if (!opts.controller) throw new UsageError('give --config FILE, or --controller URL');
+      const address = opts.underlayAddress ?? (await sourceAddressTowards(opts.controller));
+      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayMtu));
     }
     const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
     const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host));
@@ -61,6 +63,29 @@ program.command('agent')
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+
+/** The local IPv4 address the kernel would use to reach the controller (no packet is sent:
+ * connecting a UDP socket only chooses the route). */
+async function sourceAddressTowards(url: string): Promise<string> {
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    throw new UsageError(`--controller: ${JSON.stringify(url)} is not a URL such as http://10.0.0.1:7411`);
+  }
+  const sock = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(7411, host, () => resolve());
+    });
+    return sock.address().address;
+  } catch (err) {
+    throw new UsageError(`cannot tell which address reaches ${host} (${(err as Error).message}): give --underlay-address`);
+  } finally {
+    sock.close();
+  }
+}
 
 /** A host state with no networks yet, from flags; validated like a config file. */
 function loadConfigFromFlags(host: string, address: string, port: number, mtu: number): HostState {
