@@ -21,6 +21,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <sched.h>
 #include <stdint.h>
@@ -374,28 +375,41 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* Implementation limits for UDP GSO: segments per send, bytes per send. */
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
+
 /*
  * udpSend(fd, buf, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array,
- *         ports: Uint16Array, count) -> attempted
+ *         ports: Uint16Array, count, gso: Int32Array) -> attempted
  * Sends datagram i (buf[offsets[i], +lengths[i]) to addrs[i]:ports[i]) with sendmmsg, in
  * order, until the socket would block; returns how many were attempted. A datagram refused
  * for another reason (EMSGSIZE, say) is skipped and its lengths[i] set to -errno.
+ *
+ * With gso[0] = 1, a run of consecutive datagrams of equal length to the same destination
+ * goes as one message with UDP_SEGMENT (the kernel cuts it into datagrams late, so the IP
+ * stack is crossed once per run). If the kernel refuses that (no checksum offload on the
+ * route: EIO, or no GSO: EINVAL/ENOPROTOOPT), gso[0] is set to 0 and the call goes on
+ * without it; the caller keeps it off.
  */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw, *addrs_raw, *ports_raw;
-  size_t buflen, offslen, lenslen, addrslen, portslen;
+  uint8_t *buf, *offs_raw, *lens_raw, *addrs_raw, *ports_raw, *gso_raw;
+  size_t buflen, offslen, lenslen, addrslen, portslen, gsolen;
   if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
       !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
       !get_bytes(env, argv[4], &addrs_raw, &addrslen) || !get_bytes(env, argv[5], &ports_raw, &portslen) ||
-      !get_i32(env, argv[6], &count)) {
+      !get_i32(env, argv[6], &count) || !get_bytes(env, argv[7], &gso_raw, &gsolen) || gsolen < 4) {
     napi_throw_type_error(env, "EINVAL", "udpSend: bad arguments");
     return NULL;
   }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw, *gso = (int32_t *)gso_raw;
   uint32_t *addrs = (uint32_t *)addrs_raw;
   uint16_t *ports = (uint16_t *)ports_raw;
   if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4 ||
@@ -406,37 +420,76 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iovs[MAX_BATCH];
   struct sockaddr_in to[MAX_BATCH];
+  int32_t first[MAX_BATCH], segs[MAX_BATCH];
+  union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctl[MAX_BATCH];
   int32_t i = 0;
   while (i < count) {
     if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
       lens[i++] = -EFAULT;
       continue;
     }
-    int32_t chunk = 0;
-    while (chunk < MAX_BATCH && i + chunk < count) {
-      int32_t k = i + chunk;
+    /* Build up to MAX_BATCH messages, each one datagram or a GSO run of equal ones. */
+    int32_t nmsg = 0, k = i, niov = 0;
+    while (nmsg < MAX_BATCH && niov < MAX_BATCH && k < count) {
       if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
-      memset(&msgs[chunk], 0, sizeof msgs[chunk]);
-      memset(&to[chunk], 0, sizeof to[chunk]);
-      iovs[chunk].iov_base = buf + offs[k];
-      iovs[chunk].iov_len = lens[k];
-      to[chunk].sin_family = AF_INET;
-      to[chunk].sin_port = htons(ports[k]);
-      to[chunk].sin_addr.s_addr = htonl(addrs[k]);
-      msgs[chunk].msg_hdr.msg_iov = &iovs[chunk];
-      msgs[chunk].msg_hdr.msg_iovlen = 1;
-      msgs[chunk].msg_hdr.msg_name = &to[chunk];
-      msgs[chunk].msg_hdr.msg_namelen = sizeof to[chunk];
-      chunk++;
+      int32_t n = 1;
+      size_t bytes = (size_t)lens[k];
+      if (gso[0]) {
+        while (k + n < count && niov + n < MAX_BATCH && n < GSO_MAX_SEGMENTS &&
+               lens[k + n] == lens[k] && addrs[k + n] == addrs[k] && ports[k + n] == ports[k] &&
+               offs[k + n] >= 0 && (size_t)offs[k + n] + (size_t)lens[k + n] <= buflen &&
+               bytes + (size_t)lens[k] <= GSO_MAX_BYTES) {
+          bytes += (size_t)lens[k];
+          n++;
+        }
+      }
+      struct msghdr *h = &msgs[nmsg].msg_hdr;
+      memset(&msgs[nmsg], 0, sizeof msgs[nmsg]);
+      memset(&to[nmsg], 0, sizeof to[nmsg]);
+      to[nmsg].sin_family = AF_INET;
+      to[nmsg].sin_port = htons(ports[k]);
+      to[nmsg].sin_addr.s_addr = htonl(addrs[k]);
+      for (int32_t j = 0; j < n; j++) {
+        iovs[niov + j].iov_base = buf + offs[k + j];
+        iovs[niov + j].iov_len = lens[k + j];
+      }
+      h->msg_iov = &iovs[niov];
+      h->msg_iovlen = n;
+      h->msg_name = &to[nmsg];
+      h->msg_namelen = sizeof to[nmsg];
+      if (n > 1) {
+        h->msg_control = ctl[nmsg].buf;
+        h->msg_controllen = sizeof ctl[nmsg].buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        *(uint16_t *)CMSG_DATA(cm) = (uint16_t)lens[k];
+      }
+      first[nmsg] = k;
+      segs[nmsg] = n;
+      niov += n;
+      k += n;
+      nmsg++;
     }
-    int r;
-    do r = sendmmsg(fd, msgs, chunk, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      if (errno == EAGAIN || errno == ENOBUFS) break;
-      lens[i++] = -errno; /* the first datagram of the chunk was refused: skip it */
+    if (nmsg == 0) {
+      lens[i++] = -EFAULT;
       continue;
     }
-    i += r;
+    int r;
+    do r = sendmmsg(fd, msgs, nmsg, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
+    if (r > 0) {
+      i = first[r - 1] + segs[r - 1];
+      continue;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;
+    int err = r < 0 ? errno : EIO;
+    if (segs[0] > 1 && (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP)) {
+      gso[0] = 0; /* this route cannot segment: go on without it */
+      continue;
+    }
+    for (int32_t j = 0; j < segs[0]; j++) lens[first[0] + j] = -err; /* refused: skip it */
+    i = first[0] + segs[0];
   }
   napi_value out;
   CHECK(napi_create_int32(env, i, &out));

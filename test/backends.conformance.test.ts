@@ -217,6 +217,35 @@ for (const impl of underlays) {
       }
     });
 
+    test('a run of equal datagrams to one destination arrives as separate datagrams, in order', async () => {
+      // The UDP underlay sends such a run as one message with UDP segmentation offload.
+      const h = impl.make();
+      try {
+        const n = 40;
+        const mem = new Uint8Array(n * 128);
+        const offsets = Int32Array.from({ length: n }, (_, i) => i * 128);
+        for (let i = 0; i < n; i++) mem.fill(i, i * 128, i * 128 + 68);
+        const sent = h.a.sendBatch(mem, offsets, new Int32Array(n).fill(68), new Uint32Array(n).fill(h.bAddr), new Uint16Array(n).fill(h.bPort), n);
+        assert.equal(sent, n);
+        const out = new Uint8Array(n * 2048);
+        const lens = new Int32Array(n);
+        const got: number[] = [];
+        while (got.length < n) {
+          await h.readable();
+          const k = h.b.recvBatch(out, 0, 2048, 2048, n, lens, new Uint32Array(n), new Uint16Array(n));
+          for (let i = 0; i < k; i++) {
+            assert.equal(lens[i], 68);
+            const d = out.subarray(i * 2048, i * 2048 + 68);
+            assert.ok(d.every((v) => v === d[0]), 'each datagram is one piece');
+            got.push(d[0]);
+          }
+        }
+        assert.deepEqual(got, [...Array(n).keys()]);
+      } finally {
+        h.close();
+      }
+    });
+
     test('a datagram longer than the receive slot is reported as cut (-1), not delivered short', async () => {
       const h = impl.make();
       try {

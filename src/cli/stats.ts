@@ -26,6 +26,7 @@ export function renderStats(s: AgentStats): string {
     const u = s.underlay;
     out.push(table(['UNDERLAY', 'MTU', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
       [[u.local, String(u.mtu), String(u.rx.frames), String(u.rx.bytes), String(u.tx.frames), String(u.tx.bytes), drops(u.drops)]]));
+    out.push(`(${u.backend})`);
   }
   out.push('');
   out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],

@@ -18,7 +18,7 @@ export interface Native {
   udpOpen(address: string, port: number, bufferBytes: number): number;
   udpRecv(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number,
     lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array): number;
-  udpSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array, count: number): number;
+  udpSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array, count: number, gso: Int32Array): number;
   close(fd: number): void;
   watchReadable(fd: number, callback: (status: number) => void): WatchHandle;
   unwatch(handle: WatchHandle): void;

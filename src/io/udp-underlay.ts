@@ -11,15 +11,18 @@ import { WatchedFd } from './watched-fd.js';
 const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 
 export class UdpUnderlay implements UnderlayBackend {
-  readonly description: string;
+  private readonly name: string;
   private readonly watched: WatchedFd;
+  /** [1]: send runs of equal datagrams with UDP GSO; the addon sets it to 0 if the route
+   * cannot (no checksum offload), and it stays off. */
+  private readonly gso = Int32Array.of(1);
 
   private constructor(
     private readonly fd: number,
     readonly address: number,
     readonly port: number,
   ) {
-    this.description = `udp ${formatIpv4(address)}:${port}`;
+    this.name = `udp ${formatIpv4(address)}:${port}`;
     this.watched = new WatchedFd(fd);
   }
 
@@ -33,17 +36,22 @@ export class UdpUnderlay implements UnderlayBackend {
     if (n < 0) {
       // ICMP errors for earlier sends surface here (ECONNREFUSED); they are not fatal.
       if (-n === 111 || -n === 113 || -n === 101) return 0;
-      throw new IoError(`receiving on ${this.description}`, -n);
+      throw new IoError(`receiving on ${this.name}`, -n);
     }
     return n;
   }
 
   sendBatch(mem: Uint8Array, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array, count: number): number {
-    return native.udpSend(this.fd, mem, offsets, lengths, addrs, ports, count);
+    return native.udpSend(this.fd, mem, offsets, lengths, addrs, ports, count, this.gso);
   }
 
   /** A poll error (the device is gone) also calls back: the next read throws, and the data
    * path marks the port failed and closes it. */
+  /** What `weft stats` shows: the socket, and whether sends still use UDP GSO. */
+  get description(): string {
+    return `${this.name}${this.gso[0] === 1 ? ', segmentation offload' : ''}`;
+  }
+
   start(onReadable: () => void): void {
     this.watched.start(onReadable);
   }
