@@ -481,7 +481,7 @@ export class Datapath {
     writeU32(mem, r + 28, targetIp);
     mem.copyWithin(r + 32, a + 8, a + 18); // target hardware and protocol address: the asker's
     net.arpAnswered++;
-    this.toPort(port, net, r, 42, port.counters, now);
+    this.toPort(port, net, r, 42, now);
     return true;
   }
 
@@ -526,7 +526,7 @@ export class Datapath {
     const pseudo = sumBytes(mem, rip + 8, 32, 32 + 58);
     writeU16(mem, ricmp + 2, finish(sumBytes(mem, ricmp, 32, pseudo)));
     net.ndAnswered++;
-    this.toPort(port, net, r, 86, port.counters, now);
+    this.toPort(port, net, r, 86, now);
     return true;
   }
 
@@ -587,7 +587,7 @@ export class Datapath {
       const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
       if (dest !== NOT_FOUND) {
         if (dest === from) return c.drop(Drop.hairpin);
-        if (!isRemote(dest)) return this.toPort(this.ports[dest]!, net, off, len, c, now);
+        if (!isRemote(dest)) return this.toPort(this.ports[dest]!, net, off, len, now);
         if (fromTunnel) return c.drop(Drop.hairpin);
         return this.toTunnel(this.vteps[vtepOf(dest)]!, net, off, len, c, now);
       }
@@ -595,14 +595,14 @@ export class Datapath {
     // Broadcast, multicast or unknown unicast: flood within the network.
     const ports = net.ports;
     for (let i = 0; i < ports.length; i++) {
-      if (ports[i].index !== from) this.toPort(ports[i], net, off, len, c, now);
+      if (ports[i].index !== from) this.toPort(ports[i], net, off, len, now);
     }
     if (fromTunnel) return;
     const remotes = net.remotes;
     for (let i = 0; i < remotes.length; i++) this.toTunnel(remotes[i], net, off, len, c, now);
   }
 
-  private toPort(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+  private toPort(port: Port, net: Network, off: number, len: number, now: number): void {
     if (port.failed !== null) return;
     if (port.trunk && net !== port.nativeNetwork) {
       // Insert the tag in a scratch copy: the original may still go out elsewhere untagged.
