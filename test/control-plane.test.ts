@@ -101,3 +101,42 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a view the agent cannot apply is logged and the agent keeps its state', { timeout: 10_000 }, async () => {
+  const { WebSocketServer } = await import('ws');
+  const { createServer } = await import('node:http');
+  const { ControllerSource } = await import('../src/agent/controller-source.js');
+  // A fake controller that accepts the join, then sends one broken view and one good one.
+  const server = createServer((req, res) => res.end('{}'));
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => {
+    ws.send(JSON.stringify({ type: 'state', revision: 1, view: { host: 'h1', networks: [{ name: 'blue', vni: 1, encapsulation: 'vxlan', remotes: [], neighbors: [{ mac: 'not-a-mac', ips: [] }] }], ports: [] } }));
+    ws.send(JSON.stringify({ type: 'state', revision: 2, view: { host: 'h1', networks: [], ports: [] } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const errors: string[] = [];
+  const applied: number[] = [];
+  const source = new ControllerSource({
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    token: 't',
+    host: { name: 'h1', address: '127.0.0.1', port: 4789, mtu: 1500 },
+    log: { ...log, error: (o: { err: string }) => errors.push(o.err), info: () => {}, warn: () => {}, debug: () => {} } as never,
+    apply: (view, revision) => {
+      for (const n of view.networks) for (const nb of n.neighbors ?? []) parseMac(nb.mac);
+      applied.push(revision);
+    },
+    status: () => ({ ports: {}, counters: null }),
+  });
+  try {
+    source.start();
+    await until('the good view', () => applied.length === 1);
+    assert.deepEqual(applied, [2]);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0], /not a MAC address/);
+    assert.equal(source.appliedRevision, 2);
+  } finally {
+    source.stop();
+    wss.close();
+    server.close();
+  }
+});

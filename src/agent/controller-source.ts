@@ -100,7 +100,14 @@ export class ControllerSource {
       return;
     }
     if (msg.type === 'state' && msg.view) {
-      this.opts.apply(msg.view, msg.revision);
+      try {
+        this.opts.apply(msg.view, msg.revision);
+      } catch (err) {
+        // A view this agent cannot apply (from a newer or broken controller) must not stop
+        // forwarding: keep the state we have and say why, once per revision.
+        this.opts.log.error({ revision: msg.revision, err: (err as Error).message }, 'cannot apply the controller\'s view; keeping the last state');
+        return;
+      }
       this.revision = msg.revision;
     } else if (msg.type === 'current') {
       this.revision = msg.revision;
