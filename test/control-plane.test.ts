@@ -140,3 +140,50 @@ test('a view the agent cannot apply is logged and the agent keeps its state', { 
     server.close();
   }
 });
+
+test('after a controller restart, an agent at the current revision resumes without a resend', { timeout: 20_000 }, async () => {
+  const { ControllerSource } = await import('../src/agent/controller-source.js');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-resume-'));
+  let controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, log });
+  const applied: number[] = [];
+  let source: InstanceType<typeof ControllerSource> | null = null;
+  try {
+    await controller.start();
+    const port = controller.port;
+    const url = `http://127.0.0.1:${port}`;
+    const api = () => new ApiClient({ url, token: controller.tokens.admin });
+    source = new ControllerSource({
+      url, token: controller.tokens.join, log,
+      host: { name: 'h1', address: '127.0.0.1', port: 4789, mtu: 1500 },
+      apply: (_view, revision) => applied.push(revision),
+      status: () => ({ ports: {}, counters: null }),
+    });
+    source.start();
+    await source.ready;
+    await api().call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+    await api().call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
+    await until('the port in a view', () => applied.length >= 2);
+    const revision = source.appliedRevision;
+    const appliesBefore = applied.length;
+
+    await controller.stop();
+    controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port }, log });
+    await controller.start();
+    let connected = false;
+    for (let i = 0; i < 200 && !connected; i++) {
+      connected = (await api().call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(connected, 'the agent reconnected');
+    assert.equal(applied.length, appliesBefore, 'no view was resent: the agent had the current revision');
+    assert.equal(source.appliedRevision, revision);
+
+    await api().call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h1' });
+    await until('the next change', () => applied.length === appliesBefore + 1);
+    assert.ok(source.appliedRevision > revision);
+  } finally {
+    source?.stop();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -38,6 +38,8 @@ export class ApiClient {
       const req = request({
         ...(unix ? { socketPath: unix, path } : { host: u!.hostname, port: u!.port || 80, path: u!.pathname + u!.search }),
         method,
+        // A connection of its own: a pooled one may be dead after a controller restart.
+        agent: false,
         headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
         timeout: 10_000,
       }, (res) => {
