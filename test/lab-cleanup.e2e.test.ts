@@ -4,8 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { fileURLToPath } from 'node:url';
 import { labDir, labDown, labUp, readLabState, processAlive, LabError } from '../src/lab/lab.js';
 import { planLab } from '../src/lab/topology.js';
@@ -56,5 +59,28 @@ test('a failed up removes what it had built', { skip, timeout: 60_000 }, async (
     assert.ok(!existsSync(labDir(plan.name)));
   } finally {
     labDown(plan.name);
+  }
+});
+
+test('Ctrl-C during up removes what it had built', { skip, timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-int-'));
+  const file = join(dir, 'lab.yaml');
+  writeFileSync(file, stringify({ ...topology('e2eint'), controller: true }));
+  labDown('e2eint');
+  try {
+    const child = spawn(process.execPath, [CLI, 'lab', 'up', file], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // Interrupt once the lab is half built: some namespaces exist, the agents are not up.
+    const deadline = Date.now() + 20_000;
+    while (namespacesOf('e2eint').length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(namespacesOf('e2eint').length >= 3, 'the lab started building');
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.deepEqual(namespacesOf('e2eint'), []);
+    assert.equal(processesOf('e2eint'), '');
+    assert.ok(!existsSync(labDir('e2eint')));
+  } finally {
+    labDown('e2eint');
+    rmSync(dir, { recursive: true, force: true });
   }
 });
