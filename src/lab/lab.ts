@@ -106,11 +106,13 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     for (const host of plan.hosts) buildHost(plan, host);
     for (const vm of plan.vms) buildVm(plan, vm);
     if (plan.controller) {
+      buildController(plan);
       remember(state, 'controller', controllerArgv(plan));
       await waitController(plan, state);
     }
     for (const host of plan.hosts) {
       if (host.datapath === 'weft') {
+        if (!plan.controller) writeFileSync(agentConfigFile(plan, host), stringify(agentConfig(plan, host)));
         remember(state, host.name, agentArgv(plan, host));
       } else {
         buildLinuxDatapath(plan, host);
@@ -290,14 +292,16 @@ export async function labRestart(lab: string, name: string, signal: NodeJS.Signa
   return state.agents[name];
 }
 
+function agentConfigFile(plan: LabPlan, host: LabHost): string {
+  return join(labDir(plan.name), `${host.name}.yaml`);
+}
+
+/** How a host's agent is started: following the lab's controller, or from its config file. */
 function agentArgv(plan: LabPlan, host: LabHost): string[] {
-  const dir = labDir(plan.name);
-  const config = join(dir, `${host.name}.yaml`);
   const source = plan.controller
-    ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(dir, 'controller', 'join.token'),
+    ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(labDir(plan.name), 'controller', 'join.token'),
       '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu)]
-    : ['--config', config];
-  if (!plan.controller) writeFileSync(config, stringify(agentConfig(plan, host)));
+    : ['--config', agentConfigFile(plan, host)];
   return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, '--socket', agentSocket(plan.name, host.name)];
 }
 
@@ -309,16 +313,19 @@ export function controllerSocket(lab: string): string {
 
 /** The controller runs in its own namespace on the underlay; the CLI reaches it over a
  * unix socket in the lab's directory, with the admin token from its data directory. */
-function controllerArgv(plan: LabPlan): string[] {
+function buildController(plan: LabPlan): void {
   const ctl = plan.controller!;
-  const dir = labDir(plan.name);
   ip('netns', 'add', ctl.netns);
   inNs(ctl.netns, 'link', 'set', 'lo', 'up');
   inNs(ctl.netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'ctl', 'netns', plan.underlayNetns);
   inNs(plan.underlayNetns, 'link', 'set', 'ctl', 'master', 'br0', 'up');
   inNs(ctl.netns, 'addr', 'add', `${ctl.address}/${plan.underlayPrefix}`, 'dev', 'eth0');
   inNs(ctl.netns, 'link', 'set', 'eth0', 'up');
-  return ['ip', 'netns', 'exec', ctl.netns, process.execPath, CLI, 'controller', '--data-dir', join(dir, 'controller'),
+}
+
+function controllerArgv(plan: LabPlan): string[] {
+  const ctl = plan.controller!;
+  return ['ip', 'netns', 'exec', ctl.netns, process.execPath, CLI, 'controller', '--data-dir', join(labDir(plan.name), 'controller'),
     '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name)];
 }
 
