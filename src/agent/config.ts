@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
 import { VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
+import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { parseIpv4 } from '../wire/bytes.js';
 import type { HostState, PortState } from './desired-state.js';
 
@@ -44,7 +45,7 @@ const backend = z.discriminatedUnion('type', [
   z.object({ type: z.literal('memory') }).strict(),
 ]);
 
-const vid = z.coerce.number().int().min(1).max(4094);
+const vid = z.coerce.number().int().min(VID_MIN).max(VID_MAX);
 
 const schema = z.object({
   host: name,
@@ -63,7 +64,7 @@ const schema = z.object({
     name,
     network: name.optional(),
     trunk: z.object({
-      vlans: z.record(z.string(), name).refine((r) => Object.keys(r).every((k) => vid.safeParse(k).success), 'VLAN IDs must be 1..4094'),
+      vlans: z.record(z.string(), name).refine((r) => Object.keys(r).every((k) => vid.safeParse(k).success), `VLAN IDs must be ${VID_MIN}..${VID_MAX}`),
       native: name.optional(),
     }).strict().optional(),
     backend,

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
 import { isIpv4, isIpv6 } from './ipam.js';
+import { VNI_MAX } from '../wire/vxlan.js';
 
 export const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/i, 'a name of letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit');
 const ipv4 = z.string().refine(isIpv4, 'an IPv4 address such as 10.0.0.1');
@@ -12,7 +13,7 @@ const ipv4 = z.string().refine(isIpv4, 'an IPv4 address such as 10.0.0.1');
  * (given, not allocated; unique on its network). */
 const portAddress = z.string().refine((t) => isIpv4(t) || isIpv6(t), 'an IPv4 or IPv6 address');
 const mac = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'a MAC address in lowercase, such as 02:00:00:00:00:01')
-  .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0, 'a unicast MAC address (the lowest bit of the first byte clear)');
+  .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0 /* the I/G bit, as isGroupMac */, 'a unicast MAC address (the lowest bit of the first byte clear)');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 prefix such as 10.0.0.0/24');
 const ifname = z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":" or spaces');
 
@@ -23,7 +24,7 @@ export const backendSchema = z.discriminatedUnion('type', [
 
 export const networkCreate = z.object({
   name,
-  vni: z.number().int().min(1).max(0xffffff).optional(),
+  vni: z.number().int().min(1).max(VNI_MAX).optional(),
   encapsulation: z.enum(ENCAPSULATIONS as [Encapsulation, ...Encapsulation[]]).default('vxlan'),
   /** The largest IP packet VMs may send; at most what each host's underlay allows. */
   mtu: z.number().int().min(576).max(9000).optional(),

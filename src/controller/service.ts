@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
+import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, canonicalIpv6, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   Keys, type Host, type Network, type Port, type Subnet,
@@ -89,7 +90,7 @@ export class NetworkService {
       let vni = body.vni;
       if (vni === undefined) {
         const taken = new Set((await this.store.list(`/index/vni/`)).map((e) => Number(e.key.slice('/index/vni/'.length))));
-        vni = allocate(1, 0xffffff, taken)!;
+        vni = allocate(1, VNI_MAX, taken)!;
       }
       const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}) };
       const r = await this.store.commit(

@@ -13,11 +13,12 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { formatIpv6, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { formatIpv6, isGroupMac, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, PROTOCOL_ETHERNET } from '../wire/geneve.js';
 import { FLAG_I } from '../wire/vxlan.js';
+import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { writeGeneveHeader } from '../wire/geneve.js';
 import { writeVxlanHeader } from '../wire/vxlan.js';
 import type { PortBackend, UnderlayBackend } from './backend.js';
@@ -285,7 +286,7 @@ export class Datapath {
     } else {
       for (const [vidText, name] of Object.entries(spec.vlans)) {
         const vid = Number(vidText);
-        if (!Number.isInteger(vid) || vid < 1 || vid > 4094) throw new Error(`port ${spec.name}: VLAN ID ${vidText} is not in 1..4094`);
+        if (!Number.isInteger(vid) || vid < VID_MIN || vid > VID_MAX) throw new Error(`port ${spec.name}: VLAN ID ${vidText} is not in ${VID_MIN}..${VID_MAX}`);
         members.push(this.mustNetwork(name));
       }
       if (spec.nativeNetwork !== undefined) members.push(this.mustNetwork(spec.nativeNetwork));
@@ -425,7 +426,7 @@ export class Datapath {
     if (len < 14) return c.drop(Drop.runt);
     if (len >= this.slotCapacity) return c.drop(Drop.oversize);
     if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
-    if ((mem[off + 6] & 1) !== 0) return c.drop(Drop['invalid-src-mac']);
+    if (isGroupMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
 
     let net = port.network;
     const ethertype = readU16(mem, off + 12);
@@ -568,7 +569,7 @@ export class Datapath {
     const inner = off + headerLen;
     const innerLen = len - headerLen;
     if (vtep.tap !== null) vtep.tap.datagram(mem, off, len, inner, 'rx', this.underlayAddress, this.underlayPort, fromAddr, fromPort, now);
-    if ((mem[inner + 6] & 1) !== 0) return c.drop(Drop['invalid-src-mac']);
+    if (isGroupMac(mem, inner + 6)) return c.drop(Drop['invalid-src-mac']);
 
     net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now);
     this.encapAt = -1;
@@ -583,7 +584,7 @@ export class Datapath {
   private forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
     const mem = this.memory.bytes;
     const fromTunnel = from < 0;
-    if ((mem[off] & 1) === 0) {
+    if (!isGroupMac(mem, off)) {
       const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
       if (dest !== NOT_FOUND) {
         if (dest === from) return c.drop(Drop.hairpin);

@@ -29,14 +29,6 @@ const EMPTY = 0;
 const LEARNED = 1;
 const STATIC = 2;
 
-export interface FdbEntry {
-  mac: MacNumber;
-  destination: FdbDestination;
-  static: boolean;
-  /** When the entry was last confirmed by traffic (ms); static entries keep their install time. */
-  seenAt: number;
-}
-
 export class Fdb {
   private readonly hi: Uint16Array;
   private readonly lo: Uint32Array;
@@ -192,14 +184,5 @@ export class Fdb {
       }
     }
     return removed;
-  }
-
-  entries(): FdbEntry[] {
-    const out: FdbEntry[] = [];
-    for (let i = 0; i <= this.mask; i++) {
-      if (this.state[i] === EMPTY) continue;
-      out.push({ mac: this.hi[i] * 0x1_0000_0000 + this.lo[i], destination: this.dest[i], static: this.state[i] === STATIC, seenAt: this.seen[i] });
-    }
-    return out;
   }
 }

@@ -15,6 +15,8 @@ import { z } from 'zod';
 import { ConfigError, readYamlFile } from '../agent/config.js';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
 import { formatIpv4, formatMac, parseIpv4 } from '../wire/bytes.js';
+import { VID_MAX, VID_MIN } from '../wire/vlan.js';
+import { VNI_MAX } from '../wire/vxlan.js';
 
 const name = z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'a lowercase name: a letter, then letters, digits or "-", at most 12 characters');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with a prefix length, such as 10.0.0.1/24');
@@ -30,7 +32,7 @@ const schema = z.object({
   hosts: z.array(z.object({ name, datapath: z.enum(['weft', 'linux']).default('weft') }).strict()).min(1),
   networks: z.array(z.object({
     name,
-    vni: z.number().int().min(1).max(0xffffff),
+    vni: z.number().int().min(1).max(VNI_MAX),
     encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
   }).strict()).default([]),
   vms: z.array(z.object({
@@ -128,7 +130,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
       attachments.push({ vid: null, network: v.network, ip: v.ip ?? '' });
     } else {
       for (const [vid, a] of Object.entries(v.trunk!)) {
-        if (Number(vid) < 1 || Number(vid) > 4094) problems.push(`vms[${i}].trunk.${vid}: VLAN IDs are 1..4094`);
+        if (Number(vid) < VID_MIN || Number(vid) > VID_MAX) problems.push(`vms[${i}].trunk.${vid}: VLAN IDs are ${VID_MIN}..${VID_MAX}`);
         attachments.push({ vid: Number(vid), network: a.network, ip: a.ip });
       }
     }

@@ -35,8 +35,6 @@ export const HEADER_LEN = OPTIONS;
 export const OPTIONS_MAX_LEN = 63 * 4;
 export const FLAG_OAM = 0x80;
 export const FLAG_CRITICAL = 0x40;
-/** The option type's high bit marks a critical option. */
-export const OPTION_TYPE_CRITICAL = 0x80;
 /** Protocol Type for an Ethernet payload (Transparent Ethernet Bridging). */
 export const PROTOCOL_ETHERNET = 0x6558;
 
