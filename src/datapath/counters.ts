@@ -37,8 +37,6 @@ export const DROP_REASONS = [
   'unknown-vni',
   /** The sender is not a remote host of the network. */
   'unknown-vtep',
-  /** The port or network was removed while frames were in flight. */
-  'no-network',
   /** The backend failed a read (the agent logs the error). */
   'rx-error',
 ] as const;

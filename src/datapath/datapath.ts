@@ -428,25 +428,26 @@ export class Datapath {
     if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
     if (isGroupMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
 
-    let net = port.network;
+    // An access port always has its network; a trunk picks one by tag below.
+    let net = port.network!;
     const ethertype = readU16(mem, off + 12);
     if (port.trunk) {
       if (ethertype === EtherType.Vlan) {
         if (len < 18) return c.drop(Drop.runt);
-        net = port.networkOfVid[readU16(mem, off + 14) & 0x0fff] ?? null;
-        if (net === null) return c.drop(Drop['vlan-not-allowed']);
+        const tagged = port.networkOfVid[readU16(mem, off + 14) & 0x0fff];
+        if (tagged === undefined) return c.drop(Drop['vlan-not-allowed']);
+        net = tagged;
         // Untag in place: move the two MAC addresses over the tag.
         mem.copyWithin(off + 4, off, off + 12);
         off += 4;
         len -= 4;
       } else {
+        if (port.nativeNetwork === null) return c.drop(Drop['vlan-not-allowed']);
         net = port.nativeNetwork;
-        if (net === null) return c.drop(Drop['vlan-not-allowed']);
       }
     } else if (ethertype === EtherType.Vlan || ethertype === EtherType.QinQ) {
       return c.drop(Drop['vlan-not-allowed']);
     }
-    if (net === null) return c.drop(Drop['no-network']);
 
     net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now);
     const type = readU16(mem, off + 12);

@@ -9,8 +9,8 @@ const qinq = hex(`
   ffffffffffff 020000000001 88a8
   a064 8100
   102a 0800
-  45000014000000004000000000000000000000000
-`.replace(/0$/, ''));
+  45000014 00000000 40000000 00000000 00000000
+`);
 
 test('QinQ: an S-tag then a C-tag, each read with the same view', () => {
   const eth = EthernetFrame.checked(qinq) as EthernetFrame;
