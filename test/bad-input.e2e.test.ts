@@ -11,24 +11,14 @@ import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { processAlive, readLabState } from '../src/lab/lab.js';
 import { e2eSkipReason } from './support/env.js';
-import { withLab } from './support/lab.js';
+import { twoNetworks, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'python3');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 test('bad datagrams and garbage frames are dropped by reason; the agent and good traffic carry on', { skip, timeout: 60_000 }, async () => {
-  await withLab({
-    name: 'e2ebad',
-    hosts: [{ name: 'h1' }, { name: 'h2' }, { name: 'h3' }],
-    networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }],
-    vms: [
-      { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-      { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' },
-      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
-      { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
-    ],
-  }, async (lab) => {
+  await withLab(twoNetworks('e2ebad', ['h3']), async (lab) => {
     await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2');
     const inner = compose.ethernet(0xffffffffffff, parseMac('02:00:00:00:00:99'), EtherType.Arp,
       compose.arpRequest(parseMac('02:00:00:00:00:99'), 0x0a0a0063, 0x0a0a0001));

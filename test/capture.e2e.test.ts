@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { e2eSkipReason } from './support/env.js';
-import { withLab } from './support/lab.js';
+import { twoNetworks, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tshark');
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -35,17 +35,7 @@ function tshark(file: string, fields: string[], extra: string[] = []): string[][
 test('captures of a port and of a tunnel decode in tshark', { skip, timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-capture-'));
   try {
-    await withLab({
-      name: 'e2ecap',
-      hosts: [{ name: 'h1' }, { name: 'h2' }],
-      networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }],
-      vms: [
-        { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-        { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' },
-        { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
-        { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
-      ],
-    }, async (lab) => {
+    await withLab(twoNetworks('e2ecap'), async (lab) => {
       await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2'); // resolve ARP first
       await lab.run('red1', 'ping', '-c', '1', '-W', '2', '10.20.0.2');
       const at = ['--lab', lab.name, '--host', 'h1'];

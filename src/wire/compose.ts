@@ -50,23 +50,24 @@ export function ipv6(src: Uint8Array, dst: Uint8Array, nextHeader: number, paylo
   return out;
 }
 
-/** A UDP datagram with its checksum, over IPv4. */
-export function udpV4(src: Ipv4Number, dst: Ipv4Number, srcPort: number, dstPort: number, payload: Uint8Array): Uint8Array {
+/** A UDP datagram around `payload`, its checksum filled by `checksum`. */
+function udp(srcPort: number, dstPort: number, payload: Uint8Array, checksum: (repr: UdpRepr, datagram: Uint8Array) => void): Uint8Array {
   const repr = new UdpRepr(srcPort, dstPort, payload.length);
-  const udp = new Uint8Array(repr.bufferLen());
-  udp.set(payload, UDP_LEN);
-  repr.emit(udp, 0);
-  repr.fillChecksumV4(udp, 0, src, dst);
-  return ipv4(src, dst, IpProtocol.Udp, udp);
+  const datagram = new Uint8Array(repr.bufferLen());
+  datagram.set(payload, UDP_LEN);
+  repr.emit(datagram, 0);
+  checksum(repr, datagram);
+  return datagram;
 }
 
+/** A UDP datagram with its checksum, in IPv4. */
+export function udpV4(src: Ipv4Number, dst: Ipv4Number, srcPort: number, dstPort: number, payload: Uint8Array): Uint8Array {
+  return ipv4(src, dst, IpProtocol.Udp, udp(srcPort, dstPort, payload, (r, d) => r.fillChecksumV4(d, 0, src, dst)));
+}
+
+/** A UDP datagram with its checksum, in IPv6. */
 export function udpV6(src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array): Uint8Array {
-  const repr = new UdpRepr(srcPort, dstPort, payload.length);
-  const udp = new Uint8Array(repr.bufferLen());
-  udp.set(payload, UDP_LEN);
-  repr.emit(udp, 0);
-  repr.fillChecksumV6(udp, 0, src, dst);
-  return ipv6(src, dst, IpProtocol.Udp, udp);
+  return ipv6(src, dst, IpProtocol.Udp, udp(srcPort, dstPort, payload, (r, d) => r.fillChecksumV6(d, 0, src, dst)));
 }
 
 export function tcpV4(src: Ipv4Number, dst: Ipv4Number, tcp: TcpRepr): Uint8Array {

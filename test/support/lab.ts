@@ -80,3 +80,19 @@ export function iperfReceiverBps(json: string): number {
   const r = JSON.parse(json) as { end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number } } };
   return (r.end.sum_received ?? r.end.sum)!.bits_per_second;
 }
+
+/** Two hosts, blue (VXLAN, 10.10.0.0/24) and red (Geneve, 10.20.0.0/24), a VM of each on
+ * each host: the quickstart's shape, for tests that need nothing more particular. */
+export function twoNetworks(name: string, extraHosts: string[] = []): Record<string, unknown> {
+  return {
+    name,
+    hosts: [{ name: 'h1' }, { name: 'h2' }, ...extraHosts.map((h) => ({ name: h }))],
+    networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }],
+    vms: [
+      { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
+      { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' },
+      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+      { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
+    ],
+  };
+}
