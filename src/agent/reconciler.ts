@@ -76,7 +76,6 @@ export class Reconciler {
       const have = this.networks.get(want.name);
       const json = JSON.stringify(want);
       if (have && this.networkJson.get(want.name) === json) continue;
-      this.networkJson.set(want.name, json);
       if (!have) {
         dp.addNetwork(want);
         result.added.push(`network ${want.name}`);
@@ -86,15 +85,14 @@ export class Reconciler {
       const wantRemotes = new Set(want.remotes.map(key));
       for (const r of have?.remotes ?? []) if (!wantRemotes.has(key(r))) dp.removeRemote(want.name, parseIpv4(r.address), r.port);
       for (const r of want.remotes) if (!haveRemotes.has(key(r))) dp.addRemote(want.name, parseIpv4(r.address), r.port);
-      if (have && (!same(have.remotes, want.remotes) || have.mtu !== want.mtu || !same(have.neighbors, want.neighbors))) {
-        result.changed.push(`network ${want.name}`);
-      }
+      // Same VNI and encapsulation (else it was rebuilt above): its remotes, MTU or
+      // neighbors changed.
+      if (have) result.changed.push(`network ${want.name}`);
       if (have?.mtu !== want.mtu) dp.setNetworkMtu(want.name, want.mtu);
       this.applyNeighbors(want);
       this.networks.set(want.name, want);
+      this.networkJson.set(want.name, json);
     }
-    for (const name of this.staticMacs.keys()) if (!wantNets.has(name)) this.staticMacs.delete(name);
-    for (const name of this.networkJson.keys()) if (!wantNets.has(name)) this.networkJson.delete(name);
 
     // 3. Ports to attach (new, changed, or still pending from an earlier apply).
     for (const want of desired.ports) {
