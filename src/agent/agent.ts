@@ -39,6 +39,7 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
   private source: ControllerSource | null = null;
+  private lastPending = '{}';
 
   constructor(
     private state: HostState,
@@ -82,9 +83,11 @@ export class Agent {
     if (r.added.length + r.removed.length + r.changed.length > 0) {
       this.log.info({ added: r.added, removed: r.removed, changed: r.changed }, 'reconciled');
     }
-    for (const [port, why] of Object.entries(r.pending)) this.log.warn({ port, why }, 'port not attached yet; retrying');
-    for (const net of state.networks) {
-      this.log.debug({ network: net.name, mtu: this.datapath.networkMtu(net.name) }, 'overlay MTU');
+    // Retries run every few seconds: say so when the pending ports or their reasons change.
+    const pending = JSON.stringify(r.pending);
+    if (pending !== this.lastPending) {
+      for (const [port, why] of Object.entries(r.pending)) this.log.warn({ port, why }, 'port not attached yet; retrying');
+      this.lastPending = pending;
     }
   }
 
