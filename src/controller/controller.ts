@@ -17,7 +17,7 @@ import { apiApp } from './api.js';
 import { ModelCache } from './model-cache.js';
 import { NetworkService } from './service.js';
 import { SqliteStore } from './store/sqlite-store.js';
-import type { Store } from './store/store.js';
+import type { Change, Store } from './store/store.js';
 import { WatchHub } from './watch.js';
 
 export interface ControllerOptions {
@@ -58,8 +58,8 @@ export class Controller {
     const store = this.opts.store ?? new SqliteStore(join(dataDir, 'weft.db'));
     this.store = store;
     // Subscribe before loading, and drop what the load already saw, so nothing falls between.
-    const early: Parameters<WatchHub['onChanges']>[0][] = [];
-    let deliver = (c: Parameters<WatchHub['onChanges']>[0]): void => {
+    const early: Change[][] = [];
+    let deliver = (c: Change[]): void => {
       early.push(c);
     };
     this.unsubscribe = store.subscribe((c) => deliver(c));
