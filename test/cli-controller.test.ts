@@ -32,6 +32,7 @@ test('resources, refusals and apply from the command line; no token in any log l
     const h = weft('host', 'create', 'h9', '--address', '192.0.2.9');
     assert.equal(h.status, 0, h.stderr);
     assert.match(h.stdout, /h9\s+192\.0\.2\.9:4789\s+1500\s+away/);
+    for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal(weft('host', 'create', name, '--address', address).status, 0);
     assert.equal(weft('subnet', 'create', 'blue4', '--network', 'blue', '--cidr', '10.0.0.0/24', '--range', '10.0.0.10-10.0.0.20').status, 0);
     const created = weft('port', 'create', 'vm1', '--network', 'blue', '--host', 'h1', '-o', 'json');
     assert.equal(created.status, 0, created.stderr);
@@ -54,9 +55,25 @@ test('resources, refusals and apply from the command line; no token in any log l
     assert.equal(dry.stdout, 'plan: 3 change(s)\n  + network red (vni 200, geneve)\n  + port vm3 (red on h1)\n  ~ port vm1: host h1 -> h2\n');
     assert.equal(weft('network', 'list', '-o', 'json').stdout.includes('red'), false, 'a dry run changes nothing');
     const applied = weft('apply', '-f', file);
-    assert.match(applied.stdout, /applied\n$/);
+    assert.match(applied.stdout, /applied \(revision \d+\)\n$/);
     assert.equal(weft('apply', '-f', file).stdout, 'nothing to change\n');
     assert.equal(JSON.parse(weft('port', 'show', 'vm1', '-o', 'json').stdout).host, 'h2');
+
+    // All or nothing: the third resource is refused, so neither of the first two is made.
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'networks:\n  - { name: green, vni: 300 }\nports:\n  - { name: vm5, network: green, host: h1 }\n  - { name: vm6, network: blue, host: h1, ips: [10.9.9.9] }\n');
+    const refusedApply = weft('apply', '-f', broken);
+    assert.equal(refusedApply.status, 1);
+    assert.equal(refusedApply.stderr.trim(), 'weft: port vm6: 10.9.9.9 is outside every subnet of network blue (10.0.0.0/24); nothing was changed');
+    assert.equal(refusedApply.stdout, '', 'no plan is printed for a file that cannot be applied');
+    assert.equal(weft('network', 'show', 'green').status, 1, 'green was not created');
+    // What a file leaves out is kept, and said so, unless --prune.
+    writeFileSync(broken, 'networks:\n  - { name: blue, vni: 100 }\n');
+    assert.equal(weft('apply', '-f', broken, '--dry-run').stdout, 'nothing to change\nkept, not in the file (--prune deletes them): network red\n');
+    const pruneRefused = weft('apply', '-f', broken, '--prune', '--dry-run');
+    assert.equal(pruneRefused.stderr.trim(), 'weft: network red: network red still has 1 port(s): vm3; delete them first; nothing was changed', 'a dry run checks every rule');
+    writeFileSync(broken, 'networks:\n  - { name: blue, vni: 100 }\nports:\n  - { name: vm1, network: blue, host: h2 }\n');
+    assert.equal(weft('apply', '-f', broken, '--prune', '--dry-run').stdout, 'plan: 2 change(s)\n  - port vm3\n  - network red\n');
 
     for (const out of [refused.stderr, bad.stderr, noToken.stderr]) assert.doesNotMatch(out, /\n\s+at /);
     const join_ = readFileSync(join(dir, 'join.token'), 'utf8').trim();

@@ -112,11 +112,12 @@ program.command('controller')
 registerResourceCommands(program);
 
 targetOptions(program.command('apply'))
-  .description('make the controller match a YAML file of networks, subnets and ports (prints the plan first)')
+  .description('make the controller match a YAML file of networks, subnets and ports: prints the plan, then carries it out entirely or not at all')
   .requiredOption('-f, --file <file>', 'the file')
-  .option('--dry-run', 'print the plan and change nothing')
+  .option('--dry-run', 'print the plan (every rule checked) and change nothing')
+  .option('--prune', 'also delete what the file does not name (of the kinds it lists)')
   .action(async (opts) => {
-    await apply(client(opts), opts.file, Boolean(opts.dryRun), (line) => console.log(line));
+    await apply(client(opts), opts.file, { dryRun: Boolean(opts.dryRun), prune: Boolean(opts.prune) }, (line) => console.log(line));
   });
 
 /** The control socket named by --socket, or by --lab and --host. */

@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { apiApp } from './api.js';
+import { Applier } from './apply.js';
 import { NetworkService } from './service.js';
 import { MemoryStore } from './store/memory-store.js';
 
 function setup() {
-  const app = apiApp({ service: new NetworkService(new MemoryStore()), adminToken: 'admin-secret', joinToken: 'join-secret', agents: { status: () => ({ connected: false }) } });
+  const store = new MemoryStore();
+  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', joinToken: 'join-secret', agents: { status: () => ({ connected: false }) } });
   const call = async (method: string, path: string, body?: unknown, token = 'admin-secret') => {
     const res = await app.request(path, {
       method,

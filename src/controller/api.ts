@@ -9,6 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portUpdate, subnetCreate, subnetUpdate } from './model.js';
+import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type NetworkService } from './service.js';
 
 export interface AgentStatusSource {
@@ -17,6 +18,8 @@ export interface AgentStatusSource {
 
 export interface ApiOptions {
   service: NetworkService;
+  /** Carries out `weft apply` files in one transaction. */
+  applier: Applier;
   adminToken: string;
   joinToken: string;
   agents: AgentStatusSource;
@@ -79,6 +82,8 @@ export function apiApp(opts: ApiOptions): Hono {
       handle: async (p) => ({ ...(await s.getHost(p.name)), status: opts.agents.status(p.name) }) },
     { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },
     { method: 'post', path: '/v1/agents/join', summary: 'an agent registers its host (join token)', role: 'agent', body: hostJoin, handle: (_p, b) => s.joinHost(b as z.infer<typeof hostJoin>) },
+    { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest,
+      handle: (_p, b) => opts.applier.apply(b as ApplyRequest) },
     { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },
   );
 

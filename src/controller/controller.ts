@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { apiApp } from './api.js';
+import { Applier } from './apply.js';
 import { ModelCache } from './model-cache.js';
 import { NetworkService } from './service.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -69,7 +70,7 @@ export class Controller {
     for (const c of early) hub.onChanges(c.filter((x) => x.revision > model.revision));
     deliver = (c) => hub.onChanges(c);
 
-    const app = apiApp({ service: new NetworkService(store), adminToken: this.tokens.admin, joinToken: this.tokens.join, agents: hub });
+    const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: this.tokens.admin, joinToken: this.tokens.join, agents: hub });
     const listen = async (bind: (server: Server, ready: () => void) => void): Promise<Server> => {
       const server = createAdaptorServer({ fetch: app.fetch }) as Server;
       hub.attach(server);

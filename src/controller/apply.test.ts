@@ -1,0 +1,168 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Applier, applyRequest, plan, type ApplyResources } from './apply.js';
+import { ApiError, NetworkService } from './service.js';
+import { MemoryStore } from './store/memory-store.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { Store } from './store/store.js';
+
+const current = {
+  networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' as const }, { name: 'old', vni: 7, encapsulation: 'vxlan' as const }],
+  subnets: [{ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', gateway: '10.0.0.1', allocation: { start: '10.0.0.2', end: '10.0.0.254' }, dns: [] }],
+  ports: [
+    { name: 'vm1', network: 'blue', host: 'h1', mac: '02:00:00:00:00:01', ips: ['10.0.0.2'], backend: { type: 'memory' as const } },
+    { name: 'gone', network: 'old', host: 'h1', mac: '02:00:00:00:00:09', ips: [], backend: { type: 'memory' as const } },
+  ],
+  hosts: [{ name: 'h1', address: '192.0.2.1', port: 4789, mtu: 1500, joinedAt: '' }, { name: 'h2', address: '192.0.2.2', port: 4789, mtu: 1500, joinedAt: '' }],
+};
+
+/** A file as the API receives it (defaults filled in by the schema). */
+const file = (resources: unknown, more: object = {}) => applyRequest.parse({ resources, ...more });
+
+describe('the plan', () => {
+  test('creates what is missing, changes what differs, and keeps what the file leaves out', () => {
+    const req = file({
+      networks: [{ name: 'blue', vni: 100, mtu: 1400 }, { name: 'red', encapsulation: 'geneve' }],
+      ports: [{ name: 'vm1', network: 'blue', host: 'h2', ips: ['10.0.0.2'] }, { name: 'vm2', network: 'red', host: 'h1' }],
+    });
+    const { actions, kept } = plan(current, req.resources, false);
+    assert.deepEqual(actions.map((a) => a.text), [
+      '+ network red (vni allocated, geneve)',
+      '+ port vm2 (red on h1)',
+      '~ network blue: mtu auto -> 1400',
+      '~ port vm1: host h1 -> h2',
+    ]);
+    assert.deepEqual(actions.find((a) => a.name === 'vm1')!.body, { host: 'h2' });
+    assert.deepEqual(kept, [{ kind: 'networks', name: 'old' }, { kind: 'ports', name: 'gone' }]);
+  });
+
+  test('with prune, what the file leaves out is deleted, ports before their networks', () => {
+    const req = file({ networks: [{ name: 'blue', vni: 100 }], ports: [{ name: 'vm1', network: 'blue', host: 'h1', ips: ['10.0.0.2'] }] });
+    assert.deepEqual(plan(current, req.resources, true).actions.map((a) => a.text), ['- port gone', '- network old']);
+  });
+
+  test('kinds the file does not list are left alone; an unchanged world plans nothing', () => {
+    const subnets = current.subnets.map(({ name, network, cidr, gateway, allocation, dns }) => ({ name, network, cidr, gateway, allocation, dns }));
+    assert.deepEqual(plan(current, file({ subnets }).resources, true), { actions: [], kept: [] });
+  });
+
+  test('every problem is named at once, by field, before anything happens', () => {
+    const req = file({
+      networks: [{ name: 'blue', vni: 101 }, { name: 'old', encapsulation: 'geneve' }],
+      ports: [{ name: 'vm7', network: 'nowhere', host: 'h9' }],
+    });
+    assert.throws(() => plan(current, req.resources, false), (err: ApiError) => {
+      assert.equal(err.status, 422);
+      assert.deepEqual(err.errors.map((e) => e.field), ['networks[0].vni', 'networks[1].encapsulation', 'ports[0].network', 'ports[0].host']);
+      assert.match(err.message, /networks\[0\]\.vni: vni cannot change in place \(100 -> 101\); delete it first/);
+      assert.match(err.message, /ports\[0\]\.network: network nowhere is neither in the file nor on the controller/);
+      assert.match(err.message, /ports\[0\]\.host: there is no host named h9 \(hosts: h1, h2\); register it with weft host create/);
+      return true;
+    });
+  });
+
+  test('a port on a network that the same apply prunes is refused', () => {
+    const req = file({ networks: [{ name: 'blue', vni: 100 }], ports: [{ name: 'gone', network: 'old', host: 'h1' }] });
+    assert.throws(() => plan(current, req.resources, true), /ports\[0\]\.network: network old is deleted by this apply/);
+  });
+
+  test('two resources of one kind with the same name are refused by the file\'s schema', () => {
+    const r = applyRequest.safeParse({ resources: { networks: [{ name: 'a' }, { name: 'b' }, { name: 'a' }] } });
+    assert.equal(r.success, false);
+    assert.deepEqual(r.error!.issues.map((i) => [i.path.join('.'), i.message]), [['resources.networks.2.name', 'a is named already by networks[0]']]);
+  });
+});
+
+function stores(): Array<{ name: string; open(): { store: Store; done(): Promise<void> } }> {
+  return [
+    { name: 'memory', open: () => { const store = new MemoryStore(); return { store, done: () => store.close() }; } },
+    {
+      name: 'SQLite file',
+      open: () => {
+        const dir = mkdtempSync(join(tmpdir(), 'weft-apply-'));
+        const store = new SqliteStore(join(dir, 'weft.db'));
+        return { store, done: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); } };
+      },
+    },
+  ];
+}
+
+for (const kind of stores()) {
+  describe(`apply on a ${kind.name} store`, () => {
+    const withWorld = (body: (s: { store: Store; service: NetworkService; applier: Applier }) => Promise<void>) => async () => {
+      const { store, done } = kind.open();
+      try {
+        const service = new NetworkService(store);
+        await service.joinHost({ name: 'h1', address: '192.0.2.1', port: 4789, mtu: 1500 });
+        await service.joinHost({ name: 'h2', address: '192.0.2.2', port: 4789, mtu: 1500 });
+        await body({ store, service, applier: new Applier(store) });
+      } finally {
+        await done();
+      }
+    };
+
+    test('a file whose fourth resource is refused leaves nothing behind', withWorld(async ({ store, applier }) => {
+      const before = await store.revision();
+      const req = file({
+        networks: [{ name: 'blue', vni: 100 }],
+        subnets: [{ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24' }],
+        ports: [{ name: 'vm1', network: 'blue', host: 'h1' }, { name: 'vm2', network: 'blue', host: 'h2', ips: ['10.9.9.9'] }],
+      });
+      await assert.rejects(applier.apply(req), (err: ApiError) => {
+        assert.equal(err.status, 422);
+        assert.equal(err.message, 'port vm2: 10.9.9.9 is outside every subnet of network blue (10.0.0.0/24); nothing was changed');
+        assert.deepEqual(err.errors.map((e) => e.field), ['ports[1].ips[0]']);
+        return true;
+      });
+      assert.equal(await store.revision(), before, 'no commit');
+      assert.deepEqual(await store.list('/networks/'), []);
+      assert.deepEqual(await store.list('/index/'), []);
+    }));
+
+    test('a dry run checks every rule and changes nothing; the same plan then lands in one commit', withWorld(async ({ store, applier, service }) => {
+      const resources: ApplyResources = {
+        networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }],
+        subnets: [{ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', dns: [] }],
+        ports: [{ name: 'vm1', network: 'blue', host: 'h1' }, { name: 'vm2', network: 'blue', host: 'h2' }],
+      };
+      const before = await store.revision();
+      const dry = await applier.apply(file(resources, { dryRun: true }));
+      assert.equal(dry.applied, false);
+      assert.equal(dry.actions.length, 4);
+      assert.equal(await store.revision(), before);
+      const done = await applier.apply(file(resources, { planDigest: dry.planDigest }));
+      assert.equal(done.applied, true);
+      assert.equal(done.revision, before + 1, 'one commit');
+      assert.deepEqual((await service.list<{ name: string; ips: string[] }>('ports')).map((p) => [p.name, p.ips]), [['vm1', ['10.0.0.2']], ['vm2', ['10.0.0.3']]]);
+      const again = await applier.apply(file(resources));
+      assert.deepEqual([again.actions, again.applied, again.revision], [[], false, before + 1]);
+    }));
+
+    test('a plan shown before the world changed is not carried out', withWorld(async ({ applier, service }) => {
+      const resources = { networks: [{ name: 'blue', vni: 100 }] };
+      const dry = await applier.apply(file(resources, { dryRun: true }));
+      await service.createNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan', mtu: 1400 });
+      await assert.rejects(applier.apply(file(resources, { planDigest: dry.planDigest })),
+        (err: ApiError) => err.status === 409 && /the controller changed since this plan was made/.test(err.message));
+    }));
+
+    test('two applies racing for the same names: exactly one lands, the other is refused whole', withWorld(async ({ applier, service }) => {
+      const a = file({ networks: [{ name: 'blue', vni: 100 }], ports: [{ name: 'vm1', network: 'blue', host: 'h1', mac: '02:00:00:00:00:0a' }] });
+      const b = file({ networks: [{ name: 'blue', vni: 200 }], ports: [{ name: 'vm1', network: 'blue', host: 'h2', mac: '02:00:00:00:00:0b' }] });
+      const results = await Promise.allSettled([applier.apply(a), applier.apply(b), applier.apply(a), applier.apply(b)]);
+      const won = results.filter((r) => r.status === 'fulfilled' && r.value.applied);
+      assert.equal(won.length, 1, JSON.stringify(results));
+      for (const r of results) {
+        if (r.status === 'rejected') assert.ok(r.reason instanceof ApiError && (r.reason.status === 409 || r.reason.status === 422), String(r.reason));
+      }
+      const nets = await service.list<{ vni: number }>('networks');
+      const ports = await service.list<{ mac: string }>('ports');
+      assert.equal(nets.length, 1);
+      assert.equal(ports.length, 1);
+      assert.equal(ports[0].mac, nets[0].vni === 100 ? '02:00:00:00:00:0a' : '02:00:00:00:00:0b', 'the port and the network come from the same file');
+    }));
+  });
+}

@@ -1,0 +1,277 @@
+/**
+ * `POST /v1/apply`: make the intended network match a declarative file, entirely or not at
+ * all.
+ *
+ *   { networks: [{ name: blue, vni: 100 }], subnets: [...], ports: [...], prune: false, dryRun: true }
+ *
+ * The controller plans (what to create, change and, with `prune`, delete), checks the whole
+ * file before anything happens (names unique, every reference resolvable against the file
+ * plus what exists), then carries the plan out through the ordinary service rules inside one
+ * store transaction (store/transaction.ts): one commit, or none. A dry run does all of that
+ * and throws the transaction away, so what it prints is what would happen, refusals
+ * included. The plan's digest lets a client say "carry out the plan I showed": if the
+ * controller's state moved meanwhile so that the plan differs, the apply is refused (409).
+ *
+ * Without `prune`, what the file does not name is kept and listed as kept; kinds the file
+ * leaves out entirely are not looked at.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { networkCreate, portCreate, subnetCreate, type Host, type Network, type Port, type Subnet } from './model.js';
+import { ApiError, NetworkService } from './service.js';
+import { Transaction, TransactionConflict } from './store/transaction.js';
+import type { Store } from './store/store.js';
+
+export const KINDS = ['networks', 'subnets', 'ports'] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** A port in a file: its backend may be left out (kept as it is, memory when created). */
+const filePort = portCreate.extend({ backend: portCreate.shape.backend.optional() });
+
+/** The resources of a file, as `weft apply` reads them; each list's names are unique. */
+export const applyResources = z.object({
+  networks: z.array(networkCreate).optional(),
+  subnets: z.array(subnetCreate).optional(),
+  ports: z.array(filePort).optional(),
+}).strict().superRefine((doc, ctx) => {
+  for (const kind of KINDS) {
+    const seen = new Map<string, number>();
+    (doc[kind] ?? []).forEach((r, i) => {
+      const first = seen.get(r.name);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: [kind, i, 'name'], message: `${r.name} is named already by ${kind}[${first}]` });
+      else seen.set(r.name, i);
+    });
+  }
+});
+
+export const applyRequest = z.object({
+  resources: applyResources,
+  /** Delete what the file does not name (of the kinds it lists). */
+  prune: z.boolean().default(false),
+  /** Plan and check everything, change nothing. */
+  dryRun: z.boolean().default(false),
+  /** Carry out only this plan (the digest a dry run returned). */
+  planDigest: z.string().regex(/^[0-9a-f]{64}$/, 'a digest returned by a dry run').optional(),
+}).strict();
+
+export type ApplyResources = z.infer<typeof applyResources>;
+export type ApplyRequest = z.infer<typeof applyRequest>;
+
+export interface Action {
+  verb: 'create' | 'update' | 'delete';
+  kind: Kind;
+  name: string;
+  /** Where the resource is in the file (creates and updates). */
+  index?: number;
+  body?: unknown;
+  /** What a person reads in the plan. */
+  text: string;
+}
+
+export interface ApplyResult {
+  actions: Action[];
+  /** What exists and the file does not name, kept because `prune` was not given. */
+  kept: Array<{ kind: Kind; name: string }>;
+  planDigest: string;
+  applied: boolean;
+  /** The store revision after the apply (before it, for a dry run or an empty plan). */
+  revision: number;
+}
+
+export interface Current {
+  networks: Network[];
+  subnets: Subnet[];
+  ports: Port[];
+  hosts: Host[];
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const ORDER: Record<Kind, number> = { networks: 0, subnets: 1, ports: 2 };
+/** How often an apply that lost a race to another writer is planned and tried again. */
+const RETRIES = 3;
+
+type Problem = { field: string; message: string };
+
+/**
+ * The actions that turn `current` into `desired`, creates first (networks before what sits
+ * on them), then updates, then deletes (ports before their networks). Throws a 422 naming
+ * every problem: a change that needs a replace, a reference to nothing.
+ */
+export function plan(current: Current, desired: ApplyResources, prune: boolean): { actions: Action[]; kept: ApplyResult['kept'] } {
+  const problems: Problem[] = [];
+  const creates: Action[] = [];
+  const updates: Action[] = [];
+  const deletes: Action[] = [];
+  const kept: ApplyResult['kept'] = [];
+  const immutable = (kind: Kind, i: number, field: string, from: unknown, to: unknown) => {
+    if (to !== undefined && !same(from, to)) {
+      problems.push({ field: `${kind}[${i}].${field}`, message: `${field} cannot change in place (${JSON.stringify(from)} -> ${JSON.stringify(to)}); delete it first` });
+    }
+  };
+  const leftOut = (kind: Kind, have: Array<{ name: string }>, named: Array<{ name: string }>) => {
+    const names = new Set(named.map((r) => r.name));
+    for (const h of have) {
+      if (names.has(h.name)) continue;
+      if (prune) deletes.push({ verb: 'delete', kind, name: h.name, text: `- ${kind.slice(0, -1)} ${h.name}` });
+      else kept.push({ kind, name: h.name });
+    }
+  };
+
+  if (desired.networks) {
+    const have = new Map(current.networks.map((n) => [n.name, n]));
+    desired.networks.forEach((want, i) => {
+      const h = have.get(want.name);
+      if (!h) {
+        creates.push({ verb: 'create', kind: 'networks', name: want.name, index: i, body: want, text: `+ network ${want.name} (${want.vni !== undefined ? `vni ${want.vni}` : 'vni allocated'}, ${want.encapsulation})` });
+        return;
+      }
+      immutable('networks', i, 'vni', h.vni, want.vni);
+      immutable('networks', i, 'encapsulation', h.encapsulation, want.encapsulation);
+      if ((h.mtu ?? null) !== (want.mtu ?? null)) {
+        updates.push({ verb: 'update', kind: 'networks', name: want.name, index: i, body: { mtu: want.mtu ?? null }, text: `~ network ${want.name}: mtu ${h.mtu ?? 'auto'} -> ${want.mtu ?? 'auto'}` });
+      }
+    });
+    leftOut('networks', current.networks, desired.networks);
+  }
+  if (desired.subnets) {
+    const have = new Map(current.subnets.map((s) => [s.name, s]));
+    desired.subnets.forEach((want, i) => {
+      const h = have.get(want.name);
+      if (!h) {
+        creates.push({ verb: 'create', kind: 'subnets', name: want.name, index: i, body: want, text: `+ subnet ${want.name} (${want.cidr} on ${want.network})` });
+        return;
+      }
+      immutable('subnets', i, 'network', h.network, want.network);
+      immutable('subnets', i, 'cidr', h.cidr, want.cidr);
+      immutable('subnets', i, 'gateway', h.gateway, want.gateway);
+      const change: Record<string, unknown> = {};
+      if (want.allocation && !same(h.allocation, want.allocation)) change.allocation = want.allocation;
+      if (!same(h.dns, want.dns)) change.dns = want.dns;
+      if (Object.keys(change).length > 0) {
+        updates.push({ verb: 'update', kind: 'subnets', name: want.name, index: i, body: change, text: `~ subnet ${want.name}: ${Object.keys(change).join(', ')}` });
+      }
+    });
+    leftOut('subnets', current.subnets, desired.subnets);
+  }
+  if (desired.ports) {
+    const have = new Map(current.ports.map((p) => [p.name, p]));
+    desired.ports.forEach((want, i) => {
+      const h = have.get(want.name);
+      if (!h) {
+        creates.push({ verb: 'create', kind: 'ports', name: want.name, index: i, body: want, text: `+ port ${want.name} (${want.network} on ${want.host}${want.ips ? `, ${want.ips.join(',')}` : ''})` });
+        return;
+      }
+      immutable('ports', i, 'network', h.network, want.network);
+      immutable('ports', i, 'mac', h.mac, want.mac);
+      const change: Record<string, unknown> = {};
+      const said: string[] = [];
+      if (h.host !== want.host) {
+        change.host = want.host;
+        said.push(`host ${h.host} -> ${want.host}`);
+      }
+      if (want.ips && !same(h.ips, want.ips)) {
+        change.ips = want.ips;
+        said.push(`ips ${h.ips.join(',') || '-'} -> ${want.ips.join(',')}`);
+      }
+      if (want.backend && !same(h.backend, want.backend)) {
+        change.backend = want.backend;
+        said.push('backend');
+      }
+      if (said.length > 0) updates.push({ verb: 'update', kind: 'ports', name: want.name, index: i, body: change, text: `~ port ${want.name}: ${said.join('; ')}` });
+    });
+    leftOut('ports', current.ports, desired.ports);
+  }
+  problems.push(...references(current, desired, new Set(deletes.map((d) => `${d.kind}/${d.name}`))));
+  if (problems.length > 0) {
+    throw new ApiError(422, 'Unprocessable', problems.map((p) => `${p.field}: ${p.message}`).join('; '), problems);
+  }
+  creates.sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
+  deletes.sort((a, b) => ORDER[b.kind] - ORDER[a.kind]);
+  return { actions: [...creates, ...updates, ...deletes], kept };
+}
+
+/** Every network and host a file's subnets and ports name must exist after the apply. */
+function references(current: Current, desired: ApplyResources, deleted: Set<string>): Problem[] {
+  const problems: Problem[] = [];
+  const networks = new Set([
+    ...current.networks.map((n) => n.name).filter((n) => !deleted.has(`networks/${n}`)),
+    ...(desired.networks ?? []).map((n) => n.name),
+  ]);
+  const hosts = new Set(current.hosts.map((h) => h.name));
+  const network = (kind: Kind, i: number, name: string) => {
+    if (networks.has(name)) return;
+    const why = deleted.has(`networks/${name}`) ? 'is deleted by this apply' : 'is neither in the file nor on the controller';
+    problems.push({ field: `${kind}[${i}].network`, message: `network ${name} ${why}` });
+  };
+  (desired.subnets ?? []).forEach((s, i) => network('subnets', i, s.network));
+  (desired.ports ?? []).forEach((p, i) => {
+    network('ports', i, p.network);
+    if (!hosts.has(p.host)) {
+      problems.push({ field: `ports[${i}].host`, message: `there is no host named ${p.host}${hosts.size ? ` (hosts: ${[...hosts].sort().join(', ')})` : ''}; register it with weft host create` });
+    }
+  });
+  return problems;
+}
+
+export function planDigest(actions: Action[]): string {
+  return createHash('sha256').update(JSON.stringify(actions.map((a) => [a.verb, a.kind, a.name, a.body ?? null]))).digest('hex');
+}
+
+export class Applier {
+  constructor(private readonly store: Store) {}
+
+  async apply(req: ApplyRequest): Promise<ApplyResult> {
+    for (let attempt = 0; ; attempt++) {
+      const tx = await Transaction.begin(this.store);
+      const service = new NetworkService(tx);
+      const current: Current = {
+        networks: await service.list<Network>('networks'),
+        subnets: await service.list<Subnet>('subnets'),
+        ports: await service.list<Port>('ports'),
+        hosts: await service.list<Host>('hosts'),
+      };
+      const { actions, kept } = plan(current, req.resources, req.prune);
+      const digest = planDigest(actions);
+      if (req.planDigest !== undefined && req.planDigest !== digest) {
+        throw new ApiError(409, 'Conflict', 'the controller changed since this plan was made, and the plan would now differ; plan again');
+      }
+      for (const a of actions) await this.carryOut(service, a);
+      if (req.dryRun || actions.length === 0) return { actions, kept, planDigest: digest, applied: false, revision: tx.baseRevision };
+      try {
+        return { actions, kept, planDigest: digest, applied: true, revision: await tx.finish() };
+      } catch (err) {
+        if (!(err instanceof TransactionConflict) || attempt + 1 >= RETRIES) {
+          if (err instanceof TransactionConflict) throw new ApiError(409, 'Conflict', `the controller's state kept changing during the apply (${err.key}); try again`);
+          throw err;
+        }
+        // Another writer got there first: plan again on what is there now.
+      }
+    }
+  }
+
+  /** One action through the service's own rules; a refusal names the resource and field. */
+  private async carryOut(s: NetworkService, a: Action): Promise<void> {
+    try {
+      if (a.kind === 'networks') {
+        if (a.verb === 'create') await s.createNetwork(networkCreate.parse(a.body));
+        else if (a.verb === 'update') await s.updateNetwork(a.name, a.body as never);
+        else await s.deleteNetwork(a.name);
+      } else if (a.kind === 'subnets') {
+        if (a.verb === 'create') await s.createSubnet(subnetCreate.parse(a.body));
+        else if (a.verb === 'update') await s.updateSubnet(a.name, a.body as never);
+        else await s.deleteSubnet(a.name);
+      } else if (a.verb === 'create') {
+        await s.createPort(portCreate.parse(a.body));
+      } else if (a.verb === 'update') {
+        await s.updatePort(a.name, a.body as never);
+      } else {
+        await s.deletePort(a.name);
+      }
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      const at = a.index === undefined ? `${a.kind}/${a.name}` : `${a.kind}[${a.index}]`;
+      throw new ApiError(err.status, err.title, `${a.kind.slice(0, -1)} ${a.name}: ${err.message}; nothing was changed`,
+        err.errors.length ? err.errors.map((e) => ({ field: `${at}.${e.field}`, message: e.message })) : [{ field: at, message: err.message }]);
+    }
+  }
+}
