@@ -34,7 +34,7 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 5000)
 
 test('agents follow the controller: ports appear, ARP is answered locally, frames cross, deletes apply', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-cp-'));
-  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, log });
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log });
   const agents: Agent[] = [];
   try {
     await controller.start();
@@ -144,7 +144,7 @@ test('a view the agent cannot apply is logged and the agent keeps its state', { 
 test('after a controller restart, an agent at the current revision resumes without a resend', { timeout: 20_000 }, async () => {
   const { ControllerSource } = await import('../src/agent/controller-source.js');
   const dir = mkdtempSync(join(tmpdir(), 'weft-resume-'));
-  let controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, log });
+  let controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log });
   const applied: number[] = [];
   let source: InstanceType<typeof ControllerSource> | null = null;
   try {
@@ -167,7 +167,7 @@ test('after a controller restart, an agent at the current revision resumes witho
     const appliesBefore = applied.length;
 
     await controller.stop();
-    controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port }, log });
+    controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port }, loopbackUnderlay: true, log });
     await controller.start();
     let connected = false;
     for (let i = 0; i < 200 && !connected; i++) {

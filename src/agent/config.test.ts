@@ -32,7 +32,7 @@ test('a good config fills in defaults', () => {
 
 test('each problem names the file, the field and why', () => {
   assert.deepEqual(problems({ ...good, networks: [{ name: 'blue', vni: 0 }] }), ['h1.yaml: networks[0].vni: Too small: expected number to be >=1']);
-  assert.match(problems({ ...good, underlay: { address: '10.99.0.300' } })[0], /^h1\.yaml: underlay\.address: an IPv4 address/);
+  assert.match(problems({ ...good, underlay: { address: '10.99.0.300' } })[0], /^h1\.yaml: underlay\.address: "10\.99\.0\.300" is not an IPv4 address/);
   assert.match(problems({ ...good, extra: 1 })[0], /^h1\.yaml: \(top level\): Unrecognized key: "extra"/);
   assert.match(problems({ ...good, ports: [{ name: 'vm1', network: 'green', backend: { type: 'memory' } }] })[0],
     /^h1\.yaml: ports\[0\]\.network: no network named green \(networks: blue\)$/);

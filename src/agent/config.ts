@@ -11,7 +11,7 @@ import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
 import { VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
-import { parseIpv4 } from '../wire/bytes.js';
+import { ifname, ipv4, name, netnsName, underlayAddress, underlayMtu } from '../config/fields.js';
 import type { HostState, PortState } from './desired-state.js';
 
 export class ConfigError extends Error {
@@ -25,23 +25,12 @@ export class ConfigError extends Error {
   }
 }
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/i, 'a name of letters, digits, "-", "_" and ".", up to 63 characters');
-const ipv4 = z.string().refine((s) => {
-  try {
-    parseIpv4(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'an IPv4 address such as 10.0.0.1');
 const udpPort = z.number().int().min(1).max(65535);
-/** Linux interface names: at most 15 bytes, no "/" or whitespace. */
-const ifname = z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":" or spaces');
 
 const remote = z.union([ipv4, z.object({ address: ipv4, port: udpPort.optional() }).strict()]);
 
 const backend = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('tap'), device: ifname, netns: z.string().min(1).optional() }).strict(),
+  z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);
 
@@ -50,9 +39,9 @@ const vid = z.coerce.number().int().min(VID_MIN).max(VID_MAX);
 const schema = z.object({
   host: name,
   underlay: z.object({
-    address: ipv4,
+    address: underlayAddress,
     port: udpPort.default(VXLAN_PORT),
-    mtu: z.number().int().min(576).max(65535).default(1500),
+    mtu: underlayMtu.default(1500),
   }).strict(),
   networks: z.array(z.object({
     name,

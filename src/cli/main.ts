@@ -97,12 +97,13 @@ program.command('controller')
   .option('-d, --data-dir <dir>', 'where the store (weft.db) and the tokens live', '/var/lib/weft')
   .option('-l, --listen <host:port>', 'the API\'s TCP address', '0.0.0.0:7411')
   .option('-s, --socket <path>', 'also serve the API on this unix socket')
+  .option('--allow-loopback-underlay', 'accept agents whose underlay address is a loopback address (all agents on this machine, as in tests)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => {
     const m = /^(.*):(\d+)$/.exec(opts.listen);
     if (!m) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(opts.listen)}`);
     const log = pino({ level: opts.logLevel }, pino.destination(2));
-    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, log });
+    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, loopbackUnderlay: Boolean(opts.allowLoopbackUnderlay), log });
     await controller.start();
     const stop = () => void controller.stop().then(() => process.exit(0));
     process.once('SIGTERM', stop);

@@ -5,7 +5,8 @@ import { Applier } from './apply.js';
 import { NetworkService } from './service.js';
 import { MemoryStore } from './store/memory-store.js';
 
-function setup() {
+/** An API on an in-memory store, with hosts h1 and h2 registered. */
+async function setup() {
   const store = new MemoryStore();
   const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', joinToken: 'join-secret', agents: { status: () => ({ connected: false }) } });
   const call = async (method: string, path: string, body?: unknown, token = 'admin-secret') => {
@@ -17,11 +18,12 @@ function setup() {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null, type: res.headers.get('content-type') };
   };
+  for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal((await call('POST', '/v1/hosts', { name, address })).status, 201);
   return { call };
 }
 
 test('a network, a subnet and a port: VNI, MAC and IP allocated', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   assert.deepEqual((await call('POST', '/v1/networks', { name: 'blue' })).body, { name: 'blue', vni: 1, encapsulation: 'vxlan' });
   const s = await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24' });
   assert.equal(s.status, 201);
@@ -36,7 +38,7 @@ test('a network, a subnet and a port: VNI, MAC and IP allocated', async () => {
 });
 
 test('a bad request is a 400 problem naming each field and why', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   const r = await call('POST', '/v1/networks', { name: 'no spaces', vni: 0, extra: true });
   assert.equal(r.status, 400);
   assert.equal(r.type, 'application/problem+json');
@@ -49,7 +51,7 @@ test('a bad request is a 400 problem naming each field and why', async () => {
 });
 
 test('conflicts are 409 and rule violations 422, in sentences', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
   const dupVni = await call('POST', '/v1/networks', { name: 'red', vni: 100 });
   assert.equal(dupVni.status, 409);
@@ -71,7 +73,7 @@ test('conflicts are 409 and rule violations 422, in sentences', async () => {
 });
 
 test('deleting a network with ports is refused, not cascaded', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   await call('POST', '/v1/networks', { name: 'blue' });
   await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
   const r = await call('DELETE', '/v1/networks/blue');
@@ -83,7 +85,7 @@ test('deleting a network with ports is refused, not cascaded', async () => {
 });
 
 test('updates: a port moves and changes address; its old address is free again', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   await call('POST', '/v1/networks', { name: 'blue' });
   await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.0.0.0/29' });
   await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
@@ -95,7 +97,7 @@ test('updates: a port moves and changes address; its old address is free again',
 });
 
 test('tokens: none is 401; the join token may join but not administer', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   assert.equal((await call('GET', '/v1/networks', undefined, '')).status, 401);
   assert.equal((await call('GET', '/v1/networks', undefined, 'join-secret')).status, 401);
   const joined = await call('POST', '/v1/agents/join', { name: 'h1', address: '10.99.0.1' }, 'join-secret');
@@ -107,9 +109,64 @@ test('tokens: none is 401; the join token may join but not administer', async ()
 });
 
 test('the OpenAPI document lists every route with its request schema', async () => {
-  const { call } = setup();
+  const { call } = await setup();
   const doc = (await call('GET', '/openapi.json', undefined, '')).body;
   assert.equal(doc.openapi, '3.1.0');
   assert.ok(doc.paths['/v1/networks'].post.requestBody.content['application/json'].schema.properties.vni);
   assert.deepEqual(Object.keys(doc.paths['/v1/ports/{name}']).sort(), ['delete', 'get', 'patch']);
+});
+
+test('one address, one spelling: leading zeros and IPv4-mapped IPv6 are refused; IPv6 and MACs are stored canonically', async () => {
+  const { call } = await setup();
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  const zeroSubnet = await call('POST', '/v1/subnets', { name: 's0', network: 'blue', cidr: '010.62.0.0/24' });
+  assert.equal(zeroSubnet.status, 400);
+  assert.deepEqual(zeroSubnet.body.errors, [{ field: 'cidr', message: '"010.62.0.0/24" is not an IPv4 prefix such as 10.0.0.0/24' }]);
+  assert.equal((await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.50.0.0/24' })).status, 201);
+  for (const [i, spelling] of ['10.50.0.07', '010.050.000.007', '10.50.0.01'].entries()) {
+    const r = await call('POST', '/v1/ports', { name: `z${i}`, network: 'blue', host: 'h1', ips: [spelling] });
+    assert.equal(r.status, 400, spelling);
+    assert.equal(r.body.errors[0].field, 'ips[0]');
+    assert.match(r.body.errors[0].message, /no leading zeros/);
+  }
+  const mapped = await call('POST', '/v1/ports', { name: 'm', network: 'blue', host: 'h1', ips: ['::ffff:10.50.0.7'] });
+  assert.equal(mapped.status, 400);
+  assert.deepEqual(mapped.body.errors, [{ field: 'ips[0]', message: '::ffff:10.50.0.7 is an IPv4-mapped IPv6 address; give the IPv4 address 10.50.0.7' }]);
+
+  const p = await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', mac: '02-00-00-00-00-0A', ips: ['10.50.0.7', 'FD00:0:0:0:0:0:0:0007'] });
+  assert.equal(p.status, 201);
+  assert.equal(p.body.mac, '02:00:00:00:00:0a');
+  assert.deepEqual(p.body.ips, ['10.50.0.7', 'fd00::7']);
+  const again = await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h1', mac: '02:00:00:00:00:0a' });
+  assert.equal(again.status, 409, 'the same MAC in another spelling is the same MAC');
+  const v6 = await call('POST', '/v1/ports', { name: 'vm3', network: 'blue', host: 'h1', ips: ['fd00::0:7'] });
+  assert.equal(v6.status, 409, 'the same IPv6 address in another spelling is taken');
+});
+
+test('nonsense values are refused, each naming its field', async () => {
+  const { call } = await setup();
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  const refused = async (path: string, body: unknown, field: string, message: RegExp, status = 400) => {
+    const r = await call('POST', path, body);
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.type, 'application/problem+json');
+    assert.ok(r.body.errors.some((e: { field: string; message: string }) => e.field === field && message.test(e.message)), `${field} ${message}: ${JSON.stringify(r.body.errors)}`);
+  };
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', mac: '00:00:00:00:00:00' }, 'mac', /all-zero MAC/);
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', mac: '01:00:5e:00:00:01' }, 'mac', /group \(multicast\) MAC/);
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h9' }, 'host', /^no such host$/, 422);
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'tap', device: 'tap0', netns: '../../../etc/passwd' } }, 'backend.netns', /without "\/"/);
+  for (const device of ['.', '..']) await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'tap', device } }, 'backend.device', /cannot be "\." or "\.\."/);
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'tap', device: 'a-very-long-name' } }, 'backend.device', /1 to 15/);
+  for (const [address, why] of [['0.0.0.0', /this network/], ['224.0.0.1', /multicast/], ['255.255.255.255', /broadcast/], ['127.0.0.1', /loopback/]] as const) {
+    await refused('/v1/hosts', { name: 'h5', address }, 'address', why, 422);
+  }
+  await refused('/v1/hosts', { name: 'h5', address: '192.0.2.5', mtu: 65535 }, 'mtu', /less than or equal to 9216|<=9216/);
+  await refused('/v1/hosts', { name: 'h5', address: '192.0.2.5', port: 6081 }, 'genevePort', /a UDP port each/);
+  await refused('/v1/subnets', { name: 's1', network: 'blue', cidr: '10.0.0.0/24', allocation: { start: '10.0.0.1', end: '10.0.0.9' } }, 'allocation', /^includes the gateway$/, 422);
+  assert.equal((await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.0.0.0/24', allocation: { start: '10.0.0.1', end: '10.0.0.9' } })).body.detail,
+    'allocation 10.0.0.1-10.0.0.9 includes the gateway 10.0.0.1; leave it out of the range');
+  for (const dns of ['0.0.0.0', '255.255.255.255']) await refused('/v1/subnets', { name: 's1', network: 'blue', cidr: '10.0.0.0/24', dns: [dns] }, 'dns[0]', /give a unicast address/);
+  const misspelled = await call('POST', '/v1/ports', { name: 'z', network: 'blue', host: 'h3' });
+  assert.equal(misspelled.body.detail, 'there is no host named h3 (hosts: h1, h2); register it with weft host create');
 });

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { networkCreate, portCreate, subnetCreate, type Host, type Network, type Port, type Subnet } from './model.js';
-import { ApiError, NetworkService } from './service.js';
+import { ApiError, NetworkService, type ServiceOptions } from './service.js';
 import { Transaction, TransactionConflict } from './store/transaction.js';
 import type { Store } from './store/store.js';
 
@@ -218,12 +218,15 @@ export function planDigest(actions: Action[]): string {
 }
 
 export class Applier {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly serviceOptions: ServiceOptions = {},
+  ) {}
 
   async apply(req: ApplyRequest): Promise<ApplyResult> {
     for (let attempt = 0; ; attempt++) {
       const tx = await Transaction.begin(this.store);
-      const service = new NetworkService(tx);
+      const service = new NetworkService(tx, this.serviceOptions);
       const current: Current = {
         networks: await service.list<Network>('networks'),
         subnets: await service.list<Subnet>('subnets'),

@@ -27,6 +27,8 @@ export interface ControllerOptions {
   listen: { host: string; port: number };
   /** Also serve the API on this unix socket (mode 0600). */
   socket?: string;
+  /** Accept loopback underlay addresses (every agent on this machine; tests). */
+  loopbackUnderlay?: boolean;
   /** A store to use instead of DATA_DIR/weft.db (tests, benchmarks). */
   store?: Store;
   log: Logger;
@@ -70,7 +72,8 @@ export class Controller {
     for (const c of early) hub.onChanges(c.filter((x) => x.revision > model.revision));
     deliver = (c) => hub.onChanges(c);
 
-    const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: this.tokens.admin, joinToken: this.tokens.join, agents: hub });
+    const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false };
+    const app = apiApp({ service: new NetworkService(store, rules), applier: new Applier(store, rules), adminToken: this.tokens.admin, joinToken: this.tokens.join, agents: hub });
     const listen = async (bind: (server: Server, ready: () => void) => void): Promise<Server> => {
       const server = createAdaptorServer({ fetch: app.fetch }) as Server;
       hub.attach(server);

@@ -2,7 +2,7 @@
  * IPv4 address management for subnets: CIDR parsing, membership, and allocation of the
  * lowest free address in a range.
  */
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../wire/bytes.js';
+import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 
 export interface Cidr {
   network: number;
@@ -45,18 +45,4 @@ export function isIpv4(text: string): boolean {
   } catch {
     return false;
   }
-}
-
-export function isIpv6(text: string): boolean {
-  try {
-    parseIpv6(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The RFC 5952 form of an IPv6 address, so that one address has one key. */
-export function canonicalIpv6(text: string): string {
-  return formatIpv6(parseIpv6(text));
 }

@@ -4,21 +4,14 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { isIpv4, isIpv6 } from './ipam.js';
+import { ifname, ipv4, ipv4Cidr, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac } from '../config/fields.js';
+import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 
-export const name = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/i, 'a name of letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit');
-const ipv4 = z.string().refine(isIpv4, 'an IPv4 address such as 10.0.0.1');
-/** A port's address: IPv4 (checked against the network's subnets, or allocated) or IPv6
- * (given, not allocated; unique on its network). */
-const portAddress = z.string().refine((t) => isIpv4(t) || isIpv6(t), 'an IPv4 or IPv6 address');
-const mac = z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'a MAC address in lowercase, such as 02:00:00:00:00:01')
-  .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0 /* the I/G bit, as isGroupMac */, 'a unicast MAC address (the lowest bit of the first byte clear)');
-const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 prefix such as 10.0.0.0/24');
-const ifname = z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":" or spaces');
+export { name };
 
 export const backendSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('tap'), device: ifname, netns: z.string().min(1).max(255).optional() }).strict(),
+  z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);
 
@@ -34,21 +27,21 @@ export const networkUpdate = z.object({ mtu: z.number().int().min(576).max(9000)
 export const subnetCreate = z.object({
   name,
   network: name,
-  cidr,
+  cidr: ipv4Cidr,
   gateway: ipv4.optional(),
   allocation: z.object({ start: ipv4, end: ipv4 }).strict().optional(),
-  dns: z.array(ipv4).max(8).default([]),
+  dns: z.array(unicastIpv4).max(8).default([]),
 }).strict();
 export const subnetUpdate = z.object({
   allocation: z.object({ start: ipv4, end: ipv4 }).strict(),
-  dns: z.array(ipv4).max(8),
+  dns: z.array(unicastIpv4).max(8),
 }).partial().strict();
 
 export const portCreate = z.object({
   name,
   network: name,
   host: name,
-  mac: mac.optional(),
+  mac: unicastMac.optional(),
   ips: z.array(portAddress).max(16).optional(),
   backend: backendSchema.default({ type: 'memory' }),
 }).strict();
@@ -58,12 +51,19 @@ export const portUpdate = z.object({
   backend: backendSchema,
 }).partial().strict();
 
+const udpPort = z.number().int().min(1).max(65535);
+
 export const hostJoin = z.object({
   name,
+  /** Where other hosts send this host's tunnel traffic (a loopback address only where the
+   * controller allows it: see NetworkService). */
   address: ipv4,
-  port: z.number().int().min(1).max(65535).default(4789),
-  mtu: z.number().int().min(576).max(65535).default(1500),
-}).strict();
+  /** The UDP port of its VXLAN tunnels. */
+  port: udpPort.default(VXLAN_PORT),
+  /** The UDP port of its Geneve tunnels. */
+  genevePort: udpPort.default(GENEVE_PORT),
+  mtu: underlayMtu.default(1500),
+}).strict().refine((h) => h.port !== h.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' });
 
 export type Backend = z.infer<typeof backendSchema>;
 
@@ -96,6 +96,8 @@ export interface Host {
   name: string;
   address: string;
   port: number;
+  /** Absent in hosts stored before Geneve had a port of its own: 6081. */
+  genevePort?: number;
   mtu: number;
   joinedAt: string;
 }

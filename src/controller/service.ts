@@ -6,9 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
+import { notUnicast } from '../config/fields.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
-import { allocate, canonicalIpv6, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
+import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   Keys, type Host, type Network, type Port, type Subnet,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
@@ -30,8 +31,18 @@ export class ApiError extends Error {
 const notFound = (kind: string, n: string) => new ApiError(404, 'Not Found', `there is no ${kind} named ${n}`);
 const RETRIES = 5;
 
+export interface ServiceOptions {
+  /** Accept hosts whose underlay address is a loopback address: every agent on this one
+   * machine, as in tests and single-machine trials. Off by default: a real host reached at
+   * 127.0.0.1 is a mistake that would send every tunnel to the sender itself. */
+  loopbackUnderlay?: boolean;
+}
+
 export class NetworkService {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly opts: ServiceOptions = {},
+  ) {}
 
   // ---- reads -----------------------------------------------------------------------------
 
@@ -65,6 +76,12 @@ export class NetworkService {
 
   /** An agent joins (or re-joins, perhaps with a new address). */
   async joinHost(body: z.infer<typeof hostJoin>): Promise<Host> {
+    const ip = parseIpv4(body.address);
+    const why = notUnicast(ip);
+    if (why && !(this.opts.loopbackUnderlay && ip >>> 24 === 127)) {
+      const hint = ip >>> 24 === 127 ? ' (a controller started with --allow-loopback-underlay takes loopback addresses, for agents that all run on one machine)' : '';
+      throw new ApiError(422, 'Unprocessable', `underlay address ${body.address} ${why}; give an address other hosts can reach${hint}`, [{ field: 'address', message: `${why}` }]);
+    }
     const others = (await this.list<Host>('hosts')).filter((h) => h.name !== body.name && h.address === body.address && h.port === body.port);
     if (others.length > 0) throw new ApiError(409, 'Conflict', `underlay address ${body.address}:${body.port} is used by host ${others[0].name}`, [{ field: 'address', message: 'in use' }]);
     const prev = await this.store.get<Host>(Keys.host(body.name));
@@ -140,9 +157,11 @@ export class NetworkService {
     if (gateway <= c.first || gateway >= c.last) {
       throw new ApiError(422, 'Unprocessable', `gateway ${formatIpv4(gateway)} is not a host address of ${body.cidr}`, [{ field: 'gateway', message: 'outside the subnet' }]);
     }
+    // By default the range is every host address above the gateway; given, it must leave
+    // the gateway out.
     const start = body.allocation ? parseIpv4(body.allocation.start) : gateway + 1;
     const end = body.allocation ? parseIpv4(body.allocation.end) : c.last - 1;
-    checkRange(c, start, end, body.cidr);
+    checkRange(c, start, end, body.cidr, gateway);
     const clash = (await this.store.list<Subnet>(`/index/subnet/${body.network}/`)).map((e) => e.value).find((s) => overlaps(parseCidr(s.cidr), c));
     if (clash) throw new ApiError(409, 'Conflict', `${body.cidr} overlaps subnet ${clash.name} (${clash.cidr}) on network ${body.network}`, [{ field: 'cidr', message: 'overlaps' }]);
     const subnet: Subnet = { name: body.name, network: body.network, cidr: body.cidr, gateway: formatIpv4(gateway), allocation: { start: formatIpv4(start), end: formatIpv4(end) }, dns: body.dns };
@@ -158,7 +177,7 @@ export class NetworkService {
     const e = await this.entry<Subnet>(Keys.subnet(n), 'subnet', n);
     const subnet: Subnet = { ...e.value, ...(body.dns ? { dns: body.dns } : {}) };
     if (body.allocation) {
-      checkRange(parseCidr(subnet.cidr), parseIpv4(body.allocation.start), parseIpv4(body.allocation.end), subnet.cidr);
+      checkRange(parseCidr(subnet.cidr), parseIpv4(body.allocation.start), parseIpv4(body.allocation.end), subnet.cidr, parseIpv4(subnet.gateway));
       subnet.allocation = body.allocation;
     }
     await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }],
@@ -183,7 +202,6 @@ export class NetworkService {
   private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = []): Promise<string[]> {
     const subnets = (await this.store.list<Subnet>(`/index/subnet/${network}/`)).map((e) => e.value);
     if (requested !== undefined) {
-      requested = requested.map((t) => (isIpv4(t) ? t : canonicalIpv6(t)));
       requested.forEach((text, i) => {
         if (!isIpv4(text)) {
           if (text.startsWith('ff')) throw new ApiError(422, 'Unprocessable', `${text} is a multicast address`, [{ field: `ips[${i}]`, message: 'multicast' }]);
@@ -214,9 +232,20 @@ export class NetworkService {
     throw new ApiError(409, 'Conflict', `network ${network} has no free address left in ${names(subnets)}`, [{ field: 'ips', message: 'exhausted' }]);
   }
 
+  /**
+   * A port is bound to a registered host: `weft host create` registers one before its agent
+   * joins, so a port can be made ahead of its host, but never for a misspelled one.
+   */
+  private async mustHost(host: string): Promise<void> {
+    if (await this.store.get(Keys.host(host))) return;
+    const hosts = (await this.list<Host>('hosts')).map((h) => h.name);
+    throw new ApiError(422, 'Unprocessable', `there is no host named ${host}${hosts.length ? ` (hosts: ${names(hosts.map((n) => ({ name: n })))})` : ''}; register it with weft host create`, [{ field: 'host', message: 'no such host' }]);
+  }
+
   async createPort(body: z.infer<typeof portCreate>): Promise<Port> {
     const net = await this.store.get<Network>(Keys.network(body.network));
     if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
+    await this.mustHost(body.host);
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const mac = body.mac ?? randomMac();
       const ips = await this.addressesFor(body.network, body.ips);
@@ -253,6 +282,7 @@ export class NetworkService {
   async updatePort(n: string, body: z.infer<typeof portUpdate>): Promise<Port> {
     const e = await this.entry<Port>(Keys.port(n), 'port', n);
     const old = e.value;
+    if (body.host !== undefined && body.host !== old.host) await this.mustHost(body.host);
     const ips = body.ips === undefined ? old.ips : await this.addressesFor(old.network, body.ips, old.ips);
     const port: Port = { ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips };
     const released = old.ips.filter((ip) => !ips.includes(ip));
@@ -295,9 +325,12 @@ function parseOrField<T>(f: () => T, field: string): T {
   }
 }
 
-function checkRange(c: ReturnType<typeof parseCidr>, start: number, end: number, cidr: string): void {
+function checkRange(c: ReturnType<typeof parseCidr>, start: number, end: number, cidr: string, gateway: number): void {
   if (start > end || start <= c.first || end >= c.last) {
     throw new ApiError(422, 'Unprocessable', `allocation ${formatIpv4(start)}-${formatIpv4(end)} must be an ascending range of host addresses inside ${cidr}`, [{ field: 'allocation', message: 'outside the subnet' }]);
+  }
+  if (gateway >= start && gateway <= end) {
+    throw new ApiError(422, 'Unprocessable', `allocation ${formatIpv4(start)}-${formatIpv4(end)} includes the gateway ${formatIpv4(gateway)}; leave it out of the range`, [{ field: 'allocation', message: 'includes the gateway' }]);
   }
 }
 

@@ -16,7 +16,7 @@ test('MAC addresses round-trip through text and bytes', () => {
 test('IPv4 addresses round-trip and bad text is refused', () => {
   assert.equal(parseIpv4('10.0.0.1'), 0x0a000001);
   assert.equal(formatIpv4(0xc0a80101), '192.168.1.1');
-  for (const bad of ['10.0.0', '10.0.0.256', '1.2.3.4.5', 'a.b.c.d', '']) assert.throws(() => parseIpv4(bad), WireError, bad);
+  for (const bad of ['10.0.0', '10.0.0.256', '1.2.3.4.5', 'a.b.c.d', '', '010.0.0.1', '10.0.0.01', '10.00.0.1', ' 10.0.0.1', '10.0.0.1 ']) assert.throws(() => parseIpv4(bad), WireError, bad);
 });
 
 test('IPv6 addresses parse every RFC 4291 form and format canonically (RFC 5952)', () => {

@@ -100,7 +100,8 @@ export function formatMac(mac: MacNumber): string {
 /** An IPv4 address as an unsigned 32-bit number. */
 export type Ipv4Number = number;
 
-/** Parses dotted-quad IPv4 text: four decimal parts of one to three digits, each <= 255. */
+/** Parses dotted-quad IPv4 text: four decimal parts 0..255 of one to three digits, without
+ * leading zeros. */
 export function parseIpv4(text: string): Ipv4Number {
   let ip = 0;
   let part = 0;
@@ -108,7 +109,8 @@ export function parseIpv4(text: string): Ipv4Number {
   let dots = 0;
   for (let i = 0; i <= text.length; i++) {
     const c = i < text.length ? text.charCodeAt(i) : 46;
-    if (c >= 48 && c <= 57 && digits < 3) {
+    // A leading zero ("010") is refused: some parsers read it as octal, others as decimal.
+    if (c >= 48 && c <= 57 && digits < 3 && !(digits === 1 && part === 0)) {
       part = part * 10 + (c - 48);
       digits++;
     } else if (c === 46 && digits > 0 && part <= 255) {

@@ -1,0 +1,144 @@
+/**
+ * The fields a person writes, in API requests, agent config files and lab topologies alike:
+ * names, addresses, prefixes, MACs, interface and namespace names. Each schema accepts one
+ * written form (or several that mean the same, such as an upper-case MAC) and turns it into
+ * the one canonical form that is compared, indexed and stored, so that two spellings of one
+ * address can never be two things.
+ *
+ * Strictness follows the resolvers people rely on (glibc's inet_pton, Go's net/netip): an
+ * IPv4 address is four decimal numbers 0..255 without leading zeros (`010.0.0.1` is octal to
+ * some parsers and decimal to others, so it is refused, not guessed); IPv6 is stored in its
+ * RFC 5952 form; an IPv4-mapped IPv6 address is refused where an address of a port is meant.
+ */
+import { z } from 'zod';
+import { formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
+
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
+export const name = z.string().regex(NAME_PATTERN, 'a name of letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit');
+
+/** Linux's own rule for interface names (dev_valid_name): 1 to 15 bytes, not "." or "..",
+ * no "/", ":" or white space. */
+export const ifname = z.string()
+  .regex(/^[^\s/:]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":" or white space')
+  .refine((t) => t !== '.' && t !== '..' && Buffer.byteLength(t) <= 15, 'an interface name cannot be "." or ".." and has at most 15 bytes');
+
+/** A network namespace name as `ip netns` takes it: one file name under /run/netns. */
+export const netnsName = z.string()
+  .regex(/^[^\s/\u0000-\u001f\u007f]{1,255}$/, 'a network namespace name of 1 to 255 characters without "/", white space or control characters')
+  .refine((t) => t !== '.' && t !== '..', 'a network namespace name cannot be "." or ".."');
+
+/** Parses IPv4 text into its number, or null. Leading zeros are refused by parseIpv4. */
+function ipv4Number(text: string): number | null {
+  try {
+    return parseIpv4(text);
+  } catch {
+    return null;
+  }
+}
+
+/** Any IPv4 address, in its canonical form. */
+export const ipv4 = z.string().transform((text, ctx) => {
+  const ip = ipv4Number(text);
+  if (ip === null) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 address such as 10.0.0.1 (four numbers 0-255, no leading zeros)` });
+    return z.NEVER;
+  }
+  return formatIpv4(ip);
+});
+
+/** Why an IPv4 address cannot be a unicast address of a host, or null when it can. */
+export function notUnicast(ip: number): string | null {
+  const first = ip >>> 24;
+  if (first === 0) return 'is in 0.0.0.0/8 ("this network")';
+  if (first === 127) return 'is a loopback address';
+  if (first >= 224 && first < 240) return 'is a multicast address';
+  if (ip === 0xffffffff) return 'is the broadcast address';
+  if (first >= 240) return 'is in the reserved 240.0.0.0/4';
+  return null;
+}
+
+/** A unicast IPv4 address: a host's underlay address, a DNS server. */
+export const unicastIpv4 = ipv4.superRefine((text, ctx) => {
+  const why = notUnicast(parseIpv4(text));
+  if (why) ctx.addIssue({ code: 'custom', message: `${text} ${why}; give a unicast address` });
+});
+
+/** A host's own underlay address in its config: unicast, or loopback (agents that all run
+ * on one machine; a controller decides whether it accepts those). */
+export const underlayAddress = ipv4.superRefine((text, ctx) => {
+  const ip = parseIpv4(text);
+  const why = notUnicast(ip);
+  if (why && ip >>> 24 !== 127) ctx.addIssue({ code: 'custom', message: `${text} ${why}; give the address of this host's underlay interface` });
+});
+
+/** An IPv6 address in its RFC 5952 form. */
+export const ipv6 = z.string().transform((text, ctx) => {
+  try {
+    return formatIpv6(parseIpv6(text));
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv6 address such as fd00::1` });
+    return z.NEVER;
+  }
+});
+
+/** A port's address: IPv4 or IPv6, canonical; an IPv4-mapped IPv6 address is refused, since
+ * it would be a second spelling of an IPv4 address. */
+export const portAddress = z.string().transform((text, ctx) => {
+  const v4 = ipv4Number(text);
+  if (v4 !== null) return formatIpv4(v4);
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpv6(text);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 address (no leading zeros) or an IPv6 address` });
+    return z.NEVER;
+  }
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    const mapped = formatIpv4(((bytes[12] << 24) | (bytes[13] << 16) | (bytes[14] << 8) | bytes[15]) >>> 0);
+    ctx.addIssue({ code: 'custom', message: `${text} is an IPv4-mapped IPv6 address; give the IPv4 address ${mapped}` });
+    return z.NEVER;
+  }
+  return formatIpv6(bytes);
+});
+
+/** An IPv4 prefix, canonical (`10.0.0.0/24`), with no host bits set. */
+export const ipv4Cidr = z.string().transform((text, ctx) => {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  const ip = m ? ipv4Number(m[1]) : null;
+  const len = m ? Number(m[2]) : NaN;
+  if (ip === null || !(len >= 0 && len <= 32) || (m![2].length > 1 && m![2][0] === '0')) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 prefix such as 10.0.0.0/24` });
+    return z.NEVER;
+  }
+  const size = 2 ** (32 - len);
+  const network = ip - (ip % size);
+  if (network !== ip) {
+    ctx.addIssue({ code: 'custom', message: `${text} has host bits set; the prefix is ${formatIpv4(network)}/${len}` });
+    return z.NEVER;
+  }
+  return `${formatIpv4(ip)}/${len}`;
+});
+
+/** A unicast MAC other than all zeros, written with ":" or "-" in either case; stored in
+ * lower case with ":". */
+export const unicastMac = z.string().transform((text, ctx) => {
+  let mac: number;
+  try {
+    mac = parseMac(text);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not a MAC address such as 02:00:00:00:00:01` });
+    return z.NEVER;
+  }
+  if (mac === 0) {
+    ctx.addIssue({ code: 'custom', message: 'the all-zero MAC address is not a valid source; give a unicast MAC such as 02:00:00:00:00:01' });
+    return z.NEVER;
+  }
+  if (Math.floor(mac / 2 ** 40) & 1) {
+    ctx.addIssue({ code: 'custom', message: `${text} is a group (multicast) MAC: the lowest bit of the first byte must be clear` });
+    return z.NEVER;
+  }
+  return formatMac(mac);
+});
+
+/** An underlay MTU: at least what carries IPv6 (RFC 8200 §5), at most a jumbo frame. */
+export const underlayMtu = z.number().int().min(1280).max(9216);
