@@ -23,7 +23,7 @@ import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
 import { labNetnsPrefix } from './topology.js';
 import { fetchStats } from '../cli/stats.js';
-import { ApiClient } from '../controller/client.js';
+import { ApiClient, ApiClientError } from '../controller/client.js';
 
 export const LAB_ROOT = '/run/weft/lab';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -347,14 +347,15 @@ async function waitController(plan: LabPlan, state: LabState): Promise<void> {
   }
 }
 
-/** Creates the lab's networks, subnets and ports through the controller's API. Hosts with
- * the linux datapath are registered too, so that Weft agents send to them. */
+/** Creates the lab's hosts, networks, subnets and ports through the controller's API.
+ * Every host is registered first, as an administrator would (`weft host create`): a port
+ * names a registered host, and hosts with the linux datapath have no agent to join. */
 async function provision(plan: LabPlan): Promise<void> {
   const api = labApi(plan);
-  const joinToken = readFileSync(join(labDir(plan.name), 'controller', 'join.token'), 'utf8').trim();
-  const agentApi = new ApiClient({ url: `unix:${controllerSocket(plan.name)}`, token: joinToken });
-  for (const host of plan.hosts.filter((h) => h.datapath === 'linux')) {
-    await agentApi.call('POST', '/v1/agents/join', { name: host.name, address: host.address, mtu: plan.underlayMtu });
+  for (const host of plan.hosts) {
+    const body = { name: host.name, address: host.address, mtu: plan.underlayMtu };
+    // The host's agent may be joining at this very moment: a 409 says so; once more is enough.
+    await api.call('POST', '/v1/hosts', body).catch((err) => (err instanceof ApiClientError && err.status === 409 ? api.call('POST', '/v1/hosts', body) : Promise.reject(err)));
   }
   for (const net of plan.networks) {
     await api.call('POST', '/v1/networks', { name: net.name, vni: net.vni, encapsulation: net.encapsulation });
