@@ -37,6 +37,7 @@ export function targetOptions(cmd: Command): Command {
     .option('--controller <url>', 'the controller: http://HOST:PORT or unix:/path/to.sock (or WEFT_CONTROLLER)')
     .option('--token <token>', 'an admin token (or WEFT_TOKEN)')
     .option('--token-file <file>', 'read the admin token from this file')
+    .option('--ca-file <file>', 'trust this CA (PEM) for an https:// controller (or WEFT_CA_FILE)')
     .option('--lab <lab>', 'the controller of this lab');
 }
 

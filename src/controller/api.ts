@@ -7,6 +7,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portUpdate, subnetCreate, subnetUpdate } from './model.js';
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
@@ -27,12 +28,23 @@ export interface ApiOptions {
 
 type Role = 'admin' | 'agent' | 'public';
 
+/**
+ * The largest request body a route takes. A resource is well under 4 KiB (a port with 16
+ * addresses and a TAP backend), so 64 KiB leaves room without letting a client make the
+ * controller hold much; an apply carries a whole file, and 1 MiB holds thousands of
+ * resources. The limit holds while the body streams in, whatever Content-Length says.
+ */
+export const BODY_LIMIT = 64 * 1024;
+export const APPLY_BODY_LIMIT = 1024 * 1024;
+
 interface Route {
   method: 'get' | 'post' | 'patch' | 'delete';
   path: string;
   summary: string;
   role: Role;
   body?: z.ZodType;
+  /** Bytes; BODY_LIMIT when not given. */
+  bodyLimit?: number;
   status?: 200 | 201 | 204;
   handle(params: Record<string, string>, body: unknown): Promise<unknown>;
 }
@@ -82,7 +94,7 @@ export function apiApp(opts: ApiOptions): Hono {
       handle: async (p) => ({ ...(await s.getHost(p.name)), status: opts.agents.status(p.name) }) },
     { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },
     { method: 'post', path: '/v1/agents/join', summary: 'an agent registers its host (join token)', role: 'agent', body: hostJoin, handle: (_p, b) => s.joinHost(b as z.infer<typeof hostJoin>) },
-    { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest,
+    { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest, bodyLimit: APPLY_BODY_LIMIT,
       handle: (_p, b) => opts.applier.apply(b as ApplyRequest) },
     { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },
   );
@@ -97,7 +109,16 @@ export function apiApp(opts: ApiOptions): Hono {
   app.get('/openapi.json', (c) => c.json(openapi(routes)));
 
   for (const r of routes) {
-    app[r.method](r.path, async (c) => {
+    const limit = r.bodyLimit ?? BODY_LIMIT;
+    const limited = bodyLimit({
+      maxSize: limit,
+      // Close the connection: the rest of an oversized body is not read, only dropped.
+      onError: (c) => {
+        c.header('connection', 'close');
+        return problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
+      },
+    });
+    app[r.method](r.path, limited, async (c) => {
       if (r.role !== 'public') {
         const token = bearer(c.req.header('authorization'));
         const ok = sameToken(token, opts.adminToken) || (r.role === 'agent' && sameToken(token, opts.joinToken));
@@ -109,6 +130,10 @@ export function apiApp(opts: ApiOptions): Hono {
       }
       let body: unknown;
       if (r.body) {
+        const type = c.req.header('content-type') ?? '';
+        if (!/^application\/json\s*(;|$)/i.test(type)) {
+          throw new ApiError(415, 'Unsupported Media Type', `send the body as JSON, with Content-Type: application/json${type ? ` (not ${JSON.stringify(type.slice(0, 60))})` : ''}`, [{ field: '(body)', message: 'not application/json' }]);
+        }
         let raw: unknown;
         try {
           raw = await c.req.json();

@@ -1,9 +1,15 @@
 /**
- * A client of the controller's REST API, over TCP (http://HOST:PORT) or a unix socket
- * (unix:/path/to.sock). A problem response becomes an ApiClientError whose message is the
- * controller's own sentence, with each field problem on its own line.
+ * A client of the controller's REST API, over HTTP, HTTPS or a unix socket. A problem
+ * response becomes an ApiClientError whose message is the controller's own sentence, with
+ * each field problem on its own line.
+ *
+ * The URL is taken at its word: `https://` is TLS with the certificate verified (against the
+ * system's CAs, or `ca` where the controller's is private) or nothing, never plain HTTP; a
+ * path on the URL is kept in front of every request's path (a controller behind a proxy at
+ * https://example/weft/); anything else is refused with a sentence before a token is sent.
  */
-import { request } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export class ApiClientError extends Error {
   readonly code = 'EAPI';
@@ -16,8 +22,13 @@ export class ApiClientError extends Error {
 }
 
 export interface Target {
+  /** http://HOST:PORT[/PATH], https://HOST:PORT[/PATH] or unix:/path/to.sock */
   url: string;
   token: string;
+  /** PEM certificates to trust for an https:// controller (a private CA). */
+  ca?: string;
+  /** Said after a 401: where the right token is. */
+  tokenHint?: string;
 }
 
 interface Problem {
@@ -26,23 +37,58 @@ interface Problem {
   errors?: Array<{ field: string; message: string }>;
 }
 
+type Endpoint =
+  | { scheme: 'unix'; socketPath: string }
+  | { scheme: 'http' | 'https'; host: string; port: number; basePath: string };
+
+const USAGE = 'give http://HOST:PORT, https://HOST:PORT or unix:/path/to.sock';
+
+/** Reads a controller URL; throws a sentence saying what is wrong with it. */
+export function parseControllerUrl(url: string): Endpoint {
+  if (url.startsWith('unix:')) {
+    const socketPath = url.slice(5);
+    if (!socketPath.startsWith('/')) throw new ApiClientError(0, `${JSON.stringify(url)}: a unix socket URL names an absolute path, as unix:/run/weft/controller.sock`);
+    return { scheme: 'unix', socketPath };
+  }
+  if (/^[\w.-]+:\d+(\/|$)/.test(url) || /^\[[\da-f:.]+\]:\d+/i.test(url)) {
+    throw new ApiClientError(0, `${JSON.stringify(url)} has no scheme: give http://${url} (or https://${url} for TLS)`);
+  }
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ApiClientError(0, `${JSON.stringify(url)} is not a controller URL: ${USAGE}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ApiClientError(0, `${JSON.stringify(url)}: the controller speaks http, https or unix, not ${u.protocol.slice(0, -1)}; ${USAGE}`);
+  }
+  if (u.search || u.hash) throw new ApiClientError(0, `${JSON.stringify(url)}: a controller URL takes no query or fragment`);
+  if (u.username || u.password) throw new ApiClientError(0, `${JSON.stringify(url)}: put no credentials in the URL; the token goes in --token-file or WEFT_TOKEN`);
+  const scheme = u.protocol === 'https:' ? 'https' : 'http';
+  return { scheme, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port) || (scheme === 'https' ? 443 : 80), basePath: u.pathname.replace(/\/+$/, '') };
+}
+
 export class ApiClient {
-  constructor(private readonly target: Target) {}
+  private readonly endpoint: Endpoint;
+
+  constructor(private readonly target: Target) {
+    this.endpoint = parseControllerUrl(target.url);
+  }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const { url, token } = this.target;
-    const unix = url.startsWith('unix:') ? url.slice(5) : null;
-    const u = unix ? null : new URL(path, url);
+    const e = this.endpoint;
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    const options: RequestOptions = {
+      ...(e.scheme === 'unix' ? { socketPath: e.socketPath, path } : { host: e.host, port: e.port, path: e.basePath + path }),
+      method,
+      // A connection of its own: a pooled one may be dead after a controller restart.
+      agent: false,
+      headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+      timeout: 10_000,
+    };
     return new Promise<T>((resolve, reject) => {
-      const req = request({
-        ...(unix ? { socketPath: unix, path } : { host: u!.hostname, port: u!.port || 80, path: u!.pathname + u!.search }),
-        method,
-        // A connection of its own: a pooled one may be dead after a controller restart.
-        agent: false,
-        headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
-        timeout: 10_000,
-      }, (res) => {
+      const answered = (res: IncomingMessage) => {
         let text = '';
         res.on('data', (d) => (text += d));
         res.on('end', () => {
@@ -56,18 +102,26 @@ export class ApiClient {
           if (status >= 400) {
             const p = (data ?? {}) as Problem;
             const lines = [p.detail ?? p.title ?? `HTTP ${status}`];
-            if (p.errors && p.errors.length > 1) lines.push(...p.errors.map((e) => `  ${e.field}: ${e.message}`));
+            if (p.errors && p.errors.length > 1) lines.push(...p.errors.map((x) => `  ${x.field}: ${x.message}`));
+            if (status === 401 && this.target.tokenHint) lines.push(this.target.tokenHint);
             reject(new ApiClientError(status, lines.join('\n')));
           } else {
             resolve(data as T);
           }
         });
-      });
+      };
+      const req: ClientRequest = e.scheme === 'https'
+        ? httpsRequest({ ...options, ...(this.target.ca ? { ca: this.target.ca } : {}) }, answered)
+        : httpRequest(options, answered);
       req.on('timeout', () => req.destroy(new Error('no answer in 10s')));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(new ApiClientError(0, `cannot reach the controller at ${url}: ${err.code ?? err.message}`)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const tls = err.code?.startsWith('ERR_TLS') || /certificate|self.signed|SSL|TLS/i.test(err.message) || err.code === 'EPROTO';
+        reject(new ApiClientError(0, tls
+          ? `cannot reach the controller at ${url} over TLS: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ').trim()
+          : `cannot reach the controller at ${url}: ${err.code ?? err.message}`));
+      });
       if (payload) req.write(payload);
       req.end();
     });
   }
 }
-

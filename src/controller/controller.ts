@@ -8,9 +8,9 @@
  * ever logged.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { apiApp } from './api.js';
@@ -20,6 +20,14 @@ import { NetworkService } from './service.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Change, Store } from './store/store.js';
 import { WatchHub } from './watch.js';
+
+/** Limits on what clients can make the controller hold (ours, not a protocol's). */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_MS = 5_000;
+const MAX_HEADERS = 64;
+/** Agents hold one connection each; administrators and the CLI a few. */
+const MAX_CONNECTIONS = 4096;
 
 export interface ControllerOptions {
   dataDir: string;
@@ -32,6 +40,49 @@ export interface ControllerOptions {
   /** A store to use instead of DATA_DIR/weft.db (tests, benchmarks). */
   store?: Store;
   log: Logger;
+}
+
+/** The controller cannot use its data directory: says which, and why. */
+export class DataDirError extends Error {
+  readonly code = 'EDATADIR';
+}
+
+function dataDirStep<T>(dir: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof DataDirError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new DataDirError(`cannot use the data directory ${dir}: ${e.code ? `${e.code}, ` : ''}${e.message.replace(/^\w+: /, '')}`);
+  }
+}
+
+/**
+ * Makes the data directory (0700), one missing level at a time. (Node's recursive mkdir
+ * loops forever where a parent exists but refuses children, as /proc does.)
+ */
+function prepareDataDir(dir: string): void {
+  const missing: string[] = [];
+  let p = resolve(dir);
+  while (!existsSync(p)) {
+    missing.unshift(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  if (existsSync(p) && !statSync(p).isDirectory()) throw new DataDirError(`cannot use the data directory ${dir}: ${p} is not a directory`);
+  for (const m of missing) {
+    try {
+      mkdirSync(m, { mode: 0o700 });
+    } catch (err) {
+      throw new DataDirError(`cannot use the data directory ${dir}: cannot create ${m} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new DataDirError(`cannot use the data directory ${dir}: it is not writable`);
+  }
 }
 
 /** Reads a token file, creating it (0600) with a fresh random token if missing. */
@@ -56,9 +107,11 @@ export class Controller {
 
   async start(): Promise<void> {
     const { dataDir, log } = this.opts;
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.tokens = { admin: tokenFile(join(dataDir, 'admin.token')), join: tokenFile(join(dataDir, 'join.token')) };
-    const store = this.opts.store ?? new SqliteStore(join(dataDir, 'weft.db'));
+    const store = dataDirStep(dataDir, () => {
+      prepareDataDir(dataDir);
+      this.tokens = { admin: tokenFile(join(dataDir, 'admin.token')), join: tokenFile(join(dataDir, 'join.token')) };
+      return this.opts.store ?? new SqliteStore(join(dataDir, 'weft.db'));
+    });
     this.store = store;
     // Subscribe before loading, and drop what the load already saw, so nothing falls between.
     const early: Change[][] = [];
@@ -76,6 +129,13 @@ export class Controller {
     const app = apiApp({ service: new NetworkService(store, rules), applier: new Applier(store, rules), adminToken: this.tokens.admin, joinToken: this.tokens.join, agents: hub });
     const listen = async (bind: (server: Server, ready: () => void) => void): Promise<Server> => {
       const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+      // What one client can make the controller hold: a connection that sends its headers
+      // slowly, or its body never, is closed; so are connections beyond MAX_CONNECTIONS.
+      server.headersTimeout = HEADERS_TIMEOUT_MS;
+      server.requestTimeout = REQUEST_TIMEOUT_MS;
+      server.keepAliveTimeout = KEEP_ALIVE_MS;
+      server.maxHeadersCount = MAX_HEADERS;
+      server.maxConnections = MAX_CONNECTIONS;
       hub.attach(server);
       this.servers.push(server);
       await new Promise<void>((resolve, reject) => {

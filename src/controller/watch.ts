@@ -15,9 +15,18 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
 import { bearer, sameToken, type AgentStatusSource } from './api.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
+
+/** An agent's report, as far as the controller reads it (counters are passed on as they are). */
+const statusMessage = z.object({
+  type: z.literal('status'),
+  revision: z.number().int().optional(),
+  ports: z.record(z.string().max(64), z.object({ attached: z.boolean(), error: z.string().max(1000).optional() })).optional(),
+  counters: z.unknown().optional(),
+});
 
 const PATH = /^\/v1\/agents\/([a-z0-9][a-z0-9_.-]{0,62})\/watch$/i;
 const PING_MS = 5000;
@@ -41,7 +50,9 @@ export class WatchHub implements AgentStatusSource {
   private readonly statuses = new Map<string, AgentStatus>();
   private readonly pending = new Set<string>();
   private scheduled = false;
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  /** An agent's status report is its ports' counters: about 300 bytes a port, so 1 MiB
+   * holds a host at the agent's port limit; a larger message closes the connection. */
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly pinger: NodeJS.Timeout;
 
   constructor(
@@ -109,14 +120,19 @@ export class WatchHub implements AgentStatusSource {
   }
 
   private message(host: string, text: string): void {
-    let msg: { type?: string; revision?: number; ports?: AgentStatus['ports']; counters?: unknown };
+    let parsed: unknown;
     try {
-      msg = JSON.parse(text);
+      parsed = JSON.parse(text);
     } catch {
       this.log.warn({ host }, 'agent sent a message that is not JSON; ignored');
       return;
     }
-    if (msg.type !== 'status') return;
+    const r = statusMessage.safeParse(parsed);
+    if (!r.success) {
+      this.log.warn({ host, problem: r.error.issues[0]?.message }, 'agent sent a status the controller does not understand; ignored');
+      return;
+    }
+    const msg = r.data;
     const s = this.statusOf(host);
     s.lastSeen = new Date().toISOString();
     s.appliedRevision = typeof msg.revision === 'number' ? msg.revision : s.appliedRevision;

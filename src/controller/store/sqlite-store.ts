@@ -3,6 +3,7 @@
  * a commit is on disk before it is acknowledged. Each commit is one SQLite transaction that
  * checks the conditions, writes the keys, logs the changes and bumps the revision.
  */
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { Listeners } from './listeners.js';
 import { Compacted, type Change, type CommitResult, type Condition, type Entry, type Operation, type Store } from './store.js';
@@ -45,6 +46,10 @@ export class SqliteStore implements Store {
     readonly file: string,
     private readonly keepChanges = 100_000,
   ) {
+    // The file holds the whole intended network: readable by its owner only, like the
+    // tokens. SQLite gives its -wal and -shm files the main file's permissions.
+    closeSync(openSync(file, 'a', 0o600));
+    chmodSync(file, 0o600);
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
