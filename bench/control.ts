@@ -51,9 +51,10 @@ class SimAgent {
     const fabric = new MemoryFabric();
     this.datapath = new Datapath({ maxPorts: PER_HOST + 8 });
     const address = 0x0a000000 + index + 1;
-    this.datapath.attachUnderlay(fabric.underlay(address, 4789), address, 4789);
+    this.datapath.attachUnderlay(fabric.underlay(address, 4789), address, 4789, 'vxlan');
+    this.datapath.attachUnderlay(fabric.underlay(address, 6081), address, 6081, 'geneve');
     this.reconciler = new Reconciler(this.datapath, () => fabric.port('vm'), Date.now);
-    const underlay = { address: formatIpv4(address), port: 4789, mtu: 1500 };
+    const underlay = { address: formatIpv4(address), port: 4789, genevePort: 6081, mtu: 1500 };
     const limits = { maxPorts: PER_HOST + 8, fdbLimit: 4096, fdbAgingSeconds: 300 };
     this.source = new ControllerSource({
       url, token, log,

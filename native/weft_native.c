@@ -20,6 +20,10 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_link.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <arpa/inet.h>
@@ -607,6 +611,123 @@ static napi_value unwatch(napi_env env, napi_callback_info info) {
 
 /* ---- module ---------------------------------------------------------------------------- */
 
+/* ---- what the kernel dropped ------------------------------------------------------------ */
+
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+/*
+ * udpDrops(fd) -> number
+ * Datagrams the kernel dropped on this socket (its receive buffer was full, or a checksum
+ * was bad): SO_MEMINFO's SK_MEMINFO_DROPS. A negative errno when the kernel cannot say.
+ */
+static napi_value udp_drops(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd)) return NULL;
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  double drops;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0) drops = -errno;
+  else if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) drops = -ENOTSUP;
+  else drops = mem[SK_MEMINFO_DROPS];
+  napi_value out;
+  CHECK(napi_create_double(env, drops, &out));
+  return out;
+}
+
+/*
+ * linkStats(name: string, netnsPath: string | null) -> { rxPackets, txPackets, rxDropped,
+ *   txDropped, rxErrors, txErrors }
+ * The kernel's counters of a network interface (RTM_GETLINK, IFLA_STATS64), asked through
+ * a netlink socket made in the interface's namespace. For a TAP device, "tx" is what the
+ * kernel sent towards the fd's reader: txDropped counts frames lost before Weft read them.
+ */
+static napi_value link_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ] = {0};
+  size_t n = 0;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[1], &t));
+  int saved = -1;
+  if (t == napi_string) {
+    char nspath[512] = {0};
+    CHECK(napi_get_value_string_utf8(env, argv[1], nspath, sizeof nspath, &n));
+    int err = enter_netns(nspath, &saved);
+    if (err) return throw_errno(env, "entering network namespace", err);
+  }
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int err = errno;
+  if (saved >= 0) leave_netns(saved);
+  if (s < 0) return throw_errno(env, "opening a netlink socket", err);
+
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+    char attrs[RTA_SPACE(IFNAMSIZ)];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi);
+  req.nh.nlmsg_type = RTM_GETLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  struct rtattr *rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+  rta->rta_type = IFLA_IFNAME;
+  rta->rta_len = RTA_LENGTH(strlen(name) + 1);
+  memcpy(RTA_DATA(rta), name, strlen(name) + 1);
+  req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+
+  static char buf[32768];
+  struct rtnl_link_stats64 st;
+  int found = 0;
+  err = 0;
+  if (send(s, &req, req.nh.nlmsg_len, 0) < 0) err = errno;
+  ssize_t got = err ? -1 : recv(s, buf, sizeof buf, 0);
+  if (!err && got < 0) err = errno;
+  close(s);
+  if (!err) {
+    for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)got); nh = NLMSG_NEXT(nh, got)) {
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(nh);
+        err = -e->error;
+        break;
+      }
+      if (nh->nlmsg_type != RTM_NEWLINK) continue;
+      struct ifinfomsg *ifi = (struct ifinfomsg *)NLMSG_DATA(nh);
+      int len = IFLA_PAYLOAD(nh);
+      for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == IFLA_STATS64 && RTA_PAYLOAD(a) >= sizeof st) {
+          memcpy(&st, RTA_DATA(a), sizeof st);
+          found = 1;
+        }
+      }
+      break;
+    }
+    if (!err && !found) err = ENODATA;
+  }
+  if (err) return throw_errno(env, "reading interface statistics", err);
+  napi_value out, v;
+  CHECK(napi_create_object(env, &out));
+#define STAT(field, key) \
+  CHECK(napi_create_double(env, (double)st.field, &v)); \
+  CHECK(napi_set_named_property(env, out, key, v));
+  STAT(rx_packets, "rxPackets")
+  STAT(tx_packets, "txPackets")
+  STAT(rx_dropped, "rxDropped")
+  STAT(tx_dropped, "txDropped")
+  STAT(rx_errors, "rxErrors")
+  STAT(tx_errors, "txErrors")
+#undef STAT
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL},
@@ -618,6 +739,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
     {"watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_default, NULL},
     {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_default, NULL},
+    {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
+    {"linkStats", NULL, link_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -44,7 +44,7 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
     const port0 = 20000 + (process.pid % 20000);
     for (const [i, host] of ['h1', 'h2'].entries()) {
       const fabric = new MemoryFabric();
-      const state = hostStateFrom({ host, underlay: { address: `127.0.0.${i + 1}`, port: port0 } }, 'test');
+      const state = hostStateFrom({ host, underlay: { address: `127.0.0.${i + 1}`, port: port0, genevePort: port0 + 1 } }, 'test');
       const agent = new Agent(state, log, join(dir, `${host}.sock`), (p) => {
         const m = fabric.port(p.name);
         vmPorts.set(p.name, m);
@@ -119,7 +119,7 @@ test('a view the agent cannot apply is logged and the agent keeps its state', { 
   const source = new ControllerSource({
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     token: 't',
-    host: { name: 'h1', address: '127.0.0.1', port: 4789, mtu: 1500 },
+    host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, mtu: 1500 },
     log: { ...log, error: (o: { err: string }) => errors.push(o.err), info: () => {}, warn: () => {}, debug: () => {} } as never,
     apply: (view, revision) => {
       for (const n of view.networks) for (const nb of n.neighbors ?? []) parseMac(nb.mac);
@@ -154,7 +154,7 @@ test('after a controller restart, an agent at the current revision resumes witho
     const api = () => new ApiClient({ url, token: controller.tokens.admin });
     source = new ControllerSource({
       url, token: controller.tokens.join, log,
-      host: { name: 'h1', address: '127.0.0.1', port: 4789, mtu: 1500 },
+      host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, mtu: 1500 },
       apply: (_view, revision) => applied.push(revision),
       status: () => ({ ports: {}, counters: null }),
     });

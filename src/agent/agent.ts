@@ -57,9 +57,10 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    const { address, port } = this.state.underlay;
-    const underlay = UdpUnderlay.open(parseIpv4(address), port);
-    this.datapath.attachUnderlay(underlay, parseIpv4(address), port);
+    const { address, port, genevePort } = this.state.underlay;
+    const local = parseIpv4(address);
+    this.datapath.attachUnderlay(UdpUnderlay.open(local, port), local, port, 'vxlan');
+    this.datapath.attachUnderlay(UdpUnderlay.open(local, genevePort), local, genevePort, 'geneve');
     this.datapath.startUnderlay(Date.now);
     this.apply(this.state);
     this.server = await serveControl({
@@ -73,7 +74,7 @@ export class Agent {
       if (Object.keys(this.reconciler.pendingPorts()).length > 0) this.apply(this.state);
     }, RETRY_MS));
     for (const t of this.timers) t.unref();
-    this.log.info({ underlay: `${address}:${port}`, socket: this.socketPath }, 'agent ready');
+    this.log.info({ underlay: address, vxlanPort: port, genevePort, socket: this.socketPath }, 'agent ready');
   }
 
   /** Makes the data path match `state` and logs what changed. */
@@ -100,7 +101,7 @@ export class Agent {
     this.source = new ControllerSource({
       url,
       token,
-      host: { name: host, address: underlay.address, port: underlay.port, mtu: underlay.mtu },
+      host: { name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu },
       log: this.log,
       apply: (view, revision) => {
         this.log.debug({ revision }, 'view from the controller');

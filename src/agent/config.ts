@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
-import { VXLAN_PORT } from '../wire/udp.js';
+import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { ifname, ipv4, name, netnsName, underlayAddress, underlayMtu } from '../config/fields.js';
@@ -41,8 +41,9 @@ const schema = z.object({
   underlay: z.object({
     address: underlayAddress,
     port: udpPort.default(VXLAN_PORT),
+    genevePort: udpPort.default(GENEVE_PORT),
     mtu: underlayMtu.default(1500),
-  }).strict(),
+  }).strict().refine((u) => u.port !== u.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' }),
   networks: z.array(z.object({
     name,
     vni: z.number().int().min(1).max(VNI_MAX),
@@ -124,7 +125,11 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
       name: n.name,
       vni: n.vni,
       encapsulation: n.encapsulation as HostState['networks'][number]['encapsulation'],
-      remotes: n.remotes.map((r) => (typeof r === 'string' ? { address: r, port: c.underlay.port } : { address: r.address, port: r.port ?? c.underlay.port })),
+      // A remote without a port listens where this host does, for the network's encapsulation.
+      remotes: n.remotes.map((r) => {
+        const port = n.encapsulation === 'geneve' ? c.underlay.genevePort : c.underlay.port;
+        return typeof r === 'string' ? { address: r, port } : { address: r.address, port: r.port ?? port };
+      }),
     })),
     ports,
     limits: c.limits,

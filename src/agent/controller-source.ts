@@ -11,7 +11,7 @@ import type { HostView } from '../controller/model-cache.js';
 export interface ControllerSourceOptions {
   url: string;
   token: string;
-  host: { name: string; address: string; port: number; mtu: number };
+  host: { name: string; address: string; port: number; genevePort: number; mtu: number };
   log: Logger;
   apply(view: HostView, revision: number): void;
   /** What to report back after each apply and periodically. */

@@ -8,6 +8,7 @@ import type { Encapsulation } from '../datapath/encapsulation.js';
 export interface RemoteHost {
   /** Underlay IPv4 address of the remote VTEP. */
   address: string;
+  /** Its UDP port for the network's encapsulation. */
   port: number;
 }
 
@@ -27,6 +28,8 @@ export interface NetworkState {
 export interface Neighbor {
   mac: string;
   ips: string[];
+  /** The port's name, for a port on this host: its MAC is pinned to it. */
+  port?: string;
   /** Where the port lives; absent for a port on this host. */
   remote?: RemoteHost;
 }
@@ -42,7 +45,9 @@ export type PortState =
 
 export interface HostState {
   host: string;
-  underlay: { address: string; port: number; mtu: number };
+  /** Where this host's tunnels end: its address, the UDP port of VXLAN (4789 by default) and
+   * of Geneve (6081 by default), and the underlay's MTU. */
+  underlay: { address: string; port: number; genevePort: number; mtu: number };
   networks: NetworkState[];
   ports: PortState[];
   limits: { maxPorts: number; fdbLimit: number; fdbAgingSeconds: number };

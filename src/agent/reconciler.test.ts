@@ -11,7 +11,8 @@ import { Reconciler } from './reconciler.js';
 function setup() {
   const fabric = new MemoryFabric();
   const dp = new Datapath();
-  dp.attachUnderlay(fabric.underlay(parseIpv4('192.0.2.1'), 4789), parseIpv4('192.0.2.1'), 4789);
+  dp.attachUnderlay(fabric.underlay(parseIpv4('192.0.2.1'), 4789), parseIpv4('192.0.2.1'), 4789, 'vxlan');
+  dp.attachUnderlay(fabric.underlay(parseIpv4('192.0.2.1'), 6081), parseIpv4('192.0.2.1'), 6081, 'geneve');
   const opened = new Map<string, MemoryPort>();
   let failNext = '';
   const reconciler = new Reconciler(dp, (port) => {
@@ -26,7 +27,7 @@ function setup() {
 const port = (name: string, network: string): PortState => ({ name, mode: 'access', network, backend: { type: 'memory' } });
 const state = (networks: HostState['networks'], ports: PortState[]): HostState => ({
   host: 'h1',
-  underlay: { address: '192.0.2.1', port: 4789, mtu: 1500 },
+  underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 },
   networks,
   ports,
   limits: { maxPorts: 8, fdbLimit: 64, fdbAgingSeconds: 300 },

@@ -128,18 +128,21 @@ export class Reconciler {
     if (net.neighbors === undefined) {
       dp.setArpTable(net.name, null);
       dp.setNdTable(net.name, null);
+      dp.setLocalMacs(net.name, null);
       return;
     }
     const installed = this.staticMacs.get(net.name) ?? new Map<number, string>();
     const next = new Map<number, string>();
     const arp = new Map<number, number>();
     const nd = new Map<string, number>();
+    const local = new Map<number, string>();
     for (const n of net.neighbors) {
       const mac = parseMac(n.mac);
       for (const ip of n.ips) {
         if (ip.includes(':')) nd.set(formatIpv6(parseIpv6(ip)), mac);
         else arp.set(parseIpv4(ip), mac);
       }
+      if (n.port !== undefined) local.set(mac, n.port);
       if (!n.remote) continue;
       const where = `${n.remote.address}:${n.remote.port}`;
       next.set(mac, where);
@@ -147,6 +150,7 @@ export class Reconciler {
     }
     for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
     this.staticMacs.set(net.name, next);
+    dp.setLocalMacs(net.name, local);
     dp.setArpTable(net.name, arp);
     dp.setNdTable(net.name, nd);
   }

@@ -33,7 +33,8 @@ program.command('agent')
   .option('--join-token-file <file>', 'read the join token from this file')
   .option('--host <name>', 'this host\'s name (with --controller; default: the hostname)')
   .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller; default: the address this host reaches the controller from)')
-  .option('--underlay-port <port>', 'the UDP port of the tunnels', '4789')
+  .option('--underlay-port <port>', 'the UDP port of VXLAN tunnels', '4789')
+  .option('--underlay-geneve-port <port>', 'the UDP port of Geneve tunnels', '6081')
   .option('--underlay-mtu <mtu>', 'the underlay MTU', '1500')
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -47,7 +48,7 @@ program.command('agent')
     } else {
       if (!opts.controller) throw new UsageError('give --config FILE, or --controller URL');
       const address = opts.underlayAddress ?? (await sourceAddressTowards(opts.controller));
-      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayMtu));
+      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayGenevePort), Number(opts.underlayMtu));
     }
     const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
     const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host));
@@ -88,8 +89,8 @@ async function sourceAddressTowards(url: string): Promise<string> {
 }
 
 /** A host state with no networks yet, from flags; validated like a config file. */
-function loadConfigFromFlags(host: string, address: string, port: number, mtu: number): HostState {
-  return hostStateFrom({ host, underlay: { address, port, mtu } }, 'the command line');
+function loadConfigFromFlags(host: string, address: string, port: number, genevePort: number, mtu: number): HostState {
+  return hostStateFrom({ host, underlay: { address, port, genevePort, mtu } }, 'the command line');
 }
 
 program.command('controller')

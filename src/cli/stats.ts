@@ -1,4 +1,5 @@
 /** `weft stats`: what an agent's data path has counted. */
+import type { KernelCounters } from '../datapath/backend.js';
 import type { DatapathStats } from '../datapath/datapath.js';
 import { drops, table } from './format.js';
 import { getJson } from './unix-http.js';
@@ -12,8 +13,8 @@ export function fetchStats(socketPath: string): Promise<AgentStats> {
 export function renderStats(s: AgentStats): string {
   const out: string[] = [`host ${s.host}, up ${s.uptimeSeconds}s`, ''];
   out.push(table(
-    ['PORT', 'MODE', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
-    s.ports.map((p) => [p.name, p.failed ? `FAILED: ${p.failed}` : p.mode, p.networks.join(','), String(p.rx.frames), String(p.rx.bytes), String(p.tx.frames), String(p.tx.bytes), drops(p.drops)]),
+    ['PORT', 'MODE', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS', 'KERNEL DROPS'],
+    s.ports.map((p) => [p.name, p.failed ? `FAILED: ${p.failed}` : p.mode, p.networks.join(','), String(p.rx.frames), String(p.rx.bytes), String(p.tx.frames), String(p.tx.bytes), drops(p.drops), kernel(p.kernel)]),
   ));
   for (const [port, why] of Object.entries(s.pendingPorts)) out.push(`${port}: not attached: ${why}`);
   out.push('');
@@ -21,15 +22,20 @@ export function renderStats(s: AgentStats): string {
     ['TUNNEL', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
     s.tunnels.map((t) => [t.remote, t.networks.join(','), String(t.rx.frames), String(t.rx.bytes), String(t.tx.frames), String(t.tx.bytes), drops(t.drops)]),
   ));
-  if (s.underlay) {
+  if (s.underlays.length > 0) {
     out.push('');
-    const u = s.underlay;
-    out.push(table(['UNDERLAY', 'MTU', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
-      [[u.local, String(u.mtu), String(u.rx.frames), String(u.rx.bytes), String(u.tx.frames), String(u.tx.bytes), drops(u.drops)]]));
-    out.push(`(${u.backend})`);
+    out.push(table(['UNDERLAY', 'ENCAP', 'MTU', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS', 'KERNEL DROPS'],
+      s.underlays.map((u) => [u.local, u.encapsulation, String(u.mtu), String(u.rx.frames), String(u.rx.bytes), String(u.tx.frames), String(u.tx.bytes), drops(u.drops), kernel(u.kernel)])));
+    for (const u of s.underlays) out.push(`(${u.backend})`);
   }
   out.push('');
   out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
     s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused), `${n.arpAnswered}/${n.ndAnswered}`])));
   return out.join('\n');
+}
+
+/** What the kernel dropped before Weft read (rx) and of what Weft wrote (tx). */
+function kernel(k: KernelCounters | null): string {
+  if (!k) return '-';
+  return k.txDropped === undefined ? `rx ${k.rxDropped}` : `rx ${k.rxDropped}, tx ${k.txDropped}`;
 }

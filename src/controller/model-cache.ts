@@ -6,6 +6,7 @@
 import type { HostState, NetworkState, PortState } from '../agent/desired-state.js';
 import type { Host, Network, Port, Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
+import { GENEVE_PORT } from '../wire/udp.js';
 
 /** What an agent is told: its part of the intended network. The agent adds its own
  * underlay and limits to make a HostState. */
@@ -100,12 +101,13 @@ export class ModelCache {
       const neighbors = [];
       for (const p of members) {
         if (p.host === host) {
-          neighbors.push({ mac: p.mac, ips: p.ips });
+          neighbors.push({ mac: p.mac, ips: p.ips, port: p.name });
           continue;
         }
         const h = this.hosts.get(p.host);
         if (!h) continue; // its host has not joined yet: nowhere to send to
-        const remote = { address: h.address, port: h.port };
+        // Each encapsulation has its own UDP port on every host.
+        const remote = { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };
         remotes.set(`${h.address}:${h.port}`, remote);
         neighbors.push({ mac: p.mac, ips: p.ips, remote });
       }

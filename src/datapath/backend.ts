@@ -27,6 +27,18 @@ export interface PortBackend {
   /** Starts calling `onReadable` whenever frames wait (at most once per event-loop turn). */
   start(onReadable: () => void): void;
   close(): void;
+  /** What the kernel counted on the way to and from this port, before Weft saw a frame
+   * (null where the backend has no kernel side, or the kernel cannot say). Not per frame:
+   * for `weft stats`. */
+  kernelCounters?(): KernelCounters | null;
+}
+
+/** Frames the kernel dropped before Weft could read them, or could not deliver. */
+export interface KernelCounters {
+  /** Frames lost on the way to Weft (a full queue or socket buffer). */
+  rxDropped: number;
+  /** Frames Weft wrote that the kernel dropped. */
+  txDropped?: number;
 }
 
 export interface UnderlayBackend {
@@ -42,4 +54,5 @@ export interface UnderlayBackend {
     ports: Uint16Array, count: number): number;
   start(onReadable: () => void): void;
   close(): void;
+  kernelCounters?(): KernelCounters | null;
 }

@@ -4,24 +4,32 @@
  */
 
 export const DROP_REASONS = [
-  /** A frame shorter than an Ethernet header. */
+  /** A frame shorter than an Ethernet header (from a port). */
   'runt',
   /** A frame that filled the whole receive slot: it may have been cut, so it is not trusted. */
   'oversize',
-  /** A group (multicast/broadcast) source MAC: never valid, and never learned. */
+  /** A source MAC that no station can have: a group (multicast/broadcast) address or all
+   * zeros. Never learned; from a port or inside a datagram from a tunnel. */
   'invalid-src-mac',
-  /** Tagged on an access port, untagged on a trunk with no native network, or a VLAN the
-   * trunk does not carry. */
+  /** From a port: tagged on an access port, untagged on a trunk with no native network, or
+   * a VLAN the trunk does not carry. From a tunnel: any tagged inner frame (frames cross the
+   * underlay untagged; the VNI is the network). */
   'vlan-not-allowed',
-  /** Bigger than the network's overlay MTU: cannot be carried to a remote host. */
+  /** An IP packet larger than the network's MTU, from a port or from a tunnel. */
   'mtu-exceeded',
-  /** A unicast frame whose destination is the port it came from. */
+  /** A unicast frame whose destination is where it came from (its port, or for a frame
+   * from a tunnel, any remote host: split horizon). */
   'hairpin',
+  /** A source MAC that the controller placed at another port or host: a spoofed frame. The
+   * pinned entry stays where it is. */
+  'src-mac-pinned',
   /** The output (a TAP queue or the underlay socket) was full. */
   'tx-busy',
-  /** The output refused the frame for another reason (see the agent's log). */
+  /** The output refused the frame for another reason (see the agent's log), or no underlay
+   * socket carries the network's encapsulation. */
   'tx-error',
-  /** A datagram too short for the encapsulation header and an inner Ethernet header. */
+  /** A datagram too short for the encapsulation header (with its options) and an inner
+   * Ethernet header. */
   'truncated',
   /** A datagram longer than the receive buffer (the kernel cut it). */
   'datagram-oversize',
@@ -29,12 +37,18 @@ export const DROP_REASONS = [
   'vxlan-bad-flags',
   /** A Geneve version other than 0 (RFC 8926 §3.4: MUST drop). */
   'geneve-bad-version',
+  /** A Geneve control message (the O bit): for the endpoint, never forwarded as a frame
+   * (RFC 8926 §3.4); Weft has no control messages yet, so it is dropped. */
+  'geneve-oam',
   /** A Geneve protocol type other than Ethernet. */
   'geneve-bad-protocol',
-  /** Geneve with critical options, none of which Weft understands (RFC 8926 §3.5.1). */
+  /** Geneve with a critical option; Weft understands none (RFC 8926 §3.5.1: MUST drop). */
   'geneve-critical-option',
-  /** The VNI names no network on this host, or one with another encapsulation. */
+  /** The VNI names no network on this host. */
   'unknown-vni',
+  /** The VNI names a network of the other encapsulation: VXLAN arrives on the VXLAN socket
+   * (4789) only, Geneve on the Geneve socket (6081) only. */
+  'wrong-encapsulation',
   /** The sender is not a remote host of the network. */
   'unknown-vtep',
   /** The backend failed a read (the agent logs the error). */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hex, parseIpv4, parseMac } from '../wire/bytes.js';
+import { formatIpv4, hex, parseIpv4, parseMac } from '../wire/bytes.js';
 import { icmpv6NeighborAdvertisement, icmpv6NeighborSolicitation } from '../wire/testdata/captured.js';
 import * as compose from '../wire/compose.js';
 import { EthernetFrame, EtherType } from '../wire/ethernet.js';
@@ -9,6 +9,7 @@ import { Datapath, type DatapathOptions } from './datapath.js';
 import { MemoryFabric, type MemoryPort, type MemoryUnderlay } from './memory.js';
 
 const PORT = 4789;
+const GENEVE_PORT = 6081;
 const H1 = parseIpv4('192.0.2.1');
 const H2 = parseIpv4('192.0.2.2');
 const H3 = parseIpv4('192.0.2.3');
@@ -16,7 +17,8 @@ const BROADCAST = 0xffffffffffff;
 const mac = (n: number) => parseMac(`02:00:00:00:00:${n.toString(16).padStart(2, '0')}`);
 const ip = (n: number) => parseIpv4(`10.0.0.${n}`);
 
-/** Two hosts on one fabric, each with `blue` (VXLAN, VNI 100) and `red` (Geneve, VNI 200). */
+/** Two hosts on one fabric, each with `blue` (VXLAN, VNI 100, port 4789) and `red` (Geneve,
+ * VNI 200, port 6081). */
 function twoHosts(options: DatapathOptions = {}) {
   const fabric = new MemoryFabric();
   let now = 1000;
@@ -24,13 +26,15 @@ function twoHosts(options: DatapathOptions = {}) {
   const hosts = [H1, H2].map((address) => {
     const dp = new Datapath(options);
     const underlay = fabric.underlay(address, PORT);
-    dp.attachUnderlay(underlay, address, PORT);
+    const geneveUnderlay = fabric.underlay(address, GENEVE_PORT);
+    dp.attachUnderlay(underlay, address, PORT, 'vxlan');
+    dp.attachUnderlay(geneveUnderlay, address, GENEVE_PORT, 'geneve');
     dp.startUnderlay(clock);
     for (const [name, vni, encapsulation] of [['blue', 100, 'vxlan'], ['red', 200, 'geneve']] as const) {
       dp.addNetwork({ name, vni, encapsulation });
-      dp.addRemote(name, address === H1 ? H2 : H1, PORT);
+      dp.addRemote(name, address === H1 ? H2 : H1, encapsulation === 'vxlan' ? PORT : GENEVE_PORT);
     }
-    return { dp, underlay };
+    return { dp, underlay, geneveUnderlay };
   });
   const port = (host: 0 | 1, name: string, network: string): MemoryPort => {
     const backend = fabric.port(name);
@@ -190,7 +194,7 @@ test('frames from a tunnel are not flooded to other tunnels (split horizon)', ()
   const fabric = new MemoryFabric();
   const dps = [H1, H2, H3].map((address) => {
     const dp = new Datapath();
-    dp.attachUnderlay(fabric.underlay(address, PORT), address, PORT);
+    dp.attachUnderlay(fabric.underlay(address, PORT), address, PORT, 'vxlan');
     dp.startUnderlay(() => 0);
     dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
     for (const other of [H1, H2, H3]) if (other !== address) dp.addRemote('blue', other, PORT);
@@ -229,6 +233,7 @@ test('bad datagrams from the underlay are dropped by reason; good ones still flo
   const blue1 = port(0, 'blue1', 'blue');
   const red1 = port(0, 'red1', 'red');
   const u = hosts[0].underlay as MemoryUnderlay;
+  const g = hosts[0].geneveUnderlay as MemoryUnderlay;
   const inner = arpRequest(2, 1);
   const vx = (vni: number) => compose.vxlan(vni, inner);
   u.inject(new Uint8Array(7), H2, 1234); // truncated
@@ -237,24 +242,31 @@ test('bad datagrams from the underlay are dropped by reason; good ones still flo
   const noI = vx(100);
   noI[0] = 0;
   u.inject(noI, H2, 1234);
-  const gv = (mutate: (b: Uint8Array) => void) => {
-    const b = compose.geneve(200, inner);
+  u.inject(vx(200), H2, 1234); // the Geneve network's VNI on the VXLAN socket
+  const gv = (mutate: (b: Uint8Array) => void, vni = 200) => {
+    const b = compose.geneve(vni, inner);
     mutate(b);
     return b;
   };
-  u.inject(gv((b) => (b[0] = 0x40)), H2, 1234); // version 1
-  u.inject(gv((b) => (b[1] = 0x40)), H2, 1234); // critical options
-  u.inject(gv((b) => (b[2] = 0x08)), H2, 1234); // protocol 0x0858
-  u.inject(gv((b) => (b[0] = 0x3f)), H2, 1234); // options longer than the datagram
+  g.inject(gv((b) => (b[0] = 0x40)), H2, 1234); // version 1
+  g.inject(gv((b) => (b[1] = 0x80)), H2, 1234); // a control (OAM) message
+  g.inject(gv((b) => (b[1] = 0x40)), H2, 1234); // critical options
+  g.inject(gv((b) => (b[2] = 0x08)), H2, 1234); // protocol 0x0858
+  g.inject(gv((b) => (b[0] = 0x3f)), H2, 1234); // options longer than the datagram
+  g.inject(gv(() => {}, 100), H2, 1234); // the VXLAN network's VNI on the Geneve socket
   u.inject(new Uint8Array(20_000), H2, 1234); // longer than the receive buffer
   u.inject(vx(100), H2, 1234); // good
-  u.inject(compose.geneve(200, inner), H2, 1234); // good
+  g.inject(compose.geneve(200, inner), H2, 1234); // good
   fabric.run();
-  const s = hosts[0].dp.stats(String);
-  assert.deepEqual(s.underlay!.drops, { truncated: 1, 'unknown-vni': 1, 'unknown-vtep': 1, 'datagram-oversize': 1 });
-  assert.deepEqual(s.tunnels[0].drops, {
-    'vxlan-bad-flags': 1, 'geneve-bad-version': 1, 'geneve-critical-option': 1, 'geneve-bad-protocol': 1, truncated: 1,
-  });
+  const s = hosts[0].dp.stats(formatIpv4);
+  assert.deepEqual(s.underlays.map((x) => [x.encapsulation, x.drops]), [
+    ['vxlan', { truncated: 1, 'unknown-vni': 1, 'unknown-vtep': 1, 'datagram-oversize': 1, 'wrong-encapsulation': 1 }],
+    ['geneve', { 'wrong-encapsulation': 1 }],
+  ]);
+  assert.deepEqual(s.tunnels.map((t) => [t.remote, t.drops]), [
+    ['192.0.2.2:4789', { 'vxlan-bad-flags': 1 }],
+    ['192.0.2.2:6081', { 'geneve-bad-version': 1, 'geneve-oam': 1, 'geneve-critical-option': 1, 'geneve-bad-protocol': 1, truncated: 1 }],
+  ]);
   assert.equal(blue1.take().length, 1);
   assert.equal(red1.take().length, 1);
 });
@@ -333,4 +345,48 @@ test('ND suppression answers a real Linux solicitation exactly as Linux answered
   fabric.run();
   assert.equal(vm.take().length, 0);
   assert.equal(blue2.take().length, 1);
+});
+
+test('a MAC the controller gave a local port stays there: spoofed frames from a tunnel or another port are dropped', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue3 = port(0, 'blue3', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  hosts[0].dp.setLocalMacs('blue', new Map([[mac(1), 'blue1'], [mac(3), 'blue3']]));
+  // A datagram from blue2's host (a real remote of blue) with blue1's MAC; blue3 sends with it too.
+  (hosts[0].underlay as MemoryUnderlay).inject(compose.vxlan(100, arpRequest(1, 9)), H2, 40000);
+  blue3.send(arpRequest(1, 9));
+  fabric.run();
+  const s = hosts[0].dp.stats(formatIpv4);
+  assert.deepEqual(s.tunnels.find((t) => t.remote === '192.0.2.2:4789')!.drops, { 'src-mac-pinned': 1 });
+  assert.deepEqual(s.ports.find((p) => p.name === 'blue3')!.drops, { 'src-mac-pinned': 1 });
+  assert.equal(blue1.take().length, 0, 'the spoofed broadcasts reached no one');
+  // blue1 is still reachable from the remote host, and blue3 from blue1.
+  blue2.send(ping(2, 1));
+  blue1.send(ping(1, 3));
+  fabric.run();
+  assert.deepEqual(blue1.take(), [ping(2, 1)]);
+  assert.deepEqual(blue3.take(), [ping(1, 3)]);
+  // When the port goes, its MAC is free to be learned elsewhere.
+  hosts[0].dp.setLocalMacs('blue', new Map([[mac(3), 'blue3']]));
+  blue3.send(arpRequest(1, 9));
+  fabric.run();
+  assert.deepEqual(hosts[0].dp.portCounters('blue3').snapshot().drops, { 'src-mac-pinned': 1 }, 'no new drop');
+});
+
+test('inside and outside apply the same rules to the frame: source MAC, tags, MTU', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  port(1, 'blue2', 'blue');
+  const zero = compose.ethernet(BROADCAST, 0, EtherType.Arp, new Uint8Array(28));
+  const tagged = compose.ethernet(BROADCAST, mac(2), EtherType.Arp, new Uint8Array(28), [{ vid: 7 }]);
+  const big = compose.ethernet(mac(1), mac(2), EtherType.Ipv4, new Uint8Array(1451));
+  for (const f of [zero, tagged, big]) (hosts[0].underlay as MemoryUnderlay).inject(compose.vxlan(100, f), H2, 40000);
+  for (const f of [zero, tagged, compose.ethernet(mac(2), mac(1), EtherType.Ipv4, new Uint8Array(1451))]) blue1.send(f);
+  fabric.run();
+  const s = hosts[0].dp.stats(formatIpv4);
+  const expected = { 'invalid-src-mac': 1, 'vlan-not-allowed': 1, 'mtu-exceeded': 1 };
+  assert.deepEqual(s.tunnels.find((t) => t.remote === '192.0.2.2:4789')!.drops, expected);
+  assert.deepEqual(s.ports.find((p) => p.name === 'blue1')!.drops, expected);
+  assert.equal(blue1.take().length, 0);
 });

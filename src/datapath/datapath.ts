@@ -1,6 +1,7 @@
 /**
  * The userspace data path of one host: bridge domains (one per network) joining local ports
- * and tunnels to remote hosts over one underlay.
+ * and tunnels to remote hosts over the underlay: a UDP socket per encapsulation, and each
+ * network accepts datagrams only from its own encapsulation's socket.
  *
  * Two straight-line functions carry every frame: `inside` (port -> VLAN -> learn -> lookup
  * -> local port or tunnel) and `outside` (underlay -> decapsulate -> learn -> lookup -> local
@@ -16,15 +17,15 @@
 import { formatIpv6, isGroupMac, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
-import { FLAG_CRITICAL, PROTOCOL_ETHERNET } from '../wire/geneve.js';
+import { FLAG_CRITICAL, FLAG_OAM, PROTOCOL_ETHERNET } from '../wire/geneve.js';
 import { FLAG_I } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { writeGeneveHeader } from '../wire/geneve.js';
 import { writeVxlanHeader } from '../wire/vxlan.js';
-import type { PortBackend, UnderlayBackend } from './backend.js';
+import type { KernelCounters, PortBackend, UnderlayBackend } from './backend.js';
 import { Counters, Drop, type CounterSnapshot } from './counters.js';
 import { encapHeaderLen, overlayMtu, type Encapsulation } from './encapsulation.js';
-import { Fdb, isRemote, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
+import { Fdb, isRemote, Learned, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
 import { PacketMemory } from './packet-memory.js';
 
 /** Implementation limits (ours, not a protocol's). */
@@ -81,6 +82,9 @@ class Network {
   /** IPv6 (RFC 5952 text) -> MAC: neighbor solicitations for these are answered here. */
   nd: Map<string, number> | null = null;
   ndAnswered = 0;
+  /** MAC -> name of the local port the controller gave it: pinned in the FDB to that port
+   * while it exists, so that no frame from elsewhere can move it. */
+  localMacs: Map<number, string> | null = null;
 
   constructor(
     readonly index: number,
@@ -134,10 +138,29 @@ class Vtep {
   ) {}
 }
 
+/** One underlay socket: it carries every network of one encapsulation. */
+class Underlay {
+  readonly counters = new Counters();
+  readonly txOffsets = new Int32Array(UNDERLAY_TX_QUEUE);
+  readonly txLengths = new Int32Array(UNDERLAY_TX_QUEUE);
+  readonly txAddrs = new Uint32Array(UNDERLAY_TX_QUEUE);
+  readonly txPorts = new Uint16Array(UNDERLAY_TX_QUEUE);
+  readonly txVteps = new Int32Array(UNDERLAY_TX_QUEUE);
+  txCount = 0;
+
+  constructor(
+    readonly backend: UnderlayBackend,
+    readonly address: number,
+    readonly port: number,
+    readonly encapsulation: Encapsulation,
+    readonly rxSlot: number,
+  ) {}
+}
+
 export interface DatapathStats {
-  ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null } & CounterSnapshot>;
+  ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null; kernel: KernelCounters | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
-  underlay: ({ backend: string; local: string; mtu: number } & CounterSnapshot) | null;
+  underlays: Array<{ encapsulation: Encapsulation; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
 }
 
@@ -155,17 +178,9 @@ export class Datapath {
   private readonly portByName = new Map<string, Port>();
   private readonly vteps: Array<Vtep | undefined> = [];
 
-  private underlay: UnderlayBackend | null = null;
-  private underlayAddress = 0;
-  private underlayPort = 0;
-  readonly underlayCounters = new Counters();
-  private underlayRxSlot = -1;
-  private readonly utxOffsets = new Int32Array(UNDERLAY_TX_QUEUE);
-  private readonly utxLengths = new Int32Array(UNDERLAY_TX_QUEUE);
-  private readonly utxAddrs = new Uint32Array(UNDERLAY_TX_QUEUE);
-  private readonly utxPorts = new Uint16Array(UNDERLAY_TX_QUEUE);
-  private readonly utxVteps = new Int32Array(UNDERLAY_TX_QUEUE);
-  private utxCount = 0;
+  private readonly underlays: Underlay[] = [];
+  private vxlanUnderlay: Underlay | null = null;
+  private geneveUnderlay: Underlay | null = null;
 
   private readonly scratchSlot: number;
   private scratchUsed = 0;
@@ -307,7 +322,37 @@ export class Datapath {
     }
     this.ports[index] = port;
     this.portByName.set(port.name, port);
-    for (const net of members) net.ports.push(port);
+    for (const net of members) {
+      net.ports.push(port);
+      this.pinLocalMacs(net);
+    }
+  }
+
+  /**
+   * Sets which MACs belong to which local port on a network (from the controller's view;
+   * null: none known). Each is pinned in the FDB to its port while the port exists: learning
+   * never moves it, and a frame claiming it from another port or a tunnel is dropped
+   * ('src-mac-pinned'), so one spoofed frame cannot cut a VM off.
+   */
+  setLocalMacs(network: string, macs: Map<number, string> | null): void {
+    const net = this.mustNetwork(network);
+    const old = net.localMacs;
+    net.localMacs = macs;
+    if (old) {
+      for (const [mac, portName] of old) {
+        const port = this.portByName.get(portName);
+        if (port && macs?.get(mac) !== portName && net.fdb.isStaticAt(mac, port.index)) net.fdb.remove(mac);
+      }
+    }
+    this.pinLocalMacs(net);
+  }
+
+  private pinLocalMacs(net: Network): void {
+    if (!net.localMacs) return;
+    for (const [mac, portName] of net.localMacs) {
+      const port = this.portByName.get(portName);
+      if (port && net.ports.includes(port)) net.fdb.setStatic(mac, port.index, 0);
+    }
   }
 
   removePort(name: string): void {
@@ -338,17 +383,19 @@ export class Datapath {
     port.backend.start(() => this.pumpPort(port.index, now()));
   }
 
-  attachUnderlay(backend: UnderlayBackend, localAddress: number, localPort: number): void {
-    if (this.underlay) throw new Error('an underlay is attached already');
-    this.underlayRxSlot = this.memory.alloc(UNDERLAY_RX_SLOTS);
-    if (this.underlayRxSlot < 0) throw new Error('no packet memory left for the underlay');
-    this.underlay = backend;
-    this.underlayAddress = localAddress;
-    this.underlayPort = localPort;
+  /** Attaches the underlay socket that carries the networks of `encapsulation`. */
+  attachUnderlay(backend: UnderlayBackend, localAddress: number, localPort: number, encapsulation: Encapsulation): void {
+    if (this.underlays.some((u) => u.encapsulation === encapsulation)) throw new Error(`an underlay for ${encapsulation} is attached already`);
+    const rxSlot = this.memory.alloc(UNDERLAY_RX_SLOTS);
+    if (rxSlot < 0) throw new Error('no packet memory left for the underlay');
+    const u = new Underlay(backend, localAddress, localPort, encapsulation, rxSlot);
+    this.underlays.push(u);
+    if (encapsulation === 'vxlan') this.vxlanUnderlay = u;
+    else this.geneveUnderlay = u;
   }
 
   startUnderlay(now: () => number): void {
-    this.underlay?.start(() => this.pumpUnderlay(now()));
+    for (const u of this.underlays) u.backend.start(() => this.pumpUnderlay(u, now()));
   }
 
   setPortTap(name: string, tap: FrameTap | null): void {
@@ -398,21 +445,19 @@ export class Datapath {
     }
   }
 
-  pumpUnderlay(now: number): void {
-    const u = this.underlay;
-    if (!u) return;
+  private pumpUnderlay(u: Underlay, now: number): void {
     const mem = this.memory.bytes;
-    const base = this.memory.offsetOf(this.underlayRxSlot) + HEADROOM;
+    const base = this.memory.offsetOf(u.rxSlot) + HEADROOM;
     const stride = this.memory.slotSize;
     for (let b = 0; b < BATCHES_PER_PUMP; b++) {
       let n: number;
       try {
-        n = u.recvBatch(mem, base, stride, this.slotCapacity, UNDERLAY_RX_SLOTS, this.rxLengths, this.rxAddrs, this.rxPorts);
+        n = u.backend.recvBatch(mem, base, stride, this.slotCapacity, UNDERLAY_RX_SLOTS, this.rxLengths, this.rxAddrs, this.rxPorts);
       } catch {
-        this.underlayCounters.drop(Drop['rx-error']);
+        u.counters.drop(Drop['rx-error']);
         return;
       }
-      for (let i = 0; i < n; i++) this.outside(base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
+      for (let i = 0; i < n; i++) this.outside(u, base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
       this.flush();
       if (n < UNDERLAY_RX_SLOTS) return;
     }
@@ -426,7 +471,7 @@ export class Datapath {
     if (len < 14) return c.drop(Drop.runt);
     if (len >= this.slotCapacity) return c.drop(Drop.oversize);
     if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
-    if (isGroupMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
+    if (isGroupMac(mem, off + 6) || isZeroMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
 
     // An access port always has its network; a trunk picks one by tag below.
     let net = port.network!;
@@ -449,7 +494,8 @@ export class Datapath {
       return c.drop(Drop['vlan-not-allowed']);
     }
 
-    net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now);
+    if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     const type = readU16(mem, off + 12);
     if (net.arp !== null && type === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
     if (net.nd !== null && type === EtherType.Ipv6 && this.answerNd(port, net, off, len, now)) return;
@@ -532,10 +578,14 @@ export class Datapath {
     return true;
   }
 
-  /** A datagram from the underlay: an encapsulated frame from a remote host. */
-  private outside(off: number, len: number, fromAddr: number, fromPort: number, now: number): void {
+  /**
+   * A datagram from the underlay socket `u`: an encapsulated frame from a remote host. The
+   * same rules as `inside` apply to the inner frame (source MAC, VLAN tags, MTU, pinned
+   * MACs), counted under the same reasons, on the tunnel it came through.
+   */
+  private outside(u: Underlay, off: number, len: number, fromAddr: number, fromPort: number, now: number): void {
     const mem = this.memory.bytes;
-    const uc = this.underlayCounters;
+    const uc = u.counters;
     if (len < 0) {
       uc.rx(this.slotCapacity);
       return uc.drop(Drop['datagram-oversize']);
@@ -544,6 +594,7 @@ export class Datapath {
     if (len < 8 + 14) return uc.drop(Drop.truncated);
     const net = this.networkByVni.get(readU24(mem, off + 4));
     if (net === undefined) return uc.drop(Drop['unknown-vni']);
+    if (net.encapsulation !== u.encapsulation) return uc.drop(Drop['wrong-encapsulation']);
     let vtep: Vtep | undefined;
     const remotes = net.remotes;
     for (let i = 0; i < remotes.length; i++) {
@@ -562,6 +613,8 @@ export class Datapath {
       if ((mem[off] & FLAG_I) === 0) return c.drop(Drop['vxlan-bad-flags']);
     } else {
       if (mem[off] >>> 6 !== 0) return c.drop(Drop['geneve-bad-version']);
+      // RFC 8926 §3.4: a control message for the endpoint, never a frame to forward.
+      if ((mem[off + 1] & FLAG_OAM) !== 0) return c.drop(Drop['geneve-oam']);
       if ((mem[off + 1] & FLAG_CRITICAL) !== 0) return c.drop(Drop['geneve-critical-option']);
       if (readU16(mem, off + 2) !== PROTOCOL_ETHERNET) return c.drop(Drop['geneve-bad-protocol']);
       headerLen += (mem[off] & 0x3f) * 4;
@@ -569,10 +622,15 @@ export class Datapath {
     }
     const inner = off + headerLen;
     const innerLen = len - headerLen;
-    if (vtep.tap !== null) vtep.tap.datagram(mem, off, len, inner, 'rx', this.underlayAddress, this.underlayPort, fromAddr, fromPort, now);
-    if (isGroupMac(mem, inner + 6)) return c.drop(Drop['invalid-src-mac']);
-
-    net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now);
+    if (vtep.tap !== null) vtep.tap.datagram(mem, off, len, inner, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (isGroupMac(mem, inner + 6) || isZeroMac(mem, inner + 6)) return c.drop(Drop['invalid-src-mac']);
+    // Frames cross the underlay untagged (the VNI is the network): a tag is never valid here.
+    const innerType = readU16(mem, inner + 12);
+    if (innerType === EtherType.Vlan || innerType === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
+    if (innerLen - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    if (net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) {
+      return c.drop(Drop['src-mac-pinned']);
+    }
     this.encapAt = -1;
     this.forward(net, inner, innerLen, -1 - vtep.index, c, now);
   }
@@ -630,22 +688,23 @@ export class Datapath {
   }
 
   private toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void {
-    if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    const u = net.isVxlan ? this.vxlanUnderlay : this.geneveUnderlay;
+    if (u === null) return c.drop(Drop['tx-error']);
     const at = off - net.encapLen;
     if (this.encapAt !== at) {
       if (net.isVxlan) writeVxlanHeader(this.memory.bytes, at, net.vni);
       else writeGeneveHeader(this.memory.bytes, at, net.vni);
       this.encapAt = at;
     }
-    if (this.utxCount === UNDERLAY_TX_QUEUE) this.flushUnderlay();
-    const k = this.utxCount++;
-    this.utxOffsets[k] = at;
-    this.utxLengths[k] = len + net.encapLen;
-    this.utxAddrs[k] = vtep.address;
-    this.utxPorts[k] = vtep.port;
-    this.utxVteps[k] = vtep.index;
+    if (u.txCount === UNDERLAY_TX_QUEUE) this.flushUnderlay(u);
+    const k = u.txCount++;
+    u.txOffsets[k] = at;
+    u.txLengths[k] = len + net.encapLen;
+    u.txAddrs[k] = vtep.address;
+    u.txPorts[k] = vtep.port;
+    u.txVteps[k] = vtep.index;
     if (vtep.tap !== null) {
-      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, 'tx', this.underlayAddress, this.underlayPort, vtep.address, vtep.port, now);
+      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, 'tx', u.address, u.port, vtep.address, vtep.port, now);
     }
   }
 
@@ -653,7 +712,7 @@ export class Datapath {
   flush(): void {
     for (let i = 0; i < this.dirtyPorts.length; i++) this.flushPort(this.dirtyPorts[i]);
     this.dirtyPorts.length = 0;
-    if (this.utxCount > 0) this.flushUnderlay();
+    for (let i = 0; i < this.underlays.length; i++) if (this.underlays[i].txCount > 0) this.flushUnderlay(this.underlays[i]);
     this.scratchUsed = 0;
   }
 
@@ -679,20 +738,19 @@ export class Datapath {
     for (let i = attempted; i < count; i++) c.drop(Drop['tx-busy']);
   }
 
-  private flushUnderlay(): void {
-    const count = this.utxCount;
-    this.utxCount = 0;
-    const u = this.underlay;
-    const uc = this.underlayCounters;
-    const attempted = u === null ? 0 : u.sendBatch(this.memory.bytes, this.utxOffsets, this.utxLengths, this.utxAddrs, this.utxPorts, count);
+  private flushUnderlay(u: Underlay): void {
+    const count = u.txCount;
+    u.txCount = 0;
+    const uc = u.counters;
+    const attempted = u.backend.sendBatch(this.memory.bytes, u.txOffsets, u.txLengths, u.txAddrs, u.txPorts, count);
     for (let i = 0; i < count; i++) {
-      const vc = this.vteps[this.utxVteps[i]]?.counters;
-      const len = this.utxLengths[i];
+      const vc = this.vteps[u.txVteps[i]]?.counters;
+      const len = u.txLengths[i];
       if (i < attempted && len >= 0) {
         uc.tx(len);
         vc?.tx(len);
       } else {
-        const reason = i < attempted || u === null ? Drop['tx-error'] : Drop['tx-busy'];
+        const reason = i < attempted ? Drop['tx-error'] : Drop['tx-busy'];
         uc.drop(reason);
         vc?.drop(reason);
       }
@@ -724,6 +782,7 @@ export class Datapath {
         mode: p.trunk ? 'trunk' : 'access',
         networks: this.networks.filter((n) => n?.ports.includes(p)).map((n) => n!.name),
         failed: p.failed,
+        kernel: p.backend.kernelCounters?.() ?? null,
         ...p.counters.snapshot(),
       })),
       tunnels: this.vteps.filter((v): v is Vtep => v !== undefined).map((v) => ({
@@ -731,9 +790,14 @@ export class Datapath {
         networks: netNames(v),
         ...v.counters.snapshot(),
       })),
-      underlay: this.underlay
-        ? { backend: this.underlay.description, local: `${formatAddress(this.underlayAddress)}:${this.underlayPort}`, mtu: this.underlayMtu, ...this.underlayCounters.snapshot() }
-        : null,
+      underlays: this.underlays.map((u) => ({
+        encapsulation: u.encapsulation,
+        backend: u.backend.description,
+        local: `${formatAddress(u.address)}:${u.port}`,
+        mtu: this.underlayMtu,
+        kernel: u.backend.kernelCounters?.() ?? null,
+        ...u.counters.snapshot(),
+      })),
       networks: this.networks.filter((n): n is Network => n !== undefined).map((n) => ({
         name: n.name,
         vni: n.vni,
@@ -748,9 +812,14 @@ export class Datapath {
     };
   }
 
+  /** The counters of the underlay socket of `encapsulation`. */
+  underlayCounters(encapsulation: Encapsulation): Counters | undefined {
+    return this.underlays.find((u) => u.encapsulation === encapsulation)?.counters;
+  }
+
   close(): void {
     for (const p of this.ports) p?.backend.close();
-    this.underlay?.close();
+    for (const u of this.underlays) u.backend.close();
   }
 
   private mustNetwork(name: string): Network {
@@ -758,4 +827,9 @@ export class Datapath {
     if (!net) throw new Error(`no network ${name}`);
     return net;
   }
+}
+
+/** The all-zero MAC: no station's address, so never a valid source (IEEE 802). */
+function isZeroMac(mem: Uint8Array, off: number): boolean {
+  return readU16(mem, off) === 0 && readU32(mem, off + 2) === 0;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Fdb, NOT_FOUND, vtepDestination } from './fdb.js';
+import { Fdb, Learned, NOT_FOUND, vtepDestination } from './fdb.js';
 
 const halves = (mac: number): [number, number] => [Math.floor(mac / 2 ** 32), mac >>> 0];
 
@@ -8,7 +8,7 @@ test('learn, look up, move, and age out', () => {
   const fdb = new Fdb(16, 1000);
   const a = 0x020000000001;
   assert.equal(fdb.lookup(...halves(a)), NOT_FOUND);
-  assert.ok(fdb.learn(...halves(a), 3, 0));
+  assert.equal(fdb.learn(...halves(a), 3, 0), Learned.ok);
   assert.equal(fdb.lookup(...halves(a)), 3);
   fdb.learn(...halves(a), vtepDestination(2), 500);
   assert.equal(fdb.lookup(...halves(a)), vtepDestination(2));
@@ -20,18 +20,19 @@ test('learn, look up, move, and age out', () => {
 
 test('at the limit a new MAC is refused and counted; known MACs still refresh', () => {
   const fdb = new Fdb(4, 1000);
-  for (let i = 0; i < 4; i++) assert.ok(fdb.learn(0x0200, i, i, 0));
-  assert.equal(fdb.learn(0x0200, 99, 0, 0), false);
+  for (let i = 0; i < 4; i++) assert.equal(fdb.learn(0x0200, i, i, 0), Learned.ok);
+  assert.equal(fdb.learn(0x0200, 99, 0, 0), Learned.full);
   assert.equal(fdb.learnRefused, 1);
   assert.equal(fdb.size, 4);
-  assert.ok(fdb.learn(0x0200, 2, 7, 10), 'a known MAC is not refused');
+  assert.equal(fdb.learn(0x0200, 2, 7, 10), Learned.ok, 'a known MAC is not refused');
   assert.equal(fdb.lookup(0x0200, 2), 7);
 });
 
 test('static entries are not aged and not overwritten by learning', () => {
   const fdb = new Fdb(8, 10);
   fdb.setStatic(0x020000000009, vtepDestination(0), 0);
-  fdb.learn(...halves(0x020000000009), 5, 1);
+  assert.equal(fdb.learn(...halves(0x020000000009), 5, 1), Learned.pinnedElsewhere, 'a frame claiming a pinned MAC from elsewhere');
+  assert.equal(fdb.learn(...halves(0x020000000009), vtepDestination(0), 1), Learned.ok, 'from where it is pinned');
   assert.equal(fdb.lookup(...halves(0x020000000009)), vtepDestination(0));
   assert.equal(fdb.age(1_000_000), 0);
 });
@@ -46,7 +47,7 @@ test('agrees with a Map under random inserts, removals and aging (backward-shift
     const op = rand(10);
     if (op < 6) {
       const dest = rand(8);
-      const ok = fdb.learn(...halves(mac), dest, step);
+      const ok = fdb.learn(...halves(mac), dest, step) === Learned.ok;
       if (model.has(mac) || model.size < 200) model.set(mac, { dest, seen: step });
       assert.equal(ok, model.has(mac));
     } else if (op < 9) {

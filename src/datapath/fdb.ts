@@ -25,6 +25,16 @@ export function vtepOf(dest: FdbDestination): number {
   return -dest - 1;
 }
 
+/** What `learn` found. */
+export const Learned = {
+  /** Learned or refreshed. */
+  ok: 0,
+  /** A new MAC and the table is full: not learned (the frame may still be forwarded). */
+  full: 1,
+  /** The MAC is pinned (a static entry) to another destination: the frame is a spoof. */
+  pinnedElsewhere: 2,
+} as const;
+
 const EMPTY = 0;
 const LEARNED = 1;
 const STATIC = 2;
@@ -86,21 +96,29 @@ export class Fdb {
   }
 
   /**
-   * Records that `mac` was seen at `destination`. A static entry is never overwritten by
-   * learning. Returns false when the MAC is new and the table is full.
+   * Records that `mac` was seen at `destination`. A static entry (a MAC the controller put
+   * at a port or a remote host) is never moved by learning: a frame claiming it from
+   * anywhere else gets `Learned.pinnedElsewhere`. A new MAC with the table full is not
+   * learned (counted in learnRefused): `Learned.full`.
    */
-  learn(hi: number, lo: number, destination: FdbDestination, now: number): boolean {
+  learn(hi: number, lo: number, destination: FdbDestination, now: number): number {
     const i = this.find(hi, lo);
     if (i >= 0) {
-      if (this.state[i] === STATIC) return true;
+      if (this.state[i] === STATIC) return this.dest[i] === destination ? Learned.ok : Learned.pinnedElsewhere;
       if (this.dest[i] !== destination) {
         this.dest[i] = destination;
         this.moves++;
       }
       this.seen[i] = now;
-      return true;
+      return Learned.ok;
     }
-    return this.insert(hi, lo, destination, LEARNED, now);
+    return this.insert(hi, lo, destination, LEARNED, now) ? Learned.ok : Learned.full;
+  }
+
+  /** Whether `mac` is a static entry pointing at `destination`. */
+  isStaticAt(mac: MacNumber, destination: FdbDestination): boolean {
+    const i = this.find(Math.floor(mac / 0x1_0000_0000), mac >>> 0);
+    return i >= 0 && this.state[i] === STATIC && this.dest[i] === destination;
   }
 
   /** Installs a static entry (pushed by the controller, say); replaces a learned one. */

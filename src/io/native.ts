@@ -22,6 +22,19 @@ export interface Native {
   close(fd: number): void;
   watchReadable(fd: number, callback: (status: number) => void): WatchHandle;
   unwatch(handle: WatchHandle): void;
+  /** Datagrams the kernel dropped on a UDP socket, or a negative errno. */
+  udpDrops(fd: number): number;
+  /** An interface's kernel counters, read in the namespace at netnsPath (ours when null). */
+  linkStats(name: string, netnsPath: string | null): LinkStats;
+}
+
+export interface LinkStats {
+  rxPackets: number;
+  txPackets: number;
+  rxDropped: number;
+  txDropped: number;
+  rxErrors: number;
+  txErrors: number;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

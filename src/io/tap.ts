@@ -5,7 +5,7 @@
  * enters that namespace only for the open, and the fd works from ours afterwards.
  */
 import { existsSync } from 'node:fs';
-import type { PortBackend } from '../datapath/backend.js';
+import type { KernelCounters, PortBackend } from '../datapath/backend.js';
 import { IoError, native } from './native.js';
 import { WatchedFd } from './watched-fd.js';
 
@@ -57,5 +57,19 @@ export class TapPort implements PortBackend {
 
   close(): void {
     this.watched.close();
+  }
+
+  /**
+   * The TAP device's own counters. The kernel "transmits" what the VM sends towards our fd,
+   * so its tx_dropped is what was lost before Weft read it (its queue was full), and its
+   * rx_dropped what Weft wrote that the VM's side did not take.
+   */
+  kernelCounters(): KernelCounters | null {
+    try {
+      const s = native.linkStats(this.device, this.netns ? netnsPath(this.netns) : null);
+      return { rxDropped: s.txDropped, txDropped: s.rxDropped };
+    } catch {
+      return null;
+    }
   }
 }

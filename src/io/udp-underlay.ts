@@ -1,8 +1,9 @@
 /**
- * The underlay: one IPv4 UDP socket per host, carrying every network's tunnels. Datagrams
- * are received with recvmmsg and sent with sendmmsg, in batches, by the native addon.
+ * The underlay: IPv4 UDP sockets, one per encapsulation (VXLAN on 4789, Geneve on 6081 by
+ * default). Datagrams are received with recvmmsg and sent with sendmmsg, in batches, by the
+ * native addon.
  */
-import type { UnderlayBackend } from '../datapath/backend.js';
+import type { KernelCounters, UnderlayBackend } from '../datapath/backend.js';
 import { formatIpv4 } from '../wire/bytes.js';
 import { IoError, native } from './native.js';
 import { WatchedFd } from './watched-fd.js';
@@ -58,5 +59,11 @@ export class UdpUnderlay implements UnderlayBackend {
 
   close(): void {
     this.watched.close();
+  }
+
+  /** Datagrams the kernel dropped on this socket: its receive buffer was full. */
+  kernelCounters(): KernelCounters | null {
+    const drops = native.udpDrops(this.fd);
+    return drops < 0 ? null : { rxDropped: drops };
   }
 }
