@@ -11,8 +11,8 @@ export const DROP_REASONS = [
   /** A source MAC that no station can have: a group (multicast/broadcast) address or all
    * zeros. Never learned; from a port or inside a datagram from a tunnel. */
   'invalid-src-mac',
-  /** From a port: tagged on an access port, untagged on a trunk with no native network, or
-   * a VLAN the trunk does not carry. From a tunnel: any tagged inner frame (frames cross the
+  /** From a port: tagged on an access port, untagged on a trunk with no native network, a
+   * VLAN the trunk does not carry, or a second tag inside a trunk's tag (VLAN hopping). From a tunnel: any tagged inner frame (frames cross the
    * underlay untagged; the VNI is the network). */
   'vlan-not-allowed',
   /** An IP packet larger than the network's MTU, from a port or from a tunnel. */

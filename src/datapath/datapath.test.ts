@@ -130,8 +130,12 @@ test('a trunk port carries networks by VLAN tag, untags inbound and tags outboun
 
   trunk.send(arpRequest(1, 2)); // untagged, and no native network
   trunk.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2)), [{ vid: 30 }]));
+  // VLAN hopping: a second tag inside blue's would reach blue's access ports still tagged
+  // (found by the fuzz test).
+  trunk.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2)), [{ vid: 10 }, { vid: 20 }]));
   fabric.run();
-  assert.equal(hosts[0].dp.portCounters('trunk1').drops('vlan-not-allowed'), 2);
+  assert.equal(hosts[0].dp.portCounters('trunk1').drops('vlan-not-allowed'), 3);
+  assert.equal(blue2.take().length, 0);
 });
 
 test('a tagged frame on an access port is dropped and counted', () => {

@@ -482,6 +482,10 @@ export class Datapath {
         const tagged = port.networkOfVid[readU16(mem, off + 14) & 0x0fff];
         if (tagged === undefined) return c.drop(Drop['vlan-not-allowed']);
         net = tagged;
+        // A second tag inside would reach the network's access ports still tagged: a way to
+        // hop VLANs, so it is refused like any tag where none belongs.
+        const inner = readU16(mem, off + 16);
+        if (inner === EtherType.Vlan || inner === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
         // Untag in place: move the two MAC addresses over the tag.
         mem.copyWithin(off + 4, off, off + 12);
         off += 4;
