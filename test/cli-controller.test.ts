@@ -46,7 +46,7 @@ test('resources, refusals and apply from the command line; no token in any log l
     const bad = weft('port', 'create', 'vm2', '--network', 'blue', '--host', 'h1', '--ip', '10.9.9.9');
     assert.equal(bad.stderr.trim(), 'weft: 10.9.9.9 is outside every subnet of network blue (10.0.0.0/24)');
     const noToken = spawnSync(process.execPath, [CLI, 'network', 'list', '--controller', `http://127.0.0.1:${port}`, '--token', 'wrong'], { encoding: 'utf8', env: { ...process.env, WEFT_TOKEN: '' } });
-    assert.equal(noToken.stderr.trim(), 'weft: the token is not valid for this request');
+    assert.equal(noToken.stderr.trim(), "weft: the token is not valid for this request\nthe admin token is the file admin.token in the controller's data directory (--data-dir, /var/lib/weft by default)");
 
     const file = join(dir, 'net.yaml');
     writeFileSync(file, 'networks:\n  - { name: blue, vni: 100 }\n  - { name: red, vni: 200, encapsulation: geneve }\nports:\n  - { name: vm1, network: blue, host: h2 }\n  - { name: vm3, network: red, host: h1 }\n');

@@ -9,25 +9,35 @@ import { withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping');
 
-test('a trunk port carries two networks into one VM by VLAN tag', { skip, timeout: 60_000 }, async () => {
-  await withLab({
-    name: 'e2etrunk',
-    hosts: [{ name: 'h1' }, { name: 'h2' }],
-    networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }],
-    vms: [
-      { name: 'router', host: 'h1', trunk: { 10: { network: 'blue', ip: '10.10.0.1/24' }, 20: { network: 'red', ip: '10.20.0.1/24' } } },
-      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
-      { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
-    ],
-  }, async (lab) => {
-    await lab.run('router', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'eth0.10', '10.10.0.2');
-    await lab.run('router', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'eth0.20', '10.20.0.2');
-    await lab.run('blue2', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.10.0.1');
-    const port = (await lab.stats('h1')).ports.find((p) => p.name === 'router')!;
-    assert.equal(port.mode, 'trunk');
-    assert.deepEqual(port.networks.sort(), ['blue', 'red']);
-  });
+const trunkTopology = (name: string, controller: boolean) => ({
+  name,
+  controller,
+  hosts: [{ name: 'h1' }, { name: 'h2' }],
+  networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }],
+  vms: [
+    { name: 'router', host: 'h1', trunk: { 10: { network: 'blue', ip: '10.10.0.1/24' }, 20: { network: 'red', ip: '10.20.0.1/24' } } },
+    { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+    { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
+  ],
 });
+
+for (const controller of [false, true]) {
+  test(`a trunk port carries two networks into one VM by VLAN tag (${controller ? 'made through the controller\'s API' : 'static config'})`, { skip, timeout: 60_000 }, async () => {
+    await withLab(trunkTopology(controller ? 'e2etrunkc' : 'e2etrunk', controller), async (lab) => {
+      await lab.run('router', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'eth0.10', '10.10.0.2');
+      await lab.run('router', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'eth0.20', '10.20.0.2');
+      await lab.run('blue2', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.10.0.1');
+      const port = (await lab.stats('h1')).ports.find((p) => p.name === 'router')!;
+      assert.equal(port.mode, 'trunk');
+      assert.deepEqual(port.networks.sort(), ['blue', 'red']);
+      if (controller) {
+        // The controller answers ARP for the trunk's addresses on each network.
+        const h2 = await lab.stats('h2');
+        assert.ok(h2.networks.find((n) => n.name === 'blue')!.arpAnswered + h2.networks.find((n) => n.name === 'red')!.arpAnswered >= 1);
+      }
+    });
+  });
+}
 
 test('MTU: a DF ping at exactly the overlay MTU passes, one byte more is dropped and counted', { skip, timeout: 60_000 }, async () => {
   await withLab({

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import type { Host, Network, Port, Subnet } from '../controller/model.js';
+import { attachments, type Host, type Network, type Port, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
 import { table } from './format.js';
 import { UsageError } from './errors.js';
@@ -14,7 +14,15 @@ type Format = 'table' | 'json' | 'yaml';
 const columns: Record<string, { headers: string[]; row(r: never): string[] }> = {
   networks: { headers: ['NAME', 'VNI', 'ENCAP', 'MTU'], row: (n: Network) => [n.name, String(n.vni), n.encapsulation, n.mtu ? String(n.mtu) : 'auto'] },
   subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-'] },
-  ports: { headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND'], row: (p: Port) => [p.name, p.network, p.host, p.mac, p.ips.join(',') || '-', p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type] },
+  ports: {
+    headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND'],
+    row: (p: Port) => [
+      p.name,
+      p.vlans ? `${p.network ? `${p.network},` : ''}${p.vlans.map((v) => `${v.vid}:${v.network}`).join(',')}` : p.network ?? '-',
+      p.host, p.mac, attachments(p).flatMap((a) => a.ips).join(',') || '-',
+      p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type,
+    ],
+  },
   hosts: {
     headers: ['NAME', 'UNDERLAY', 'MTU', 'AGENT', 'APPLIED', 'PORTS UP'],
     row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
@@ -94,8 +102,9 @@ export function registerResourceCommands(program: Command): void {
     });
 
   const port = basic(program, 'ports', 'port');
-  targetOptions(port.command('create').argument('<name>').description('create a port (a VM\'s NIC) on a network, bound to a host')
-    .requiredOption('--network <network>', 'its network')
+  targetOptions(port.command('create').argument('<name>').description('create a port (a VM\'s NIC) on a network, or a trunk of several, bound to a host')
+    .option('--network <network>', 'its network (with --trunk: the untagged one)')
+    .option('--trunk <vid:network,...>', 'a trunk port: the VLAN ID of each network, e.g. 10:blue,20:red')
     .requiredOption('--host <host>', 'the host its VM runs on')
     .option('--mac <mac>', 'its MAC (allocated when not given)')
     .option('--ip <ip...>', 'its addresses (one allocated from the network\'s subnets when not given)')
@@ -105,7 +114,13 @@ export function registerResourceCommands(program: Command): void {
     .action(async (name, o) => {
       const backend = o.tap ? { type: 'tap', device: o.tap, ...(o.netns ? { netns: o.netns } : {}) } : undefined;
       if (!o.tap && o.netns) throw new UsageError('--netns goes with --tap');
-      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, host: o.host, mac: o.mac, ips: o.ip, backend }), o.output);
+      if (!o.network && !o.trunk) throw new UsageError('give --network NETWORK, or --trunk VID:NETWORK,... for a trunk port');
+      const vlans = o.trunk ? String(o.trunk).split(',').map((item) => {
+        const m = /^(\d{1,4}):(.+)$/.exec(item.trim());
+        if (!m) throw new UsageError(`--trunk takes VID:NETWORK pairs separated by commas, e.g. 10:blue,20:red; not ${JSON.stringify(item)}`);
+        return { vid: Number(m[1]), network: m[2] };
+      }) : undefined;
+      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend }), o.output);
     });
 
   const host = basic(program, 'hosts', 'host');

@@ -170,3 +170,47 @@ test('nonsense values are refused, each naming its field', async () => {
   const misspelled = await call('POST', '/v1/ports', { name: 'z', network: 'blue', host: 'h3' });
   assert.equal(misspelled.body.detail, 'there is no host named h3 (hosts: h1, h2); register it with weft host create');
 });
+
+test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a view with the tags', async () => {
+  const store = new MemoryStore();
+  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'a', joinToken: 'j', agents: { status: () => null } });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await app.request(path, { method, headers: { authorization: 'Bearer a', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  };
+  await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' });
+  await call('POST', '/v1/hosts', { name: 'h2', address: '192.0.2.2' });
+  for (const [n, vni, cidr] of [['blue', 100, '10.10.0.0/24'], ['red', 200, '10.20.0.0/24'], ['green', 300, '10.30.0.0/24']] as const) {
+    await call('POST', '/v1/networks', { name: n, vni });
+    await call('POST', '/v1/subnets', { name: `${n}4`, network: n, cidr });
+  }
+  const t = await call('POST', '/v1/ports', { name: 't1', host: 'h1', network: 'green', vlans: [{ vid: 10, network: 'blue', ips: ['10.10.0.9'] }, { vid: 20, network: 'red' }] });
+  assert.equal(t.status, 201, JSON.stringify(t.body));
+  assert.deepEqual({ network: t.body.network, ips: t.body.ips, vlans: t.body.vlans }, {
+    network: 'green', ips: ['10.30.0.2'],
+    vlans: [{ vid: 10, network: 'blue', ips: ['10.10.0.9'] }, { vid: 20, network: 'red', ips: ['10.20.0.2'] }],
+  });
+  // Its MAC and addresses are claimed on each network.
+  assert.equal((await call('POST', '/v1/ports', { name: 'x', host: 'h2', network: 'red', mac: t.body.mac })).status, 409);
+  const taken = await call('POST', '/v1/ports', { name: 'x', host: 'h2', network: 'blue', ips: ['10.10.0.9'] });
+  assert.equal(taken.status, 409);
+  assert.equal(taken.body.detail, '10.10.0.9 is used by port t1 on network blue');
+  // The view of its host carries the tags, and each network knows its address there.
+  const { ModelCache } = await import('./model-cache.js');
+  await call('POST', '/v1/ports', { name: 'b2', host: 'h2', network: 'blue' });
+  const view = (await ModelCache.load(store)).viewFor('h1');
+  assert.deepEqual(view.ports, [{ name: 't1', mode: 'trunk', vlans: { 10: 'blue', 20: 'red' }, nativeNetwork: 'green', backend: { type: 'memory' } }]);
+  assert.deepEqual(view.networks.find((n) => n.name === 'blue')!.neighbors!.find((n) => n.port === 't1')!.ips, ['10.10.0.9']);
+  const remoteView = (await ModelCache.load(store)).viewFor('h2');
+  assert.deepEqual(remoteView.networks.find((n) => n.name === 'blue')!.neighbors!.find((n) => n.mac === t.body.mac)!.ips, ['10.10.0.9']);
+
+  const bad = await call('POST', '/v1/ports', { name: 'y', host: 'h1', vlans: [{ vid: 10, network: 'blue' }, { vid: 10, network: 'red' }, { vid: 4095, network: 'green' }] });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field).sort(), ['vlans[1].vid', 'vlans[2].vid']);
+  const neither = await call('POST', '/v1/ports', { name: 'y', host: 'h1' });
+  assert.equal(neither.body.errors[0].field, 'network');
+  // Deleting a network a trunk is on is refused; deleting the trunk frees everything.
+  assert.equal((await call('DELETE', '/v1/networks/red')).status, 409);
+  assert.equal((await call('DELETE', '/v1/ports/t1')).status, 204);
+  assert.equal((await call('POST', '/v1/ports', { name: 'z', host: 'h2', network: 'blue', ips: ['10.10.0.9'], mac: t.body.mac })).status, 201);
+});

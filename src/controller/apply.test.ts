@@ -69,6 +69,18 @@ describe('the plan', () => {
     assert.throws(() => plan(current, req.resources, true), /ports\[0\]\.network: network old is deleted by this apply/);
   });
 
+  test('trunk ports: created with their tags, and the tags do not change in place', () => {
+    const req = file({ ports: [{ name: 't1', host: 'h1', vlans: [{ vid: 10, network: 'blue' }] }, { name: 'vm1', network: 'blue', host: 'h1', ips: ['10.0.0.2'] }, { name: 'gone', network: 'old', host: 'h1', vlans: [{ vid: 20, network: 'blue' }] }] });
+    assert.throws(() => plan(current, req.resources, false), (err: ApiError) => {
+      assert.deepEqual(err.errors.map((e) => e.field), ['ports[2].vlans']);
+      return true;
+    });
+    const ok = file({ ports: [{ name: 't1', host: 'h1', network: 'old', vlans: [{ vid: 10, network: 'blue' }, { vid: 20, network: 'red' }] }] });
+    assert.throws(() => plan(current, ok.resources, false), /ports\[0\]\.vlans\[1\]\.network: network red is neither in the file nor on the controller/);
+    const fine = file({ ports: [{ name: 't1', host: 'h1', network: 'old', vlans: [{ vid: 10, network: 'blue' }] }] });
+    assert.deepEqual(plan(current, fine.resources, false).actions.map((a) => a.text), ['+ port t1 (trunk 10:blue native old on h1)']);
+  });
+
   test('two resources of one kind with the same name are refused by the file\'s schema', () => {
     const r = applyRequest.safeParse({ resources: { networks: [{ name: 'a' }, { name: 'b' }, { name: 'a' }] } });
     assert.equal(r.success, false);

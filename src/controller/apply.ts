@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { networkCreate, portCreate, subnetCreate, type Host, type Network, type Port, type Subnet } from './model.js';
+import { checkPort, networkCreate, portCreate, portFields, subnetCreate, type Host, type Network, type Port, type Subnet } from './model.js';
 import { ApiError, NetworkService, type ServiceOptions } from './service.js';
 import { Transaction, TransactionConflict } from './store/transaction.js';
 import type { Store } from './store/store.js';
@@ -26,7 +26,7 @@ export const KINDS = ['networks', 'subnets', 'ports'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** A port in a file: its backend may be left out (kept as it is, memory when created). */
-const filePort = portCreate.extend({ backend: portCreate.shape.backend.optional() });
+const filePort = portFields.extend({ backend: portFields.shape.backend.optional() }).superRefine(checkPort);
 
 /** The resources of a file, as `weft apply` reads them; each list's names are unique. */
 export const applyResources = z.object({
@@ -158,10 +158,11 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
     desired.ports.forEach((want, i) => {
       const h = have.get(want.name);
       if (!h) {
-        creates.push({ verb: 'create', kind: 'ports', name: want.name, index: i, body: want, text: `+ port ${want.name} (${want.network} on ${want.host}${want.ips ? `, ${want.ips.join(',')}` : ''})` });
+        creates.push({ verb: 'create', kind: 'ports', name: want.name, index: i, body: want, text: `+ port ${want.name} (${portNetworks(want)} on ${want.host}${want.ips ? `, ${want.ips.join(',')}` : ''})` });
         return;
       }
-      immutable('ports', i, 'network', h.network, want.network);
+      immutable('ports', i, 'network', h.network ?? null, want.network ?? null);
+      immutable('ports', i, 'vlans', (h.vlans ?? []).map((v) => [v.vid, v.network]), (want.vlans ?? []).map((v) => [v.vid, v.network]));
       immutable('ports', i, 'mac', h.mac, want.mac);
       const change: Record<string, unknown> = {};
       const said: string[] = [];
@@ -205,12 +206,21 @@ function references(current: Current, desired: ApplyResources, deleted: Set<stri
   };
   (desired.subnets ?? []).forEach((s, i) => network('subnets', i, s.network));
   (desired.ports ?? []).forEach((p, i) => {
-    network('ports', i, p.network);
+    if (p.network !== undefined) network('ports', i, p.network);
+    (p.vlans ?? []).forEach((v, k) => {
+      if (!networks.has(v.network)) problems.push({ field: `ports[${i}].vlans[${k}].network`, message: `network ${v.network} is neither in the file nor on the controller` });
+    });
     if (!hosts.has(p.host)) {
       problems.push({ field: `ports[${i}].host`, message: `there is no host named ${p.host}${hosts.size ? ` (hosts: ${[...hosts].sort().join(', ')})` : ''}; register it with weft host create` });
     }
   });
   return problems;
+}
+
+/** How the plan names a port's networks: `blue`, or `trunk 10:blue,20:red`. */
+function portNetworks(p: { network?: string; vlans?: Array<{ vid: number; network: string }> }): string {
+  if (!p.vlans) return p.network ?? '-';
+  return `trunk ${p.vlans.map((v) => `${v.vid}:${v.network}`).join(',')}${p.network ? ` native ${p.network}` : ''}`;
 }
 
 export function planDigest(actions: Action[]): string {

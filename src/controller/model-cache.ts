@@ -4,7 +4,7 @@
  * and by network.
  */
 import type { HostState, NetworkState, PortState } from '../agent/desired-state.js';
-import type { Host, Network, Port, Subnet } from './model.js';
+import { attachments, type Host, type Network, type Port, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
 
@@ -39,13 +39,13 @@ export class ModelCache {
   private indexPort(p: Port): void {
     this.ports.set(p.name, p);
     add(this.byHost, p.host, p.name);
-    add(this.byNetwork, p.network, p.name);
+    for (const a of attachments(p)) add(this.byNetwork, a.network, p.name);
   }
 
   private unindexPort(p: Port): void {
     this.ports.delete(p.name);
     remove(this.byHost, p.host, p.name);
-    remove(this.byNetwork, p.network, p.name);
+    for (const a of attachments(p)) remove(this.byNetwork, a.network, p.name);
   }
 
   /**
@@ -63,14 +63,14 @@ export class ModelCache {
       if (kind === 'ports') {
         const old = this.ports.get(name);
         if (old) {
-          touchNetwork(old.network);
+          for (const a of attachments(old)) touchNetwork(a.network);
           affected.add(old.host);
           this.unindexPort(old);
         }
         if (c.value) {
           const p = c.value as Port;
           this.indexPort(p);
-          touchNetwork(p.network);
+          for (const a of attachments(p)) touchNetwork(a.network);
         }
       } else if (kind === 'networks') {
         if (c.value) this.networks.set(name, c.value as Network);
@@ -81,7 +81,7 @@ export class ModelCache {
         else this.hosts.delete(name);
         affected.add(name);
         // Its address is in the views of every host it shares a network with.
-        for (const pn of this.byHost.get(name) ?? []) touchNetwork(this.ports.get(pn)!.network);
+        for (const pn of this.byHost.get(name) ?? []) for (const a of attachments(this.ports.get(pn)!)) touchNetwork(a.network);
       } else if (kind === 'subnets') {
         if (c.value) this.subnets.set(name, c.value as Subnet);
         else this.subnets.delete(name);
@@ -92,16 +92,18 @@ export class ModelCache {
 
   /** The part of the intended network that `host` must make real. */
   viewFor(host: string): HostView {
-    const mine = [...(this.byHost.get(host) ?? [])].sort().map((n) => this.ports.get(n)!).filter((p) => this.networks.has(p.network));
-    const netNames = [...new Set(mine.map((p) => p.network))].sort();
+    // A port whose networks are not all known (a change still on its way) waits for them.
+    const mine = [...(this.byHost.get(host) ?? [])].sort().map((n) => this.ports.get(n)!).filter((p) => attachments(p).every((a) => this.networks.has(a.network)));
+    const netNames = [...new Set(mine.flatMap((p) => attachments(p).map((a) => a.network)))].sort();
     const networks: NetworkState[] = netNames.map((n) => {
       const net = this.networks.get(n)!;
       const members = [...this.byNetwork.get(n)!].sort().map((pn) => this.ports.get(pn)!);
       const remotes = new Map<string, { address: string; port: number }>();
       const neighbors = [];
       for (const p of members) {
+        const ips = attachments(p).find((a) => a.network === n)!.ips;
         if (p.host === host) {
-          neighbors.push({ mac: p.mac, ips: p.ips, port: p.name });
+          neighbors.push({ mac: p.mac, ips, port: p.name });
           continue;
         }
         const h = this.hosts.get(p.host);
@@ -109,7 +111,7 @@ export class ModelCache {
         // Each encapsulation has its own UDP port on every host.
         const remote = { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };
         remotes.set(`${h.address}:${h.port}`, remote);
-        neighbors.push({ mac: p.mac, ips: p.ips, remote });
+        neighbors.push({ mac: p.mac, ips, remote });
       }
       return {
         name: n,
@@ -120,7 +122,9 @@ export class ModelCache {
         neighbors,
       };
     });
-    const ports: PortState[] = mine.map((p) => ({ name: p.name, mode: 'access', network: p.network, backend: p.backend }));
+    const ports: PortState[] = mine.map((p) => (p.vlans === undefined
+      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend }
+      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend }));
     return { host, networks, ports };
   }
 }

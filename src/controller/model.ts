@@ -7,6 +7,7 @@ import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js
 import { ifname, ipv4, ipv4Cidr, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac } from '../config/fields.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
+import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 
 export { name };
 
@@ -37,14 +38,43 @@ export const subnetUpdate = z.object({
   dns: z.array(unicastIpv4).max(8),
 }).partial().strict();
 
-export const portCreate = z.object({
-  name,
+/** A VLAN a trunk port carries: the network behind the tag, and the port's addresses on it. */
+const trunkVlan = z.object({
+  vid: z.number().int().min(VID_MIN).max(VID_MAX),
   network: name,
+  ips: z.array(portAddress).max(16).optional(),
+}).strict();
+
+/**
+ * A port is an access port on `network`, or a trunk: `vlans` lists the tagged networks, and
+ * `network`, if given, is its native (untagged) one. One MAC for the port, on every network
+ * it is on.
+ */
+export const portFields = z.object({
+  name,
+  network: name.optional(),
+  vlans: z.array(trunkVlan).min(1).max(64).optional(),
   host: name,
   mac: unicastMac.optional(),
   ips: z.array(portAddress).max(16).optional(),
   backend: backendSchema.default({ type: 'memory' }),
 }).strict();
+
+/** The rules across a port's fields: what it is on, once each. */
+export function checkPort(p: { network?: string; ips?: string[]; vlans?: Array<{ vid: number; network: string }> }, ctx: z.RefinementCtx): void {
+  if (p.network === undefined && p.vlans === undefined) ctx.addIssue({ code: 'custom', path: ['network'], message: 'give network (an access port), vlans (a trunk), or both (a trunk with a native network)' });
+  if (p.network === undefined && p.ips !== undefined) ctx.addIssue({ code: 'custom', path: ['ips'], message: 'a trunk port without a native network has its addresses in vlans[].ips' });
+  const vids = new Set<number>();
+  const nets = new Set(p.network === undefined ? [] : [p.network]);
+  (p.vlans ?? []).forEach((v, i) => {
+    if (vids.has(v.vid)) ctx.addIssue({ code: 'custom', path: ['vlans', i, 'vid'], message: `VLAN ${v.vid} is listed twice` });
+    if (nets.has(v.network)) ctx.addIssue({ code: 'custom', path: ['vlans', i, 'network'], message: `network ${v.network} is on this port already` });
+    vids.add(v.vid);
+    nets.add(v.network);
+  });
+}
+
+export const portCreate = portFields.superRefine(checkPort);
 export const portUpdate = z.object({
   host: name,
   ips: z.array(portAddress).max(16),
@@ -85,11 +115,21 @@ export interface Subnet {
 
 export interface Port {
   name: string;
-  network: string;
+  /** An access port's network, or a trunk's native (untagged) one; absent on a trunk
+   * without one. */
+  network?: string;
   host: string;
   mac: string;
+  /** Its addresses on `network`. */
   ips: string[];
+  /** A trunk's tagged networks, each with the port's addresses on it. */
+  vlans?: Array<{ vid: number; network: string; ips: string[] }>;
   backend: Backend;
+}
+
+/** Every network a port is on: untagged (vid null) or behind a VLAN tag. */
+export function attachments(p: Port): Array<{ network: string; vid: number | null; ips: string[] }> {
+  return [...(p.network === undefined ? [] : [{ network: p.network, vid: null, ips: p.ips }]), ...(p.vlans ?? []).map((v) => ({ network: v.network, vid: v.vid, ips: v.ips }))];
 }
 
 export interface Host {

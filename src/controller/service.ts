@@ -11,7 +11,7 @@ import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
-  Keys, type Host, type Network, type Port, type Subnet,
+  attachments, Keys, type Host, type Network, type Port, type Subnet,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
 import type { Condition, Entry, Operation, Store } from './store/store.js';
@@ -137,7 +137,7 @@ export class NetworkService {
 
   async deleteNetwork(n: string): Promise<void> {
     const e = await this.entry<Network>(Keys.network(n), 'network', n);
-    const ports = (await this.list<Port>('ports')).filter((p) => p.network === n);
+    const ports = (await this.list<Port>('ports')).filter((p) => attachments(p).some((a) => a.network === n));
     const subnets = (await this.store.list<Subnet>(`/index/subnet/${n}/`)).map((e) => e.value);
     if (ports.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${ports.length} port(s): ${names(ports)}; delete them first`);
     if (subnets.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${subnets.length} subnet(s): ${names(subnets)}; delete them first`);
@@ -189,7 +189,7 @@ export class NetworkService {
   async deleteSubnet(n: string): Promise<void> {
     const e = await this.entry<Subnet>(Keys.subnet(n), 'subnet', n);
     const c = parseCidr(e.value.cidr);
-    const users = (await this.list<Port>('ports')).filter((p) => p.network === e.value.network && p.ips.some((ip) => isIpv4(ip) && contains(c, parseIpv4(ip))));
+    const users = (await this.list<Port>('ports')).filter((p) => attachments(p).some((a) => a.network === e.value.network && a.ips.some((ip) => isIpv4(ip) && contains(c, parseIpv4(ip)))));
     if (users.length > 0) throw new ApiError(409, 'Conflict', `subnet ${n} still has ${users.length} port(s) with addresses in it: ${names(users)}`);
     await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }],
       [{ type: 'delete', key: Keys.subnet(n) }, { type: 'delete', key: Keys.subnetOf(e.value.network, n) }],
@@ -199,26 +199,26 @@ export class NetworkService {
   // ---- ports -----------------------------------------------------------------------------
 
   /** Checks requested IPs against the network's subnets, or allocates one. */
-  private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = []): Promise<string[]> {
+  private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = [], field = 'ips'): Promise<string[]> {
     const subnets = (await this.store.list<Subnet>(`/index/subnet/${network}/`)).map((e) => e.value);
     if (requested !== undefined) {
       requested.forEach((text, i) => {
         if (!isIpv4(text)) {
-          if (text.startsWith('ff')) throw new ApiError(422, 'Unprocessable', `${text} is a multicast address`, [{ field: `ips[${i}]`, message: 'multicast' }]);
-          if (text === '::' || text === '::1') throw new ApiError(422, 'Unprocessable', `${text} cannot be a port's address`, [{ field: `ips[${i}]`, message: 'reserved' }]);
+          if (text.startsWith('ff')) throw new ApiError(422, 'Unprocessable', `${text} is a multicast address`, [{ field: `${field}[${i}]`, message: 'multicast' }]);
+          if (text === '::' || text === '::1') throw new ApiError(422, 'Unprocessable', `${text} cannot be a port's address`, [{ field: `${field}[${i}]`, message: 'reserved' }]);
           return; // IPv6: given, not allocated; unique on the network through its index key
         }
         const ip = parseIpv4(text);
         const s = subnets.find((x) => contains(parseCidr(x.cidr), ip));
         if (!s) {
-          throw new ApiError(422, 'Unprocessable', `${text} is outside every subnet of network ${network}${subnets.length ? ` (${subnets.map((x) => x.cidr).join(', ')})` : ': it has none'}`, [{ field: `ips[${i}]`, message: 'outside the subnets' }]);
+          throw new ApiError(422, 'Unprocessable', `${text} is outside every subnet of network ${network}${subnets.length ? ` (${subnets.map((x) => x.cidr).join(', ')})` : ': it has none'}`, [{ field: `${field}[${i}]`, message: 'outside the subnets' }]);
         }
         const c = parseCidr(s.cidr);
         if (ip === c.first || ip === c.last || text === s.gateway) {
-          throw new ApiError(422, 'Unprocessable', `${text} is the ${ip === c.first ? 'network address' : ip === c.last ? 'broadcast address' : 'gateway'} of subnet ${s.name}`, [{ field: `ips[${i}]`, message: 'reserved' }]);
+          throw new ApiError(422, 'Unprocessable', `${text} is the ${ip === c.first ? 'network address' : ip === c.last ? 'broadcast address' : 'gateway'} of subnet ${s.name}`, [{ field: `${field}[${i}]`, message: 'reserved' }]);
         }
       });
-      if (new Set(requested).size !== requested.length) throw new ApiError(422, 'Unprocessable', 'an address is listed twice', [{ field: 'ips', message: 'duplicate' }]);
+      if (new Set(requested).size !== requested.length) throw new ApiError(422, 'Unprocessable', 'an address is listed twice', [{ field, message: 'duplicate' }]);
       return requested;
     }
     if (subnets.length === 0) return [];
@@ -229,7 +229,7 @@ export class NetworkService {
       const ip = allocate(parseIpv4(s.allocation.start), parseIpv4(s.allocation.end), taken);
       if (ip !== null) return [formatIpv4(ip)];
     }
-    throw new ApiError(409, 'Conflict', `network ${network} has no free address left in ${names(subnets)}`, [{ field: 'ips', message: 'exhausted' }]);
+    throw new ApiError(409, 'Conflict', `network ${network} has no free address left in ${names(subnets)}`, [{ field, message: 'exhausted' }]);
   }
 
   /**
@@ -243,60 +243,83 @@ export class NetworkService {
   }
 
   async createPort(body: z.infer<typeof portCreate>): Promise<Port> {
-    const net = await this.store.get<Network>(Keys.network(body.network));
-    if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
+    // Its networks: the access (or native) one untagged, then a trunk's tagged ones.
+    const wanted = [
+      ...(body.network === undefined ? [] : [{ network: body.network, ips: body.ips, at: '' }]),
+      ...(body.vlans ?? []).map((v, k) => ({ network: v.network, ips: v.ips, at: `vlans[${k}].` })),
+    ];
+    const nets: Array<Entry<Network>> = [];
+    for (const w of wanted) {
+      const net = await this.store.get<Network>(Keys.network(w.network));
+      if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${w.network}`, [{ field: `${w.at}network`, message: 'no such network' }]);
+      nets.push(net);
+    }
     await this.mustHost(body.host);
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const mac = body.mac ?? randomMac();
-      const ips = await this.addressesFor(body.network, body.ips);
-      const port: Port = { name: body.name, network: body.network, host: body.host, mac, ips, backend: body.backend };
+      const addresses: string[][] = [];
+      for (const w of wanted) addresses.push(await this.addressesFor(w.network, w.ips, [], `${w.at}ips`));
+      const native = body.network === undefined ? 0 : 1;
+      const port: Port = {
+        name: body.name,
+        ...(body.network === undefined ? {} : { network: body.network }),
+        host: body.host,
+        mac,
+        ips: native ? addresses[0] : [],
+        ...(body.vlans === undefined ? {} : { vlans: body.vlans.map((v, k) => ({ vid: v.vid, network: v.network, ips: addresses[native + k] })) }),
+        backend: body.backend,
+      };
+      const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
       const r = await this.store.commit(
         [
           { key: Keys.port(port.name), modRevision: 0 },
-          { key: Keys.network(port.network), modRevision: net.modRevision },
-          { key: Keys.mac(port.network, mac), modRevision: 0 },
-          ...ips.map((ip) => ({ key: Keys.ip(port.network, ip), modRevision: 0 })),
+          ...nets.map((net) => ({ key: net.key, modRevision: net.modRevision })),
+          ...claims.map((key) => ({ key, modRevision: 0 })),
         ],
-        [
-          { type: 'put', key: Keys.port(port.name), value: port },
-          { type: 'put', key: Keys.mac(port.network, mac), value: port.name },
-          ...ips.map((ip) => ({ type: 'put' as const, key: Keys.ip(port.network, ip), value: port.name })),
-        ],
+        [{ type: 'put', key: Keys.port(port.name), value: port }, ...claims.map((key) => ({ type: 'put' as const, key, value: port.name }))],
       );
       if (r.ok) return port;
       const f = r.failed.key;
       if (f === Keys.port(port.name)) throw new ApiError(409, 'Conflict', `a port named ${port.name} exists already`, [{ field: 'name', message: 'taken' }]);
-      if (f === Keys.network(port.network)) throw new ApiError(409, 'Conflict', `network ${port.network} changed meanwhile; try again`);
+      if (f.startsWith('/networks/')) throw new ApiError(409, 'Conflict', `network ${f.slice('/networks/'.length)} changed meanwhile; try again`);
       const owner = (await this.store.get<string>(f))?.value ?? '(deleted meanwhile)';
-      if (f === Keys.mac(port.network, mac) && body.mac !== undefined) {
-        throw new ApiError(409, 'Conflict', `MAC ${mac} is used by port ${owner} on network ${port.network}`, [{ field: 'mac', message: 'taken' }]);
+      const [, , kind, network, value] = f.split('/');
+      if (kind === 'mac' && body.mac !== undefined) {
+        throw new ApiError(409, 'Conflict', `MAC ${mac} is used by port ${owner} on network ${network}`, [{ field: 'mac', message: 'taken' }]);
       }
-      if (f.startsWith('/index/ip/') && body.ips !== undefined) {
-        throw new ApiError(409, 'Conflict', `${f.split('/').pop()} is used by port ${owner} on network ${port.network}`, [{ field: 'ips', message: 'taken' }]);
+      const w = wanted.find((x) => x.network === network);
+      if (kind === 'ip' && w?.ips !== undefined) {
+        throw new ApiError(409, 'Conflict', `${value} is used by port ${owner} on network ${network}`, [{ field: `${w.at}ips`, message: 'taken' }]);
       }
       // An allocated MAC or address was taken by a concurrent create: allocate again.
     }
     throw new ApiError(503, 'Busy', 'could not allocate an address: too many concurrent creates; try again');
   }
 
+  /** Moves a port to another host, changes its backend, or (on its untagged network) its
+   * addresses. A trunk's VLANs and a port's networks do not change in place. */
   async updatePort(n: string, body: z.infer<typeof portUpdate>): Promise<Port> {
     const e = await this.entry<Port>(Keys.port(n), 'port', n);
     const old = e.value;
     if (body.host !== undefined && body.host !== old.host) await this.mustHost(body.host);
-    const ips = body.ips === undefined ? old.ips : await this.addressesFor(old.network, body.ips, old.ips);
+    if (body.ips !== undefined && old.network === undefined) {
+      throw new ApiError(422, 'Unprocessable', `port ${n} is a trunk without an untagged network: its addresses are per VLAN and do not change in place`, [{ field: 'ips', message: 'no untagged network' }]);
+    }
+    const network = old.network ?? '';
+    const ips = body.ips === undefined ? old.ips : await this.addressesFor(network, body.ips, old.ips);
     const port: Port = { ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips };
     const released = old.ips.filter((ip) => !ips.includes(ip));
     const claimed = ips.filter((ip) => !old.ips.includes(ip));
     await this.commit(
-      [{ key: Keys.port(n), modRevision: e.modRevision }, ...claimed.map((ip) => ({ key: Keys.ip(old.network, ip), modRevision: 0 }))],
+      [{ key: Keys.port(n), modRevision: e.modRevision }, ...claimed.map((ip) => ({ key: Keys.ip(network, ip), modRevision: 0 }))],
       [
         { type: 'put', key: Keys.port(n), value: port },
-        ...released.map((ip) => ({ type: 'delete' as const, key: Keys.ip(old.network, ip) })),
-        ...claimed.map((ip) => ({ type: 'put' as const, key: Keys.ip(old.network, ip), value: n })),
+        ...released.map((ip) => ({ type: 'delete' as const, key: Keys.ip(network, ip) })),
+        ...claimed.map((ip) => ({ type: 'put' as const, key: Keys.ip(network, ip), value: n })),
       ],
       (f) => f.key === Keys.port(n)
         ? new ApiError(409, 'Conflict', `port ${n} changed meanwhile; read it again and retry`)
-        : new ApiError(409, 'Conflict', `${f.key.split('/').pop()} is used by another port on network ${old.network}`, [{ field: 'ips', message: 'taken' }]),
+        : new ApiError(409, 'Conflict', `${f.key.split('/').pop()} is used by another port on network ${network}`, [{ field: 'ips', message: 'taken' }]),
     );
     return port;
   }
@@ -306,8 +329,7 @@ export class NetworkService {
     const p = e.value;
     await this.commit([{ key: Keys.port(n), modRevision: e.modRevision }], [
       { type: 'delete', key: Keys.port(n) },
-      { type: 'delete', key: Keys.mac(p.network, p.mac) },
-      ...p.ips.map((ip) => ({ type: 'delete' as const, key: Keys.ip(p.network, ip) })),
+      ...attachments(p).flatMap((a) => [Keys.mac(a.network, p.mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]).map((key) => ({ type: 'delete' as const, key })),
     ], () => new ApiError(409, 'Conflict', `port ${n} changed meanwhile; try again`));
   }
 }

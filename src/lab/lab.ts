@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { overlayMtu } from '../datapath/encapsulation.js';
-import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
+import { formatIpv4, formatMac, parseIpv4, parseMac } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
 import { labNetnsPrefix } from './topology.js';
 import { fetchStats } from '../cli/stats.js';
@@ -215,8 +215,14 @@ function buildVdeTrunk(plan: LabPlan, vm: LabPlan['vms'][number], mtu: number): 
   if (spawnSync('sh', ['-c', 'command -v vde_switch && command -v vde_plug2tap']).status !== 0) {
     throw new LabError(`VM ${vm.name} needs VLAN subinterfaces, but this kernel has no 802.1Q support and vde2 is not installed (apt-get install vde2)`);
   }
+  // Like 802.1Q subinterfaces, each eth0.VID has the VM's MAC (the one the controller knows
+  // the port by); eth0 and the bridge get other addresses, or the bridge would keep frames
+  // for that MAC to itself.
+  const other = (n: number) => formatMac(parseMac(vm.mac) + n * 0x04_0000_0000_00);
+  inNs(ns, 'link', 'set', 'eth0', 'address', other(1));
   inNs(ns, 'tuntap', 'add', 'dev', 'trunk0', 'mode', 'tap');
   inNs(ns, 'link', 'add', 'br0', 'type', 'bridge');
+  inNs(ns, 'link', 'set', 'br0', 'address', other(2));
   for (const dev of ['eth0', 'trunk0']) inNs(ns, 'link', 'set', dev, 'master', 'br0', 'mtu', String(mtu + 4), 'up');
   inNs(ns, 'link', 'set', 'br0', 'up');
   const tagged = vm.attachments.filter((a) => a.vid !== null);
@@ -224,6 +230,7 @@ function buildVdeTrunk(plan: LabPlan, vm: LabPlan['vms'][number], mtu: number): 
   const rc = [`port/create ${trunkPort}`];
   tagged.forEach((a, i) => {
     inNs(ns, 'tuntap', 'add', 'dev', `eth0.${a.vid}`, 'mode', 'tap');
+    inNs(ns, 'link', 'set', `eth0.${a.vid}`, 'address', vm.mac);
     rc.push(`vlan/create ${a.vid}`, `port/create ${i + 1}`, `port/setvlan ${i + 1} ${a.vid}`, `vlan/addport ${a.vid} ${trunkPort}`);
   });
   const dir = labDir(plan.name);
@@ -370,10 +377,11 @@ async function provision(plan: LabPlan): Promise<void> {
   }
   for (const vm of plan.vms) {
     const a = vm.attachments[0];
-    await api.call('POST', '/v1/ports', {
-      name: vm.name, network: a.network, host: vm.host.name, mac: vm.mac, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])],
-      backend: vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' },
-    });
+    const backend = vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' };
+    const where = a.vid === null
+      ? { network: a.network, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])] }
+      : { vlans: vm.attachments.map((t) => ({ vid: t.vid, network: t.network, ips: [t.ip.split('/')[0]] })) };
+    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend });
   }
 }
 

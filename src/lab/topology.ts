@@ -145,7 +145,6 @@ export function planLab(doc: unknown, file: string): LabPlan {
         problems.push(`vms[${i}]: host ${host.name} uses the linux datapath, which the lab builds for VXLAN networks only`);
       }
       if (host?.datapath === 'linux' && a.vid !== null) problems.push(`vms[${i}]: trunk VMs need a weft host`);
-      if (t.controller && a.vid !== null) problems.push(`vms[${i}]: trunk VMs are not in the controller's API yet; use a lab without a controller`);
     }
     if (v.ip6 && v.trunk) problems.push(`vms[${i}].ip6: only access VMs take an ip6`);
     return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, attachments };
