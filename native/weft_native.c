@@ -132,6 +132,33 @@ static void leave_netns(int saved) {
   close(saved);
 }
 
+/*
+ * Reads the (name: string, netnsPath: string | null) arguments of calls about an interface,
+ * and enters the namespace when one is given (*saved is then the namespace to leave_netns
+ * to, else -1). Returns 0 with a JavaScript exception pending when it cannot.
+ */
+static int name_in_netns(napi_env env, napi_value *argv, char name[IFNAMSIZ], int *saved) {
+  size_t n = 0;
+  napi_valuetype t;
+  *saved = -1;
+  if (napi_get_value_string_utf8(env, argv[0], name, IFNAMSIZ, &n) != napi_ok || napi_typeof(env, argv[1], &t) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "weft_native: expected (name: string, netnsPath: string | null)");
+    return 0;
+  }
+  if (t != napi_string) return 1;
+  char nspath[512] = {0};
+  if (napi_get_value_string_utf8(env, argv[1], nspath, sizeof nspath, &n) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "weft_native: netnsPath must be a string");
+    return 0;
+  }
+  int err = enter_netns(nspath, saved);
+  if (err) {
+    throw_errno(env, "entering network namespace", err);
+    return 0;
+  }
+  return 1;
+}
+
 /* ---- TAP ------------------------------------------------------------------------------- */
 
 /*
@@ -145,17 +172,8 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ] = {0};
-  size_t n = 0;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
-  char nspath[512] = {0};
-  napi_valuetype t;
-  CHECK(napi_typeof(env, argv[1], &t));
   int saved = -1;
-  if (t == napi_string) {
-    CHECK(napi_get_value_string_utf8(env, argv[1], nspath, sizeof nspath, &n));
-    int err = enter_netns(nspath, &saved);
-    if (err) return throw_errno(env, "entering network namespace", err);
-  }
+  if (!name_in_netns(env, argv, name, &saved)) return NULL;
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   int err = errno;
   struct ifreq ifr;
@@ -651,17 +669,8 @@ static napi_value link_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ] = {0};
-  size_t n = 0;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
-  napi_valuetype t;
-  CHECK(napi_typeof(env, argv[1], &t));
   int saved = -1;
-  if (t == napi_string) {
-    char nspath[512] = {0};
-    CHECK(napi_get_value_string_utf8(env, argv[1], nspath, sizeof nspath, &n));
-    int err = enter_netns(nspath, &saved);
-    if (err) return throw_errno(env, "entering network namespace", err);
-  }
+  if (!name_in_netns(env, argv, name, &saved)) return NULL;
   int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   int err = errno;
   if (saved >= 0) leave_netns(saved);
