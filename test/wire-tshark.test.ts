@@ -17,6 +17,19 @@ import { pcapGlobalHeader, pcapRecord } from '../src/wire/pcap.js';
 import { TcpFlag, TcpRepr } from '../src/wire/tcp.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../src/wire/udp.js';
 import { hasCommand } from './support/env.js';
+import { answerDhcp } from '../src/datapath/dhcp-server.js';
+import { DhcpRepr, FLAG_BROADCAST, MessageType, Op } from '../src/wire/dhcp.js';
+
+/** The OFFER Weft's DHCP server sends a client whose DISCOVER asked for broadcast. */
+function dhcpOffer(): Uint8Array {
+  const discover = new Uint8Array(300);
+  new DhcpRepr(Op.Request, 0xabcdef01, FLAG_BROADCAST, 0, 0, 0, 0, A, { messageType: MessageType.Discover, serverId: 0 }).emit(discover, 0);
+  const frame = compose.ethernet(0xffffffffffff, A, EtherType.Ipv4, compose.udpV4(0, 0xffffffff, 68, 67, discover));
+  const out = new Uint8Array(1500);
+  const lease = { mac: A, ip: ip4('10.10.0.7'), prefixLength: 24, gateway: ip4('10.10.0.1'), dns: [ip4('10.10.0.53')], leaseSeconds: 3600, hostName: 'vm7', search: ['lab.example'] };
+  const r = answerDhcp(frame, 0, frame.length, lease, B, 1450, out, 0);
+  return out.slice(0, r.length);
+}
 
 const A = mac('02:00:00:00:00:0a');
 const B = mac('02:00:00:00:00:0b');
@@ -73,6 +86,15 @@ const cases: Case[] = [
       compose.geneve(7000, compose.ethernet(B, A, EtherType.Ipv4, compose.icmpEchoV4(ip4('10.2.0.1'), ip4('10.2.0.2'), 1, 2, payload)),
         [{ optionClass: 0x0104, type: 0x01, data: Uint8Array.of(0, 0, 0, 42) }]))),
     expect: { 'geneve.vni': '0x001b58', 'geneve.option.class': '0x0104', 'geneve.option.type': '0x01', 'geneve.proto_type': '0x6558', 'icmp.seq': '2' },
+  },
+  {
+    name: 'DHCP offer from Weft\'s server',
+    frame: dhcpOffer(),
+    expect: {
+      'dhcp.option.dhcp': '2', 'dhcp.ip.your': '10.10.0.7', 'dhcp.id': '0xabcdef01', 'dhcp.flags.bc': '1', 'dhcp.option.subnet_mask': '255.255.255.0',
+      'dhcp.option.router': '10.10.0.1', 'dhcp.option.domain_name_server': '10.10.0.53', 'dhcp.option.ip_address_lease_time': '3600',
+      'dhcp.option.hostname': 'vm7', 'dhcp.option.interface_mtu': '1450', 'dhcp.option.dhcp_server_id': '10.10.0.1', 'udp.checksum.status': '1', 'ip.dst': '255.255.255.255',
+    },
   },
 ];
 
