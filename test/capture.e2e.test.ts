@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,11 @@ async function capture(args: string[], file: string, during: () => Promise<unkno
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const done = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)));
-  await new Promise((r) => setTimeout(r, 500));
+  // The capture is attached once the pcap's global header (24 bytes) has reached the file.
+  for (const deadline = Date.now() + 20_000; !(existsSync(file) && statSync(file).size >= 24);) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`weft capture did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await during();
   const code = await done;
   assert.equal(code, 0, `weft capture failed: ${err}`);

@@ -23,6 +23,9 @@ export interface NetworkState {
   /** Ports known to be on this network (pushed by a controller): their MACs are installed
    * in the FDB, and ARP requests for their addresses are answered by the agent. */
   neighbors?: Neighbor[];
+  /** Gateway addresses of the network's subnets: the agent answers ARP for them with its
+   * router MAC (they are the DHCP server's address, and the router's). */
+  gateways?: string[];
 }
 
 export interface Neighbor {
@@ -39,8 +42,20 @@ export type BackendState =
   /** An in-memory port, for tests and simulations. */
   | { type: 'memory' };
 
+/** What an access port's DHCP server offers (addresses as text). */
+export interface DhcpState {
+  /** The port's MAC: only requests from it are answered. */
+  mac: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  dns: string[];
+  leaseSeconds: number;
+  hostName?: string;
+}
+
 export type PortState =
-  | { name: string; mode: 'access'; network: string; backend: BackendState }
+  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState }
   | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState };
 
 export interface HostState {

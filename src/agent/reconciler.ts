@@ -7,6 +7,8 @@
  */
 import type { PortBackend } from '../datapath/backend.js';
 import type { Datapath } from '../datapath/datapath.js';
+import type { DhcpLease } from '../datapath/dhcp-server.js';
+import { ROUTER_MAC } from '../datapath/router-mac.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { BackendState, HostState, NetworkState, PortState } from './desired-state.js';
 
@@ -21,6 +23,19 @@ export interface ReconcileResult {
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const dhcpOf = (p: PortState) => (p.mode === 'access' ? p.dhcp : undefined);
+const withoutDhcp = (p: PortState) => (p.mode === 'access' ? { ...p, dhcp: undefined } : p);
+
+/** The data path's form of a port's DHCP lease. */
+function lease(p: PortState): DhcpLease | null {
+  const d = dhcpOf(p);
+  if (!d) return null;
+  return {
+    mac: parseMac(d.mac),
+    ip: parseIpv4(d.ip), prefixLength: d.prefixLength, gateway: parseIpv4(d.gateway), dns: d.dns.map(parseIpv4),
+    leaseSeconds: d.leaseSeconds, ...(d.hostName ? { hostName: d.hostName } : {}),
+  };
+}
 
 export class Reconciler {
   private networks = new Map<string, NetworkState>();
@@ -57,7 +72,15 @@ export class Reconciler {
     // 1. Ports that went, changed, or sit on a network being rebuilt.
     for (const [name, have] of this.ports) {
       const want = wantPorts.get(name);
-      if (want && same(want, have) && !portNetworks(have).some((n) => rebuilt.has(n))) continue;
+      // A port is rebuilt only when what it is changes; its DHCP lease is swapped in place.
+      if (want && same(withoutDhcp(want), withoutDhcp(have)) && !portNetworks(have).some((n) => rebuilt.has(n))) {
+        if (!same(dhcpOf(want), dhcpOf(have))) {
+          dp.setPortDhcp(name, lease(want));
+          this.ports.set(name, want);
+          result.changed.push(`port ${name} (DHCP)`);
+        }
+        continue;
+      }
       dp.removePort(name);
       this.ports.delete(name);
       (want ? result.changed : result.removed).push(`port ${name}`);
@@ -115,6 +138,7 @@ export class Reconciler {
       }
       this.pending.delete(want.name);
       this.ports.set(want.name, want);
+      dp.setPortDhcp(want.name, lease(want));
       dp.startPort(want.name, this.clock);
       if (!result.changed.includes(`port ${want.name}`)) result.added.push(`port ${want.name}`);
     }
@@ -148,6 +172,7 @@ export class Reconciler {
       next.set(mac, where);
       if (installed.get(mac) !== where) dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
     }
+    for (const gw of net.gateways ?? []) arp.set(parseIpv4(gw), ROUTER_MAC);
     for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
     this.staticMacs.set(net.name, next);
     dp.setLocalMacs(net.name, local);

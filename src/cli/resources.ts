@@ -13,7 +13,7 @@ type Format = 'table' | 'json' | 'yaml';
 
 const columns: Record<string, { headers: string[]; row(r: never): string[] }> = {
   networks: { headers: ['NAME', 'VNI', 'ENCAP', 'MTU'], row: (n: Network) => [n.name, String(n.vni), n.encapsulation, n.mtu ? String(n.mtu) : 'auto'] },
-  subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-'] },
+  subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS', 'DHCP'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-', s.dhcp === false ? 'off' : 'on'] },
   ports: {
     headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND'],
     row: (p: Port) => [
@@ -90,6 +90,7 @@ export function registerResourceCommands(program: Command): void {
     .option('--gateway <ip>', 'the gateway (default: the first address)')
     .option('--range <start-end>', 'the addresses ports get, e.g. 10.0.0.10-10.0.0.200')
     .option('--dns <ips>', 'DNS servers, comma-separated')
+    .option('--no-dhcp', 'do not answer DHCP for this subnet\'s ports (each host answers by default)')
     .addOption(output()))
     .action(async (name, o) => {
       let allocation;
@@ -98,7 +99,7 @@ export function registerResourceCommands(program: Command): void {
         if (!end) throw new UsageError('--range takes START-END, e.g. 10.0.0.10-10.0.0.200');
         allocation = { start, end };
       }
-      print('subnets', await client(o).call('POST', '/v1/subnets', { name, network: o.network, cidr: o.cidr, gateway: o.gateway, allocation, dns: o.dns ? String(o.dns).split(',') : undefined }), o.output);
+      print('subnets', await client(o).call('POST', '/v1/subnets', { name, network: o.network, cidr: o.cidr, gateway: o.gateway, allocation, dns: o.dns ? String(o.dns).split(',') : undefined, dhcp: o.dhcp }), o.output);
     });
 
   const port = basic(program, 'ports', 'port');

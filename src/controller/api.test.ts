@@ -27,7 +27,7 @@ test('a network, a subnet and a port: VNI, MAC and IP allocated', async () => {
   assert.deepEqual((await call('POST', '/v1/networks', { name: 'blue' })).body, { name: 'blue', vni: 1, encapsulation: 'vxlan' });
   const s = await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24' });
   assert.equal(s.status, 201);
-  assert.deepEqual(s.body, { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', gateway: '10.0.0.1', allocation: { start: '10.0.0.2', end: '10.0.0.254' }, dns: [] });
+  assert.deepEqual(s.body, { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', gateway: '10.0.0.1', allocation: { start: '10.0.0.2', end: '10.0.0.254' }, dns: [], dhcp: true });
   const p = await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
   assert.equal(p.status, 201);
   assert.deepEqual(p.body.ips, ['10.0.0.2']);
@@ -213,4 +213,26 @@ test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a v
   assert.equal((await call('DELETE', '/v1/networks/red')).status, 409);
   assert.equal((await call('DELETE', '/v1/ports/t1')).status, 204);
   assert.equal((await call('POST', '/v1/ports', { name: 'z', host: 'h2', network: 'blue', ips: ['10.10.0.9'], mac: t.body.mac })).status, 201);
+});
+
+test('a host\'s view carries each access port\'s DHCP lease from its subnet, and the gateways; DHCP off removes both', async () => {
+  const store = new MemoryStore();
+  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'a', joinToken: 'j', agents: { status: () => null } });
+  const call = (method: string, path: string, body?: unknown) =>
+    app.request(path, { method, headers: { authorization: 'Bearer a', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' });
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.10.0.0/24', dns: ['10.10.0.53'] });
+  const port = await (await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' })).json() as { mac: string };
+  const { ModelCache } = await import('./model-cache.js');
+  let view = (await ModelCache.load(store)).viewFor('h1');
+  assert.deepEqual(view.ports[0], {
+    name: 'vm1', mode: 'access', network: 'blue', backend: { type: 'memory' },
+    dhcp: { mac: port.mac, ip: '10.10.0.2', prefixLength: 24, gateway: '10.10.0.1', dns: ['10.10.0.53'], leaseSeconds: 3600, hostName: 'vm1' },
+  });
+  assert.deepEqual(view.networks[0].gateways, ['10.10.0.1']);
+  assert.equal((await call('PATCH', '/v1/subnets/s1', { dhcp: false })).status, 200);
+  view = (await ModelCache.load(store)).viewFor('h1');
+  assert.equal((view.ports[0] as { dhcp?: unknown }).dhcp, undefined);
+  assert.equal(view.networks[0].gateways, undefined);
 });

@@ -137,7 +137,7 @@ for (const kind of stores()) {
     test('a dry run checks every rule and changes nothing; the same plan then lands in one commit', withWorld(async ({ store, applier, service }) => {
       const resources: ApplyResources = {
         networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }],
-        subnets: [{ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', dns: [] }],
+        subnets: [{ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', dns: [], dhcp: true }],
         ports: [{ name: 'vm1', network: 'blue', host: 'h1' }, { name: 'vm2', network: 'blue', host: 'h2' }],
       };
       const before = await store.revision();

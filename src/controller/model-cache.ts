@@ -3,7 +3,9 @@
  * change feed, with the indexes that make a host's view cheap to compute: ports by host
  * and by network.
  */
-import type { HostState, NetworkState, PortState } from '../agent/desired-state.js';
+import type { DhcpState, HostState, NetworkState, PortState } from '../agent/desired-state.js';
+import { contains, parseCidr } from './ipam.js';
+import { parseIpv4 } from '../wire/bytes.js';
 import { attachments, type Host, type Network, type Port, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
@@ -83,11 +85,33 @@ export class ModelCache {
         // Its address is in the views of every host it shares a network with.
         for (const pn of this.byHost.get(name) ?? []) for (const a of attachments(this.ports.get(pn)!)) touchNetwork(a.network);
       } else if (kind === 'subnets') {
-        if (c.value) this.subnets.set(name, c.value as Subnet);
-        else this.subnets.delete(name);
+        // A subnet's gateway and DHCP settings are in the views of its network's hosts.
+        const old = this.subnets.get(name);
+        if (old) touchNetwork(old.network);
+        if (c.value) {
+          this.subnets.set(name, c.value as Subnet);
+          touchNetwork((c.value as Subnet).network);
+        } else {
+          this.subnets.delete(name);
+        }
       }
     }
     return affected;
+  }
+
+  private subnetsOf(network: string): Subnet[] {
+    return [...this.subnets.values()].filter((s) => s.network === network).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** An access port's DHCP lease: its first IPv4 address, in a subnet with DHCP on. */
+  private dhcpFor(p: Port): { dhcp?: DhcpState } {
+    for (const ip of p.ips) {
+      if (ip.includes(':')) continue;
+      const s = this.subnetsOf(p.network!).find((x) => contains(parseCidr(x.cidr), parseIpv4(ip)));
+      if (!s || s.dhcp === false) continue;
+      return { dhcp: { mac: p.mac, ip, prefixLength: parseCidr(s.cidr).prefix, gateway: s.gateway, dns: s.dns, leaseSeconds: LEASE_SECONDS, hostName: p.name } };
+    }
+    return {};
   }
 
   /** The part of the intended network that `host` must make real. */
@@ -113,6 +137,7 @@ export class ModelCache {
         remotes.set(`${h.address}:${h.port}`, remote);
         neighbors.push({ mac: p.mac, ips, remote });
       }
+      const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false).map((s) => s.gateway);
       return {
         name: n,
         vni: net.vni,
@@ -120,14 +145,17 @@ export class ModelCache {
         ...(net.mtu ? { mtu: net.mtu } : {}),
         remotes: [...remotes.values()].sort((a, b) => (a.address < b.address ? -1 : 1)),
         neighbors,
+        ...(gateways.length ? { gateways } : {}),
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
-      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend }
+      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p) }
       : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend }));
     return { host, networks, ports };
   }
 }
+
+const LEASE_SECONDS = 3600;
 
 function add(m: Map<string, Set<string>>, k: string, v: string): void {
   let s = m.get(k);

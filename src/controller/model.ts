@@ -32,10 +32,13 @@ export const subnetCreate = z.object({
   gateway: ipv4.optional(),
   allocation: z.object({ start: ipv4, end: ipv4 }).strict().optional(),
   dns: z.array(unicastIpv4).max(8).default([]),
+  /** Whether each host answers DHCP for the subnet's ports (on by default). */
+  dhcp: z.boolean().default(true),
 }).strict();
 export const subnetUpdate = z.object({
   allocation: z.object({ start: ipv4, end: ipv4 }).strict(),
   dns: z.array(unicastIpv4).max(8),
+  dhcp: z.boolean(),
 }).partial().strict();
 
 /** A VLAN a trunk port carries: the network behind the tag, and the port's addresses on it. */
@@ -111,6 +114,8 @@ export interface Subnet {
   gateway: string;
   allocation: { start: string; end: string };
   dns: string[];
+  /** Absent in subnets stored before DHCP: on. */
+  dhcp?: boolean;
 }
 
 export interface Port {

@@ -23,6 +23,11 @@ export const DROP_REASONS = [
   /** A source MAC that the controller placed at another port or host: a spoofed frame. The
    * pinned entry stays where it is. */
   'src-mac-pinned',
+  /** A DHCP message the agent could not answer: malformed, not from the port's own MAC,
+   * relayed, or meant for another server (the port's DHCP counters say which). */
+  'dhcp-refused',
+  /** Sent to the gateway's MAC, and no service takes it: there is no router yet. */
+  'no-route',
   /** The output (a TAP queue or the underlay socket) was full. */
   'tx-busy',
   /** The output refused the frame for another reason (see the agent's log), or no underlay

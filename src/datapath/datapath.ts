@@ -27,6 +27,8 @@ import { Counters, Drop, type CounterSnapshot } from './counters.js';
 import { encapHeaderLen, overlayMtu, type Encapsulation } from './encapsulation.js';
 import { Fdb, isRemote, Learned, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
 import { PacketMemory } from './packet-memory.js';
+import { answerDhcp, DHCP_OUTCOMES, isDhcpToServer, type DhcpLease, type DhcpOutcome } from './dhcp-server.js';
+import { isRouterMac, ROUTER_MAC } from './router-mac.js';
 
 /** Implementation limits (ours, not a protocol's). */
 export const HEADROOM = 64;
@@ -113,6 +115,9 @@ class Port {
   dirty = false;
   tap: FrameTap | null = null;
   failed: string | null = null;
+  /** An access port's DHCP lease, answered here (null: DHCP messages pass as frames). */
+  dhcp: DhcpLease | null = null;
+  readonly dhcpOutcomes = new Float64Array(DHCP_OUTCOMES.length);
 
   constructor(
     readonly index: number,
@@ -158,7 +163,9 @@ class Underlay {
 }
 
 export interface DatapathStats {
-  ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null; kernel: KernelCounters | null } & CounterSnapshot>;
+  ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null; kernel: KernelCounters | null;
+    /** DHCP messages by outcome, for a port the agent serves DHCP to (else null). */
+    dhcp: Partial<Record<DhcpOutcome, number>> | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
   underlays: Array<{ encapsulation: Encapsulation; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
@@ -266,6 +273,13 @@ export class Datapath {
     const most = overlayMtu(this.underlayMtu, net.encapsulation);
     net.mtu = Math.min(mtu ?? most, most);
     return net.mtu;
+  }
+
+  /** Sets the DHCP lease an access port is answered from (null: no DHCP server for it). */
+  setPortDhcp(name: string, lease: DhcpLease | null): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    port.dhcp = lease;
   }
 
   /** Sets the addresses this host answers ARP for on a network (null: answer none). */
@@ -472,6 +486,8 @@ export class Datapath {
     if (len >= this.slotCapacity) return c.drop(Drop.oversize);
     if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
     if (isGroupMac(mem, off + 6) || isZeroMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
+    // The agent's own services answer from ROUTER_MAC: no VM may send as them.
+    if (isRouterMac(mem, off + 6)) return c.drop(Drop['src-mac-pinned']);
 
     // An access port always has its network; a trunk picks one by tag below.
     let net = port.network!;
@@ -501,10 +517,27 @@ export class Datapath {
     if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     const type = readU16(mem, off + 12);
+    if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.serveDhcp(port, net, off, len, now);
+    if (isRouterMac(mem, off)) return c.drop(Drop['no-route']);
     if (net.arp !== null && type === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
     if (net.nd !== null && type === EtherType.Ipv6 && this.answerNd(port, net, off, len, now)) return;
     this.encapAt = -1;
     this.forward(net, off, len, port.index, c, now);
+  }
+
+  /**
+   * A DHCP message from a port with a lease: answered here from the lease (never flooded to
+   * the network, so no other VM or host sees it); one that cannot be answered is counted
+   * under its outcome and dropped as 'dhcp-refused'.
+   */
+  private serveDhcp(port: Port, net: Network, off: number, len: number, now: number): void {
+    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
+    const mem = this.memory.bytes;
+    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
+    const a = answerDhcp(mem, off, len, port.dhcp!, ROUTER_MAC, net.mtu, mem, r);
+    port.dhcpOutcomes[DHCP_OUTCOMES.indexOf(a.outcome)]++;
+    if (a.outcome === 'malformed' || a.outcome === 'wrong-client' || a.outcome === 'not-for-us') return port.counters.drop(Drop['dhcp-refused']);
+    if (a.length > 0) this.toPort(port, net, r, a.length, now);
   }
 
   /**
@@ -787,6 +820,7 @@ export class Datapath {
         networks: this.networks.filter((n) => n?.ports.includes(p)).map((n) => n!.name),
         failed: p.failed,
         kernel: p.backend.kernelCounters?.() ?? null,
+        dhcp: p.dhcp === null ? null : Object.fromEntries(DHCP_OUTCOMES.map((o, i) => [o, p.dhcpOutcomes[i]]).filter(([, n]) => n !== 0)),
         ...p.counters.snapshot(),
       })),
       tunnels: this.vteps.filter((v): v is Vtep => v !== undefined).map((v) => ({

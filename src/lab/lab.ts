@@ -120,6 +120,7 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     }
     if (plan.controller) await provision(plan);
     await waitReady(plan, state);
+    for (const vm of plan.vms.filter((v) => v.dhcp)) await dhcpClient(plan, vm);
     for (const vm of plan.vms) {
       for (const a of vm.attachments) log(`${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
     }
@@ -166,7 +167,8 @@ function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
   const ns = vm.netns;
   ip('netns', 'add', ns);
   inNs(ns, 'link', 'set', 'lo', 'up');
-  const mtu = vm.mtu ?? Math.min(...vm.attachments.map((a) => networkMtu(plan, a.network)));
+  // A DHCP VM starts at Ethernet's 1500 and learns its network's MTU from DHCP (option 26).
+  const mtu = vm.mtu ?? (vm.dhcp ? 1500 : Math.min(...vm.attachments.map((a) => networkMtu(plan, a.network))));
   if (vm.host.datapath === 'weft') {
     // A persistent TAP: it outlives an agent restart, and the agent attaches to it by name.
     inNs(ns, 'tuntap', 'add', 'dev', 'eth0', 'mode', 'tap');
@@ -184,7 +186,7 @@ function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
       if (kernelHasVlans()) inNs(ns, 'link', 'add', 'link', 'eth0', 'name', dev, 'type', 'vlan', 'id', String(a.vid));
       inNs(ns, 'link', 'set', dev, 'mtu', String(mtu), 'up');
     }
-    inNs(ns, 'addr', 'add', a.ip, 'dev', dev);
+    if (!vm.dhcp) inNs(ns, 'addr', 'add', a.ip, 'dev', dev);
   }
   if (vm.ip6) inNs(ns, '-6', 'addr', 'add', vm.ip6, 'dev', 'eth0', 'nodad');
 }
@@ -336,7 +338,7 @@ function controllerArgv(plan: LabPlan): string[] {
     '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name)];
 }
 
-function labApi(plan: LabPlan): ApiClient {
+export function labApi(plan: LabPlan): ApiClient {
   return new ApiClient({ url: `unix:${controllerSocket(plan.name)}`, token: readFileSync(join(labDir(plan.name), 'controller', 'admin.token'), 'utf8').trim() });
 }
 
@@ -352,6 +354,38 @@ async function waitController(plan: LabPlan, state: LabState): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+/** What busybox udhcpc runs with each lease: it configures eth0 as the lease says and keeps
+ * the DNS servers in the VM's resolv.conf (LAB/VM.resolv.conf). */
+const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    ip addr replace "$ip/$subnet" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "\${router%% *}" dev "$interface"
+    : > "$WEFT_RESOLV"
+    for s in $dns; do echo "nameserver $s" >> "$WEFT_RESOLV"; done
+    [ -n "$search" ] && echo "search $search" >> "$WEFT_RESOLV"
+    ;;
+esac
+`;
+
+/** Where a DHCP VM's client keeps the DNS servers it was given. */
+export function vmResolvConf(lab: string, vm: string): string {
+  return join(labDir(lab), `${vm}.resolv.conf`);
+}
+
+/** Runs busybox udhcpc in a DHCP VM until it has its lease (it then exits). */
+export async function dhcpClient(plan: LabPlan, vm: LabPlan['vms'][number], extra: string[] = []): Promise<string> {
+  const script = join(labDir(plan.name), 'udhcpc.sh');
+  writeFileSync(script, UDHCPC_SCRIPT, { mode: 0o755 });
+  const r = spawnSync('ip', ['netns', 'exec', vm.netns, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-t', '5', '-T', '1', '-s', script, '-O', 'mtu', '-O', 'search', ...extra], {
+    encoding: 'utf8', env: { ...process.env, WEFT_RESOLV: vmResolvConf(plan.name, vm.name) }, timeout: 30_000,
+  });
+  if (r.status !== 0) throw new LabError(`VM ${vm.name} got no DHCP lease: ${(r.stderr || r.stdout || String(r.error ?? '')).trim()}`);
+  return r.stderr + r.stdout;
 }
 
 /** Creates the lab's hosts, networks, subnets and ports through the controller's API.

@@ -45,6 +45,10 @@ const schema = z.object({
     trunk: z.record(z.string().regex(/^\d{1,4}$/), z.object({ network: name, ip: cidr }).strict()).optional(),
     /** The VM's interface MTU; defaults to its network's overlay MTU. */
     mtu: z.number().int().min(576).max(9000).optional(),
+    /** The VM gets its address (`ip`, which the controller holds for its port), mask,
+     * router and MTU from its host's DHCP server, with busybox udhcpc (access VMs, labs with
+     * a controller). */
+    dhcp: z.boolean().default(false),
   }).strict()).default([]),
 }).strict();
 
@@ -65,6 +69,7 @@ export interface LabVm {
   mac: string;
   mtu: number | undefined;
   ip6: string | undefined;
+  dhcp: boolean;
   /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
   attachments: Array<{ vid: number | null; network: string; ip: string }>;
 }
@@ -147,7 +152,8 @@ export function planLab(doc: unknown, file: string): LabPlan {
       if (host?.datapath === 'linux' && a.vid !== null) problems.push(`vms[${i}]: trunk VMs need a weft host`);
     }
     if (v.ip6 && v.trunk) problems.push(`vms[${i}].ip6: only access VMs take an ip6`);
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, attachments };
+    if (v.dhcp && (v.trunk || !t.controller)) problems.push(`vms[${i}].dhcp: DHCP is served to access VMs in a lab with a controller`);
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp, attachments };
   });
   if (problems.length > 0) throw new ConfigError(file, problems);
   return {
