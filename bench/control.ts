@@ -21,7 +21,8 @@ import { ControllerSource } from '../src/agent/controller-source.js';
 import { Reconciler } from '../src/agent/reconciler.js';
 import { Datapath } from '../src/datapath/datapath.js';
 import { MemoryFabric } from '../src/datapath/memory.js';
-import { hostStateFromView, type HostView } from '../src/controller/model-cache.js';
+import { hostStateFromView } from '../src/agent/desired-state.js';
+import type { HostView } from '../src/view/host-view.js';
 import { formatIpv4 } from '../src/wire/bytes.js';
 
 const arg = (name: string, dflt: number) => {

@@ -13,10 +13,9 @@ import { UdpUnderlay } from '../io/udp-underlay.js';
 import { parseIpv4 } from '../wire/bytes.js';
 import { loadConfig } from './config.js';
 import { serveControl } from './control.js';
-import type { HostState } from './desired-state.js';
+import { hostStateFromView, type HostState } from './desired-state.js';
 import { Reconciler, type BackendOpener } from './reconciler.js';
 import { ControllerSource } from './controller-source.js';
-import { hostStateFromView } from '../controller/model-cache.js';
 import { formatIpv4 } from '../wire/bytes.js';
 
 export function defaultSocketPath(host: string): string {

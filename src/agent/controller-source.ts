@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { HostView } from '../controller/model-cache.js';
+import type { HostView } from '../view/host-view.js';
 
 export interface ControllerSourceOptions {
   url: string;

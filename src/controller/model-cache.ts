@@ -3,20 +3,12 @@
  * change feed, with the indexes that make a host's view cheap to compute: ports by host
  * and by network.
  */
-import type { DhcpState, HostState, NetworkState, PortState } from '../agent/desired-state.js';
+import type { DhcpState, HostView, NetworkState, PortState } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
 import { parseIpv4 } from '../wire/bytes.js';
 import { attachments, type Host, type Network, type Port, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
-
-/** What an agent is told: its part of the intended network. The agent adds its own
- * underlay and limits to make a HostState. */
-export interface HostView {
-  host: string;
-  networks: NetworkState[];
-  ports: PortState[];
-}
 
 export class ModelCache {
   readonly hosts = new Map<string, Host>();
@@ -168,9 +160,4 @@ function remove(m: Map<string, Set<string>>, k: string, v: string): void {
   if (!s) return;
   s.delete(v);
   if (s.size === 0) m.delete(k);
-}
-
-/** A host's full desired state from a controller's view plus what only the agent knows. */
-export function hostStateFromView(view: HostView, underlay: HostState['underlay'], limits: HostState['limits']): HostState {
-  return { host: view.host, underlay, networks: view.networks, ports: view.ports, limits };
 }

@@ -1,0 +1,69 @@
+/**
+ * The host view: what the controller tells an agent about its part of the intended network,
+ * and the contract between the two. Both import this module and nothing of each other: the
+ * controller computes views (src/controller/model-cache.ts), the agent makes them real
+ * (src/agent/reconciler.ts, through a HostState). A view is sent whole, as JSON, so every
+ * field here is plain data; a field added later must be optional, so that an agent one
+ * version behind still applies the rest.
+ */
+import type { Encapsulation } from '../datapath/encapsulation.js';
+
+export interface RemoteHost {
+  /** Underlay IPv4 address of the remote VTEP. */
+  address: string;
+  /** Its UDP port for the network's encapsulation. */
+  port: number;
+}
+
+export interface NetworkState {
+  name: string;
+  vni: number;
+  encapsulation: Encapsulation;
+  /** The hosts that share this network: flooded frames are replicated to each. */
+  remotes: RemoteHost[];
+  /** An MTU below what the underlay allows, if the network asks for one. */
+  mtu?: number;
+  /** Ports known to be on this network (pushed by a controller): their MACs are installed
+   * in the FDB, and ARP requests for their addresses are answered by the agent. */
+  neighbors?: Neighbor[];
+  /** Gateway addresses of the network's subnets: the agent answers ARP for them with its
+   * router MAC (they are the DHCP server's address, and the router's). */
+  gateways?: string[];
+}
+
+export interface Neighbor {
+  mac: string;
+  ips: string[];
+  /** The port's name, for a port on this host: its MAC is pinned to it. */
+  port?: string;
+  /** Where the port lives; absent for a port on this host. */
+  remote?: RemoteHost;
+}
+
+export type BackendState =
+  | { type: 'tap'; device: string; netns?: string }
+  /** An in-memory port, for tests and simulations. */
+  | { type: 'memory' };
+
+/** What an access port's DHCP server offers (addresses as text). */
+export interface DhcpState {
+  /** The port's MAC: only requests from it are answered. */
+  mac: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  dns: string[];
+  leaseSeconds: number;
+  hostName?: string;
+}
+
+export type PortState =
+  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState }
+  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState };
+
+/** A host's part of the intended network, as the controller sends it. */
+export interface HostView {
+  host: string;
+  networks: NetworkState[];
+  ports: PortState[];
+}
