@@ -9,6 +9,10 @@ import { execFileSync } from 'node:child_process';
 import type { PortBackend, UnderlayBackend } from '../src/datapath/backend.js';
 import { MemoryFabric, type MemoryPort } from '../src/datapath/memory.js';
 import { TapPort } from '../src/io/tap.js';
+import { QemuStreamPort } from '../src/io/qemu-stream.js';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UdpUnderlay } from '../src/io/udp-underlay.js';
 import { parseIpv4, parseMac } from '../src/wire/bytes.js';
 import { ArpOperation, ArpPacket } from '../src/wire/arp.js';
@@ -23,6 +27,8 @@ const arpRequest = (senderIp: number) =>
 
 interface PortHarness {
   backend: PortBackend;
+  /** Resolves once the peer is there to receive (a guest connected, say). */
+  ready?(): Promise<void>;
   /** Resolves once the backend called onReadable (or at once if it has). */
   readable(): Promise<void>;
   close(): void;
@@ -74,6 +80,46 @@ const portBackends: Array<{ name: string; skip: string | false; make(): PortHarn
     },
   },
   {
+    name: 'QemuStreamPort (a client speaking QEMU\'s -netdev stream framing as peer)',
+    skip: false,
+    make() {
+      const path = join(tmpdir(), `weft-conf-qemu-${process.pid}.sock`);
+      const backend = QemuStreamPort.open(path);
+      let fired = false;
+      backend.start(() => (fired = true));
+      // The guest: reads length-prefixed frames and answers each ARP request, in its own
+      // chunks (a reply split across writes, two replies in one), as a stream may carry them.
+      const guest = connect(path);
+      let pending = Buffer.alloc(0);
+      guest.on('data', (chunk) => {
+        pending = Buffer.concat([pending, chunk]);
+        const replies: Buffer[] = [];
+        while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0)) {
+          const frame = pending.subarray(4, 4 + pending.readUInt32BE(0));
+          pending = pending.subarray(4 + frame.length);
+          const arp = ArpPacket.checked(frame, 14) as ArpPacket;
+          const reply = compose.ethernet(arp.senderMac, parseMac('02:00:00:00:bb:01'), EtherType.Arp,
+            compose.arp(ArpOperation.Reply, parseMac('02:00:00:00:bb:01'), PEER_IP, arp.senderMac, arp.senderIp));
+          const framed = Buffer.alloc(4 + reply.length);
+          framed.writeUInt32BE(reply.length, 0);
+          framed.set(reply, 4);
+          replies.push(framed);
+        }
+        const all = Buffer.concat(replies);
+        if (all.length > 0) {
+          guest.write(all.subarray(0, 7));
+          setImmediate(() => guest.write(all.subarray(7)));
+        }
+      });
+      return {
+        backend,
+        ready: () => waitFor(() => backend.description.includes('guest connected')),
+        readable: () => waitFor(() => fired).then(() => { fired = false; }),
+        close: () => { guest.destroy(); backend.close(); },
+      };
+    },
+  },
+  {
     name: 'MemoryPort (a test responder as peer)',
     skip: false,
     make() {
@@ -113,6 +159,7 @@ for (const impl of portBackends) {
     test('a batch written reaches the peer, and its answers are read in order, one per slot', async () => {
       const h = impl.make();
       try {
+        await h.ready?.();
         const mem = new Uint8Array(8 * 2048);
         const senders = [11, 12, 13].map((n) => parseIpv4(`10.77.0.${n}`));
         const offsets = new Int32Array(3);

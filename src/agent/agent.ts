@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { Datapath } from '../datapath/datapath.js';
 import { MemoryFabric } from '../datapath/memory.js';
 import { TapPort } from '../io/tap.js';
+import { QemuStreamPort } from '../io/qemu-stream.js';
 import { UdpUnderlay } from '../io/udp-underlay.js';
 import { parseIpv4 } from '../wire/bytes.js';
 import { loadConfig } from './config.js';
@@ -25,6 +26,7 @@ export function defaultSocketPath(host: string): string {
 /** Opens real backends: TAP devices. In-memory ports get a fabric of their own. */
 export const openBackend: BackendOpener = (_port, backend) => {
   if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns);
+  if (backend.type === 'qemu') return QemuStreamPort.open(backend.socket);
   return new MemoryFabric().port('memory');
 };
 

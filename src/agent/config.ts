@@ -11,7 +11,7 @@ import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
-import { ifname, ipv4, name, netnsName, underlayAddress, underlayMtu } from '../config/fields.js';
+import { ifname, ipv4, name, netnsName, underlayAddress, underlayMtu, unixSocketPath } from '../config/fields.js';
 import type { HostState, PortState } from './desired-state.js';
 
 export class ConfigError extends Error {
@@ -31,6 +31,7 @@ const remote = z.union([ipv4, z.object({ address: ipv4, port: udpPort.optional()
 
 const backend = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
+  z.object({ type: z.literal('qemu'), socket: unixSocketPath }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);
 

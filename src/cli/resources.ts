@@ -20,7 +20,7 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       p.name,
       p.vlans ? `${p.network ? `${p.network},` : ''}${p.vlans.map((v) => `${v.vid}:${v.network}`).join(',')}` : p.network ?? '-',
       p.host, p.mac, attachments(p).flatMap((a) => a.ips).join(',') || '-',
-      p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type,
+      p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
     ],
   },
   hosts: {
@@ -111,9 +111,11 @@ export function registerResourceCommands(program: Command): void {
     .option('--ip <ip...>', 'its addresses (one allocated from the network\'s subnets when not given)')
     .option('--tap <device>', 'the TAP device of the VM (default: an in-memory port)')
     .option('--netns <netns>', 'the network namespace the TAP is in')
+    .option('--qemu-socket <path>', 'a QEMU guest: the agent listens here for -netdev stream,server=off,addr.type=unix,addr.path=PATH')
     .addOption(output()))
     .action(async (name, o) => {
-      const backend = o.tap ? { type: 'tap', device: o.tap, ...(o.netns ? { netns: o.netns } : {}) } : undefined;
+      if (o.tap && o.qemuSocket) throw new UsageError('give --tap or --qemu-socket, not both');
+      const backend = o.tap ? { type: 'tap', device: o.tap, ...(o.netns ? { netns: o.netns } : {}) } : o.qemuSocket ? { type: 'qemu', socket: o.qemuSocket } : undefined;
       if (!o.tap && o.netns) throw new UsageError('--netns goes with --tap');
       if (!o.network && !o.trunk) throw new UsageError('give --network NETWORK, or --trunk VID:NETWORK,... for a trunk port');
       const vlans = o.trunk ? String(o.trunk).split(',').map((item) => {

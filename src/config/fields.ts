@@ -27,6 +27,13 @@ export const netnsName = z.string()
   .regex(/^[^\s/\u0000-\u001f\u007f]{1,255}$/, 'a network namespace name of 1 to 255 characters without "/", white space or control characters')
   .refine((t) => t !== '.' && t !== '..', 'a network namespace name cannot be "." or ".."');
 
+/** A unix socket's path, as the kernel takes it: absolute, at most 107 bytes (sun_path),
+ * no "." or ".." component. */
+export const unixSocketPath = z.string()
+  .regex(/^\/[^\u0000]*$/, 'an absolute path without NUL characters')
+  .refine((p) => Buffer.byteLength(p) <= 107, 'at most 107 bytes (a unix socket path)')
+  .refine((p) => !p.split('/').some((c) => c === '.' || c === '..'), 'no "." or ".." in the path');
+
 /** Parses IPv4 text into its number, or null. Leading zeros are refused by parseIpv4. */
 function ipv4Number(text: string): number | null {
   try {

@@ -158,6 +158,8 @@ test('nonsense values are refused, each naming its field', async () => {
   await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'tap', device: 'tap0', netns: '../../../etc/passwd' } }, 'backend.netns', /without "\/"/);
   for (const device of ['.', '..']) await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'tap', device } }, 'backend.device', /cannot be "\." or "\.\."/);
   await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'tap', device: 'a-very-long-name' } }, 'backend.device', /1 to 15/);
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'qemu', socket: 'vm.sock' } }, 'backend.socket', /an absolute path/);
+  await refused('/v1/ports', { name: 'z', network: 'blue', host: 'h1', backend: { type: 'qemu', socket: '/run/../etc/vm.sock' } }, 'backend.socket', /no "\." or "\.\."/);
   for (const [address, why] of [['0.0.0.0', /this network/], ['224.0.0.1', /multicast/], ['255.255.255.255', /broadcast/], ['127.0.0.1', /loopback/]] as const) {
     await refused('/v1/hosts', { name: 'h5', address }, 'address', why, 422);
   }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { ifname, ipv4, ipv4Cidr, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac } from '../config/fields.js';
+import { ifname, ipv4, ipv4Cidr, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
@@ -13,6 +13,7 @@ export { name };
 
 export const backendSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
+  z.object({ type: z.literal('qemu'), socket: unixSocketPath }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);
 

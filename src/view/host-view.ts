@@ -42,6 +42,8 @@ export interface Neighbor {
 
 export type BackendState =
   | { type: 'tap'; device: string; netns?: string }
+  /** A QEMU guest's NIC: the agent listens on `socket` for `-netdev stream`. */
+  | { type: 'qemu'; socket: string }
   /** An in-memory port, for tests and simulations. */
   | { type: 'memory' };
 
