@@ -117,6 +117,9 @@ export class Reconciler {
       this.networkJson.set(want.name, json);
     }
 
+    // Routes name other networks, which all exist by now.
+    for (const want of desired.networks) dp.setRoutes(want.name, want.routes ?? []);
+
     // 3. Ports to attach (new, changed, or still pending from an earlier apply).
     for (const want of desired.ports) {
       if (this.ports.has(want.name)) continue;

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import { attachments, type Host, type Network, type Port, type Subnet } from '../controller/model.js';
+import { attachments, type Host, type Network, type Port, type Router, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
 import { table } from './format.js';
 import { UsageError } from './errors.js';
@@ -23,6 +23,7 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
     ],
   },
+  routers: { headers: ['NAME', 'SUBNETS'], row: (r: Router) => [r.name, r.subnets.join(',') || '-'] },
   hosts: {
     headers: ['NAME', 'UNDERLAY', 'MTU', 'AGENT', 'APPLIED', 'PORTS UP'],
     row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
@@ -55,7 +56,7 @@ export function client(opts: Record<string, string | undefined>): ApiClient {
   return new ApiClient(resolveTarget(opts));
 }
 
-function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts', one: string): Command {
+function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers', one: string): Command {
   const cmd = program.command(one).description(`${one}s of the controller`);
   targetOptions(cmd.command('list').description(`list ${kind}`).addOption(output()))
     .action(async (o) => print(kind, await client(o).call('GET', `/v1/${kind}`), o.output));
@@ -125,6 +126,16 @@ export function registerResourceCommands(program: Command): void {
       }) : undefined;
       print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend }), o.output);
     });
+
+  const router = basic(program, 'routers', 'router');
+  targetOptions(router.command('create').argument('<name>').description('create a router joining subnets: every host routes between them for its own VMs')
+    .option('--subnet <subnet...>', 'the subnets it joins (each on one router at most)')
+    .addOption(output()))
+    .action(async (name, o) => print('routers', await client(o).call('POST', '/v1/routers', { name, subnets: o.subnet ?? [] }), o.output));
+  targetOptions(router.command('set').argument('<name>').description('set the subnets a router joins')
+    .requiredOption('--subnet <subnet...>', 'all the subnets it joins from now on')
+    .addOption(output()))
+    .action(async (name, o) => print('routers', await client(o).call('PATCH', `/v1/routers/${encodeURIComponent(name)}`, { subnets: o.subnet }), o.output));
 
   const host = basic(program, 'hosts', 'host');
   targetOptions(host.command('create').argument('<name>').description('register a host before its agent joins (the agent may change its address when it does)')

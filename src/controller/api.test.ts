@@ -238,3 +238,37 @@ test('a host\'s view carries each access port\'s DHCP lease from its subnet, and
   assert.equal((view.ports[0] as { dhcp?: unknown }).dhcp, undefined);
   assert.equal(view.networks[0].gateways, undefined);
 });
+
+test('routers: join subnets, refuse a subnet on two routers or overlapping ones, and views route between them', async () => {
+  const store = new MemoryStore();
+  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'a', joinToken: 'j', agents: { status: () => null } });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await app.request(path, { method, headers: { authorization: 'Bearer a', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  };
+  await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' });
+  await call('POST', '/v1/hosts', { name: 'h2', address: '192.0.2.2' });
+  for (const [n, vni, cidr] of [['blue', 100, '10.10.0.0/24'], ['red', 200, '10.20.0.0/24'], ['green', 300, '10.10.0.0/16']] as const) {
+    await call('POST', '/v1/networks', { name: n, vni });
+    await call('POST', '/v1/subnets', { name: `${n}4`, network: n, cidr });
+  }
+  assert.equal((await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4', 'red4'] })).status, 201);
+  const twice = await call('POST', '/v1/routers', { name: 'r2', subnets: ['red4'] });
+  assert.deepEqual([twice.status, twice.body.detail], [409, 'subnet red4 is attached to router r1 already']);
+  const overlap = await call('PATCH', '/v1/routers/r1', { subnets: ['blue4', 'red4', 'green4'] });
+  assert.deepEqual([overlap.status, overlap.body.detail], [409, 'subnet green4 (10.10.0.0/16) overlaps subnet blue4 (10.10.0.0/24) on the same router']);
+  assert.equal((await call('POST', '/v1/routers', { name: 'r3', subnets: ['nope'] })).body.errors[0].field, 'subnets[0]');
+  assert.equal((await call('DELETE', '/v1/subnets/red4')).body.detail, 'subnet red4 is attached to router r1; detach it first');
+
+  await call('POST', '/v1/ports', { name: 'b1', network: 'blue', host: 'h1' });
+  await call('POST', '/v1/ports', { name: 'r2', network: 'red', host: 'h2' });
+  const { ModelCache } = await import('./model-cache.js');
+  const view = (await ModelCache.load(store)).viewFor('h1');
+  assert.deepEqual(view.networks.map((n) => n.name), ['blue', 'red'], 'red is in h1\'s view: h1 routes into it');
+  assert.deepEqual(view.networks.find((n) => n.name === 'blue')!.routes, [{ cidr: '10.20.0.0/24', network: 'red' }]);
+  assert.deepEqual(view.networks.find((n) => n.name === 'red')!.remotes, [{ address: '192.0.2.2', port: 4789 }]);
+  assert.deepEqual((await ModelCache.load(store)).viewFor('h2').networks.find((n) => n.name === 'blue')!.remotes, [{ address: '192.0.2.1', port: 4789 }], 'h2 accepts blue from h1');
+  assert.equal((await call('DELETE', '/v1/routers/r1')).status, 204);
+  assert.equal((await call('DELETE', '/v1/subnets/red4')).status, 409, 'still has a port');
+  assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks.map((n) => n.name), ['blue']);
+});

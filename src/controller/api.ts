@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portUpdate, subnetCreate, subnetUpdate } from './model.js';
+import { hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portUpdate, routerCreate, routerUpdate, subnetCreate, subnetUpdate } from './model.js';
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type NetworkService } from './service.js';
 
@@ -70,7 +70,7 @@ export function bearer(header: string | undefined): string {
 export function apiApp(opts: ApiOptions): Hono {
   const { service: s } = opts;
   const routes: Route[] = [];
-  const crud = (kind: 'networks' | 'subnets' | 'ports', create: z.ZodType, update: z.ZodType, ops: {
+  const crud = (kind: 'networks' | 'subnets' | 'ports' | 'routers', create: z.ZodType, update: z.ZodType, ops: {
     get(n: string): Promise<unknown>; create(b: never): Promise<unknown>; update(n: string, b: never): Promise<unknown>; remove(n: string): Promise<void>;
   }) => {
     const one = kind.slice(0, -1);
@@ -85,6 +85,7 @@ export function apiApp(opts: ApiOptions): Hono {
   crud('networks', networkCreate, networkUpdate, { get: (n) => s.getNetwork(n), create: (b) => s.createNetwork(b), update: (n, b) => s.updateNetwork(n, b), remove: (n) => s.deleteNetwork(n) });
   crud('subnets', subnetCreate, subnetUpdate, { get: (n) => s.getSubnet(n), create: (b) => s.createSubnet(b), update: (n, b) => s.updateSubnet(n, b), remove: (n) => s.deleteSubnet(n) });
   crud('ports', portCreate, portUpdate, { get: (n) => s.getPort(n), create: (b) => s.createPort(b), update: (n, b) => s.updatePort(n, b), remove: (n) => s.deletePort(n) });
+  crud('routers', routerCreate, routerUpdate, { get: (n) => s.getRouter(n), create: (b) => s.createRouter(b), update: (n, b) => s.updateRouter(n, b), remove: (n) => s.deleteRouter(n) });
   routes.push(
     { method: 'get', path: '/v1/hosts', summary: 'list hosts, with what their agents report', role: 'admin',
       handle: async () => (await s.list<{ name: string }>('hosts')).map((h) => ({ ...h, status: opts.agents.status(h.name) })) },

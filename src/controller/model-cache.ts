@@ -6,7 +6,7 @@
 import type { DhcpState, HostView, NetworkState, PortState } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
 import { parseIpv4 } from '../wire/bytes.js';
-import { attachments, type Host, type Network, type Port, type Subnet } from './model.js';
+import { attachments, type Host, type Network, type Port, type Router, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
 
@@ -15,6 +15,9 @@ export class ModelCache {
   readonly networks = new Map<string, Network>();
   readonly subnets = new Map<string, Subnet>();
   readonly ports = new Map<string, Port>();
+  readonly routers = new Map<string, Router>();
+  /** Subnet name -> the router it is attached to. */
+  private readonly routerOfSubnet = new Map<string, string>();
   private readonly byHost = new Map<string, Set<string>>();
   private readonly byNetwork = new Map<string, Set<string>>();
   revision = 0;
@@ -27,6 +30,7 @@ export class ModelCache {
     for (const e of await store.list<Network>('/networks/')) m.networks.set(e.value.name, e.value);
     for (const e of await store.list<Subnet>('/subnets/')) m.subnets.set(e.value.name, e.value);
     for (const e of await store.list<Port>('/ports/')) m.indexPort(e.value);
+    for (const e of await store.list<Router>('/routers/')) m.indexRouter(e.value);
     return m;
   }
 
@@ -34,6 +38,29 @@ export class ModelCache {
     this.ports.set(p.name, p);
     add(this.byHost, p.host, p.name);
     for (const a of attachments(p)) add(this.byNetwork, a.network, p.name);
+  }
+
+  private indexRouter(r: Router): void {
+    this.routers.set(r.name, r);
+    for (const s of r.subnets) this.routerOfSubnet.set(s, r.name);
+  }
+
+  private unindexRouter(r: Router): void {
+    this.routers.delete(r.name);
+    for (const s of r.subnets) if (this.routerOfSubnet.get(s) === r.name) this.routerOfSubnet.delete(s);
+  }
+
+  /** The networks a router joins `network` to (not `network` itself). */
+  private routedWith(network: string): string[] {
+    const out = new Set<string>();
+    for (const s of this.subnetsOf(network)) {
+      const r = this.routers.get(this.routerOfSubnet.get(s.name) ?? '');
+      for (const t of r?.subnets ?? []) {
+        const n = this.subnets.get(t)?.network;
+        if (n !== undefined && n !== network) out.add(n);
+      }
+    }
+    return [...out];
   }
 
   private unindexPort(p: Port): void {
@@ -48,8 +75,9 @@ export class ModelCache {
    */
   apply(changes: Change[]): Set<string> {
     const affected = new Set<string>();
+    // Hosts of a network, and of the networks routed with it: their views hold its ports.
     const touchNetwork = (n: string) => {
-      for (const pn of this.byNetwork.get(n) ?? []) affected.add(this.ports.get(pn)!.host);
+      for (const m of [n, ...this.routedWith(n)]) for (const pn of this.byNetwork.get(m) ?? []) affected.add(this.ports.get(pn)!.host);
     };
     for (const c of changes) {
       this.revision = Math.max(this.revision, c.revision);
@@ -76,6 +104,13 @@ export class ModelCache {
         affected.add(name);
         // Its address is in the views of every host it shares a network with.
         for (const pn of this.byHost.get(name) ?? []) for (const a of attachments(this.ports.get(pn)!)) touchNetwork(a.network);
+      } else if (kind === 'routers') {
+        const old = this.routers.get(name);
+        const networksOf = (r: Router | undefined) => (r?.subnets ?? []).map((s) => this.subnets.get(s)?.network).filter((n): n is string => n !== undefined);
+        const before = networksOf(old);
+        if (old) this.unindexRouter(old);
+        if (c.value) this.indexRouter(c.value as Router);
+        for (const n of new Set([...before, ...networksOf(c.value as Router | undefined)])) touchNetwork(n);
       } else if (kind === 'subnets') {
         // A subnet's gateway and DHCP settings are in the views of its network's hosts.
         const old = this.subnets.get(name);
@@ -110,10 +145,12 @@ export class ModelCache {
   viewFor(host: string): HostView {
     // A port whose networks are not all known (a change still on its way) waits for them.
     const mine = [...(this.byHost.get(host) ?? [])].sort().map((n) => this.ports.get(n)!).filter((p) => attachments(p).every((a) => this.networks.has(a.network)));
-    const netNames = [...new Set(mine.flatMap((p) => attachments(p).map((a) => a.network)))].sort();
+    const local = new Set(mine.flatMap((p) => attachments(p).map((a) => a.network)));
+    // Networks a router joins to this host's: its VMs' packets are routed into them here.
+    const netNames = [...new Set([...local, ...[...local].flatMap((n) => this.routedWith(n))])].filter((n) => this.networks.has(n)).sort();
     const networks: NetworkState[] = netNames.map((n) => {
       const net = this.networks.get(n)!;
-      const members = [...this.byNetwork.get(n)!].sort().map((pn) => this.ports.get(pn)!);
+      const members = [...(this.byNetwork.get(n) ?? [])].sort().map((pn) => this.ports.get(pn)!);
       const remotes = new Map<string, { address: string; port: number }>();
       const neighbors = [];
       for (const p of members) {
@@ -129,7 +166,21 @@ export class ModelCache {
         remotes.set(`${h.address}:${h.port}`, remote);
         neighbors.push({ mac: p.mac, ips, remote });
       }
-      const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false).map((s) => s.gateway);
+      // Hosts whose VMs are routed into this network send into it from their own host: they
+      // are its remote hosts too.
+      for (const m of this.routedWith(n)) {
+        for (const pn of this.byNetwork.get(m) ?? []) {
+          const h = this.hosts.get(this.ports.get(pn)!.host);
+          if (!h || h.name === host) continue;
+          remotes.set(`${h.address}:${h.port}`, { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port });
+        }
+      }
+      const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false || this.routerOfSubnet.has(s.name)).map((s) => s.gateway);
+      const routes = this.subnetsOf(n).flatMap((s) => {
+        const r = this.routers.get(this.routerOfSubnet.get(s.name) ?? '');
+        return (r?.subnets ?? []).filter((t) => t !== s.name).map((t) => this.subnets.get(t)).filter((t): t is Subnet => t !== undefined && this.networks.has(t.network))
+          .map((t) => ({ cidr: t.cidr, network: t.network }));
+      });
       return {
         name: n,
         vni: net.vni,
@@ -138,6 +189,7 @@ export class ModelCache {
         remotes: [...remotes.values()].sort((a, b) => (a.address < b.address ? -1 : 1)),
         neighbors,
         ...(gateways.length ? { gateways } : {}),
+        ...(routes.length ? { routes } : {}),
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined

@@ -99,6 +99,25 @@ export const hostJoin = z.object({
   mtu: underlayMtu.default(1500),
 }).strict().refine((h) => h.port !== h.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' });
 
+/** A router joins subnets (of different networks): every host routes between them for its
+ * own VMs, and answers for each subnet's gateway. */
+export const routerCreate = z.object({
+  name,
+  subnets: z.array(name).max(64).default([]),
+}).strict().superRefine((r, ctx) => {
+  const seen = new Set<string>();
+  r.subnets.forEach((s, i) => {
+    if (seen.has(s)) ctx.addIssue({ code: 'custom', path: ['subnets', i], message: `subnet ${s} is listed twice` });
+    seen.add(s);
+  });
+});
+export const routerUpdate = z.object({ subnets: z.array(name).max(64) }).strict();
+
+export interface Router {
+  name: string;
+  subnets: string[];
+}
+
 export type Backend = z.infer<typeof backendSchema>;
 
 export interface Network {
@@ -155,6 +174,9 @@ export const Keys = {
   network: (n: string) => `/networks/${n}`,
   subnet: (n: string) => `/subnets/${n}`,
   port: (n: string) => `/ports/${n}`,
+  router: (n: string) => `/routers/${n}`,
+  /** Which router a subnet is attached to: a subnet has one router at most. */
+  routerOf: (subnet: string) => `/index/router/${subnet}`,
   vni: (v: number) => `/index/vni/${v}`,
   /** A copy of each subnet under its network, so a port's subnets are one prefix read. */
   subnetOf: (network: string, n: string) => `/index/subnet/${network}/${n}`,

@@ -11,7 +11,8 @@ import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
-  attachments, Keys, type Host, type Network, type Port, type Subnet,
+  attachments, Keys, type Host, type Network, type Port, type Router, type Subnet,
+  type routerCreate, type routerUpdate,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
 import type { Condition, Entry, Operation, Store } from './store/store.js';
@@ -50,7 +51,7 @@ export class NetworkService {
     return this.store.revision();
   }
 
-  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports'): Promise<T[]> {
+  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports' | 'routers'): Promise<T[]> {
     return (await this.store.list<T>(`/${kind}/`)).map((e) => e.value);
   }
 
@@ -64,6 +65,62 @@ export class NetworkService {
   async getNetwork(n: string): Promise<Network> { return (await this.entry<Network>(Keys.network(n), 'network', n)).value; }
   async getSubnet(n: string): Promise<Subnet> { return (await this.entry<Subnet>(Keys.subnet(n), 'subnet', n)).value; }
   async getPort(n: string): Promise<Port> { return (await this.entry<Port>(Keys.port(n), 'port', n)).value; }
+  async getRouter(n: string): Promise<Router> { return (await this.entry<Router>(Keys.router(n), 'router', n)).value; }
+
+  // ---- routers ---------------------------------------------------------------------------
+
+  /**
+   * Checks a router's subnets: each exists, is on no other router, and no two overlap (a
+   * router could not tell where an address in both lives). Returns the conditions that
+   * keep it so: each subnet as read, and its claim on the subnet.
+   */
+  private async routerSubnets(router: string, subnets: string[], old: string[] = []): Promise<{ conditions: Condition[]; claims: string[] }> {
+    const conditions: Condition[] = [];
+    const found: Subnet[] = [];
+    for (const [i, n] of subnets.entries()) {
+      const e = await this.store.get<Subnet>(Keys.subnet(n));
+      if (!e) throw new ApiError(422, 'Unprocessable', `there is no subnet named ${n}`, [{ field: `subnets[${i}]`, message: 'no such subnet' }]);
+      const owner = await this.store.get<string>(Keys.routerOf(n));
+      if (owner && owner.value !== router) throw new ApiError(409, 'Conflict', `subnet ${n} is attached to router ${owner.value} already`, [{ field: `subnets[${i}]`, message: 'on another router' }]);
+      const clash = found.find((f) => overlaps(parseCidr(f.cidr), parseCidr(e.value.cidr)));
+      if (clash) throw new ApiError(409, 'Conflict', `subnet ${n} (${e.value.cidr}) overlaps subnet ${clash.name} (${clash.cidr}) on the same router`, [{ field: `subnets[${i}]`, message: 'overlaps' }]);
+      found.push(e.value);
+      conditions.push({ key: Keys.subnet(n), modRevision: e.modRevision });
+      if (!old.includes(n)) conditions.push({ key: Keys.routerOf(n), modRevision: 0 });
+    }
+    return { conditions, claims: subnets.filter((n) => !old.includes(n)) };
+  }
+
+  async createRouter(body: z.infer<typeof routerCreate>): Promise<Router> {
+    const router: Router = { name: body.name, subnets: body.subnets };
+    const { conditions, claims } = await this.routerSubnets(body.name, body.subnets);
+    await this.commit([{ key: Keys.router(body.name), modRevision: 0 }, ...conditions],
+      [{ type: 'put', key: Keys.router(body.name), value: router }, ...claims.map((n) => ({ type: 'put' as const, key: Keys.routerOf(n), value: body.name }))],
+      (f) => f.key === Keys.router(body.name)
+        ? new ApiError(409, 'Conflict', `a router named ${body.name} exists already`, [{ field: 'name', message: 'taken' }])
+        : new ApiError(409, 'Conflict', `${f.key.startsWith('/index/router/') ? `subnet ${f.key.split('/').pop()} was attached to another router` : 'a subnet changed'} meanwhile; try again`));
+    return router;
+  }
+
+  async updateRouter(n: string, body: z.infer<typeof routerUpdate>): Promise<Router> {
+    const e = await this.entry<Router>(Keys.router(n), 'router', n);
+    const { conditions, claims } = await this.routerSubnets(n, body.subnets, e.value.subnets);
+    const released = e.value.subnets.filter((s) => !body.subnets.includes(s));
+    const router: Router = { ...e.value, subnets: body.subnets };
+    await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }, ...conditions], [
+      { type: 'put', key: Keys.router(n), value: router },
+      ...claims.map((s) => ({ type: 'put' as const, key: Keys.routerOf(s), value: n })),
+      ...released.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) })),
+    ], () => new ApiError(409, 'Conflict', `router ${n} or one of its subnets changed meanwhile; read it again and retry`));
+    return router;
+  }
+
+  async deleteRouter(n: string): Promise<void> {
+    const e = await this.entry<Router>(Keys.router(n), 'router', n);
+    await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }],
+      [{ type: 'delete', key: Keys.router(n) }, ...e.value.subnets.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) }))],
+      () => new ApiError(409, 'Conflict', `router ${n} changed meanwhile; try again`));
+  }
 
   /** Commits, turning a failed condition into the conflict `explain` names. */
   private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError): Promise<number> {
@@ -191,6 +248,8 @@ export class NetworkService {
     const c = parseCidr(e.value.cidr);
     const users = (await this.list<Port>('ports')).filter((p) => attachments(p).some((a) => a.network === e.value.network && a.ips.some((ip) => isIpv4(ip) && contains(c, parseIpv4(ip)))));
     if (users.length > 0) throw new ApiError(409, 'Conflict', `subnet ${n} still has ${users.length} port(s) with addresses in it: ${names(users)}`);
+    const router = await this.store.get<string>(Keys.routerOf(n));
+    if (router) throw new ApiError(409, 'Conflict', `subnet ${n} is attached to router ${router.value}; detach it first`);
     await this.commit([{ key: Keys.subnet(n), modRevision: e.modRevision }],
       [{ type: 'delete', key: Keys.subnet(n) }, { type: 'delete', key: Keys.subnetOf(e.value.network, n) }],
       () => new ApiError(409, 'Conflict', `subnet ${n} changed meanwhile; try again`));

@@ -26,8 +26,12 @@ export const DROP_REASONS = [
   /** A DHCP message the agent could not answer: malformed, not from the port's own MAC,
    * relayed, or meant for another server (the port's DHCP counters say which). */
   'dhcp-refused',
-  /** Sent to the gateway's MAC, and no service takes it: there is no router yet. */
+  /** Sent to the gateway's MAC, and no route leads to its destination (or it is not IPv4). */
   'no-route',
+  /** Routed with a TTL of 1 or less (an ICMP time-exceeded comes with ICMP errors, next). */
+  'ttl-exceeded',
+  /** Routed towards an address no port on the next network has. */
+  'no-neighbor',
   /** The output (a TAP queue or the underlay socket) was full. */
   'tx-busy',
   /** The output refused the frame for another reason (see the agent's log), or no underlay

@@ -394,3 +394,35 @@ test('inside and outside apply the same rules to the frame: source MAC, tags, MT
   assert.deepEqual(s.ports.find((p) => p.name === 'blue1')!.drops, expected);
   assert.equal(blue1.take().length, 0);
 });
+
+test('the router: a frame to ROUTER_MAC is routed into the destination network with TTL - 1, a valid checksum and rewritten MACs', async () => {
+  const { ROUTER_MAC } = await import('./router-mac.js');
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const red2 = port(1, 'red2', 'red');
+  const red1 = port(0, 'red1', 'red');
+  const dp = hosts[0].dp;
+  dp.setRoutes('blue', [{ cidr: '10.20.0.0/24', network: 'red' }]);
+  dp.addRemoteMac('red', mac(0x22), H2, GENEVE_PORT, 0);
+  dp.setArpTable('red', new Map([[parseIpv4('10.20.0.2'), mac(0x22)], [parseIpv4('10.20.0.1'), mac(0x21)]]));
+  const toGateway = (dst: string, ttl = 64) => compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv4, compose.ipv4(ip(1), parseIpv4(dst), 1, new Uint8Array(16), ttl));
+  blue1.send(toGateway('10.20.0.2'));
+  fabric.run();
+  const got = red2.take();
+  assert.equal(got.length, 1, 'crossed to h2 on red');
+  const f = Buffer.from(got[0]);
+  assert.equal(f.readUIntBE(0, 6), mac(0x22));
+  assert.equal(f.readUIntBE(6, 6), ROUTER_MAC);
+  assert.equal(f[14 + 8], 63);
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += f.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  assert.equal(sum, 0xffff, 'the header checksum still verifies');
+  assert.equal(red1.take().length, 0, 'switched to its owner only');
+
+  blue1.send(toGateway('10.30.0.1'));
+  blue1.send(toGateway('10.20.0.2', 1));
+  blue1.send(toGateway('10.20.0.9'));
+  fabric.run();
+  assert.deepEqual(dp.portCounters('blue1').snapshot().drops, { 'no-route': 1, 'ttl-exceeded': 1, 'no-neighbor': 1 });
+});

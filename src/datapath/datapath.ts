@@ -14,7 +14,7 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { formatIpv6, isGroupMac, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { formatIpv6, isGroupMac, parseIpv4, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, FLAG_OAM, PROTOCOL_ETHERNET } from '../wire/geneve.js';
@@ -84,6 +84,9 @@ class Network {
   /** IPv6 (RFC 5952 text) -> MAC: neighbor solicitations for these are answered here. */
   nd: Map<string, number> | null = null;
   ndAnswered = 0;
+  /** Where the router takes packets sent to ROUTER_MAC on this network, longest prefix
+   * first. */
+  routes: Array<{ prefix: number; mask: number; network: Network }> = [];
   /** MAC -> name of the local port the controller gave it: pinned in the FDB to that port
    * while it exists, so that no frame from elsewhere can move it. */
   localMacs: Map<number, string> | null = null;
@@ -231,6 +234,7 @@ export class Datapath {
     const net = this.mustNetwork(name);
     if (net.ports.length > 0) throw new Error(`network ${name} still has ports: ${net.ports.map((p) => p.name).join(', ')}`);
     for (const v of [...net.remotes]) this.removeRemote(name, v.address, v.port);
+    for (const other of this.networks) if (other) other.routes = other.routes.filter((r) => r.network !== net);
     this.networks[net.index] = undefined;
     this.networkByName.delete(name);
     this.networkByVni.delete(net.vni);
@@ -273,6 +277,18 @@ export class Datapath {
     const most = overlayMtu(this.underlayMtu, net.encapsulation);
     net.mtu = Math.min(mtu ?? most, most);
     return net.mtu;
+  }
+
+  /** Sets where the router takes packets sent to it on `network`: prefixes (CIDR text) and
+   * the network each leads to (which must exist). */
+  setRoutes(network: string, routes: Array<{ cidr: string; network: string }>): void {
+    const net = this.mustNetwork(network);
+    net.routes = routes.map((r) => {
+      const [addr, len] = r.cidr.split('/');
+      const length = Number(len);
+      const mask = length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0;
+      return { prefix: (parseIpv4(addr) & mask) >>> 0, mask, network: this.mustNetwork(r.network) };
+    }).sort((a, b) => b.mask - a.mask);
   }
 
   /** Sets the DHCP lease an access port is answered from (null: no DHCP server for it). */
@@ -518,11 +534,48 @@ export class Datapath {
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     const type = readU16(mem, off + 12);
     if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.serveDhcp(port, net, off, len, now);
-    if (isRouterMac(mem, off)) return c.drop(Drop['no-route']);
+    if (isRouterMac(mem, off)) return this.route(port, net, off, len, c, now);
     if (net.arp !== null && type === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
     if (net.nd !== null && type === EtherType.Ipv6 && this.answerNd(port, net, off, len, now)) return;
     this.encapAt = -1;
     this.forward(net, off, len, port.index, c, now);
+  }
+
+  /**
+   * The distributed router: a frame a VM sent to its gateway (ROUTER_MAC) is routed here,
+   * on the VM's own host, straight into the destination's network: TTL decremented, the
+   * header checksum updated incrementally (RFC 1624), MACs rewritten (from the router, to
+   * the destination port's MAC the controller gave), then switched there, so a packet
+   * between VMs on two hosts crosses the underlay once.
+   */
+  private route(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+    const mem = this.memory.bytes;
+    const ip = off + 14;
+    if (readU16(mem, off + 12) !== EtherType.Ipv4 || len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop['no-route']);
+    const dst = readU32(mem, ip + 16);
+    const routes = net.routes;
+    let target: Network | null = null;
+    for (let i = 0; i < routes.length; i++) {
+      if (((dst & routes[i].mask) >>> 0) === routes[i].prefix) {
+        target = routes[i].network;
+        break;
+      }
+    }
+    if (target === null) return c.drop(Drop['no-route']);
+    if (mem[ip + 8] <= 1) return c.drop(Drop['ttl-exceeded']);
+    if (len - 14 > target.mtu) return c.drop(Drop['mtu-exceeded']);
+    const mac = target.arp?.get(dst);
+    if (mac === undefined) return c.drop(Drop['no-neighbor']);
+    const before = readU16(mem, ip + 8);
+    mem[ip + 8]--;
+    let sum = (~readU16(mem, ip + 10) & 0xffff) + (~before & 0xffff) + readU16(mem, ip + 8);
+    sum = (sum & 0xffff) + (sum >>> 16);
+    sum = (sum & 0xffff) + (sum >>> 16);
+    writeU16(mem, ip + 10, ~sum & 0xffff);
+    writeMac(mem, off, mac);
+    writeMac(mem, off + 6, ROUTER_MAC);
+    this.encapAt = -1;
+    this.forward(target, off, len, port.index, c, now);
   }
 
   /**
@@ -665,7 +718,8 @@ export class Datapath {
     const innerType = readU16(mem, inner + 12);
     if (innerType === EtherType.Vlan || innerType === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
     if (innerLen - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
-    if (net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) {
+    // A routed frame comes from the router MAC, which is every host's own: never learned.
+    if (!isRouterMac(mem, inner + 6) && net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) {
       return c.drop(Drop['src-mac-pinned']);
     }
     this.encapAt = -1;

@@ -409,6 +409,16 @@ async function provision(plan: LabPlan): Promise<void> {
     const first = parseIpv4(address) - (parseIpv4(address) % size);
     await api.call('POST', '/v1/subnets', { name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway: formatIpv4(first + size - 2), allocation: { start: formatIpv4(first + 1), end: formatIpv4(first + size - 3) } });
   }
+  for (const r of plan.routers ?? []) {
+    await api.call('POST', '/v1/routers', { name: r.name, subnets: r.networks.map((n) => `${n}-v4`) });
+  }
+  // VMs on routed networks reach the others through their gateway (DHCP VMs learn it).
+  for (const vm of plan.vms.filter((v) => !v.dhcp && v.attachments[0].vid === null && (plan.routers ?? []).some((r) => r.networks.includes(v.attachments[0].network)))) {
+    const [address, len] = vm.attachments[0].ip.split('/');
+    const size = 2 ** (32 - Number(len));
+    const gateway = formatIpv4(parseIpv4(address) - (parseIpv4(address) % size) + size - 2);
+    inNs(vm.netns, 'route', 'add', 'default', 'via', gateway, 'dev', 'eth0');
+  }
   for (const vm of plan.vms) {
     const a = vm.attachments[0];
     const backend = vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' };

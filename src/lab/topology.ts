@@ -35,6 +35,9 @@ const schema = z.object({
     vni: z.number().int().min(1).max(VNI_MAX),
     encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
   }).strict()).default([]),
+  /** Routers joining networks (labs with a controller): each VM's gateway is its subnet's
+   * last host address. */
+  routers: z.array(z.object({ name, networks: z.array(name).min(1) }).strict()).default([]),
   vms: z.array(z.object({
     name,
     host: name,
@@ -84,6 +87,7 @@ export interface LabPlan {
   hosts: LabHost[];
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; hosts: string[] }>;
   vms: LabVm[];
+  routers: Array<{ name: string; networks: string[] }>;
 }
 
 export const NETNS_PREFIX = 'weft-';
@@ -155,8 +159,13 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (v.dhcp && (v.trunk || !t.controller)) problems.push(`vms[${i}].dhcp: DHCP is served to access VMs in a lab with a controller`);
     return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp, attachments };
   });
+  t.routers.forEach((r, i) => {
+    if (!t.controller) problems.push(`routers[${i}]: routers are made through the controller; set controller: true`);
+    for (const n of r.networks) if (!nets.has(n)) problems.push(`routers[${i}]: no network named ${n}`);
+  });
   if (problems.length > 0) throw new ConfigError(file, problems);
   return {
+    routers: t.routers,
     name: t.name,
     controller,
     underlayNetns: `${prefix}underlay`,

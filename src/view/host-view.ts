@@ -29,6 +29,9 @@ export interface NetworkState {
   /** Gateway addresses of the network's subnets: the agent answers ARP for them with its
    * router MAC (they are the DHCP server's address, and the router's). */
   gateways?: string[];
+  /** Where a router takes packets sent to the router MAC on this network: each prefix of
+   * the other subnets it joins, and their network (also in this view, with its neighbors). */
+  routes?: Array<{ cidr: string; network: string }>;
 }
 
 export interface Neighbor {
