@@ -19,7 +19,7 @@ async function setup() {
     return { status: res.status, body: text ? JSON.parse(text) : null, type: res.headers.get('content-type') };
   };
   for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal((await call('POST', '/v1/hosts', { name, address })).status, 201);
-  return { call };
+  return { call, store };
 }
 
 test('a network, a subnet and a port: VNI, MAC and IP allocated', async () => {
@@ -174,14 +174,7 @@ test('nonsense values are refused, each naming its field', async () => {
 });
 
 test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a view with the tags', async () => {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'a', joinToken: 'j', agents: { status: () => null } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, { method, headers: { authorization: 'Bearer a', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  };
-  await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' });
-  await call('POST', '/v1/hosts', { name: 'h2', address: '192.0.2.2' });
+  const { call, store } = await setup();
   for (const [n, vni, cidr] of [['blue', 100, '10.10.0.0/24'], ['red', 200, '10.20.0.0/24'], ['green', 300, '10.30.0.0/24']] as const) {
     await call('POST', '/v1/networks', { name: n, vni });
     await call('POST', '/v1/subnets', { name: `${n}4`, network: n, cidr });
@@ -218,14 +211,10 @@ test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a v
 });
 
 test('a host\'s view carries each access port\'s DHCP lease from its subnet, and the gateways; DHCP off removes both', async () => {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'a', joinToken: 'j', agents: { status: () => null } });
-  const call = (method: string, path: string, body?: unknown) =>
-    app.request(path, { method, headers: { authorization: 'Bearer a', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' });
+  const { call, store } = await setup();
   await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
   await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.10.0.0/24', dns: ['10.10.0.53'] });
-  const port = await (await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' })).json() as { mac: string };
+  const port = (await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' })).body as { mac: string };
   const { ModelCache } = await import('./model-cache.js');
   let view = (await ModelCache.load(store)).viewFor('h1');
   assert.deepEqual(view.ports[0], {
@@ -240,14 +229,7 @@ test('a host\'s view carries each access port\'s DHCP lease from its subnet, and
 });
 
 test('routers: join subnets, refuse a subnet on two routers or overlapping ones, and views route between them', async () => {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'a', joinToken: 'j', agents: { status: () => null } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, { method, headers: { authorization: 'Bearer a', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  };
-  await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' });
-  await call('POST', '/v1/hosts', { name: 'h2', address: '192.0.2.2' });
+  const { call, store } = await setup();
   for (const [n, vni, cidr] of [['blue', 100, '10.10.0.0/24'], ['red', 200, '10.20.0.0/24'], ['green', 300, '10.10.0.0/16']] as const) {
     await call('POST', '/v1/networks', { name: n, vni });
     await call('POST', '/v1/subnets', { name: `${n}4`, network: n, cidr });
