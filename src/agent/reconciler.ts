@@ -118,7 +118,10 @@ export class Reconciler {
     }
 
     // Routes name other networks, which all exist by now.
-    for (const want of desired.networks) dp.setRoutes(want.name, want.routes ?? []);
+    for (const want of desired.networks) {
+      dp.setRoutes(want.name, want.routes ?? []);
+      dp.setGateways(want.name, want.gateways ?? []);
+    }
 
     // 3. Ports to attach (new, changed, or still pending from an earlier apply).
     for (const want of desired.ports) {
@@ -175,7 +178,7 @@ export class Reconciler {
       next.set(mac, where);
       if (installed.get(mac) !== where) dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
     }
-    for (const gw of net.gateways ?? []) arp.set(parseIpv4(gw), ROUTER_MAC);
+    for (const gw of net.gateways ?? []) arp.set(parseIpv4(gw.split('/')[0]), ROUTER_MAC);
     for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
     this.staticMacs.set(net.name, next);
     dp.setLocalMacs(net.name, local);

@@ -221,7 +221,7 @@ test('a host\'s view carries each access port\'s DHCP lease from its subnet, and
     name: 'vm1', mode: 'access', network: 'blue', backend: { type: 'memory' },
     dhcp: { mac: port.mac, ip: '10.10.0.2', prefixLength: 24, gateway: '10.10.0.1', dns: ['10.10.0.53'], leaseSeconds: 3600, hostName: 'vm1' },
   });
-  assert.deepEqual(view.networks[0].gateways, ['10.10.0.1']);
+  assert.deepEqual(view.networks[0].gateways, ['10.10.0.1/24']);
   assert.equal((await call('PATCH', '/v1/subnets/s1', { dhcp: false })).status, 200);
   view = (await ModelCache.load(store)).viewFor('h1');
   assert.equal((view.ports[0] as { dhcp?: unknown }).dhcp, undefined);

@@ -175,7 +175,7 @@ export class ModelCache {
           remotes.set(`${h.address}:${h.port}`, { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port });
         }
       }
-      const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false || this.routerOfSubnet.has(s.name)).map((s) => s.gateway);
+      const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false || this.routerOfSubnet.has(s.name)).map((s) => `${s.gateway}/${parseCidr(s.cidr).prefix}`);
       const routes = this.subnetsOf(n).flatMap((s) => {
         const r = this.routers.get(this.routerOfSubnet.get(s.name) ?? '');
         return (r?.subnets ?? []).filter((t) => t !== s.name).map((t) => this.subnets.get(t)).filter((t): t is Subnet => t !== undefined && this.networks.has(t.network))

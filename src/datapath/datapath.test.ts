@@ -426,3 +426,33 @@ test('the router: a frame to ROUTER_MAC is routed into the destination network w
   fabric.run();
   assert.deepEqual(dp.portCounters('blue1').snapshot().drops, { 'no-route': 1, 'ttl-exceeded': 1, 'no-neighbor': 1 });
 });
+
+test('the router owes ICMP errors, from its address on the sender\'s subnet, at most 100 a second, never about an ICMP error', async () => {
+  const { ROUTER_MAC } = await import('./router-mac.js');
+  const { fabric, hosts, port, advance } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const dp = hosts[0].dp;
+  dp.setRoutes('blue', [{ cidr: '10.20.0.0/24', network: 'red' }]);
+  dp.setGateways('blue', ['10.0.0.254/24']);
+  const packet = (ttl: number, protocol = 17, payload = new Uint8Array(16)) => compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv4, compose.ipv4(ip(1), parseIpv4('10.20.0.2'), protocol, payload, ttl));
+  blue1.send(packet(1));
+  fabric.run();
+  const [err] = blue1.take();
+  const e = Buffer.from(err);
+  assert.equal(e.readUIntBE(0, 6), mac(1));
+  assert.equal(e.readUInt32BE(14 + 12), parseIpv4('10.0.0.254'), 'from the gateway of the sender\'s subnet');
+  assert.deepEqual([e[34], e[35]], [11, 0], 'time exceeded in transit');
+  assert.deepEqual([...e.subarray(42, 42 + 20)], [...packet(1).subarray(14, 34)], 'quotes the original header');
+  // An ICMP error about an ICMP error: none.
+  blue1.send(packet(1, 1, Uint8Array.of(3, 1, 0, 0, 0, 0, 0, 0)));
+  fabric.run();
+  assert.equal(blue1.take().length, 0);
+  // At most 100 a second.
+  for (let i = 0; i < 150; i++) blue1.send(packet(1));
+  fabric.run();
+  assert.equal(blue1.take().length, 99, 'the one above plus 99 fill the second');
+  advance(1000);
+  blue1.send(packet(1));
+  fabric.run();
+  assert.equal(blue1.take().length, 1);
+});

@@ -160,7 +160,7 @@ function buildHost(plan: LabPlan, host: LabHost): void {
 
 function networkMtu(plan: LabPlan, network: string): number {
   const net = plan.networks.find((n) => n.name === network)!;
-  return overlayMtu(plan.underlayMtu, net.encapsulation);
+  return Math.min(overlayMtu(plan.underlayMtu, net.encapsulation), net.mtu ?? Infinity);
 }
 
 function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
@@ -399,7 +399,7 @@ async function provision(plan: LabPlan): Promise<void> {
     await api.call('POST', '/v1/hosts', body).catch((err) => (err instanceof ApiClientError && err.status === 409 ? api.call('POST', '/v1/hosts', body) : Promise.reject(err)));
   }
   for (const net of plan.networks) {
-    await api.call('POST', '/v1/networks', { name: net.name, vni: net.vni, encapsulation: net.encapsulation });
+    await api.call('POST', '/v1/networks', { name: net.name, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}) });
     const vmIps = plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip));
     if (vmIps.length === 0) continue;
     // One subnet per network, from its first VM's prefix; the gateway is the prefix's last

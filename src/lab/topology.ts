@@ -34,6 +34,8 @@ const schema = z.object({
     name,
     vni: z.number().int().min(1).max(VNI_MAX),
     encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
+    /** An MTU below what the underlay allows (labs with a controller). */
+    mtu: z.number().int().min(576).max(9000).optional(),
   }).strict()).default([]),
   /** Routers joining networks (labs with a controller): each VM's gateway is its subnet's
    * last host address. */
@@ -85,7 +87,7 @@ export interface LabPlan {
   underlayPrefix: number;
   underlayMtu: number;
   hosts: LabHost[];
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; hosts: string[] }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; hosts: string[] }>;
   vms: LabVm[];
   routers: Array<{ name: string; networks: string[] }>;
 }
@@ -121,7 +123,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
   // The controller takes the last host address of the underlay.
   const controller = t.controller ? { netns: `${prefix}controller`, address: formatIpv4(base + 2 ** (32 - prefixLen) - 2) } : null;
   if (controller) claim('controller', 'the controller');
-  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, hosts: [] as string[] }]));
+  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), hosts: [] as string[] }]));
   const vnis = new Set<number>();
   for (const n of t.networks) {
     if (vnis.has(n.vni)) problems.push(`networks: VNI ${n.vni} is used twice`);
@@ -158,6 +160,9 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (v.ip6 && v.trunk) problems.push(`vms[${i}].ip6: only access VMs take an ip6`);
     if (v.dhcp && (v.trunk || !t.controller)) problems.push(`vms[${i}].dhcp: DHCP is served to access VMs in a lab with a controller`);
     return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp, attachments };
+  });
+  t.networks.forEach((n, i) => {
+    if (n.mtu !== undefined && !t.controller) problems.push(`networks[${i}].mtu: a network's own MTU is set through the controller; set controller: true`);
   });
   t.routers.forEach((r, i) => {
     if (!t.controller) problems.push(`routers[${i}]: routers are made through the controller; set controller: true`);

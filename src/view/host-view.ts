@@ -26,8 +26,9 @@ export interface NetworkState {
   /** Ports known to be on this network (pushed by a controller): their MACs are installed
    * in the FDB, and ARP requests for their addresses are answered by the agent. */
   neighbors?: Neighbor[];
-  /** Gateway addresses of the network's subnets: the agent answers ARP for them with its
-   * router MAC (they are the DHCP server's address, and the router's). */
+  /** Gateway addresses of the network's subnets with their prefix length (10.0.0.1/24): the
+   * agent answers ARP and pings for them from its router MAC (they are the DHCP server's
+   * address, and the router's), and sends ICMP errors from them. */
   gateways?: string[];
   /** Where a router takes packets sent to the router MAC on this network: each prefix of
    * the other subnets it joins, and their network (also in this view, with its neighbors). */
