@@ -17,9 +17,11 @@ test('a router joins two networks: VMs reach each other across subnets and hosts
     controller: true,
     hosts: [{ name: 'h1' }, { name: 'h2' }],
     networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve', mtu: 1400 }],
-    routers: [{ name: 'r1', networks: ['blue', 'red'] }],
+    // 10.40.0.0/24 lies behind blue2, as behind an appliance VM.
+    routers: [{ name: 'r1', networks: ['blue', 'red'], routes: [{ cidr: '10.40.0.0/24', nextHop: '10.10.0.2' }] }],
     vms: [
       { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
+      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
       { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' },
       { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24', dhcp: true },
     ],
@@ -36,6 +38,9 @@ test('a router joins two networks: VMs reach each other across subnets and hosts
     // On one host: blue1 -> red1; and the DHCP VM routes back through its own gateway.
     await lab.run('blue1', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.20.0.1');
     assert.match(await lab.run('red2', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.10.0.1'), /ttl=63/);
+    // A static route: red1 reaches 10.40.0.1, an address blue2 holds, through blue2.
+    await lab.run('blue2', 'ip', 'addr', 'add', '10.40.0.1/32', 'dev', 'lo');
+    await lab.run('red1', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.40.0.1');
     // Somewhere no router goes: counted, not flooded, and the sender is told.
     const r = await lab.exec('blue1', 'ping', '-c', '1', '-W', '1', '10.30.0.1');
     assert.notEqual(r.code, 0);

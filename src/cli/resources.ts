@@ -23,7 +23,7 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
     ],
   },
-  routers: { headers: ['NAME', 'SUBNETS'], row: (r: Router) => [r.name, r.subnets.join(',') || '-'] },
+  routers: { headers: ['NAME', 'SUBNETS', 'ROUTES'], row: (r: Router) => [r.name, r.subnets.join(',') || '-', (r.routes ?? []).map((x) => `${x.cidr} via ${x.nextHop}`).join(', ') || '-'] },
   hosts: {
     headers: ['NAME', 'UNDERLAY', 'MTU', 'AGENT', 'APPLIED', 'PORTS UP'],
     row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
@@ -74,6 +74,14 @@ const int = (what: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new UsageError(`${what} must be a whole number, not ${JSON.stringify(v)}`);
   return Number(v);
 };
+
+function staticRoutes(items: string[] | undefined): Array<{ cidr: string; nextHop: string }> {
+  return (items ?? []).map((item) => {
+    const [cidr, nextHop, extra] = item.split('=');
+    if (!cidr || !nextHop || extra !== undefined) throw new UsageError(`--route takes CIDR=NEXTHOP, e.g. 10.40.0.0/24=10.10.0.2; not ${JSON.stringify(item)}`);
+    return { cidr, nextHop };
+  });
+}
 
 export function registerResourceCommands(program: Command): void {
   const network = basic(program, 'networks', 'network');
@@ -130,12 +138,17 @@ export function registerResourceCommands(program: Command): void {
   const router = basic(program, 'routers', 'router');
   targetOptions(router.command('create').argument('<name>').description('create a router joining subnets: every host routes between them for its own VMs')
     .option('--subnet <subnet...>', 'the subnets it joins (each on one router at most)')
+    .option('--route <cidr=nexthop...>', 'static routes, e.g. 10.40.0.0/24=10.10.0.2 (a VM in one of its subnets)')
     .addOption(output()))
-    .action(async (name, o) => print('routers', await client(o).call('POST', '/v1/routers', { name, subnets: o.subnet ?? [] }), o.output));
+    .action(async (name, o) => print('routers', await client(o).call('POST', '/v1/routers', { name, subnets: o.subnet ?? [], routes: staticRoutes(o.route) }), o.output));
   targetOptions(router.command('set').argument('<name>').description('set the subnets a router joins')
-    .requiredOption('--subnet <subnet...>', 'all the subnets it joins from now on')
+    .option('--subnet <subnet...>', 'all the subnets it joins from now on')
+    .option('--route <cidr=nexthop...>', 'all its static routes from now on')
     .addOption(output()))
-    .action(async (name, o) => print('routers', await client(o).call('PATCH', `/v1/routers/${encodeURIComponent(name)}`, { subnets: o.subnet }), o.output));
+    .action(async (name, o) => {
+      if (!o.subnet && !o.route) throw new UsageError('give --subnet, --route, or both');
+      print('routers', await client(o).call('PATCH', `/v1/routers/${encodeURIComponent(name)}`, { subnets: o.subnet, routes: o.route ? staticRoutes(o.route) : undefined }), o.output);
+    });
 
   const host = basic(program, 'hosts', 'host');
   targetOptions(host.command('create').argument('<name>').description('register a host before its agent joins (the agent may change its address when it does)')

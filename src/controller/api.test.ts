@@ -254,3 +254,20 @@ test('routers: join subnets, refuse a subnet on two routers or overlapping ones,
   assert.equal((await call('DELETE', '/v1/subnets/red4')).status, 409, 'still has a port');
   assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks.map((n) => n.name), ['blue']);
 });
+
+test('static routes: the next hop must be a host address in one of the router\'s subnets; views carry them on each joined network', async () => {
+  const { call, store } = await setup();
+  for (const [n, vni, cidr] of [['blue', 100, '10.10.0.0/24'], ['red', 200, '10.20.0.0/24']] as const) {
+    await call('POST', '/v1/networks', { name: n, vni });
+    await call('POST', '/v1/subnets', { name: `${n}4`, network: n, cidr });
+  }
+  const outside = await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4', 'red4'], routes: [{ cidr: '10.40.0.0/24', nextHop: '10.30.0.9' }] });
+  assert.deepEqual([outside.status, outside.body.errors[0].field, outside.body.detail], [422, 'routes[0].nextHop', 'next hop 10.30.0.9 of route 10.40.0.0/24 is outside every subnet of the router (blue4, red4)']);
+  assert.equal((await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4'], routes: [{ cidr: '10.40.0.0/24', nextHop: '10.10.0.1' }] })).body.errors[0].message, 'the router itself');
+  assert.equal((await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4', 'red4'], routes: [{ cidr: '010.40.0.0/24', nextHop: '10.10.0.9' }] })).status, 400);
+  assert.equal((await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4', 'red4'], routes: [{ cidr: '10.40.0.0/24', nextHop: '10.10.0.9' }] })).status, 201);
+  await call('POST', '/v1/ports', { name: 'r2', network: 'red', host: 'h1' });
+  const { ModelCache } = await import('./model-cache.js');
+  const red = (await ModelCache.load(store)).viewFor('h1').networks.find((n) => n.name === 'red')!;
+  assert.deepEqual(red.routes, [{ cidr: '10.10.0.0/24', network: 'blue' }, { cidr: '10.40.0.0/24', network: 'blue', nextHop: '10.10.0.9' }]);
+});

@@ -178,8 +178,14 @@ export class ModelCache {
       const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false || this.routerOfSubnet.has(s.name)).map((s) => `${s.gateway}/${parseCidr(s.cidr).prefix}`);
       const routes = this.subnetsOf(n).flatMap((s) => {
         const r = this.routers.get(this.routerOfSubnet.get(s.name) ?? '');
-        return (r?.subnets ?? []).filter((t) => t !== s.name).map((t) => this.subnets.get(t)).filter((t): t is Subnet => t !== undefined && this.networks.has(t.network))
-          .map((t) => ({ cidr: t.cidr, network: t.network }));
+        const joined = (r?.subnets ?? []).map((t) => this.subnets.get(t)).filter((t): t is Subnet => t !== undefined && this.networks.has(t.network));
+        // Static routes lead to a next hop in one of the router's subnets; each of the
+        // router's networks carries them (once), so every VM reaches them.
+        const statics = s === this.subnetsOf(n).find((x) => this.routerOfSubnet.get(x.name) === r?.name) ? (r?.routes ?? []).flatMap((rt) => {
+          const via = joined.find((t) => contains(parseCidr(t.cidr), parseIpv4(rt.nextHop)));
+          return via ? [{ cidr: rt.cidr, network: via.network, nextHop: rt.nextHop }] : [];
+        }) : [];
+        return [...joined.filter((t) => t.name !== s.name).map((t) => ({ cidr: t.cidr, network: t.network })), ...statics];
       });
       return {
         name: n,

@@ -101,9 +101,14 @@ export const hostJoin = z.object({
 
 /** A router joins subnets (of different networks): every host routes between them for its
  * own VMs, and answers for each subnet's gateway. */
+/** A static route: packets for `cidr` go to `nextHop`, an address in one of the router's
+ * subnets (a VM that routes further: an appliance, a VPN gateway). */
+const staticRoute = z.object({ cidr: ipv4Cidr, nextHop: ipv4 }).strict();
+
 export const routerCreate = z.object({
   name,
   subnets: z.array(name).max(64).default([]),
+  routes: z.array(staticRoute).max(256).default([]),
 }).strict().superRefine((r, ctx) => {
   const seen = new Set<string>();
   r.subnets.forEach((s, i) => {
@@ -111,11 +116,13 @@ export const routerCreate = z.object({
     seen.add(s);
   });
 });
-export const routerUpdate = z.object({ subnets: z.array(name).max(64) }).strict();
+export const routerUpdate = z.object({ subnets: z.array(name).max(64), routes: z.array(staticRoute).max(256) }).partial().strict();
 
 export interface Router {
   name: string;
   subnets: string[];
+  /** Absent in routers stored before static routes: none. */
+  routes?: Array<{ cidr: string; nextHop: string }>;
 }
 
 export type Backend = z.infer<typeof backendSchema>;

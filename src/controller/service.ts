@@ -91,9 +91,27 @@ export class NetworkService {
     return { conditions, claims: subnets.filter((n) => !old.includes(n)) };
   }
 
+  /** Each static route's next hop must be a host address in one of the router's subnets. */
+  private async checkRoutes(subnets: string[], routes: Array<{ cidr: string; nextHop: string }>): Promise<void> {
+    const cidrs: Array<{ name: string; c: ReturnType<typeof parseCidr>; gateway: string }> = [];
+    for (const n of subnets) {
+      const s = (await this.store.get<Subnet>(Keys.subnet(n)))?.value;
+      if (s) cidrs.push({ name: s.name, c: parseCidr(s.cidr), gateway: s.gateway });
+    }
+    routes.forEach((r, i) => {
+      const hop = parseIpv4(r.nextHop);
+      const s = cidrs.find((x) => contains(x.c, hop) && hop !== x.c.first && hop !== x.c.last);
+      if (!s) {
+        throw new ApiError(422, 'Unprocessable', `next hop ${r.nextHop} of route ${r.cidr} is outside every subnet of the router${cidrs.length ? ` (${cidrs.map((x) => x.name).join(', ')})` : ': it has none'}`, [{ field: `routes[${i}].nextHop`, message: 'outside the subnets' }]);
+      }
+      if (r.nextHop === s.gateway) throw new ApiError(422, 'Unprocessable', `next hop ${r.nextHop} is the router's own gateway on ${s.name}`, [{ field: `routes[${i}].nextHop`, message: 'the router itself' }]);
+    });
+  }
+
   async createRouter(body: z.infer<typeof routerCreate>): Promise<Router> {
-    const router: Router = { name: body.name, subnets: body.subnets };
+    const router: Router = { name: body.name, subnets: body.subnets, routes: body.routes };
     const { conditions, claims } = await this.routerSubnets(body.name, body.subnets);
+    await this.checkRoutes(body.subnets, body.routes);
     await this.commit([{ key: Keys.router(body.name), modRevision: 0 }, ...conditions],
       [{ type: 'put', key: Keys.router(body.name), value: router }, ...claims.map((n) => ({ type: 'put' as const, key: Keys.routerOf(n), value: body.name }))],
       (f) => f.key === Keys.router(body.name)
@@ -104,9 +122,12 @@ export class NetworkService {
 
   async updateRouter(n: string, body: z.infer<typeof routerUpdate>): Promise<Router> {
     const e = await this.entry<Router>(Keys.router(n), 'router', n);
-    const { conditions, claims } = await this.routerSubnets(n, body.subnets, e.value.subnets);
-    const released = e.value.subnets.filter((s) => !body.subnets.includes(s));
-    const router: Router = { ...e.value, subnets: body.subnets };
+    const subnets = body.subnets ?? e.value.subnets;
+    const routes = body.routes ?? e.value.routes ?? [];
+    const { conditions, claims } = await this.routerSubnets(n, subnets, e.value.subnets);
+    await this.checkRoutes(subnets, routes);
+    const released = e.value.subnets.filter((s) => !subnets.includes(s));
+    const router: Router = { ...e.value, subnets, routes };
     await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }, ...conditions], [
       { type: 'put', key: Keys.router(n), value: router },
       ...claims.map((s) => ({ type: 'put' as const, key: Keys.routerOf(s), value: n })),

@@ -92,7 +92,7 @@ class Network {
   ndAnswered = 0;
   /** Where the router takes packets sent to ROUTER_MAC on this network, longest prefix
    * first. */
-  routes: Array<{ prefix: number; mask: number; network: Network }> = [];
+  routes: Array<{ prefix: number; mask: number; network: Network; nextHop: number }> = [];
   /** The router's addresses on this network (its subnets' gateways): pings to them are
    * answered, and ICMP errors come from the one on the sender's subnet. */
   gateways: Array<{ address: number; mask: number }> = [];
@@ -292,13 +292,13 @@ export class Datapath {
 
   /** Sets where the router takes packets sent to it on `network`: prefixes (CIDR text) and
    * the network each leads to (which must exist). */
-  setRoutes(network: string, routes: Array<{ cidr: string; network: string }>): void {
+  setRoutes(network: string, routes: Array<{ cidr: string; network: string; nextHop?: string }>): void {
     const net = this.mustNetwork(network);
     net.routes = routes.map((r) => {
       const [addr, len] = r.cidr.split('/');
       const length = Number(len);
       const mask = length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0;
-      return { prefix: (parseIpv4(addr) & mask) >>> 0, mask, network: this.mustNetwork(r.network) };
+      return { prefix: (parseIpv4(addr) & mask) >>> 0, mask, network: this.mustNetwork(r.network), nextHop: r.nextHop ? parseIpv4(r.nextHop) : 0 };
     }).sort((a, b) => b.mask - a.mask);
   }
 
@@ -575,9 +575,11 @@ export class Datapath {
     const dst = readU32(mem, ip + 16);
     const routes = net.routes;
     let target: Network | null = null;
+    let hop = dst;
     for (let i = 0; i < routes.length; i++) {
       if (((dst & routes[i].mask) >>> 0) === routes[i].prefix) {
         target = routes[i].network;
+        if (routes[i].nextHop !== 0) hop = routes[i].nextHop;
         break;
       }
     }
@@ -595,7 +597,7 @@ export class Datapath {
       if ((mem[ip + 6] & 0x40) !== 0) this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 4 /* fragmentation needed */, target.mtu, now);
       return c.drop(Drop['mtu-exceeded']);
     }
-    const mac = target.arp?.get(dst);
+    const mac = target.arp?.get(hop);
     if (mac === undefined) {
       this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 1 /* host unreachable */, 0, now);
       return c.drop(Drop['no-neighbor']);

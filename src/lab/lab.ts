@@ -410,7 +410,7 @@ async function provision(plan: LabPlan): Promise<void> {
     await api.call('POST', '/v1/subnets', { name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway: formatIpv4(first + size - 2), allocation: { start: formatIpv4(first + 1), end: formatIpv4(first + size - 3) } });
   }
   for (const r of plan.routers ?? []) {
-    await api.call('POST', '/v1/routers', { name: r.name, subnets: r.networks.map((n) => `${n}-v4`) });
+    await api.call('POST', '/v1/routers', { name: r.name, subnets: r.networks.map((n) => `${n}-v4`), routes: r.routes ?? [] });
   }
   // VMs on routed networks reach the others through their gateway (DHCP VMs learn it).
   for (const vm of plan.vms.filter((v) => !v.dhcp && v.attachments[0].vid === null && (plan.routers ?? []).some((r) => r.networks.includes(v.attachments[0].network)))) {

@@ -39,7 +39,12 @@ const schema = z.object({
   }).strict()).default([]),
   /** Routers joining networks (labs with a controller): each VM's gateway is its subnet's
    * last host address. */
-  routers: z.array(z.object({ name, networks: z.array(name).min(1) }).strict()).default([]),
+  routers: z.array(z.object({
+    name,
+    networks: z.array(name).min(1),
+    /** Static routes: `10.40.0.0/24` via a VM's address. */
+    routes: z.array(z.object({ cidr: z.string(), nextHop: z.string() }).strict()).default([]),
+  }).strict()).default([]),
   vms: z.array(z.object({
     name,
     host: name,
@@ -89,7 +94,7 @@ export interface LabPlan {
   hosts: LabHost[];
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; hosts: string[] }>;
   vms: LabVm[];
-  routers: Array<{ name: string; networks: string[] }>;
+  routers: Array<{ name: string; networks: string[]; routes: Array<{ cidr: string; nextHop: string }> }>;
 }
 
 export const NETNS_PREFIX = 'weft-';

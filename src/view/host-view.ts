@@ -32,7 +32,7 @@ export interface NetworkState {
   gateways?: string[];
   /** Where a router takes packets sent to the router MAC on this network: each prefix of
    * the other subnets it joins, and their network (also in this view, with its neighbors). */
-  routes?: Array<{ cidr: string; network: string }>;
+  routes?: Array<{ cidr: string; network: string; nextHop?: string }>;
 }
 
 export interface Neighbor {
