@@ -17,6 +17,7 @@ const current = {
     { name: 'gone', network: 'old', host: 'h1', mac: '02:00:00:00:00:09', ips: [], backend: { type: 'memory' as const } },
   ],
   hosts: [{ name: 'h1', address: '192.0.2.1', port: 4789, mtu: 1500, joinedAt: '' }, { name: 'h2', address: '192.0.2.2', port: 4789, mtu: 1500, joinedAt: '' }],
+  routers: [{ name: 'r0', subnets: ['blue4'] }],
 };
 
 /** A file as the API receives it (defaults filled in by the schema). */
@@ -79,6 +80,18 @@ describe('the plan', () => {
     assert.throws(() => plan(current, ok.resources, false), /ports\[0\]\.vlans\[1\]\.network: network red is neither in the file nor on the controller/);
     const fine = file({ ports: [{ name: 't1', host: 'h1', network: 'old', vlans: [{ vid: 10, network: 'blue' }] }] });
     assert.deepEqual(plan(current, fine.resources, false).actions.map((a) => a.text), ['+ port t1 (trunk 10:blue native old on h1)']);
+  });
+
+  test('routers: created after their subnets, changed in place, deleted before them; subnets they name must exist', () => {
+    const req = file({
+      subnets: [{ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', gateway: '10.0.0.1', allocation: { start: '10.0.0.2', end: '10.0.0.254' } }, { name: 'red4', network: 'blue', cidr: '10.1.0.0/24' }],
+      routers: [{ name: 'r0', subnets: ['blue4', 'red4'], routes: [{ cidr: '10.9.0.0/16', nextHop: '10.0.0.9' }] }, { name: 'r1', subnets: [] }],
+    });
+    assert.deepEqual(plan(current, req.resources, false).actions.map((a) => a.text), ['+ subnet red4 (10.1.0.0/24 on blue)', '+ router r1 (no subnets)', '~ router r0: subnets, routes']);
+    const prune = file({ subnets: [], routers: [] });
+    assert.deepEqual(plan(current, prune.resources, true).actions.map((a) => a.text), ['- router r0', '- subnet blue4']);
+    const missing = file({ routers: [{ name: 'r0', subnets: ['green4'] }] });
+    assert.throws(() => plan(current, missing.resources, false), /routers\[0\]\.subnets\[0\]: subnet green4 is neither in the file nor on the controller/);
   });
 
   test('two resources of one kind with the same name are refused by the file\'s schema', () => {

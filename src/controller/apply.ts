@@ -17,12 +17,12 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { checkPort, networkCreate, portCreate, portFields, subnetCreate, type Host, type Network, type Port, type Subnet } from './model.js';
+import { checkPort, networkCreate, portCreate, portFields, routerCreate, subnetCreate, type Router, type Host, type Network, type Port, type Subnet } from './model.js';
 import { ApiError, NetworkService, type ServiceOptions } from './service.js';
 import { Transaction, TransactionConflict } from './store/transaction.js';
 import type { Store } from './store/store.js';
 
-export const KINDS = ['networks', 'subnets', 'ports'] as const;
+export const KINDS = ['networks', 'subnets', 'routers', 'ports'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** A port in a file: its backend may be left out (kept as it is, memory when created). */
@@ -32,6 +32,7 @@ const filePort = portFields.extend({ backend: portFields.shape.backend.optional(
 export const applyResources = z.object({
   networks: z.array(networkCreate).optional(),
   subnets: z.array(subnetCreate).optional(),
+  routers: z.array(routerCreate).optional(),
   ports: z.array(filePort).optional(),
 }).strict().superRefine((doc, ctx) => {
   for (const kind of KINDS) {
@@ -81,12 +82,15 @@ export interface ApplyResult {
 export interface Current {
   networks: Network[];
   subnets: Subnet[];
+  routers: Router[];
   ports: Port[];
   hosts: Host[];
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-const ORDER: Record<Kind, number> = { networks: 0, subnets: 1, ports: 2 };
+/** Creates in this order, deletes in the reverse: a router needs its subnets, and a subnet
+ * cannot go while a router joins it. */
+const ORDER: Record<Kind, number> = { networks: 0, subnets: 1, routers: 2, ports: 3 };
 /** How often an apply that lost a race to another writer is planned and tried again. */
 const RETRIES = 3;
 
@@ -154,6 +158,21 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
     });
     leftOut('subnets', current.subnets, desired.subnets);
   }
+  if (desired.routers) {
+    const have = new Map(current.routers.map((r) => [r.name, r]));
+    desired.routers.forEach((want, i) => {
+      const h = have.get(want.name);
+      if (!h) {
+        creates.push({ verb: 'create', kind: 'routers', name: want.name, index: i, body: want, text: `+ router ${want.name} (${want.subnets.join(', ') || 'no subnets'}${want.routes.length ? `; ${want.routes.length} route(s)` : ''})` });
+        return;
+      }
+      const change: Record<string, unknown> = {};
+      if (!same(h.subnets, want.subnets)) change.subnets = want.subnets;
+      if (!same(h.routes ?? [], want.routes)) change.routes = want.routes;
+      if (Object.keys(change).length > 0) updates.push({ verb: 'update', kind: 'routers', name: want.name, index: i, body: change, text: `~ router ${want.name}: ${Object.keys(change).join(', ')}` });
+    });
+    leftOut('routers', current.routers, desired.routers);
+  }
   if (desired.ports) {
     const have = new Map(current.ports.map((p) => [p.name, p]));
     desired.ports.forEach((want, i) => {
@@ -206,6 +225,13 @@ function references(current: Current, desired: ApplyResources, deleted: Set<stri
     problems.push({ field: `${kind}[${i}].network`, message: `network ${name} ${why}` });
   };
   (desired.subnets ?? []).forEach((s, i) => network('subnets', i, s.network));
+  const subnets = new Set([
+    ...current.subnets.map((s) => s.name).filter((s) => !deleted.has(`subnets/${s}`)),
+    ...(desired.subnets ?? []).map((s) => s.name),
+  ]);
+  (desired.routers ?? []).forEach((r, i) => r.subnets.forEach((s, k) => {
+    if (!subnets.has(s)) problems.push({ field: `routers[${i}].subnets[${k}]`, message: `subnet ${s} ${deleted.has(`subnets/${s}`) ? 'is deleted by this apply' : 'is neither in the file nor on the controller'}` });
+  }));
   (desired.ports ?? []).forEach((p, i) => {
     if (p.network !== undefined) network('ports', i, p.network);
     (p.vlans ?? []).forEach((v, k) => {
@@ -241,6 +267,7 @@ export class Applier {
       const current: Current = {
         networks: await service.list<Network>('networks'),
         subnets: await service.list<Subnet>('subnets'),
+        routers: await service.list<Router>('routers'),
         ports: await service.list<Port>('ports'),
         hosts: await service.list<Host>('hosts'),
       };
@@ -274,6 +301,10 @@ export class Applier {
         if (a.verb === 'create') await s.createSubnet(subnetCreate.parse(a.body));
         else if (a.verb === 'update') await s.updateSubnet(a.name, a.body as never);
         else await s.deleteSubnet(a.name);
+      } else if (a.kind === 'routers') {
+        if (a.verb === 'create') await s.createRouter(routerCreate.parse(a.body));
+        else if (a.verb === 'update') await s.updateRouter(a.name, a.body as never);
+        else await s.deleteRouter(a.name);
       } else if (a.verb === 'create') {
         await s.createPort(portCreate.parse(a.body));
       } else if (a.verb === 'update') {
