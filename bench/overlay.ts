@@ -1,6 +1,7 @@
 /**
  * npm run bench: throughput and packet rate between two VMs on different hosts, over
- *   - Weft (a userspace agent per host, VXLAN),
+ *   - Weft (a userspace agent per host, VXLAN), switched within one network, and routed
+ *     between two networks by Weft's distributed router (a controller lab),
  *   - the Linux kernel's VXLAN device in a bridge, with the offloads a real NIC gives it
  *     (checksum and segmentation offload on the underlay link): the kernel at its best here,
  *   - the same kernel path with transmit checksum offload off on the underlay link, which
@@ -66,8 +67,23 @@ async function measure(lab: string, client: string, server: string, address: str
   return { tcpBps: tcp.end.sum_received.bits_per_second, udpPps: received / s.seconds, agentCpu: agents.length > 0 ? agentCpu : undefined };
 }
 
-async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux', body: (state: LabState) => Promise<T>): Promise<T> {
-  const plan = topology(name, datapath);
+/** Two networks joined by a router; vm1 (h1, blue) and vm2 (h2, red) talk through it. */
+function routedTopology(name: string) {
+  return planLab({
+    name,
+    controller: true,
+    hosts: [{ name: 'h1' }, { name: 'h2' }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }, { name: 'red', vni: 200, encapsulation: 'vxlan' }],
+    routers: [{ name: 'r1', networks: ['blue', 'red'] }],
+    vms: [
+      { name: 'vm1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
+      { name: 'vm2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
+    ],
+  }, 'benchmark');
+}
+
+async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed', body: (state: LabState) => Promise<T>): Promise<T> {
+  const plan = datapath === 'routed' ? routedTopology(name) : topology(name, datapath);
   labDown(name);
   const state = await labUp(plan);
   try {
@@ -90,6 +106,8 @@ async function main(): Promise<void> {
   console.log(`measuring ${seconds}s per run on ${readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length} cores`);
   const weft = await withBenchLab('benchweft', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
   console.log(`weft                tcp ${gbit(weft.tcpBps)} Gbit/s  udp64 ${kpps(weft.udpPps)} kpps`);
+  const routed = await withBenchLab('benchroute', 'routed', (s) => measure(s.name, 'vm1', 'vm2', '10.20.0.2', Object.entries(s.agents).filter(([k]) => k !== 'controller').map(([, pid]) => pid)));
+  console.log(`weft routed         tcp ${gbit(routed.tcpBps)} Gbit/s  udp64 ${kpps(routed.udpPps)} kpps`);
   const { linux, handicapped, underlay } = await withBenchLab('benchlinux', 'linux', async (s) => {
     // The lab builds a linux host with transmit checksum offload off (so that a Weft peer
     // gets finished checksums); between two kernels that is needless, and a real NIC has it.
@@ -105,6 +123,7 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|');
   console.log(`| Weft (userspace, VXLAN) | ${gbit(weft.tcpBps)} Gbit/s | ${kpps(weft.udpPps)} kpps | 1.00 / 1.00 |`);
   const rows = [
+    ['Weft, routed between two networks (the switched path vs this)', routed],
     ['Linux kernel VXLAN, offloads on (the reference)', linux],
     ['Linux kernel VXLAN, tx checksum offload off (handicapped)', handicapped],
     ['bare underlay (veth), offloads on', underlay],
