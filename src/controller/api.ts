@@ -113,9 +113,9 @@ export function apiApp(opts: ApiOptions): Hono {
     const limit = r.bodyLimit ?? BODY_LIMIT;
     const limited = bodyLimit({
       maxSize: limit,
-      // Close the connection: the rest of an oversized body is not read, only dropped.
+      // Answered at once; Node reads and discards the rest of the body (never holding it),
+      // so that an ordinary client, still writing, gets this answer rather than a reset.
       onError: (c) => {
-        c.header('connection', 'close');
         return problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
       },
     });

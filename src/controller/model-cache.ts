@@ -16,6 +16,7 @@ export class ModelCache {
   readonly subnets = new Map<string, Subnet>();
   readonly ports = new Map<string, Port>();
   readonly routers = new Map<string, Router>();
+  private readonly subnetsByNetwork = new Map<string, Map<string, Subnet>>();
   /** Subnet name -> the router it is attached to. */
   private readonly routerOfSubnet = new Map<string, string>();
   private readonly byHost = new Map<string, Set<string>>();
@@ -28,7 +29,7 @@ export class ModelCache {
     m.revision = await store.revision();
     for (const e of await store.list<Host>('/hosts/')) m.hosts.set(e.value.name, e.value);
     for (const e of await store.list<Network>('/networks/')) m.networks.set(e.value.name, e.value);
-    for (const e of await store.list<Subnet>('/subnets/')) m.subnets.set(e.value.name, e.value);
+    for (const e of await store.list<Subnet>('/subnets/')) m.indexSubnet(e.value);
     for (const e of await store.list<Port>('/ports/')) m.indexPort(e.value);
     for (const e of await store.list<Router>('/routers/')) m.indexRouter(e.value);
     return m;
@@ -114,20 +115,36 @@ export class ModelCache {
       } else if (kind === 'subnets') {
         // A subnet's gateway and DHCP settings are in the views of its network's hosts.
         const old = this.subnets.get(name);
-        if (old) touchNetwork(old.network);
+        if (old) {
+          touchNetwork(old.network);
+          this.unindexSubnet(old);
+        }
         if (c.value) {
-          this.subnets.set(name, c.value as Subnet);
+          this.indexSubnet(c.value as Subnet);
           touchNetwork((c.value as Subnet).network);
-        } else {
-          this.subnets.delete(name);
         }
       }
     }
     return affected;
   }
 
+  private indexSubnet(s: Subnet): void {
+    this.subnets.set(s.name, s);
+    let of = this.subnetsByNetwork.get(s.network);
+    if (!of) this.subnetsByNetwork.set(s.network, (of = new Map()));
+    of.set(s.name, s);
+  }
+
+  private unindexSubnet(s: Subnet): void {
+    this.subnets.delete(s.name);
+    const of = this.subnetsByNetwork.get(s.network);
+    of?.delete(s.name);
+    if (of?.size === 0) this.subnetsByNetwork.delete(s.network);
+  }
+
+  /** A network's subnets, by name. */
   private subnetsOf(network: string): Subnet[] {
-    return [...this.subnets.values()].filter((s) => s.network === network).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...(this.subnetsByNetwork.get(network)?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   /** An access port's DHCP lease: its first IPv4 address, in a subnet with DHCP on. */
