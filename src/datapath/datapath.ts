@@ -3,10 +3,14 @@
  * and tunnels to remote hosts over the underlay: a UDP socket per encapsulation, and each
  * network accepts datagrams only from its own encapsulation's socket.
  *
- * Two straight-line functions carry every frame: `inside` (port -> VLAN -> learn -> lookup
- * -> local port or tunnel) and `outside` (underlay -> decapsulate -> learn -> lookup -> local
- * port). Each returns early on every drop and counts it. No I/O happens here: backends are
- * called only in `pump*` and `flush`, in batches, and time comes in as `now`.
+ * Two straight-line functions carry every frame: `inside` (port -> VLAN -> learn -> local
+ * services or router or switch) and `outside` (underlay -> decapsulate -> learn -> switch).
+ * Each returns early on every drop and counts it. The stages with a concern of their own
+ * live in their own files and are called from these two: the local services (DHCP, ARP and
+ * ND answers: services.ts) and the distributed router (router.ts); switching (`forward`,
+ * `toPort`, `toTunnel`) is here. The objects they work on are in model.ts. No I/O happens in
+ * any stage: backends are called only in `pump*` and `flush`, in batches, and time comes in
+ * as `now`.
  *
  * Memory: frames are read into slots of one PacketMemory with HEADROOM bytes free in front,
  * so encapsulation writes its header in place and a VLAN tag is removed by moving the MAC
@@ -14,8 +18,7 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { formatIpv6, isGroupMac, parseIpv4, readMac, readU16, readU24, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
-import { finish, sumBytes } from '../wire/checksum.js';
+import { isGroupMac, parseIpv4, readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, FLAG_OAM, PROTOCOL_ETHERNET } from '../wire/geneve.js';
 import { FLAG_I } from '../wire/vxlan.js';
@@ -24,24 +27,21 @@ import { writeGeneveHeader } from '../wire/geneve.js';
 import { writeVxlanHeader } from '../wire/vxlan.js';
 import type { KernelCounters, PortBackend, UnderlayBackend } from './backend.js';
 import { Counters, Drop, type CounterSnapshot } from './counters.js';
-import { encapHeaderLen, overlayMtu, type Encapsulation } from './encapsulation.js';
+import { overlayMtu, type Encapsulation } from './encapsulation.js';
 import { Fdb, isRemote, Learned, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
 import { PacketMemory } from './packet-memory.js';
-import { answerDhcp, DHCP_OUTCOMES, isDhcpToServer, type DhcpLease, type DhcpOutcome } from './dhcp-server.js';
-import { isRouterMac, ROUTER_MAC } from './router-mac.js';
+import { DHCP_OUTCOMES, isDhcpToServer, type DhcpLease, type DhcpOutcome } from './dhcp-server.js';
+import { Network, Port, Underlay, UNDERLAY_TX_QUEUE, PORT_TX_QUEUE, Vtep, type FrameTap, type Output } from './model.js';
+import { Router } from './router.js';
+import { isRouterMac } from './router-mac.js';
+import { LocalServices } from './services.js';
 
-/** ICMP (RFC 792) types the router sends. */
-const ICMP_UNREACHABLE = 3;
-const ICMP_TIME_EXCEEDED = 11;
+export type { FrameTap } from './model.js';
 
 /** Implementation limits (ours, not a protocol's). */
 export const HEADROOM = 64;
-/** ICMP errors a host's router sends per second at most (RFC 1812 §4.3.2.8). */
-const ICMP_ERRORS_PER_SECOND = 100;
 export const BATCH = 64;
 const UNDERLAY_RX_SLOTS = 128;
-const PORT_TX_QUEUE = 256;
-const UNDERLAY_TX_QUEUE = 1024;
 const SCRATCH_SLOTS = 128;
 /** A pump reads at most this many batches before it yields to the event loop. */
 const BATCHES_PER_PUMP = 8;
@@ -68,112 +68,6 @@ export type PortSpec =
   | { name: string; backend: PortBackend; mode: 'access'; network: string }
   | { name: string; backend: PortBackend; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string };
 
-/** Something that wants to see frames (a capture). Called only while set; it must copy. */
-export interface FrameTap {
-  /** A frame entering ('rx') or leaving ('tx') a port. */
-  frame(mem: Uint8Array, off: number, len: number, direction: 'rx' | 'tx', now: number): void;
-  /** A datagram on a tunnel: the UDP payload at (off, len), the inner frame at innerOff. */
-  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, direction: 'rx' | 'tx',
-    local: number, localPort: number, remote: number, remotePort: number, now: number): void;
-}
-
-class Network {
-  readonly ports: Port[] = [];
-  readonly remotes: Vtep[] = [];
-  readonly fdb: Fdb;
-  readonly encapLen: number;
-  readonly isVxlan: boolean;
-  /** IPv4 -> MAC of the ports a controller told us about: ARP for these is answered here.
-   * Null when there is no such table (static config): ARP is then flooded like any frame. */
-  arp: Map<number, number> | null = null;
-  arpAnswered = 0;
-  /** IPv6 (RFC 5952 text) -> MAC: neighbor solicitations for these are answered here. */
-  nd: Map<string, number> | null = null;
-  ndAnswered = 0;
-  /** Where the router takes packets sent to ROUTER_MAC on this network, longest prefix
-   * first. */
-  routes: Array<{ prefix: number; mask: number; network: Network; nextHop: number }> = [];
-  /** The router's addresses on this network (its subnets' gateways): pings to them are
-   * answered, and ICMP errors come from the one on the sender's subnet. */
-  gateways: Array<{ address: number; mask: number }> = [];
-  /** MAC -> name of the local port the controller gave it: pinned in the FDB to that port
-   * while it exists, so that no frame from elsewhere can move it. */
-  localMacs: Map<number, string> | null = null;
-
-  constructor(
-    readonly index: number,
-    readonly name: string,
-    readonly vni: number,
-    readonly encapsulation: Encapsulation,
-    public mtu: number,
-    fdbLimit: number,
-    fdbAgingMs: number,
-  ) {
-    this.fdb = new Fdb(fdbLimit, fdbAgingMs);
-    this.encapLen = encapHeaderLen(encapsulation);
-    this.isVxlan = encapsulation === 'vxlan';
-  }
-}
-
-class Port {
-  readonly counters = new Counters();
-  /** Trunk only: network index -> VLAN ID, and VLAN ID -> network. */
-  readonly vidOfNetwork = new Map<number, number>();
-  readonly networkOfVid: Array<Network | undefined> = [];
-  nativeNetwork: Network | null = null;
-  readonly txOffsets = new Int32Array(PORT_TX_QUEUE);
-  readonly txLengths = new Int32Array(PORT_TX_QUEUE);
-  txCount = 0;
-  dirty = false;
-  tap: FrameTap | null = null;
-  failed: string | null = null;
-  /** An access port's DHCP lease, answered here (null: DHCP messages pass as frames). */
-  dhcp: DhcpLease | null = null;
-  readonly dhcpOutcomes = new Float64Array(DHCP_OUTCOMES.length);
-
-  constructor(
-    readonly index: number,
-    readonly name: string,
-    readonly backend: PortBackend,
-    readonly trunk: boolean,
-    /** Access ports: their network. */
-    readonly network: Network | null,
-    readonly rxSlot: number,
-  ) {}
-}
-
-/** A tunnel to one remote host (VTEP), shared by the networks the two hosts have in common. */
-class Vtep {
-  readonly counters = new Counters();
-  networks = 0;
-  tap: FrameTap | null = null;
-
-  constructor(
-    readonly index: number,
-    readonly address: number,
-    readonly port: number,
-  ) {}
-}
-
-/** One underlay socket: it carries every network of one encapsulation. */
-class Underlay {
-  readonly counters = new Counters();
-  readonly txOffsets = new Int32Array(UNDERLAY_TX_QUEUE);
-  readonly txLengths = new Int32Array(UNDERLAY_TX_QUEUE);
-  readonly txAddrs = new Uint32Array(UNDERLAY_TX_QUEUE);
-  readonly txPorts = new Uint16Array(UNDERLAY_TX_QUEUE);
-  readonly txVteps = new Int32Array(UNDERLAY_TX_QUEUE);
-  txCount = 0;
-
-  constructor(
-    readonly backend: UnderlayBackend,
-    readonly address: number,
-    readonly port: number,
-    readonly encapsulation: Encapsulation,
-    readonly rxSlot: number,
-  ) {}
-}
-
 export interface DatapathStats {
   ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null; kernel: KernelCounters | null;
     /** DHCP messages by outcome, for a port the agent serves DHCP to (else null). */
@@ -183,7 +77,7 @@ export interface DatapathStats {
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
 }
 
-export class Datapath {
+export class Datapath implements Output {
   readonly memory: PacketMemory;
   readonly underlayMtu: number;
   readonly slotCapacity: number;
@@ -198,11 +92,11 @@ export class Datapath {
   private readonly vteps: Array<Vtep | undefined> = [];
 
   private readonly underlays: Underlay[] = [];
-  private icmpWindowStart = 0;
-  private icmpSent = 0;
   private vxlanUnderlay: Underlay | null = null;
   private geneveUnderlay: Underlay | null = null;
 
+  private readonly router: Router;
+  private readonly services: LocalServices;
   private readonly scratchSlot: number;
   private scratchUsed = 0;
   private readonly dirtyPorts: Port[] = [];
@@ -224,6 +118,8 @@ export class Datapath {
     const slotSize = Math.ceil((HEADROOM + this.slotCapacity) / 64) * 64;
     this.memory = new PacketMemory(slotSize, maxPorts * BATCH + UNDERLAY_RX_SLOTS + SCRATCH_SLOTS);
     this.scratchSlot = this.memory.alloc(SCRATCH_SLOTS);
+    this.router = new Router(this);
+    this.services = new LocalServices(this);
   }
 
   // ---- configuration (control plane; may allocate) ---------------------------------------
@@ -553,219 +449,11 @@ export class Datapath {
     if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     const type = readU16(mem, off + 12);
-    if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.serveDhcp(port, net, off, len, now);
-    if (isRouterMac(mem, off)) return this.route(port, net, off, len, c, now);
-    if (net.arp !== null && type === EtherType.Arp && this.answerArp(port, net, off, len, now)) return;
-    if (net.nd !== null && type === EtherType.Ipv6 && this.answerNd(port, net, off, len, now)) return;
-    this.encapAt = -1;
+    if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.services.serveDhcp(port, net, off, len, now);
+    if (isRouterMac(mem, off)) return this.router.route(port, net, off, len, c, now);
+    if (net.arp !== null && type === EtherType.Arp && this.services.answerArp(port, net, off, len, now)) return;
+    if (net.nd !== null && type === EtherType.Ipv6 && this.services.answerNd(port, net, off, len, now)) return;
     this.forward(net, off, len, port.index, c, now);
-  }
-
-  /**
-   * The distributed router: a frame a VM sent to its gateway (ROUTER_MAC) is routed here,
-   * on the VM's own host, straight into the destination's network: TTL decremented, the
-   * header checksum updated incrementally (RFC 1624), MACs rewritten (from the router, to
-   * the destination port's MAC the controller gave), then switched there, so a packet
-   * between VMs on two hosts crosses the underlay once.
-   */
-  private route(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
-    const mem = this.memory.bytes;
-    const ip = off + 14;
-    if (readU16(mem, off + 12) !== EtherType.Ipv4 || len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop['no-route']);
-    const dst = readU32(mem, ip + 16);
-    const routes = net.routes;
-    let target: Network | null = null;
-    let hop = dst;
-    for (let i = 0; i < routes.length; i++) {
-      if (((dst & routes[i].mask) >>> 0) === routes[i].prefix) {
-        target = routes[i].network;
-        if (routes[i].nextHop !== 0) hop = routes[i].nextHop;
-        break;
-      }
-    }
-    if (target === null) {
-      if (this.gatewayOf(net, dst) === dst) return this.answerGatewayPing(port, net, off, len, c, now);
-      this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 0 /* net unreachable */, 0, now);
-      return c.drop(Drop['no-route']);
-    }
-    if (mem[ip + 8] <= 1) {
-      this.icmpError(port, net, off, len, ICMP_TIME_EXCEEDED, 0, 0, now);
-      return c.drop(Drop['ttl-exceeded']);
-    }
-    if (len - 14 > target.mtu) {
-      // RFC 1191: with DF set, say which MTU fits; Weft does not fragment either way.
-      if ((mem[ip + 6] & 0x40) !== 0) this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 4 /* fragmentation needed */, target.mtu, now);
-      return c.drop(Drop['mtu-exceeded']);
-    }
-    const mac = target.arp?.get(hop);
-    if (mac === undefined) {
-      this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 1 /* host unreachable */, 0, now);
-      return c.drop(Drop['no-neighbor']);
-    }
-    const before = readU16(mem, ip + 8);
-    mem[ip + 8]--;
-    let sum = (~readU16(mem, ip + 10) & 0xffff) + (~before & 0xffff) + readU16(mem, ip + 8);
-    sum = (sum & 0xffff) + (sum >>> 16);
-    sum = (sum & 0xffff) + (sum >>> 16);
-    writeU16(mem, ip + 10, ~sum & 0xffff);
-    writeMac(mem, off, mac);
-    writeMac(mem, off + 6, ROUTER_MAC);
-    this.encapAt = -1;
-    this.forward(target, off, len, port.index, c, now);
-  }
-
-  /** The router's address on `net` for the subnet holding `ip`, else its first, else 0. */
-  private gatewayOf(net: Network, ip: number): number {
-    const g = net.gateways;
-    for (let i = 0; i < g.length; i++) if (((ip ^ g[i].address) & g[i].mask) === 0) return g[i].address;
-    return g.length > 0 ? g[0].address : 0;
-  }
-
-  /** ICMP errors owed by the router (RFC 1812 §4.3.2.7: never about an ICMP error, a
-   * fragment other than the first, or a packet to or from a group or zero address), at
-   * most ICMP_ERRORS_PER_SECOND per host; the packet itself is dropped by the caller. */
-  private icmpError(port: Port, net: Network, off: number, len: number, type: number, code: number, mtu: number, now: number): void {
-    const mem = this.memory.bytes;
-    const ip = off + 14;
-    const ihl = (mem[ip] & 0x0f) * 4;
-    const src = readU32(mem, ip + 12);
-    const from = this.gatewayOf(net, src);
-    if (from === 0 || len < 14 + ihl || (readU16(mem, ip + 6) & 0x1fff) !== 0 || src === 0 || src >>> 28 === 14 || src === 0xffffffff) return;
-    if (mem[ip + 9] === 1 && len >= 14 + ihl + 1 && (mem[ip + ihl] === ICMP_UNREACHABLE || mem[ip + ihl] === ICMP_TIME_EXCEEDED)) return;
-    if (now - this.icmpWindowStart >= 1000) {
-      this.icmpWindowStart = now;
-      this.icmpSent = 0;
-    }
-    if (this.icmpSent >= ICMP_ERRORS_PER_SECOND) return;
-    this.icmpSent++;
-    const quoted = Math.min(len - 14, ihl + 8);
-    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
-    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
-    const rip = r + 14;
-    const icmp = rip + 20;
-    mem.copyWithin(r, off + 6, off + 12); // back to the sender's MAC
-    writeMac(mem, r + 6, ROUTER_MAC);
-    writeU16(mem, r + 12, EtherType.Ipv4);
-    mem.copyWithin(icmp + 8, ip, ip + quoted); // the original header and 8 bytes (RFC 792)
-    mem[icmp] = type;
-    mem[icmp + 1] = code;
-    writeU16(mem, icmp + 2, 0);
-    writeU16(mem, icmp + 4, 0);
-    writeU16(mem, icmp + 6, mtu);
-    writeU16(mem, icmp + 2, finish(sumBytes(mem, icmp, 8 + quoted, 0)));
-    writeIpv4Header(mem, rip, 20 + 8 + quoted, 1, from, src);
-    this.toPort(port, net, r, 14 + 20 + 8 + quoted, now);
-  }
-
-  /** An echo request to the router's own address on the network: answered in place. */
-  private answerGatewayPing(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
-    const mem = this.memory.bytes;
-    const ip = off + 14;
-    const ihl = (mem[ip] & 0x0f) * 4;
-    const icmp = ip + ihl;
-    const total = readU16(mem, ip + 2);
-    if (mem[ip + 9] !== 1 || len < 14 + ihl + 8 || mem[icmp] !== 8 || total > len - 14 || total < ihl + 8) return c.drop(Drop['no-route']);
-    const gateway = readU32(mem, ip + 16);
-    mem.copyWithin(off, off + 6, off + 12);
-    writeMac(mem, off + 6, ROUTER_MAC);
-    writeIpv4Header(mem, ip, total, 1, gateway, readU32(mem, ip + 12));
-    if (ihl > 20) mem.copyWithin(ip + 20, icmp, ip + total); // options are not echoed
-    const reply = ip + 20;
-    mem[reply] = 0; // echo reply
-    writeU16(mem, reply + 2, 0);
-    writeU16(mem, reply + 2, finish(sumBytes(mem, reply, total - ihl, 0)));
-    writeU16(mem, ip + 2, 20 + total - ihl);
-    this.toPort(port, net, off, 14 + 20 + total - ihl, now);
-  }
-
-  /**
-   * A DHCP message from a port with a lease: answered here from the lease (never flooded to
-   * the network, so no other VM or host sees it); one that cannot be answered is counted
-   * under its outcome and dropped as 'dhcp-refused'.
-   */
-  private serveDhcp(port: Port, net: Network, off: number, len: number, now: number): void {
-    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
-    const mem = this.memory.bytes;
-    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
-    const a = answerDhcp(mem, off, len, port.dhcp!, ROUTER_MAC, net.mtu, mem, r);
-    port.dhcpOutcomes[DHCP_OUTCOMES.indexOf(a.outcome)]++;
-    if (a.outcome === 'malformed' || a.outcome === 'wrong-client' || a.outcome === 'not-for-us') return port.counters.drop(Drop['dhcp-refused']);
-    if (a.length > 0) this.toPort(port, net, r, a.length, now);
-  }
-
-  /**
-   * ARP suppression: a request for an address the controller told us about is answered
-   * here, to the asking port only, instead of being flooded to every host. Gratuitous ARP
-   * and a VM probing its own address pass through. Returns whether it answered.
-   */
-  private answerArp(port: Port, net: Network, off: number, len: number, now: number): boolean {
-    const mem = this.memory.bytes;
-    const a = off + 14;
-    if (len < 14 + 28 || readU32(mem, a) !== 0x0001_0800 || readU16(mem, a + 4) !== 0x0604 || readU16(mem, a + 6) !== 1) return false;
-    const senderIp = readU32(mem, a + 14);
-    const targetIp = readU32(mem, a + 24);
-    if (senderIp === targetIp) return false;
-    const mac = net.arp!.get(targetIp);
-    if (mac === undefined || mac === readMac(mem, a + 8)) return false;
-    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
-    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
-    mem.copyWithin(r, off + 6, off + 12); // to the asker
-    writeMac(mem, r + 6, mac);
-    writeU16(mem, r + 12, EtherType.Arp);
-    writeU32(mem, r + 14, 0x0001_0800);
-    writeU16(mem, r + 18, 0x0604);
-    writeU16(mem, r + 20, 2); // reply
-    writeMac(mem, r + 22, mac);
-    writeU32(mem, r + 28, targetIp);
-    mem.copyWithin(r + 32, a + 8, a + 18); // target hardware and protocol address: the asker's
-    net.arpAnswered++;
-    this.toPort(port, net, r, 42, now);
-    return true;
-  }
-
-  /**
-   * Neighbor solicitation suppression (RFC 4861 §7.2.4, answered on the target's behalf): a
-   * solicitation for an address the controller told us about gets a solicited, override
-   * advertisement from the agent. Duplicate address detection (unspecified source) and a
-   * VM asking for its own address pass through. Returns whether it answered.
-   */
-  private answerNd(port: Port, net: Network, off: number, len: number, now: number): boolean {
-    const mem = this.memory.bytes;
-    const ip = off + 14;
-    const icmp = ip + 40;
-    // ICMPv6 straight after the fixed header, hop limit 255 (§7.1.1), type 135, code 0.
-    if (len < 14 + 40 + 24 || mem[ip + 6] !== 58 || mem[ip + 7] !== 255 || mem[icmp] !== 135 || mem[icmp + 1] !== 0) return false;
-    let unspecified = true;
-    for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[ip + 8 + i] === 0;
-    if (unspecified) return false;
-    const mac = net.nd!.get(formatIpv6(mem, icmp + 8));
-    if (mac === undefined || mac === readMac(mem, off + 6)) return false;
-    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
-    const r = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
-    const rip = r + 14;
-    const ricmp = rip + 40;
-    mem.copyWithin(r, off + 6, off + 12); // to the asker
-    writeMac(mem, r + 6, mac);
-    writeU16(mem, r + 12, EtherType.Ipv6);
-    writeU32(mem, rip, 0x6000_0000);
-    writeU16(mem, rip + 4, 32); // payload: NA (24) + target link-layer address option (8)
-    mem[rip + 6] = 58;
-    mem[rip + 7] = 255;
-    mem.copyWithin(rip + 8, icmp + 8, icmp + 24); // from the target address
-    mem.copyWithin(rip + 24, ip + 8, ip + 24); // to the soliciting address
-    mem[ricmp] = 136;
-    mem[ricmp + 1] = 0;
-    writeU16(mem, ricmp + 2, 0);
-    writeU32(mem, ricmp + 4, 0x6000_0000); // solicited, override
-    mem.copyWithin(ricmp + 8, icmp + 8, icmp + 24);
-    mem[ricmp + 24] = 2; // target link-layer address
-    mem[ricmp + 25] = 1;
-    writeMac(mem, ricmp + 26, mac);
-    const pseudo = sumBytes(mem, rip + 8, 32, 32 + 58);
-    writeU16(mem, ricmp + 2, finish(sumBytes(mem, ricmp, 32, pseudo)));
-    net.ndAnswered++;
-    this.toPort(port, net, r, 86, now);
-    return true;
   }
 
   /**
@@ -822,7 +510,6 @@ export class Datapath {
     if (!isRouterMac(mem, inner + 6) && net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) {
       return c.drop(Drop['src-mac-pinned']);
     }
-    this.encapAt = -1;
     this.forward(net, inner, innerLen, -1 - vtep.index, c, now);
   }
 
@@ -831,8 +518,9 @@ export class Datapath {
    * for a frame from a tunnel: such a frame never goes back out to the underlay (split
    * horizon), so a remote host's flood is not re-flooded.
    */
-  private forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
+  forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
     const mem = this.memory.bytes;
+    this.encapAt = -1;
     const fromTunnel = from < 0;
     if (!isGroupMac(mem, off)) {
       const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
@@ -853,13 +541,21 @@ export class Datapath {
     for (let i = 0; i < remotes.length; i++) this.toTunnel(remotes[i], net, off, len, c, now);
   }
 
-  private toPort(port: Port, net: Network, off: number, len: number, now: number): void {
+  get mem(): Uint8Array {
+    return this.memory.bytes;
+  }
+
+  scratch(): number {
+    if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
+    return this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
+  }
+
+  toPort(port: Port, net: Network, off: number, len: number, now: number): void {
     if (port.failed !== null) return;
     if (port.trunk && net !== port.nativeNetwork) {
       // Insert the tag in a scratch copy: the original may still go out elsewhere untagged.
-      if (this.scratchUsed === SCRATCH_SLOTS) this.flush();
       const mem = this.memory.bytes;
-      const s = this.memory.offsetOf(this.scratchSlot + this.scratchUsed++) + HEADROOM;
+      const s = this.scratch();
       mem.copyWithin(s, off, off + 12);
       writeU16(mem, s + 12, EtherType.Vlan);
       writeU16(mem, s + 14, port.vidOfNetwork.get(net.index)!);
@@ -1019,20 +715,6 @@ export class Datapath {
     if (!net) throw new Error(`no network ${name}`);
     return net;
   }
-}
-
-/** Writes a 20-byte IPv4 header (no options, TTL 64, DF clear) with its checksum. */
-function writeIpv4Header(mem: Uint8Array, at: number, totalLen: number, protocol: number, src: number, dst: number): void {
-  mem[at] = 0x45;
-  mem[at + 1] = 0;
-  writeU16(mem, at + 2, totalLen);
-  writeU32(mem, at + 4, 0);
-  mem[at + 8] = 64;
-  mem[at + 9] = protocol;
-  writeU16(mem, at + 10, 0);
-  writeU32(mem, at + 12, src);
-  writeU32(mem, at + 16, dst);
-  writeU16(mem, at + 10, finish(sumBytes(mem, at, 20, 0)));
 }
 
 /** The all-zero MAC: no station's address, so never a valid source (IEEE 802). */

@@ -1,0 +1,137 @@
+/**
+ * What the data path is made of: bridge domains (networks), ports, tunnels to remote hosts
+ * (VTEPs) and underlay sockets, and `Output`, what every stage may do with a frame. The
+ * stages (switching in datapath.ts, routing in router.ts, the local services in
+ * services.ts) work on these objects; only the data path creates and removes them.
+ */
+import type { PortBackend, UnderlayBackend } from './backend.js';
+import { Counters } from './counters.js';
+import { DHCP_OUTCOMES, type DhcpLease } from './dhcp-server.js';
+import { encapHeaderLen, type Encapsulation } from './encapsulation.js';
+import { Fdb } from './fdb.js';
+
+/** Implementation limits (ours, not a protocol's). */
+export const PORT_TX_QUEUE = 256;
+export const UNDERLAY_TX_QUEUE = 1024;
+
+/** Something that wants to see frames (a capture). Called only while set; it must copy. */
+export interface FrameTap {
+  /** A frame entering ('rx') or leaving ('tx') a port. */
+  frame(mem: Uint8Array, off: number, len: number, direction: 'rx' | 'tx', now: number): void;
+  /** A datagram on a tunnel: the UDP payload at (off, len), the inner frame at innerOff. */
+  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, direction: 'rx' | 'tx',
+    local: number, localPort: number, remote: number, remotePort: number, now: number): void;
+}
+
+/**
+ * What a stage may do with frames. Offsets are into `mem`, the data path's packet memory;
+ * a frame queued with `toPort` or `forward` goes out at the end of the batch.
+ */
+export interface Output {
+  readonly mem: Uint8Array;
+  /** The offset of a free scratch buffer (one slot, with headroom in front) for a frame a
+   * stage writes itself: an answer, an ICMP error. Valid until the end of the batch. */
+  scratch(): number;
+  /** Queues a frame to one port (tagged there if the port is a trunk). */
+  toPort(port: Port, net: Network, off: number, len: number, now: number): void;
+  /** Switches a frame within `net`: to the port or tunnel its destination MAC is at, or
+   * flooded. `from` is the ingress port's index, or -(vtep + 1) for a tunnel. */
+  forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void;
+}
+
+export class Network {
+  readonly ports: Port[] = [];
+  readonly remotes: Vtep[] = [];
+  readonly fdb: Fdb;
+  readonly encapLen: number;
+  readonly isVxlan: boolean;
+  /** IPv4 -> MAC of the ports a controller told us about: ARP for these is answered here.
+   * Null when there is no such table (static config): ARP is then flooded like any frame. */
+  arp: Map<number, number> | null = null;
+  arpAnswered = 0;
+  /** IPv6 (RFC 5952 text) -> MAC: neighbor solicitations for these are answered here. */
+  nd: Map<string, number> | null = null;
+  ndAnswered = 0;
+  /** Where the router takes packets sent to ROUTER_MAC on this network, longest prefix
+   * first. */
+  routes: Array<{ prefix: number; mask: number; network: Network; nextHop: number }> = [];
+  /** The router's addresses on this network (its subnets' gateways): pings to them are
+   * answered, and ICMP errors come from the one on the sender's subnet. */
+  gateways: Array<{ address: number; mask: number }> = [];
+  /** MAC -> name of the local port the controller gave it: pinned in the FDB to that port
+   * while it exists, so that no frame from elsewhere can move it. */
+  localMacs: Map<number, string> | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly vni: number,
+    readonly encapsulation: Encapsulation,
+    public mtu: number,
+    fdbLimit: number,
+    fdbAgingMs: number,
+  ) {
+    this.fdb = new Fdb(fdbLimit, fdbAgingMs);
+    this.encapLen = encapHeaderLen(encapsulation);
+    this.isVxlan = encapsulation === 'vxlan';
+  }
+}
+
+export class Port {
+  readonly counters = new Counters();
+  /** Trunk only: network index -> VLAN ID, and VLAN ID -> network. */
+  readonly vidOfNetwork = new Map<number, number>();
+  readonly networkOfVid: Array<Network | undefined> = [];
+  nativeNetwork: Network | null = null;
+  readonly txOffsets = new Int32Array(PORT_TX_QUEUE);
+  readonly txLengths = new Int32Array(PORT_TX_QUEUE);
+  txCount = 0;
+  dirty = false;
+  tap: FrameTap | null = null;
+  failed: string | null = null;
+  /** An access port's DHCP lease, answered here (null: DHCP messages pass as frames). */
+  dhcp: DhcpLease | null = null;
+  readonly dhcpOutcomes = new Float64Array(DHCP_OUTCOMES.length);
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly backend: PortBackend,
+    readonly trunk: boolean,
+    /** Access ports: their network. */
+    readonly network: Network | null,
+    readonly rxSlot: number,
+  ) {}
+}
+
+/** A tunnel to one remote host (VTEP), shared by the networks the two hosts have in common. */
+export class Vtep {
+  readonly counters = new Counters();
+  networks = 0;
+  tap: FrameTap | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly address: number,
+    readonly port: number,
+  ) {}
+}
+
+/** One underlay socket: it carries every network of one encapsulation. */
+export class Underlay {
+  readonly counters = new Counters();
+  readonly txOffsets = new Int32Array(UNDERLAY_TX_QUEUE);
+  readonly txLengths = new Int32Array(UNDERLAY_TX_QUEUE);
+  readonly txAddrs = new Uint32Array(UNDERLAY_TX_QUEUE);
+  readonly txPorts = new Uint16Array(UNDERLAY_TX_QUEUE);
+  readonly txVteps = new Int32Array(UNDERLAY_TX_QUEUE);
+  txCount = 0;
+
+  constructor(
+    readonly backend: UnderlayBackend,
+    readonly address: number,
+    readonly port: number,
+    readonly encapsulation: Encapsulation,
+    readonly rxSlot: number,
+  ) {}
+}

@@ -1,0 +1,154 @@
+/**
+ * The distributed router, one stage of the data path: every host routes its own VMs'
+ * packets between the networks a router joins, answers pings to the router's addresses,
+ * and sends the ICMP errors a router owes. Called by `inside` for frames sent to
+ * ROUTER_MAC; synchronous and allocation-free like the rest of the per-frame path.
+ */
+import { readU16, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { finish, sumBytes } from '../wire/checksum.js';
+import { EtherType } from '../wire/ethernet.js';
+import { Drop, type Counters } from './counters.js';
+import type { Network, Output, Port } from './model.js';
+import { ROUTER_MAC } from './router-mac.js';
+
+/** ICMP (RFC 792) types the router sends. */
+const ICMP_UNREACHABLE = 3;
+const ICMP_TIME_EXCEEDED = 11;
+/** ICMP errors a host's router sends per second at most (RFC 1812 §4.3.2.8). */
+const ICMP_ERRORS_PER_SECOND = 100;
+
+export class Router {
+  private icmpWindowStart = 0;
+  private icmpSent = 0;
+
+  constructor(private readonly out: Output) {}
+
+  /**
+   * The distributed router: a frame a VM sent to its gateway (ROUTER_MAC) is routed here,
+   * on the VM's own host, straight into the destination's network: TTL decremented, the
+   * header checksum updated incrementally (RFC 1624), MACs rewritten (from the router, to
+   * the destination port's MAC the controller gave), then switched there, so a packet
+   * between VMs on two hosts crosses the underlay once.
+   */
+  route(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+    const mem = this.out.mem;
+    const ip = off + 14;
+    if (readU16(mem, off + 12) !== EtherType.Ipv4 || len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop['no-route']);
+    const dst = readU32(mem, ip + 16);
+    const routes = net.routes;
+    let target: Network | null = null;
+    let hop = dst;
+    for (let i = 0; i < routes.length; i++) {
+      if (((dst & routes[i].mask) >>> 0) === routes[i].prefix) {
+        target = routes[i].network;
+        if (routes[i].nextHop !== 0) hop = routes[i].nextHop;
+        break;
+      }
+    }
+    if (target === null) {
+      if (this.gatewayOf(net, dst) === dst) return this.answerGatewayPing(port, net, off, len, c, now);
+      this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 0 /* net unreachable */, 0, now);
+      return c.drop(Drop['no-route']);
+    }
+    if (mem[ip + 8] <= 1) {
+      this.icmpError(port, net, off, len, ICMP_TIME_EXCEEDED, 0, 0, now);
+      return c.drop(Drop['ttl-exceeded']);
+    }
+    if (len - 14 > target.mtu) {
+      // RFC 1191: with DF set, say which MTU fits; Weft does not fragment either way.
+      if ((mem[ip + 6] & 0x40) !== 0) this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 4 /* fragmentation needed */, target.mtu, now);
+      return c.drop(Drop['mtu-exceeded']);
+    }
+    const mac = target.arp?.get(hop);
+    if (mac === undefined) {
+      this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 1 /* host unreachable */, 0, now);
+      return c.drop(Drop['no-neighbor']);
+    }
+    const before = readU16(mem, ip + 8);
+    mem[ip + 8]--;
+    let sum = (~readU16(mem, ip + 10) & 0xffff) + (~before & 0xffff) + readU16(mem, ip + 8);
+    sum = (sum & 0xffff) + (sum >>> 16);
+    sum = (sum & 0xffff) + (sum >>> 16);
+    writeU16(mem, ip + 10, ~sum & 0xffff);
+    writeMac(mem, off, mac);
+    writeMac(mem, off + 6, ROUTER_MAC);
+    this.out.forward(target, off, len, port.index, c, now);
+  }
+
+  /** The router's address on `net` for the subnet holding `ip`, else its first, else 0. */
+  gatewayOf(net: Network, ip: number): number {
+    const g = net.gateways;
+    for (let i = 0; i < g.length; i++) if (((ip ^ g[i].address) & g[i].mask) === 0) return g[i].address;
+    return g.length > 0 ? g[0].address : 0;
+  }
+
+  /** ICMP errors owed by the router (RFC 1812 §4.3.2.7: never about an ICMP error, a
+   * fragment other than the first, or a packet to or from a group or zero address), at
+   * most ICMP_ERRORS_PER_SECOND per host; the packet itself is dropped by the caller. */
+  icmpError(port: Port, net: Network, off: number, len: number, type: number, code: number, mtu: number, now: number): void {
+    const mem = this.out.mem;
+    const ip = off + 14;
+    const ihl = (mem[ip] & 0x0f) * 4;
+    const src = readU32(mem, ip + 12);
+    const from = this.gatewayOf(net, src);
+    if (from === 0 || len < 14 + ihl || (readU16(mem, ip + 6) & 0x1fff) !== 0 || src === 0 || src >>> 28 === 14 || src === 0xffffffff) return;
+    if (mem[ip + 9] === 1 && len >= 14 + ihl + 1 && (mem[ip + ihl] === ICMP_UNREACHABLE || mem[ip + ihl] === ICMP_TIME_EXCEEDED)) return;
+    if (now - this.icmpWindowStart >= 1000) {
+      this.icmpWindowStart = now;
+      this.icmpSent = 0;
+    }
+    if (this.icmpSent >= ICMP_ERRORS_PER_SECOND) return;
+    this.icmpSent++;
+    const quoted = Math.min(len - 14, ihl + 8);
+    const r = this.out.scratch();
+    const rip = r + 14;
+    const icmp = rip + 20;
+    mem.copyWithin(r, off + 6, off + 12); // back to the sender's MAC
+    writeMac(mem, r + 6, ROUTER_MAC);
+    writeU16(mem, r + 12, EtherType.Ipv4);
+    mem.copyWithin(icmp + 8, ip, ip + quoted); // the original header and 8 bytes (RFC 792)
+    mem[icmp] = type;
+    mem[icmp + 1] = code;
+    writeU16(mem, icmp + 2, 0);
+    writeU16(mem, icmp + 4, 0);
+    writeU16(mem, icmp + 6, mtu);
+    writeU16(mem, icmp + 2, finish(sumBytes(mem, icmp, 8 + quoted, 0)));
+    writeIpv4Header(mem, rip, 20 + 8 + quoted, 1, from, src);
+    this.out.toPort(port, net, r, 14 + 20 + 8 + quoted, now);
+  }
+
+  /** An echo request to the router's own address on the network: answered in place. */
+  answerGatewayPing(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+    const mem = this.out.mem;
+    const ip = off + 14;
+    const ihl = (mem[ip] & 0x0f) * 4;
+    const icmp = ip + ihl;
+    const total = readU16(mem, ip + 2);
+    if (mem[ip + 9] !== 1 || len < 14 + ihl + 8 || mem[icmp] !== 8 || total > len - 14 || total < ihl + 8) return c.drop(Drop['no-route']);
+    const gateway = readU32(mem, ip + 16);
+    mem.copyWithin(off, off + 6, off + 12);
+    writeMac(mem, off + 6, ROUTER_MAC);
+    writeIpv4Header(mem, ip, total, 1, gateway, readU32(mem, ip + 12));
+    if (ihl > 20) mem.copyWithin(ip + 20, icmp, ip + total); // options are not echoed
+    const reply = ip + 20;
+    mem[reply] = 0; // echo reply
+    writeU16(mem, reply + 2, 0);
+    writeU16(mem, reply + 2, finish(sumBytes(mem, reply, total - ihl, 0)));
+    writeU16(mem, ip + 2, 20 + total - ihl);
+    this.out.toPort(port, net, off, 14 + 20 + total - ihl, now);
+  }
+}
+
+/** Writes a 20-byte IPv4 header (no options, TTL 64, DF clear) with its checksum. */
+export function writeIpv4Header(mem: Uint8Array, at: number, totalLen: number, protocol: number, src: number, dst: number): void {
+  mem[at] = 0x45;
+  mem[at + 1] = 0;
+  writeU16(mem, at + 2, totalLen);
+  writeU32(mem, at + 4, 0);
+  mem[at + 8] = 64;
+  mem[at + 9] = protocol;
+  writeU16(mem, at + 10, 0);
+  writeU32(mem, at + 12, src);
+  writeU32(mem, at + 16, dst);
+  writeU16(mem, at + 10, finish(sumBytes(mem, at, 20, 0)));
+}
