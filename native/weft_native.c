@@ -4,6 +4,8 @@
  *   - attach to (or create) a TAP device, optionally inside another network namespace;
  *   - read and write many frames per call on a non-blocking fd (TAP);
  *   - receive and send many UDP datagrams per call (recvmmsg/sendmmsg);
+ *   - open a raw packet socket (AF_PACKET) on a host interface, for provider networks, and
+ *     receive many frames per call with their VLAN tags put back;
  *   - watch an fd for readability on libuv's event loop (uv_poll), so no read ever
  *     blocks a thread-pool thread.
  *
@@ -23,6 +25,9 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+#include <linux/virtio_net.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -34,6 +39,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Implementation limit: frames per batch call. Callers pass fewer. */
@@ -737,6 +743,224 @@ static napi_value link_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+
+/* ---- AF_PACKET (provider networks) ------------------------------------------------------ */
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+/* Receive buffer of a packet socket (the kernel doubles it). */
+#define PACKET_RCVBUF (4 * 1024 * 1024)
+/* From <net/if.h>, which cannot be included beside <linux/if.h>. */
+extern unsigned int if_nametoindex(const char *ifname);
+
+/*
+ * packetOpen(name: string, netnsPath: string | null) -> fd
+ * A raw packet socket bound to interface `name` (in the namespace at netnsPath, or ours),
+ * receiving every frame on it (the interface is put in promiscuous mode while the socket is
+ * open, since the frames are for the VMs' MACs) except those sent through the interface
+ * itself, with each frame's VLAN tag reported (PACKET_AUXDATA) and its checksum state (a
+ * virtio-net header, PACKET_VNET_HDR). Non-blocking, close-on-exec. Writes on the fd need
+ * a virtio-net header in front (packetSend).
+ */
+static napi_value packet_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ] = {0};
+  int saved = -1;
+  if (!name_in_netns(env, argv, name, &saved)) return NULL;
+  const char *what = "looking up the interface";
+  int err = 0, fd = -1;
+  unsigned ifindex = if_nametoindex(name);
+  if (ifindex == 0) {
+    err = errno;
+  } else {
+    what = "opening a packet socket";
+    fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0) err = errno;
+  }
+  if (fd >= 0) {
+    int one = 1, rcvbuf = PACKET_RCVBUF;
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = (int)ifindex;
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = (int)ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0) what = "asking for VLAN tags (PACKET_AUXDATA)";
+    else if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) what = "asking for checksum state (PACKET_VNET_HDR)";
+    else if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) what = "ignoring our own frames (PACKET_IGNORE_OUTGOING)";
+    else if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) what = "binding the packet socket to the interface";
+    else if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) what = "setting the interface promiscuous";
+    else what = NULL;
+    if (what != NULL) {
+      err = errno;
+      close(fd);
+      fd = -1;
+    } else {
+      /* A larger buffer is best effort: the default still works. */
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    }
+  }
+  if (saved >= 0) leave_netns(saved);
+  if (fd < 0) return throw_errno(env, what, err);
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/*
+ * packetSend(fd, buf, offsets: Int32Array, lengths: Int32Array, count) -> attempted
+ * Like writeFrames, for a packet socket: each frame goes with an empty virtio-net header (no
+ * offload: the frame is complete), which a socket with PACKET_VNET_HDR expects in front.
+ */
+static napi_value packet_send(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, count;
+  uint8_t *buf, *offs_raw, *lens_raw;
+  size_t buflen, offslen, lenslen;
+  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
+      !get_i32(env, argv[4], &count)) {
+    napi_throw_type_error(env, "EINVAL", "packetSend: bad arguments");
+    return NULL;
+  }
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
+  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
+    napi_throw_range_error(env, "ERANGE", "packetSend: count exceeds arrays");
+    return NULL;
+  }
+  struct virtio_net_hdr none;
+  memset(&none, 0, sizeof none);
+  int32_t i = 0;
+  for (; i < count; i++) {
+    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+      lens[i] = -EFAULT;
+      continue;
+    }
+    struct iovec iov[2] = {{&none, sizeof none}, {buf + offs[i], (size_t)lens[i]}};
+    ssize_t r;
+    do r = writev(fd, iov, 2); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == ENOBUFS) break;
+      lens[i] = -errno;
+    }
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, i, &out));
+  return out;
+}
+
+/*
+ * packetRecv(fd, buf, base, stride, capacity, max, lengths: Int32Array) -> count | -errno
+ * Like readFrames, for a packet socket: frame i lands at buf[base + i*stride] as it was on
+ * the wire. The kernel takes a VLAN tag off a frame before a packet socket sees it and
+ * reports it beside; it is put back here (the frame's payload moved 4 bytes on), so a frame
+ * is received in at most capacity bytes with its tag. A frame from this host's own stack (a
+ * veth, a bridge) may come with its TCP/UDP checksum left for a NIC to finish; it is
+ * finished here, as the NIC would have. A frame cut short by the buffer, or a segmentation
+ * offload super-frame (which a physical network never carries), has lengths[i] = -1.
+ */
+static napi_value packet_recv(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, base, stride, capacity, max;
+  uint8_t *buf, *lens_raw;
+  size_t buflen, lenslen;
+  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_i32(env, argv[2], &base) || !get_i32(env, argv[3], &stride) ||
+      !get_i32(env, argv[4], &capacity) || !get_i32(env, argv[5], &max) ||
+      !get_bytes(env, argv[6], &lens_raw, &lenslen)) {
+    napi_throw_type_error(env, "EINVAL", "packetRecv: bad arguments");
+    return NULL;
+  }
+  if (max > MAX_BATCH) max = MAX_BATCH;
+  if ((size_t)max > lenslen / 4) max = (int32_t)(lenslen / 4);
+  if (base < 0 || capacity <= 18 || stride < capacity ||
+      (size_t)base + (size_t)(max > 0 ? max - 1 : 0) * stride + capacity > buflen) {
+    napi_throw_range_error(env, "ERANGE", "packetRecv: buffer too small");
+    return NULL;
+  }
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iovs[MAX_BATCH][2];
+  struct virtio_net_hdr vnet[MAX_BATCH];
+  /* One control buffer per message, aligned for cmsghdr. */
+  union {
+    char bytes[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+    struct cmsghdr align;
+  } control[MAX_BATCH];
+  memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)max);
+  for (int32_t i = 0; i < max; i++) {
+    iovs[i][0].iov_base = &vnet[i];
+    iovs[i][0].iov_len = sizeof vnet[i];
+    iovs[i][1].iov_base = buf + base + (size_t)i * stride;
+    iovs[i][1].iov_len = capacity - 4; /* room for the tag put back */
+    msgs[i].msg_hdr.msg_iov = iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 2;
+    msgs[i].msg_hdr.msg_control = control[i].bytes;
+    msgs[i].msg_hdr.msg_controllen = sizeof control[i].bytes;
+  }
+  int r;
+  do r = recvmmsg(fd, msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL); while (r < 0 && errno == EINTR);
+  int32_t count;
+  if (r < 0) {
+    count = errno == EAGAIN ? 0 : -errno;
+  } else {
+    count = r;
+    int32_t *lens = (int32_t *)lens_raw;
+    for (int i = 0; i < r; i++) {
+      int32_t len = (int32_t)msgs[i].msg_len - (int32_t)sizeof vnet[i];
+      if (len < 0 || len > capacity - 4 || vnet[i].gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        lens[i] = -1;
+        continue;
+      }
+      if (vnet[i].flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        uint8_t *f = buf + base + (size_t)i * stride;
+        uint32_t start = vnet[i].csum_start, at = start + vnet[i].csum_offset;
+        if (at + 2 > (uint32_t)len) {
+          lens[i] = -1;
+          continue;
+        }
+        /* The field holds the pseudo-header's sum: sum everything from start and fold. */
+        uint32_t sum = 0;
+        for (uint32_t k = start; k + 1 < (uint32_t)len; k += 2) sum += (uint32_t)(f[k] << 8 | f[k + 1]);
+        if ((len - start) & 1) sum += (uint32_t)f[len - 1] << 8;
+        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        uint16_t c = (uint16_t)~sum;
+        if (c == 0) c = 0xffff; /* a UDP checksum of 0 would mean none; the same value to TCP */
+        f[at] = c >> 8;
+        f[at + 1] = c & 0xff;
+      }
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != NULL; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+        if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+        struct tpacket_auxdata aux;
+        memcpy(&aux, CMSG_DATA(c), sizeof aux);
+        if (!(aux.tp_status & TP_STATUS_VLAN_VALID) || len < 12) break;
+        uint8_t *f = buf + base + (size_t)i * stride;
+        uint16_t tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : ETH_P_8021Q;
+        memmove(f + 16, f + 12, (size_t)len - 12);
+        f[12] = tpid >> 8;
+        f[13] = tpid & 0xff;
+        f[14] = aux.tp_vlan_tci >> 8;
+        f[15] = aux.tp_vlan_tci & 0xff;
+        len += 4;
+        break;
+      }
+      lens[i] = len;
+    }
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, count, &out));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL},
@@ -750,6 +974,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_default, NULL},
     {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
     {"linkStats", NULL, link_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_default, NULL},
+    {"packetRecv", NULL, packet_recv, NULL, NULL, NULL, napi_default, NULL},
+    {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -11,6 +11,7 @@ import { MemoryFabric } from '../datapath/memory.js';
 import { TapPort } from '../io/tap.js';
 import { QemuStreamPort } from '../io/qemu-stream.js';
 import { UdpUnderlay } from '../io/udp-underlay.js';
+import { PacketPort } from '../io/packet.js';
 import { parseIpv4 } from '../wire/bytes.js';
 import { loadConfig } from './config.js';
 import { serveControl } from './control.js';
@@ -27,6 +28,7 @@ export function defaultSocketPath(host: string): string {
 export const openBackend: BackendOpener = (_port, backend) => {
   if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns);
   if (backend.type === 'qemu') return QemuStreamPort.open(backend.socket);
+  if (backend.type === 'uplink') return PacketPort.open(backend.interface);
   return new MemoryFabric().port('memory');
 };
 
@@ -98,15 +100,16 @@ export class Agent {
    * networks and ports of the state this agent started with.
    */
   followController(url: string, token: string): ControllerSource {
-    const { host, underlay, limits } = this.state;
+    const started = this.state;
+    const { host, underlay, physicalNetworks } = started;
     this.source = new ControllerSource({
       url,
       token,
-      host: { name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu },
+      host: { name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu, physicalNetworks },
       log: this.log,
       apply: (view, revision) => {
         this.log.debug({ revision }, 'view from the controller');
-        this.apply(hostStateFromView(view, underlay, limits));
+        this.apply(hostStateFromView(view, started));
       },
       status: () => {
         const stats = this.datapath.stats(formatIpv4);

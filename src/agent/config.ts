@@ -60,6 +60,9 @@ const schema = z.object({
     }).strict().optional(),
     backend,
   }).strict()).default([]),
+  /** Physical network -> this host's interface on it: where a controller's provider
+   * networks leave this host. */
+  physicalNetworks: z.record(name, ifname).default({}),
   limits: z.object({
     maxPorts: z.number().int().min(1).max(4096).default(64),
     fdbLimit: z.number().int().min(1).max(1_000_000).default(4096),
@@ -133,6 +136,7 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
       }),
     })),
     ports,
+    physicalNetworks: c.physicalNetworks,
     limits: c.limits,
   };
 }

@@ -11,7 +11,7 @@ import type { HostView } from '../view/host-view.js';
 export interface ControllerSourceOptions {
   url: string;
   token: string;
-  host: { name: string; address: string; port: number; genevePort: number; mtu: number };
+  host: { name: string; address: string; port: number; genevePort: number; mtu: number; physicalNetworks?: Record<string, string> };
   log: Logger;
   apply(view: HostView, revision: number): void;
   /** What to report back after each apply and periodically. */

@@ -15,10 +15,12 @@ export interface HostState {
   underlay: { address: string; port: number; genevePort: number; mtu: number };
   networks: NetworkState[];
   ports: PortState[];
+  /** Physical network -> this host's interface on it (reported when joining a controller). */
+  physicalNetworks: Record<string, string>;
   limits: { maxPorts: number; fdbLimit: number; fdbAgingSeconds: number };
 }
 
 /** A host's full desired state from a controller's view plus what only the agent knows. */
-export function hostStateFromView(view: HostView, underlay: HostState['underlay'], limits: HostState['limits']): HostState {
-  return { host: view.host, underlay, networks: view.networks, ports: view.ports, limits };
+export function hostStateFromView(view: HostView, from: HostState): HostState {
+  return { host: view.host, underlay: from.underlay, networks: view.networks, ports: view.ports, physicalNetworks: from.physicalNetworks, limits: from.limits };
 }

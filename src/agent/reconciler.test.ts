@@ -28,6 +28,7 @@ const port = (name: string, network: string): PortState => ({ name, mode: 'acces
 const state = (networks: HostState['networks'], ports: PortState[]): HostState => ({
   host: 'h1',
   underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 },
+  physicalNetworks: {},
   networks,
   ports,
   limits: { maxPorts: 8, fdbLimit: 64, fdbAgingSeconds: 300 },

@@ -65,7 +65,7 @@ export class Reconciler {
     const rebuilt = new Set<string>();
     for (const [name, net] of this.networks) {
       const want = wantNets.get(name);
-      if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation) rebuilt.add(name);
+      if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation || Boolean(want.provider) !== Boolean(net.provider)) rebuilt.add(name);
     }
     const portNetworks = (p: PortState) => (p.mode === 'access' ? [p.network] : [...Object.values(p.vlans), ...(p.nativeNetwork ? [p.nativeNetwork] : [])]);
 
@@ -136,7 +136,7 @@ export class Reconciler {
       try {
         dp.addPort(want.mode === 'access'
           ? { name: want.name, backend, mode: 'access', network: want.network }
-          : { name: want.name, backend, mode: 'trunk', vlans: want.vlans, nativeNetwork: want.nativeNetwork });
+          : { name: want.name, backend, mode: 'trunk', vlans: want.vlans, nativeNetwork: want.nativeNetwork, uplink: want.backend.type === 'uplink' });
       } catch (err) {
         backend.close();
         this.pending.set(want.name, (err as Error).message);

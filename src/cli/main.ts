@@ -14,7 +14,7 @@ import { reportAndExit, UsageError } from './errors.js';
 import { fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
 import { Controller } from '../controller/controller.js';
-import { registerResourceCommands, targetOptions, client } from './resources.js';
+import { physicalNetworks, registerResourceCommands, targetOptions, client } from './resources.js';
 import { apply } from './apply.js';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
@@ -36,11 +36,13 @@ program.command('agent')
   .option('--underlay-port <port>', 'the UDP port of VXLAN tunnels', '4789')
   .option('--underlay-geneve-port <port>', 'the UDP port of Geneve tunnels', '6081')
   .option('--underlay-mtu <mtu>', 'the underlay MTU', '1500')
+  .option('--physical-network <name=interface>', 'this host\'s interface on a physical network, for provider networks (repeatable)', collect, [])
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => {
     let state: HostState;
     if (opts.config) {
+      if (opts.physicalNetwork.length > 0) throw new UsageError(`${opts.config}: give physical networks in the file (physicalNetworks:), not with --physical-network`);
       state = loadConfig(opts.config);
       if (opts.controller && (state.networks.length > 0 || state.ports.length > 0)) {
         throw new UsageError(`${opts.config}: with --controller, the controller says which networks and ports this host has; remove them from the file`);
@@ -48,7 +50,7 @@ program.command('agent')
     } else {
       if (!opts.controller) throw new UsageError('give --config FILE, or --controller URL');
       const address = opts.underlayAddress ?? (await sourceAddressTowards(opts.controller));
-      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayGenevePort), Number(opts.underlayMtu));
+      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayGenevePort), Number(opts.underlayMtu), physicalNetworks(opts.physicalNetwork));
     }
     const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
     const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host));
@@ -89,9 +91,14 @@ async function sourceAddressTowards(url: string): Promise<string> {
 }
 
 /** A host state with no networks yet, from flags; validated like a config file. */
-function loadConfigFromFlags(host: string, address: string, port: number, genevePort: number, mtu: number): HostState {
-  return hostStateFrom({ host, underlay: { address, port, genevePort, mtu } }, 'the command line');
+function loadConfigFromFlags(host: string, address: string, port: number, genevePort: number, mtu: number, physicalNetworks: Record<string, string>): HostState {
+  return hostStateFrom({ host, underlay: { address, port, genevePort, mtu }, physicalNetworks }, 'the command line');
 }
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 
 program.command('controller')
   .description('run the controller: the REST API, the store, and the agents\' watch streams')

@@ -12,7 +12,7 @@ import { UsageError } from './errors.js';
 type Format = 'table' | 'json' | 'yaml';
 
 const columns: Record<string, { headers: string[]; row(r: never): string[] }> = {
-  networks: { headers: ['NAME', 'VNI', 'ENCAP', 'MTU'], row: (n: Network) => [n.name, String(n.vni), n.encapsulation, n.mtu ? String(n.mtu) : 'auto'] },
+  networks: { headers: ['NAME', 'VNI', 'CARRIED', 'MTU'], row: (n: Network) => [n.name, String(n.vni), n.provider ? `provider ${n.provider.physicalNetwork}${n.provider.vlan === undefined ? ' (flat)' : `:${n.provider.vlan}`}` : n.encapsulation, n.mtu ? String(n.mtu) : 'auto'] },
   subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS', 'DHCP'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-', s.dhcp === false ? 'off' : 'on'] },
   ports: {
     headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND'],
@@ -83,14 +83,34 @@ function staticRoutes(items: string[] | undefined): Array<{ cidr: string; nextHo
   });
 }
 
+/** `physnet1` (flat) or `physnet1:100` (VLAN 100). */
+function provider(text: string): { physicalNetwork: string; vlan?: number } {
+  const m = /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new UsageError(`--provider takes PHYSNET or PHYSNET:VLAN, e.g. physnet1:100; not ${JSON.stringify(text)}`);
+  return { physicalNetwork: m[1], ...(m[2] === undefined ? {} : { vlan: Number(m[2]) }) };
+}
+
+/** `physnet1=eth1` flags as a map (the controller checks the names). */
+export function physicalNetworks(flags: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of flags) {
+    const m = /^([^=]+)=(.+)$/.exec(f);
+    if (!m) throw new UsageError(`--physical-network takes NAME=INTERFACE (physnet1=eth1), not ${JSON.stringify(f)}`);
+    if (out[m[1]] !== undefined) throw new UsageError(`--physical-network: ${m[1]} is given twice`);
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+
 export function registerResourceCommands(program: Command): void {
   const network = basic(program, 'networks', 'network');
   targetOptions(network.command('create').argument('<name>').description('create a network')
     .option('--vni <n>', 'the VNI (allocated when not given)', int('--vni'))
     .addOption(new Option('--encapsulation <e>', 'how hosts carry it').choices(['vxlan', 'geneve']).default('vxlan'))
     .option('--mtu <n>', 'an MTU below what the underlay allows', int('--mtu'))
+    .option('--provider <physnet[:vlan]>', 'a provider network: on each host\'s interface on this physical network (flat, or with this 802.1Q VLAN) instead of the overlay')
     .addOption(output()))
-    .action(async (name, o) => print('networks', await client(o).call('POST', '/v1/networks', { name, vni: o.vni, encapsulation: o.encapsulation, mtu: o.mtu }), o.output));
+    .action(async (name, o) => print('networks', await client(o).call('POST', '/v1/networks', { name, vni: o.vni, encapsulation: o.encapsulation, mtu: o.mtu, provider: o.provider ? provider(o.provider) : undefined }), o.output));
 
   const subnet = basic(program, 'subnets', 'subnet');
   targetOptions(subnet.command('create').argument('<name>').description('create a subnet on a network')
@@ -155,6 +175,7 @@ export function registerResourceCommands(program: Command): void {
     .requiredOption('--address <ip>', 'its underlay IPv4 address')
     .option('--port <port>', 'its tunnel UDP port', int('--port'), 4789)
     .option('--mtu <mtu>', 'its underlay MTU', int('--mtu'), 1500)
+    .option('--physical-network <name=interface>', 'its interface on a physical network (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .addOption(output()))
-    .action(async (name, o) => print('hosts', await client(o).call('POST', '/v1/hosts', { name, address: o.address, port: o.port, mtu: o.mtu }), o.output));
+    .action(async (name, o) => print('hosts', await client(o).call('POST', '/v1/hosts', { name, address: o.address, port: o.port, mtu: o.mtu, physicalNetworks: physicalNetworks(o.physicalNetwork) }), o.output));
 }

@@ -176,6 +176,12 @@ export class ModelCache {
           neighbors.push({ mac: p.mac, ips, port: p.name });
           continue;
         }
+        // A provider network's other ports are reached through the physical network: their
+        // MACs are learned on the uplink, and their addresses answered from here.
+        if (net.provider) {
+          neighbors.push({ mac: p.mac, ips });
+          continue;
+        }
         const h = this.hosts.get(p.host);
         if (!h) continue; // its host has not joined yet: nowhere to send to
         // Each encapsulation has its own UDP port on every host.
@@ -204,6 +210,10 @@ export class ModelCache {
         }) : [];
         return [...joined.filter((t) => t.name !== s.name).map((t) => ({ cidr: t.cidr, network: t.network })), ...statics];
       });
+      if (net.provider) {
+        // The physical network's own router owns the gateway address: not answered here.
+        return { name: n, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}), provider: true, remotes: [], neighbors };
+      }
       return {
         name: n,
         vni: net.vni,
@@ -218,7 +228,25 @@ export class ModelCache {
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
       ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p) }
       : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend }));
-    return { host, networks, ports };
+    return { host, networks, ports: [...ports, ...this.uplinksFor(host, networks)] };
+  }
+
+  /** One uplink port per physical network the host's provider networks are on: a trunk on
+   * the host's interface, VLAN networks tagged and the flat one native. */
+  private uplinksFor(host: string, networks: NetworkState[]): PortState[] {
+    const byPhysnet = new Map<string, { vlans: Record<number, string>; native?: string }>();
+    for (const ns of networks) {
+      const provider = this.networks.get(ns.name)?.provider;
+      if (!provider) continue;
+      let u = byPhysnet.get(provider.physicalNetwork);
+      if (!u) byPhysnet.set(provider.physicalNetwork, (u = { vlans: {} }));
+      if (provider.vlan === undefined) u.native = ns.name;
+      else u.vlans[provider.vlan] = ns.name;
+    }
+    const mapping = this.hosts.get(host)?.physicalNetworks ?? {};
+    return [...byPhysnet].filter(([physnet]) => mapping[physnet] !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)).map(([physnet, u]) => ({
+      name: `uplink:${physnet}`, mode: 'trunk', vlans: u.vlans, ...(u.native ? { nativeNetwork: u.native } : {}), backend: { type: 'uplink', interface: mapping[physnet] },
+    }));
   }
 }
 

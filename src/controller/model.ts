@@ -21,8 +21,15 @@ export const networkCreate = z.object({
   name,
   vni: z.number().int().min(1).max(VNI_MAX).optional(),
   encapsulation: z.enum(ENCAPSULATIONS as [Encapsulation, ...Encapsulation[]]).default('vxlan'),
-  /** The largest IP packet VMs may send; at most what each host's underlay allows. */
+  /** The largest IP packet VMs may send; at most what each host's underlay allows (for a
+   * provider network: what the physical network carries, 1500 by default). */
   mtu: z.number().int().min(576).max(9000).optional(),
+  /** A provider network: on each host, on the interface the host maps `physicalNetwork` to
+   * (flat, or tagged with `vlan`), instead of the overlay. */
+  provider: z.object({
+    physicalNetwork: name,
+    vlan: z.number().int().min(VID_MIN).max(VID_MAX).optional(),
+  }).strict().optional(),
 }).strict();
 export const networkUpdate = z.object({ mtu: z.number().int().min(576).max(9000).nullable() }).partial().strict();
 
@@ -97,6 +104,8 @@ export const hostJoin = z.object({
   /** The UDP port of its Geneve tunnels. */
   genevePort: udpPort.default(GENEVE_PORT),
   mtu: underlayMtu.default(1500),
+  /** Physical network name -> the host's interface on it (provider networks land there). */
+  physicalNetworks: z.record(name, ifname).refine((m) => Object.keys(m).length <= 16, 'at most 16 physical networks').default({}),
 }).strict().refine((h) => h.port !== h.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' });
 
 /** A router joins subnets (of different networks): every host routes between them for its
@@ -132,6 +141,8 @@ export interface Network {
   vni: number;
   encapsulation: Encapsulation;
   mtu?: number;
+  /** A provider network: on a physical network's interface (flat, or this VLAN). */
+  provider?: { physicalNetwork: string; vlan?: number };
 }
 
 export interface Subnet {
@@ -171,6 +182,8 @@ export interface Host {
   /** Absent in hosts stored before Geneve had a port of its own: 6081. */
   genevePort?: number;
   mtu: number;
+  /** Physical network -> interface (absent in hosts stored before provider networks). */
+  physicalNetworks?: Record<string, string>;
   joinedAt: string;
 }
 
@@ -185,6 +198,8 @@ export const Keys = {
   /** Which router a subnet is attached to: a subnet has one router at most. */
   routerOf: (subnet: string) => `/index/router/${subnet}`,
   vni: (v: number) => `/index/vni/${v}`,
+  /** Which network is on a physical network (flat) or one of its VLANs: one each. */
+  provider: (physicalNetwork: string, vlan?: number) => `/index/provider/${physicalNetwork}/${vlan ?? 'flat'}`,
   /** A copy of each subnet under its network, so a port's subnets are one prefix read. */
   subnetOf: (network: string, n: string) => `/index/subnet/${network}/${n}`,
   mac: (network: string, m: string) => `/index/mac/${network}/${m}`,

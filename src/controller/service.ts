@@ -80,6 +80,8 @@ export class NetworkService {
     for (const [i, n] of subnets.entries()) {
       const e = await this.store.get<Subnet>(Keys.subnet(n));
       if (!e) throw new ApiError(422, 'Unprocessable', `there is no subnet named ${n}`, [{ field: `subnets[${i}]`, message: 'no such subnet' }]);
+      const net = (await this.store.get<Network>(Keys.network(e.value.network)))?.value;
+      if (net?.provider) throw new ApiError(422, 'Unprocessable', `subnet ${n} is on provider network ${net.name}, whose router is on the physical network; a Weft router joins overlay subnets`, [{ field: `subnets[${i}]`, message: 'on a provider network' }]);
       const owner = await this.store.get<string>(Keys.routerOf(n));
       if (owner && owner.value !== router) throw new ApiError(409, 'Conflict', `subnet ${n} is attached to router ${owner.value} already`, [{ field: `subnets[${i}]`, message: 'on another router' }]);
       const clash = found.find((f) => overlaps(parseCidr(f.cidr), parseCidr(e.value.cidr)));
@@ -153,7 +155,7 @@ export class NetworkService {
   // ---- hosts -----------------------------------------------------------------------------
 
   /** An agent joins (or re-joins, perhaps with a new address). */
-  async joinHost(body: z.infer<typeof hostJoin>): Promise<Host> {
+  async joinHost(body: Omit<z.infer<typeof hostJoin>, 'physicalNetworks'> & { physicalNetworks?: Record<string, string> }): Promise<Host> {
     const ip = parseIpv4(body.address);
     const why = notUnicast(ip);
     if (why && !(this.opts.loopbackUnderlay && ip >>> 24 === 127)) {
@@ -187,13 +189,19 @@ export class NetworkService {
         const taken = new Set((await this.store.list(`/index/vni/`)).map((e) => Number(e.key.slice('/index/vni/'.length))));
         vni = allocate(1, VNI_MAX, taken)!;
       }
-      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}) };
+      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}) };
+      const provider = body.provider ? [Keys.provider(body.provider.physicalNetwork, body.provider.vlan)] : [];
       const r = await this.store.commit(
-        [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }],
-        [{ type: 'put', key: Keys.network(net.name), value: net }, { type: 'put', key: Keys.vni(vni), value: net.name }],
+        [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }, ...provider.map((key) => ({ key, modRevision: 0 }))],
+        [{ type: 'put', key: Keys.network(net.name), value: net }, { type: 'put', key: Keys.vni(vni), value: net.name }, ...provider.map((key) => ({ type: 'put' as const, key, value: net.name }))],
       );
       if (r.ok) return net;
       if (r.failed.key === Keys.network(net.name)) throw new ApiError(409, 'Conflict', `a network named ${net.name} exists already`, [{ field: 'name', message: 'taken' }]);
+      if (r.failed.key === provider[0]) {
+        const owner = (await this.store.get<string>(provider[0]))?.value ?? '(deleted meanwhile)';
+        const where = body.provider!.vlan === undefined ? `physical network ${body.provider!.physicalNetwork} (flat)` : `VLAN ${body.provider!.vlan} of physical network ${body.provider!.physicalNetwork}`;
+        throw new ApiError(409, 'Conflict', `${where} is network ${owner}'s`, [{ field: 'provider', message: 'taken' }]);
+      }
       if (body.vni !== undefined) {
         const owner = await this.store.get<string>(Keys.vni(vni));
         throw new ApiError(409, 'Conflict', `VNI ${vni} is used by network ${owner?.value ?? '(deleted meanwhile)'}`, [{ field: 'vni', message: 'taken' }]);
@@ -220,7 +228,8 @@ export class NetworkService {
     if (ports.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${ports.length} port(s): ${names(ports)}; delete them first`);
     if (subnets.length > 0) throw new ApiError(409, 'Conflict', `network ${n} still has ${subnets.length} subnet(s): ${names(subnets)}; delete them first`);
     await this.commit([{ key: Keys.network(n), modRevision: e.modRevision }],
-      [{ type: 'delete', key: Keys.network(n) }, { type: 'delete', key: Keys.vni(e.value.vni) }],
+      [{ type: 'delete', key: Keys.network(n) }, { type: 'delete', key: Keys.vni(e.value.vni) },
+        ...(e.value.provider ? [{ type: 'delete' as const, key: Keys.provider(e.value.provider.physicalNetwork, e.value.provider.vlan) }] : [])],
       () => new ApiError(409, 'Conflict', `network ${n} changed meanwhile; try again`));
   }
 
@@ -322,6 +331,17 @@ export class NetworkService {
     throw new ApiError(422, 'Unprocessable', `there is no host named ${host}${hosts.length ? ` (hosts: ${names(hosts.map((n) => ({ name: n })))})` : ''}; register it with weft host create`, [{ field: 'host', message: 'no such host' }]);
   }
 
+  /** A port on a provider network needs an interface on its physical network on its host. */
+  private async mustReach(host: string, nets: Network[], fields: string[]): Promise<void> {
+    const h = (await this.store.get<Host>(Keys.host(host)))?.value;
+    nets.forEach((net, i) => {
+      const physnet = net.provider?.physicalNetwork;
+      if (physnet === undefined || h?.physicalNetworks?.[physnet] !== undefined) return;
+      const has = Object.keys(h?.physicalNetworks ?? {});
+      throw new ApiError(422, 'Unprocessable', `host ${host} has no interface on physical network ${physnet}, which network ${net.name} is on${has.length ? ` (it has: ${has.join(', ')})` : ''}; give its agent --physical-network ${physnet}=INTERFACE`, [{ field: fields[i], message: 'not on this host' }]);
+    });
+  }
+
   async createPort(body: z.infer<typeof portCreate>): Promise<Port> {
     // Its networks: the access (or native) one untagged, then a trunk's tagged ones.
     const wanted = [
@@ -335,6 +355,7 @@ export class NetworkService {
       nets.push(net);
     }
     await this.mustHost(body.host);
+    await this.mustReach(body.host, nets.map((e) => e.value), wanted.map((w) => `${w.at}network`));
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const mac = body.mac ?? randomMac();
       const addresses: string[][] = [];
@@ -381,7 +402,11 @@ export class NetworkService {
   async updatePort(n: string, body: z.infer<typeof portUpdate>): Promise<Port> {
     const e = await this.entry<Port>(Keys.port(n), 'port', n);
     const old = e.value;
-    if (body.host !== undefined && body.host !== old.host) await this.mustHost(body.host);
+    if (body.host !== undefined && body.host !== old.host) {
+      await this.mustHost(body.host);
+      const nets = await Promise.all(attachments(old).map((a) => this.getNetwork(a.network)));
+      await this.mustReach(body.host, nets, nets.map(() => 'host'));
+    }
     if (body.ips !== undefined && old.network === undefined) {
       throw new ApiError(422, 'Unprocessable', `port ${n} is a trunk without an untagged network: its addresses are per VLAN and do not change in place`, [{ field: 'ips', message: 'no untagged network' }]);
     }

@@ -62,11 +62,17 @@ export interface NetworkSpec {
   encapsulation: Encapsulation;
   /** At most what the underlay allows (the default). */
   mtu?: number;
+  /** A provider network: on a host interface (an uplink port) instead of the overlay, so its
+   * MTU is the physical network's (1500 by default), and it has no remote hosts. */
+  provider?: boolean;
 }
 
 export type PortSpec =
   | { name: string; backend: PortBackend; mode: 'access'; network: string }
-  | { name: string; backend: PortBackend; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string };
+  | { name: string; backend: PortBackend; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string;
+    /** A host interface carrying provider networks (the physical network, not a VM): no
+     * local service answers it and nothing it sends is routed. */
+    uplink?: boolean };
 
 export interface DatapathStats {
   ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null; kernel: KernelCounters | null;
@@ -130,8 +136,8 @@ export class Datapath implements Output {
     if (clash) throw new Error(`VNI ${spec.vni} is taken by network ${clash.name}`);
     let index = this.networks.indexOf(undefined);
     if (index < 0) index = this.networks.length;
-    const most = overlayMtu(this.underlayMtu, spec.encapsulation);
-    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, Math.min(spec.mtu ?? most, most), this.fdbLimit, this.fdbAgingMs);
+    const most = this.mostMtu(spec.encapsulation, spec.provider === true);
+    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, Math.min(spec.mtu ?? (spec.provider ? 1500 : most), most), this.fdbLimit, this.fdbAgingMs, spec.provider === true);
     this.networks[index] = net;
     this.networkByName.set(net.name, net);
     this.networkByVni.set(net.vni, net);
@@ -147,6 +153,12 @@ export class Datapath implements Output {
     this.networkByVni.delete(net.vni);
   }
 
+  /** The largest MTU a network may have: the overlay's, or for a provider network what a
+   * slot holds untagged-plus-tag (the physical network's MTU is the operator's to give). */
+  private mostMtu(encapsulation: Encapsulation, provider: boolean): number {
+    return provider ? this.slotCapacity - 14 - 4 - 4 : overlayMtu(this.underlayMtu, encapsulation);
+  }
+
   /** The overlay MTU of a network: what its VMs' interfaces should be set to. */
   networkMtu(name: string): number {
     return this.mustNetwork(name).mtu;
@@ -156,6 +168,7 @@ export class Datapath implements Output {
    * frames from it are accepted. */
   addRemote(network: string, address: number, port: number): void {
     const net = this.mustNetwork(network);
+    if (net.provider) throw new Error(`network ${network} is a provider network: it reaches other hosts through its uplink, not tunnels`);
     if (net.remotes.some((v) => v.address === address && v.port === port)) return;
     let vtep = this.vteps.find((v) => v !== undefined && v.address === address && v.port === port);
     if (!vtep) {
@@ -181,8 +194,8 @@ export class Datapath implements Output {
   /** Sets a network's MTU (capped at what the underlay allows); returns the one in force. */
   setNetworkMtu(name: string, mtu: number | undefined): number {
     const net = this.mustNetwork(name);
-    const most = overlayMtu(this.underlayMtu, net.encapsulation);
-    net.mtu = Math.min(mtu ?? most, most);
+    const most = this.mostMtu(net.encapsulation, net.provider);
+    net.mtu = Math.min(mtu ?? (net.provider ? 1500 : most), most);
     return net.mtu;
   }
 
@@ -257,7 +270,7 @@ export class Datapath implements Output {
     if (rxSlot < 0) throw new Error(`no packet memory left for port ${spec.name}: raise maxPorts`);
     let index = this.ports.indexOf(undefined);
     if (index < 0) index = this.ports.length;
-    const port = new Port(index, spec.name, spec.backend, spec.mode === 'trunk', access, rxSlot);
+    const port = new Port(index, spec.name, spec.backend, spec.mode === 'trunk', access, rxSlot, spec.mode === 'trunk' && spec.uplink === true);
     if (spec.mode === 'trunk') {
       for (const [vidText, name] of Object.entries(spec.vlans)) {
         const net = this.mustNetwork(name);
@@ -415,7 +428,7 @@ export class Datapath implements Output {
     const c = port.counters;
     c.rx(len);
     if (len < 14) return c.drop(Drop.runt);
-    if (len >= this.slotCapacity) return c.drop(Drop.oversize);
+    if (len < 0 || len >= this.slotCapacity) return c.drop(Drop.oversize);
     if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
     if (isGroupMac(mem, off + 6) || isZeroMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
     // The agent's own services answer from ROUTER_MAC: no VM may send as them.
@@ -448,6 +461,9 @@ export class Datapath implements Output {
 
     if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
+    // From the physical network: switched to the VMs, never answered or routed here (every
+    // host has the uplink; only the VMs' own hosts answer them).
+    if (port.uplink) return this.forward(net, off, len, port.index, c, now);
     const type = readU16(mem, off + 12);
     if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.services.serveDhcp(port, net, off, len, now);
     if (isRouterMac(mem, off)) return this.router.route(port, net, off, len, c, now);

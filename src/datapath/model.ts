@@ -70,6 +70,8 @@ export class Network {
     public mtu: number,
     fdbLimit: number,
     fdbAgingMs: number,
+    /** On a host interface (an uplink port), not the overlay: no remote hosts. */
+    readonly provider: boolean,
   ) {
     this.fdb = new Fdb(fdbLimit, fdbAgingMs);
     this.encapLen = encapHeaderLen(encapsulation);
@@ -101,6 +103,8 @@ export class Port {
     /** Access ports: their network. */
     readonly network: Network | null,
     readonly rxSlot: number,
+    /** A host interface carrying provider networks, not a VM. */
+    readonly uplink: boolean,
   ) {}
 }
 

@@ -26,6 +26,12 @@ export interface Native {
   udpDrops(fd: number): number;
   /** An interface's kernel counters, read in the namespace at netnsPath (ours when null). */
   linkStats(name: string, netnsPath: string | null): LinkStats;
+  /** A raw packet socket on an interface (see packet.ts). */
+  packetOpen(name: string, netnsPath: string | null): number;
+  /** Like readFrames, with each frame's VLAN tag put back; a cut frame's length is -1. */
+  packetRecv(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;
+  /** Like writeFrames, for a packet socket. */
+  packetSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
 }
 
 export interface LinkStats {

@@ -105,6 +105,10 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     buildUnderlay(plan);
     for (const host of plan.hosts) buildHost(plan, host);
     for (const vm of plan.vms) buildVm(plan, vm);
+    if (plan.outside) {
+      buildOutside(plan);
+      remember(state, 'outside', outsideArgv(plan));
+    }
     if (plan.controller) {
       buildController(plan);
       remember(state, 'controller', controllerArgv(plan));
@@ -140,6 +144,30 @@ function buildUnderlay(plan: LabPlan): void {
   inNs(ns, 'link', 'set', 'lo', 'up');
   inNs(ns, 'link', 'add', 'br0', 'type', 'bridge');
   inNs(ns, 'link', 'set', 'br0', 'mtu', String(plan.underlayMtu), 'up');
+  if (plan.physical) {
+    // The physical network of provider networks: a second switch, which the hosts reach
+    // through an interface of their own (phys0), as a server's second NIC would.
+    inNs(ns, 'link', 'add', plan.physical.bridge, 'type', 'bridge');
+    inNs(ns, 'link', 'set', plan.physical.bridge, 'up');
+  }
+}
+
+/** A machine on the physical network: an address on the bridge, and a web server. */
+function buildOutside(plan: LabPlan): void {
+  const o = plan.outside!;
+  ip('netns', 'add', o.netns);
+  inNs(o.netns, 'link', 'set', 'lo', 'up');
+  inNs(o.netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'out', 'netns', plan.underlayNetns);
+  inNs(plan.underlayNetns, 'link', 'set', 'out', 'master', plan.physical!.bridge, 'up');
+  inNs(o.netns, 'addr', 'add', o.ip, 'dev', 'eth0');
+  inNs(o.netns, 'link', 'set', 'eth0', 'up');
+  const root = join(labDir(plan.name), 'www');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'index.html'), 'hello from outside\n');
+}
+
+function outsideArgv(plan: LabPlan): string[] {
+  return ['ip', 'netns', 'exec', plan.outside!.netns, 'busybox', 'httpd', '-f', '-p', '80', '-h', join(labDir(plan.name), 'www')];
 }
 
 function buildHost(plan: LabPlan, host: LabHost): void {
@@ -151,6 +179,11 @@ function buildHost(plan: LabPlan, host: LabHost): void {
   inNs(plan.underlayNetns, 'link', 'set', peer, 'mtu', String(plan.underlayMtu), 'master', 'br0', 'up');
   inNs(ns, 'addr', 'add', `${host.address}/${plan.underlayPrefix}`, 'dev', 'eth0');
   inNs(ns, 'link', 'set', 'eth0', 'up');
+  if (plan.physical && host.datapath === 'weft') {
+    inNs(ns, 'link', 'add', 'phys0', 'type', 'veth', 'peer', 'name', `p${host.index}`, 'netns', plan.underlayNetns);
+    inNs(plan.underlayNetns, 'link', 'set', `p${host.index}`, 'master', plan.physical.bridge, 'up');
+    inNs(ns, 'link', 'set', 'phys0', 'up');
+  }
   // The kernel's VXLAN leaves its VMs' inner TCP checksums for the NIC to finish; a veth
   // passes them on unfinished, and a userspace VTEP would receive them so. Have the kernel
   // finish them on a linux host's link, as its NIC would. (A Weft host keeps the offload:
@@ -160,6 +193,7 @@ function buildHost(plan: LabPlan, host: LabHost): void {
 
 function networkMtu(plan: LabPlan, network: string): number {
   const net = plan.networks.find((n) => n.name === network)!;
+  if (net.provider) return net.mtu ?? 1500;
   return Math.min(overlayMtu(plan.underlayMtu, net.encapsulation), net.mtu ?? Infinity);
 }
 
@@ -309,7 +343,8 @@ function agentConfigFile(plan: LabPlan, host: LabHost): string {
 function agentArgv(plan: LabPlan, host: LabHost): string[] {
   const source = plan.controller
     ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(labDir(plan.name), 'controller', 'join.token'),
-      '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu)]
+      '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu),
+      ...(plan.physical ? ['--physical-network', `${plan.physical.name}=phys0`] : [])]
     : ['--config', agentConfigFile(plan, host)];
   return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, '--socket', agentSocket(plan.name, host.name)];
 }
@@ -394,12 +429,15 @@ export async function dhcpClient(plan: LabPlan, vm: LabPlan['vms'][number], extr
 async function provision(plan: LabPlan): Promise<void> {
   const api = labApi(plan);
   for (const host of plan.hosts) {
-    const body = { name: host.name, address: host.address, mtu: plan.underlayMtu };
+    const body = { name: host.name, address: host.address, mtu: plan.underlayMtu, ...(plan.physical && host.datapath === 'weft' ? { physicalNetworks: { [plan.physical.name]: 'phys0' } } : {}) };
     // The host's agent may be joining at this very moment: a 409 says so; once more is enough.
     await api.call('POST', '/v1/hosts', body).catch((err) => (err instanceof ApiClientError && err.status === 409 ? api.call('POST', '/v1/hosts', body) : Promise.reject(err)));
   }
   for (const net of plan.networks) {
-    await api.call('POST', '/v1/networks', { name: net.name, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}) });
+    await api.call('POST', '/v1/networks', {
+      name: net.name, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}),
+      ...(net.provider ? { provider: { physicalNetwork: plan.physical!.name, ...net.provider } } : {}),
+    });
     const vmIps = plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip));
     if (vmIps.length === 0) continue;
     // One subnet per network, from its first VM's prefix; the gateway is the prefix's last
@@ -464,7 +502,8 @@ async function waitReady(plan: LabPlan, state: LabState): Promise<void> {
       }
       try {
         const s = await fetchStats(agentSocket(plan.name, host.name));
-        if (s.ports.length === want && Object.keys(s.pendingPorts).length === 0) break;
+        // Its VMs' ports (an uplink to the physical network comes with provider networks).
+        if (s.ports.filter((p) => !p.name.startsWith('uplink:')).length === want && Object.keys(s.pendingPorts).length === 0) break;
       } catch {
         // not listening yet
       }

@@ -36,7 +36,13 @@ const schema = z.object({
     encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
     /** An MTU below what the underlay allows (labs with a controller). */
     mtu: z.number().int().min(576).max(9000).optional(),
+    /** A provider network on the lab's physical network (labs with a controller): flat, or
+     * on an 802.1Q VLAN. */
+    provider: z.object({ vlan: z.number().int().min(VID_MIN).max(VID_MAX).optional() }).strict().optional(),
   }).strict()).default([]),
+  /** A machine on the lab's physical network (untagged), outside every overlay: a namespace
+   * with this address and a web server (busybox httpd) answering GET / with its name. */
+  outside: z.object({ ip: cidr }).strict().optional(),
   /** Routers joining networks (labs with a controller): each VM's gateway is its subnet's
    * last host address. */
   routers: z.array(z.object({
@@ -92,12 +98,18 @@ export interface LabPlan {
   underlayPrefix: number;
   underlayMtu: number;
   hosts: LabHost[];
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; hosts: string[] }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; provider?: { vlan?: number }; hosts: string[] }>;
+  /** The physical network (a bridge beside the underlay's) that provider networks and the
+   * outside machine are on; null when the lab has neither. */
+  physical: { name: string; bridge: string } | null;
+  outside: { netns: string; ip: string } | null;
   vms: LabVm[];
   routers: Array<{ name: string; networks: string[]; routes: Array<{ cidr: string; nextHop: string }> }>;
 }
 
 export const NETNS_PREFIX = 'weft-';
+/** The name of the lab's physical network, as its hosts' agents map it (to phys0). */
+export const PHYSICAL_NETWORK = 'physnet';
 
 export function labNetnsPrefix(lab: string): string {
   return `${NETNS_PREFIX}${lab}-`;
@@ -128,7 +140,12 @@ export function planLab(doc: unknown, file: string): LabPlan {
   // The controller takes the last host address of the underlay.
   const controller = t.controller ? { netns: `${prefix}controller`, address: formatIpv4(base + 2 ** (32 - prefixLen) - 2) } : null;
   if (controller) claim('controller', 'the controller');
-  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), hosts: [] as string[] }]));
+  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), ...(n.provider ? { provider: n.provider } : {}), hosts: [] as string[] }]));
+  t.networks.forEach((n, i) => {
+    if (n.provider && !t.controller) problems.push(`networks[${i}].provider: provider networks are made through the controller; set controller: true`);
+  });
+  if (t.outside) claim('outside', 'the outside machine');
+  const physical = t.outside || t.networks.some((n) => n.provider) ? { name: PHYSICAL_NETWORK, bridge: 'phys' } : null;
   const vnis = new Set<number>();
   for (const n of t.networks) {
     if (vnis.has(n.vni)) problems.push(`networks: VNI ${n.vni} is used twice`);
@@ -161,6 +178,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
         problems.push(`vms[${i}]: host ${host.name} uses the linux datapath, which the lab builds for VXLAN networks only`);
       }
       if (host?.datapath === 'linux' && a.vid !== null) problems.push(`vms[${i}]: trunk VMs need a weft host`);
+      if (host?.datapath === 'linux' && net.provider) problems.push(`vms[${i}]: provider networks need a weft host`);
     }
     if (v.ip6 && v.trunk) problems.push(`vms[${i}].ip6: only access VMs take an ip6`);
     if (v.dhcp && (v.trunk || !t.controller)) problems.push(`vms[${i}].dhcp: DHCP is served to access VMs in a lab with a controller`);
@@ -184,6 +202,8 @@ export function planLab(doc: unknown, file: string): LabPlan {
     hosts,
     networks: [...nets.values()],
     vms,
+    physical,
+    outside: t.outside ? { netns: `${prefix}outside`, ip: t.outside.ip } : null,
   };
 }
 

@@ -23,6 +23,9 @@ export interface NetworkState {
   remotes: RemoteHost[];
   /** An MTU below what the underlay allows, if the network asks for one. */
   mtu?: number;
+  /** A provider network: it leaves this host on a host interface (an uplink port in
+   * `ports`), not through tunnels; `remotes` is empty and neighbors have no `remote`. */
+  provider?: boolean;
   /** Ports known to be on this network (pushed by a controller): their MACs are installed
    * in the FDB, and ARP requests for their addresses are answered by the agent. */
   neighbors?: Neighbor[];
@@ -48,6 +51,9 @@ export type BackendState =
   | { type: 'tap'; device: string; netns?: string }
   /** A QEMU guest's NIC: the agent listens on `socket` for `-netdev stream`. */
   | { type: 'qemu'; socket: string }
+  /** A host interface carrying provider networks (a trunk port: VLAN networks tagged, the
+   * flat one native). */
+  | { type: 'uplink'; interface: string }
   /** An in-memory port, for tests and simulations. */
   | { type: 'memory' };
 

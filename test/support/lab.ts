@@ -52,11 +52,13 @@ export async function withLab(topology: Record<string, unknown>, body: (lab: Lab
 
 /**
  * Watches a VM's eth0 with tcpdump (an observer independent of Weft) while `during` runs,
- * and returns the lines tcpdump printed for packets matching `filter`.
+ * and returns the lines tcpdump printed for packets matching `filter`. `VM:IFACE` watches
+ * another interface (`underlay:phys`: the lab's physical network's switch).
  */
 export async function observe(lab: string, vms: string[], filter: string, during: () => Promise<unknown>): Promise<Record<string, string[]>> {
   const watchers = vms.map((vm) => {
-    const child = spawn('ip', ['netns', 'exec', `weft-${lab}-${vm}`, 'tcpdump', '-i', 'eth0', '-n', '-l', '-e', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [target, iface = 'eth0'] = vm.split(':');
+    const child = spawn('ip', ['netns', 'exec', `weft-${lab}-${target}`, 'tcpdump', '-i', iface, '-n', '-l', '-e', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const ready = new Promise<void>((resolve, reject) => {

@@ -1,0 +1,69 @@
+/**
+ * A host interface as a port: the uplink of provider networks. Frames go out and come in on
+ * the interface as they are, through a raw packet socket (AF_PACKET), in batches like a TAP:
+ * a VLAN network's frames carry its 802.1Q tag, a flat network's none, so the data path
+ * treats the uplink as a trunk port whose native network is the flat one.
+ *
+ * The kernel hands a packet socket each received frame without its tag (reporting it
+ * beside); the addon puts the tag back, so the data path sees the wire. The socket does not
+ * see what it sent itself, and holds the interface in promiscuous mode while open. A frame
+ * from this host's own stack whose checksum was left for a NIC is finished by the addon.
+ */
+import { existsSync } from 'node:fs';
+import type { KernelCounters, PortBackend } from '../datapath/backend.js';
+import { IoError, native } from './native.js';
+import { netnsPath } from './tap.js';
+import { WatchedFd } from './watched-fd.js';
+
+export class PacketPort implements PortBackend {
+  readonly description: string;
+  private readonly watched: WatchedFd;
+
+  private constructor(
+    private readonly fd: number,
+    readonly device: string,
+    readonly netns: string | null,
+  ) {
+    this.description = netns ? `interface ${device} in netns ${netns}` : `interface ${device}`;
+    this.watched = new WatchedFd(fd);
+  }
+
+  /** Opens interface `device` (which must exist), in network namespace `netns` if given. */
+  static open(device: string, netns?: string): PacketPort {
+    const ns = netns ? netnsPath(netns) : null;
+    if (ns && !existsSync(ns)) throw new Error(`network namespace ${netns} does not exist (${ns})`);
+    try {
+      return new PacketPort(native.packetOpen(device, ns), device, netns ?? null);
+    } catch (err) {
+      throw new Error(`cannot use interface ${device} as an uplink: ${(err as Error).message}`);
+    }
+  }
+
+  readBatch(mem: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number {
+    const n = native.packetRecv(this.fd, mem, base, stride, capacity, max, lengths);
+    if (n < 0) throw new IoError(`reading ${this.description}`, -n);
+    return n;
+  }
+
+  writeBatch(mem: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number {
+    return native.packetSend(this.fd, mem, offsets, lengths, count);
+  }
+
+  start(onReadable: () => void): void {
+    this.watched.start(onReadable);
+  }
+
+  close(): void {
+    this.watched.close();
+  }
+
+  /** The interface's own drop counters (a physical NIC's ring overruns show here). */
+  kernelCounters(): KernelCounters | null {
+    try {
+      const s = native.linkStats(this.device, this.netns ? netnsPath(this.netns) : null);
+      return { rxDropped: s.rxDropped, txDropped: s.txDropped };
+    } catch {
+      return null;
+    }
+  }
+}
