@@ -136,6 +136,7 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
       }),
     })),
     ports,
+    nat: [],
     physicalNetworks: c.physicalNetworks,
     limits: c.limits,
   };

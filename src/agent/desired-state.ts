@@ -4,9 +4,9 @@
  * is the other. The reconciler (src/agent/reconciler.ts) makes the data path match it,
  * whatever the source.
  */
-import type { HostView, NetworkState, PortState } from '../view/host-view.js';
+import type { HostView, NatState, NetworkState, PortState } from '../view/host-view.js';
 
-export type { BackendState, DhcpState, HostView, Neighbor, NetworkState, PortState, RemoteHost } from '../view/host-view.js';
+export type { BackendState, DhcpState, HostView, NatState, Neighbor, NetworkState, PortState, RemoteHost } from '../view/host-view.js';
 
 export interface HostState {
   host: string;
@@ -15,6 +15,8 @@ export interface HostState {
   underlay: { address: string; port: number; genevePort: number; mtu: number };
   networks: NetworkState[];
   ports: PortState[];
+  /** The routers' external gateways this host holds. */
+  nat: NatState[];
   /** Physical network -> this host's interface on it (reported when joining a controller). */
   physicalNetworks: Record<string, string>;
   limits: { maxPorts: number; fdbLimit: number; fdbAgingSeconds: number };
@@ -22,5 +24,5 @@ export interface HostState {
 
 /** A host's full desired state from a controller's view plus what only the agent knows. */
 export function hostStateFromView(view: HostView, from: HostState): HostState {
-  return { host: view.host, underlay: from.underlay, networks: view.networks, ports: view.ports, physicalNetworks: from.physicalNetworks, limits: from.limits };
+  return { host: view.host, underlay: from.underlay, networks: view.networks, ports: view.ports, nat: view.nat ?? [], physicalNetworks: from.physicalNetworks, limits: from.limits };
 }

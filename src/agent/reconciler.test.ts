@@ -29,6 +29,7 @@ const state = (networks: HostState['networks'], ports: PortState[]): HostState =
   host: 'h1',
   underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 },
   physicalNetworks: {},
+  nat: [],
   networks,
   ports,
   limits: { maxPorts: 8, fdbLimit: 64, fdbAgingSeconds: 300 },

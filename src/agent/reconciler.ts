@@ -10,7 +10,8 @@ import type { Datapath } from '../datapath/datapath.js';
 import type { DhcpLease } from '../datapath/dhcp-server.js';
 import { ROUTER_MAC } from '../datapath/router-mac.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
-import type { BackendState, HostState, NetworkState, PortState } from './desired-state.js';
+import type { NatSpec } from '../datapath/nat.js';
+import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
 
@@ -37,6 +38,21 @@ function lease(p: PortState): DhcpLease | null {
   };
 }
 
+/** Connections a router's NAT holds at most, unless the view says. */
+const NAT_LIMIT = 65_536;
+
+/** The data path's form of a router's external gateway. */
+function natSpec(n: NatState): NatSpec {
+  const [address, len] = n.address.split('/');
+  return {
+    router: n.router, network: n.network, address: parseIpv4(address), prefixLength: Number(len), mac: parseMac(n.mac),
+    nextHop: n.nextHop ? parseIpv4(n.nextHop) : 0,
+    floating: n.floating.map((f) => ({ outside: parseIpv4(f.outside), inside: parseIpv4(f.inside) })),
+    forwards: n.forwards.map((f) => ({ protocol: f.protocol, port: f.port, inside: parseIpv4(f.inside), insidePort: f.insidePort })),
+    limit: n.limit || NAT_LIMIT,
+  };
+}
+
 export class Reconciler {
   private networks = new Map<string, NetworkState>();
   /** Each applied network as JSON: an unchanged network costs one string comparison. */
@@ -45,6 +61,8 @@ export class Reconciler {
   private readonly pending = new Map<string, string>();
   /** Per network: the remote MACs installed statically, as MAC -> "address:port". */
   private readonly staticMacs = new Map<string, Map<number, string>>();
+  /** Each applied NAT (router -> JSON). */
+  private readonly natJson = new Map<string, string>();
 
   constructor(
     private readonly datapath: Datapath,
@@ -121,6 +139,26 @@ export class Reconciler {
     for (const want of desired.networks) {
       dp.setRoutes(want.name, want.routes ?? []);
       dp.setGateways(want.name, want.gateways ?? []);
+    }
+
+    // The routers' external gateways held here, then where each network's way out is.
+    const wantNat = new Map(desired.nat.map((n) => [n.router, n]));
+    for (const router of this.natJson.keys()) {
+      if (wantNat.has(router)) continue;
+      dp.setNat(router, null);
+      this.natJson.delete(router);
+      result.removed.push(`external gateway of ${router}`);
+    }
+    for (const n of desired.nat) {
+      const json = JSON.stringify(n);
+      if (this.natJson.get(n.router) === json && dp.hasNat(n.router)) continue;
+      (this.natJson.has(n.router) ? result.changed : result.added).push(`external gateway of ${n.router}`);
+      dp.setNat(n.router, natSpec(n), n.inside);
+      this.natJson.set(n.router, json);
+    }
+    for (const want of desired.networks) {
+      const ext = want.external;
+      dp.setExternal(want.name, !ext ? null : ext.remote ? { address: parseIpv4(ext.remote.address), port: ext.remote.port } : { router: ext.router });
     }
 
     // 3. Ports to attach (new, changed, or still pending from an earlier apply).

@@ -32,6 +32,16 @@ export const DROP_REASONS = [
   'ttl-exceeded',
   /** Routed towards an address no port on the next network has. */
   'no-neighbor',
+  /** Not translated by a router's NAT: a fragment or a protocol other than TCP, UDP and ICMP
+   * echo (source NAT; floating addresses take all), or an ICMP error a VM sends out. */
+  'nat-unsupported',
+  /** At a router's external address and matching no connection or port forward; or a TCP
+   * segment other than a SYN opening a connection. */
+  'nat-no-mapping',
+  /** A new connection refused: the router's NAT table (or its ports for that remote) full. */
+  'nat-table-full',
+  /** The next hop on the external network has no known MAC yet: it was asked for (ARP). */
+  'nat-arp-pending',
   /** The output (a TAP queue or the underlay socket) was full. */
   'tx-busy',
   /** The output refused the frame for another reason (see the agent's log), or no underlay

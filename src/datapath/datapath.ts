@@ -35,6 +35,7 @@ import { Network, Port, Underlay, UNDERLAY_TX_QUEUE, PORT_TX_QUEUE, Vtep, type F
 import { Router } from './router.js';
 import { isRouterMac } from './router-mac.js';
 import { LocalServices } from './services.js';
+import { Nat, NatStage, type NatSpec } from './nat.js';
 
 export type { FrameTap } from './model.js';
 
@@ -81,6 +82,8 @@ export interface DatapathStats {
   tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
   underlays: Array<{ encapsulation: Encapsulation; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
+  /** The routers' external gateways this host holds. */
+  nats: Array<{ router: string; network: string; address: string; connections: number; limit: number; translatedOut: number; translatedIn: number; neighbors: number }>;
 }
 
 export class Datapath implements Output {
@@ -102,6 +105,9 @@ export class Datapath implements Output {
   private geneveUnderlay: Underlay | null = null;
 
   private readonly router: Router;
+  private readonly nat: NatStage;
+  /** The routers' external gateways this host holds, by router. */
+  private readonly nats = new Map<string, Nat>();
   private readonly services: LocalServices;
   private readonly scratchSlot: number;
   private scratchUsed = 0;
@@ -124,7 +130,8 @@ export class Datapath implements Output {
     const slotSize = Math.ceil((HEADROOM + this.slotCapacity) / 64) * 64;
     this.memory = new PacketMemory(slotSize, maxPorts * BATCH + UNDERLAY_RX_SLOTS + SCRATCH_SLOTS);
     this.scratchSlot = this.memory.alloc(SCRATCH_SLOTS);
-    this.router = new Router(this);
+    this.nat = new NatStage(this);
+    this.router = new Router(this, this.nat);
     this.services = new LocalServices(this);
   }
 
@@ -148,6 +155,10 @@ export class Datapath implements Output {
     if (net.ports.length > 0) throw new Error(`network ${name} still has ports: ${net.ports.map((p) => p.name).join(', ')}`);
     for (const v of [...net.remotes]) this.removeRemote(name, v.address, v.port);
     for (const other of this.networks) if (other) other.routes = other.routes.filter((r) => r.network !== net);
+    for (const nat of [...this.nats.values()]) {
+      if (nat.network === net) this.setNat(nat.spec.router, null);
+      else nat.inside = nat.inside.filter((r) => r.network !== net);
+    }
     this.networks[net.index] = undefined;
     this.networkByName.delete(name);
     this.networkByVni.delete(net.vni);
@@ -187,6 +198,7 @@ export class Datapath implements Output {
     if (i < 0) return;
     const vtep = net.remotes[i];
     net.remotes.splice(i, 1);
+    if (net.externalVtep === vtep) net.externalVtep = null;
     net.fdb.flushDestination(vtepDestination(vtep.index));
     if (--vtep.networks === 0) this.vteps[vtep.index] = undefined;
   }
@@ -375,9 +387,66 @@ export class Datapath implements Output {
     return n;
   }
 
-  /** Forgets learned MACs not seen for the aging time. Call now and then (every second). */
+  /** Forgets learned MACs not seen for the aging time, and expired NAT connections; asks for
+   * the NATs' next hops now and then. Call every second or so. */
   age(now: number): void {
     for (const net of this.networks) net?.fdb.age(now);
+    if (this.nats.size === 0) return;
+    for (const nat of this.nats.values()) this.nat.tick(nat, now);
+    this.flush();
+  }
+
+  /**
+   * Sets (or with null removes) a router's external gateway on this host: its NAT on the
+   * external network `spec.network`, and the subnets translated packets come back to
+   * (prefix -> network). Connections survive a change that keeps the external address;
+   * networks that go out through it are set with setExternal.
+   */
+  setNat(router: string, spec: NatSpec | null, inside: Array<{ cidr: string; network: string }> = []): void {
+    const old = this.nats.get(router);
+    if (old) {
+      const i = old.network.nats.indexOf(old);
+      if (i >= 0) old.network.nats.splice(i, 1);
+      for (const net of this.networks) if (net?.external === old) net.external = null;
+      this.nats.delete(router);
+    }
+    if (spec === null) return;
+    const keep = old !== undefined && old.spec.address === spec.address && old.spec.mac === spec.mac && old.table.capacity === spec.limit;
+    const nat = new Nat(spec, this.mustNetwork(spec.network), keep ? old.table : undefined);
+    nat.inside = inside.map((r) => {
+      const [addr, len] = r.cidr.split('/');
+      const mask = Number(len) === 0 ? 0 : (0xffff_ffff << (32 - Number(len))) >>> 0;
+      return { prefix: (parseIpv4(addr) & mask) >>> 0, mask, network: this.mustNetwork(r.network) };
+    }).sort((a, b) => b.mask - a.mask);
+    if (keep) {
+      // Same address: the connections and neighbours carry over.
+      for (const [ip, mac] of old.arp) nat.arp.set(ip, mac);
+      nat.announced = old.announced;
+    }
+    nat.network.nats.push(nat);
+    this.nats.set(router, nat);
+  }
+
+  /** Where `network`'s packets for the outside go: the NAT of `router` on this host, a
+   * remote host (the gateway host) over the network's tunnel, or nowhere (null). */
+  hasNat(router: string): boolean {
+    return this.nats.has(router);
+  }
+
+  setExternal(network: string, to: { router: string } | { address: number; port: number } | null): void {
+    const net = this.mustNetwork(network);
+    net.external = null;
+    net.externalVtep = null;
+    if (to === null) return;
+    if ('router' in to) {
+      const nat = this.nats.get(to.router);
+      if (!nat) throw new Error(`no external gateway of router ${to.router} on this host`);
+      net.external = nat;
+      return;
+    }
+    const vtep = net.remotes.find((v) => v.address === to.address && v.port === to.port);
+    if (!vtep) throw new Error(`network ${network} has no remote host ${to.address}:${to.port} to send its outside traffic to`);
+    net.externalVtep = vtep;
   }
 
   // ---- the per-frame path (synchronous, allocation-free) ---------------------------------
@@ -463,10 +532,13 @@ export class Datapath implements Output {
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     // From the physical network: switched to the VMs, never answered or routed here (every
     // host has the uplink; only the VMs' own hosts answer them).
-    if (port.uplink) return this.forward(net, off, len, port.index, c, now);
+    if (port.uplink) {
+      if (net.nats.length > 0 && this.nat.fromUplink(net.nats, port, net, off, len, c, now)) return;
+      return this.forward(net, off, len, port.index, c, now);
+    }
     const type = readU16(mem, off + 12);
     if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.services.serveDhcp(port, net, off, len, now);
-    if (isRouterMac(mem, off)) return this.router.route(port, net, off, len, c, now);
+    if (isRouterMac(mem, off)) return this.router.route(port, net, off, len, port.index, c, now);
     if (net.arp !== null && type === EtherType.Arp && this.services.answerArp(port, net, off, len, now)) return;
     if (net.nd !== null && type === EtherType.Ipv6 && this.services.answerNd(port, net, off, len, now)) return;
     this.forward(net, off, len, port.index, c, now);
@@ -523,6 +595,12 @@ export class Datapath implements Output {
     if (innerType === EtherType.Vlan || innerType === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
     if (innerLen - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
     // A routed frame comes from the router MAC, which is every host's own: never learned.
+    // Sent to the router: a VM elsewhere going out through the gateway this host holds.
+    if (isRouterMac(mem, inner)) {
+      if (net.external === null) return c.drop(Drop['no-route']);
+      if (net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
+      return this.router.route(null, net, inner, innerLen, -1 - vtep.index, c, now);
+    }
     if (!isRouterMac(mem, inner + 6) && net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) {
       return c.drop(Drop['src-mac-pinned']);
     }
@@ -590,7 +668,7 @@ export class Datapath implements Output {
     if (port.tap !== null) port.tap.frame(this.memory.bytes, off, len, 'tx', now);
   }
 
-  private toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void {
+  toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void {
     const u = net.isVxlan ? this.vxlanUnderlay : this.geneveUnderlay;
     if (u === null) return c.drop(Drop['tx-error']);
     const at = off - net.encapLen;
@@ -712,6 +790,16 @@ export class Datapath implements Output {
         fdb: { entries: n.fdb.size, limit: n.fdb.limit, learnRefused: n.fdb.learnRefused, moves: n.fdb.moves },
         arpAnswered: n.arpAnswered,
         ndAnswered: n.ndAnswered,
+      })),
+      nats: [...this.nats.values()].map((n) => ({
+        router: n.spec.router,
+        network: n.network.name,
+        address: formatAddress(n.spec.address),
+        connections: n.table.size,
+        limit: n.table.capacity,
+        translatedOut: n.translatedOut,
+        translatedIn: n.translatedIn,
+        neighbors: n.arp.size,
       })),
     };
   }

@@ -9,6 +9,7 @@ import { Counters } from './counters.js';
 import { DHCP_OUTCOMES, type DhcpLease } from './dhcp-server.js';
 import { encapHeaderLen, type Encapsulation } from './encapsulation.js';
 import { Fdb } from './fdb.js';
+import type { Nat } from './nat.js';
 
 /** Implementation limits (ours, not a protocol's). */
 export const PORT_TX_QUEUE = 256;
@@ -34,6 +35,8 @@ export interface Output {
   scratch(): number;
   /** Queues a frame to one port (tagged there if the port is a trunk). */
   toPort(port: Port, net: Network, off: number, len: number, now: number): void;
+  /** Queues a frame, unchanged, to one remote host over `net`'s tunnel. */
+  toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void;
   /** Switches a frame within `net`: to the port or tunnel its destination MAC is at, or
    * flooded. `from` is the ingress port's index, or -(vtep + 1) for a tunnel. */
   forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void;
@@ -61,6 +64,12 @@ export class Network {
   /** MAC -> name of the local port the controller gave it: pinned in the FDB to that port
    * while it exists, so that no frame from elsewhere can move it. */
   localMacs: Map<number, string> | null = null;
+  /** The way out from this network, when its router has an external gateway: translated
+   * here (this host holds the gateway), or sent to the host that does. */
+  external: Nat | null = null;
+  externalVtep: Vtep | null = null;
+  /** On an external (provider) network: the routers' gateways this host holds on it. */
+  nats: Nat[] = [];
 
   constructor(
     readonly index: number,

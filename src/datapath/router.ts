@@ -9,6 +9,7 @@ import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop, type Counters } from './counters.js';
 import type { Network, Output, Port } from './model.js';
+import type { NatStage } from './nat.js';
 import { ROUTER_MAC } from './router-mac.js';
 
 /** ICMP (RFC 792) types the router sends. */
@@ -21,7 +22,10 @@ export class Router {
   private icmpWindowStart = 0;
   private icmpSent = 0;
 
-  constructor(private readonly out: Output) {}
+  constructor(
+    private readonly out: Output,
+    private readonly nat: NatStage,
+  ) {}
 
   /**
    * The distributed router: a frame a VM sent to its gateway (ROUTER_MAC) is routed here,
@@ -29,8 +33,13 @@ export class Router {
    * header checksum updated incrementally (RFC 1624), MACs rewritten (from the router, to
    * the destination port's MAC the controller gave), then switched there, so a packet
    * between VMs on two hosts crosses the underlay once.
+   *
+   * A packet for beyond every subnet goes to the router's external gateway: translated here
+   * if this host holds it, else sent unchanged through the network's tunnel to the host that
+   * does, which routes it (`port` is then null: from a tunnel, and ICMP errors are not sent
+   * back across it).
    */
-  route(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+  route(port: Port | null, net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
     const mem = this.out.mem;
     const ip = off + 14;
     if (readU16(mem, off + 12) !== EtherType.Ipv4 || len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop['no-route']);
@@ -46,7 +55,20 @@ export class Router {
       }
     }
     if (target === null) {
-      if (this.gatewayOf(net, dst) === dst) return this.answerGatewayPing(port, net, off, len, c, now);
+      if (port !== null && this.gatewayOf(net, dst) === dst) return this.answerGatewayPing(port, net, off, len, c, now);
+      const nat = net.external;
+      if (nat !== null) {
+        if (mem[ip + 8] <= 1) {
+          this.icmpError(port, net, off, len, ICMP_TIME_EXCEEDED, 0, 0, now);
+          return c.drop(Drop['ttl-exceeded']);
+        }
+        if (len - 14 > nat.network.mtu) {
+          if ((mem[ip + 6] & 0x40) !== 0) this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 4, nat.network.mtu, now);
+          return c.drop(Drop['mtu-exceeded']);
+        }
+        return this.nat.egress(nat, net, off, len, from, c, now);
+      }
+      if (net.externalVtep !== null && port !== null) return this.out.toTunnel(net.externalVtep, net, off, len, c, now);
       this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 0 /* net unreachable */, 0, now);
       return c.drop(Drop['no-route']);
     }
@@ -72,11 +94,11 @@ export class Router {
     writeU16(mem, ip + 10, ~sum & 0xffff);
     writeMac(mem, off, mac);
     writeMac(mem, off + 6, ROUTER_MAC);
-    this.out.forward(target, off, len, port.index, c, now);
+    this.out.forward(target, off, len, from, c, now);
   }
 
   /** The router's address on `net` for the subnet holding `ip`, else its first, else 0. */
-  gatewayOf(net: Network, ip: number): number {
+  private gatewayOf(net: Network, ip: number): number {
     const g = net.gateways;
     for (let i = 0; i < g.length; i++) if (((ip ^ g[i].address) & g[i].mask) === 0) return g[i].address;
     return g.length > 0 ? g[0].address : 0;
@@ -85,7 +107,8 @@ export class Router {
   /** ICMP errors owed by the router (RFC 1812 §4.3.2.7: never about an ICMP error, a
    * fragment other than the first, or a packet to or from a group or zero address), at
    * most ICMP_ERRORS_PER_SECOND per host; the packet itself is dropped by the caller. */
-  icmpError(port: Port, net: Network, off: number, len: number, type: number, code: number, mtu: number, now: number): void {
+  private icmpError(port: Port | null, net: Network, off: number, len: number, type: number, code: number, mtu: number, now: number): void {
+    if (port === null) return;
     const mem = this.out.mem;
     const ip = off + 14;
     const ihl = (mem[ip] & 0x0f) * 4;
@@ -118,7 +141,7 @@ export class Router {
   }
 
   /** An echo request to the router's own address on the network: answered in place. */
-  answerGatewayPing(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
+  private answerGatewayPing(port: Port, net: Network, off: number, len: number, c: Counters, now: number): void {
     const mem = this.out.mem;
     const ip = off + 14;
     const ihl = (mem[ip] & 0x0f) * 4;

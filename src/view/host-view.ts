@@ -36,6 +36,29 @@ export interface NetworkState {
   /** Where a router takes packets sent to the router MAC on this network: each prefix of
    * the other subnets it joins, and their network (also in this view, with its neighbors). */
   routes?: Array<{ cidr: string; network: string; nextHop?: string }>;
+  /** Where packets for beyond every route go: the external gateway of `router`, held by
+   * this host (no `remote`) or by the remote host named. */
+  external?: { router: string; remote?: RemoteHost };
+}
+
+/** A router's external gateway, on the host that holds it (addresses as text). */
+export interface NatState {
+  router: string;
+  /** The external (provider) network, also in the view's networks. */
+  network: string;
+  /** The router's address on it, with the prefix length (203.0.113.5/24). */
+  address: string;
+  mac: string;
+  /** Where packets for beyond the external subnet go (its gateway). */
+  nextHop?: string;
+  /** Floating (1:1) addresses: the outside one, and the VM's. */
+  floating: Array<{ outside: string; inside: string }>;
+  /** Port forwards to VMs, on the router's external address. */
+  forwards: Array<{ protocol: 'tcp' | 'udp'; port: number; inside: string; insidePort: number }>;
+  /** The router's subnets and their networks: where translated packets come back to. */
+  inside: Array<{ cidr: string; network: string }>;
+  /** Most connections at once. */
+  limit: number;
 }
 
 export interface Neighbor {
@@ -78,4 +101,6 @@ export interface HostView {
   host: string;
   networks: NetworkState[];
   ports: PortState[];
+  /** The routers' external gateways this host holds (absent: none). */
+  nat?: NatState[];
 }
