@@ -1,10 +1,10 @@
 /**
- * `weft network|subnet|port|host create|list|show|delete`: the controller's resources from
+ * `weft network|subnet|port|router|host|floating-ip|port-forward create|list|show|delete`: the controller's resources from
  * the command line, printed as a table, JSON or YAML.
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import { attachments, type Host, type Network, type Port, type Router, type Subnet } from '../controller/model.js';
+import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
 import { table } from './format.js';
 import { UsageError } from './errors.js';
@@ -23,7 +23,15 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
     ],
   },
-  routers: { headers: ['NAME', 'SUBNETS', 'ROUTES'], row: (r: Router) => [r.name, r.subnets.join(',') || '-', (r.routes ?? []).map((x) => `${x.cidr} via ${x.nextHop}`).join(', ') || '-'] },
+  routers: {
+    headers: ['NAME', 'SUBNETS', 'ROUTES', 'EXTERNAL GATEWAY'],
+    row: (r: Router & { externalGateway?: { activeHost?: string | null } }) => [
+      r.name, r.subnets.join(',') || '-', (r.routes ?? []).map((x) => `${x.cidr} via ${x.nextHop}`).join(', ') || '-',
+      r.externalGateway ? `${r.externalGateway.ip} on ${r.externalGateway.network}${r.externalGateway.host ? ` (pinned to ${r.externalGateway.host})` : ''}${r.externalGateway.activeHost ? `, held by ${r.externalGateway.activeHost}` : ''}` : '-',
+    ],
+  },
+  'floating-ips': { headers: ['NAME', 'ADDRESS', 'NETWORK', 'PORT'], row: (f: FloatingIp) => [f.name, f.address, f.network, f.port] },
+  'port-forwards': { headers: ['NAME', 'ROUTER', 'EXTERNAL', 'PORT', 'TO'], row: (f: PortForward) => [f.name, f.router, `${f.protocol}/${f.externalPort}`, f.port, `${f.protocol}/${f.internalPort}`] },
   hosts: {
     headers: ['NAME', 'UNDERLAY', 'MTU', 'AGENT', 'APPLIED', 'PORTS UP'],
     row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
@@ -56,7 +64,7 @@ export function client(opts: Record<string, string | undefined>): ApiClient {
   return new ApiClient(resolveTarget(opts));
 }
 
-function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers', one: string): Command {
+function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers' | 'floating-ips' | 'port-forwards', one: string): Command {
   const cmd = program.command(one).description(`${one}s of the controller`);
   targetOptions(cmd.command('list').description(`list ${kind}`).addOption(output()))
     .action(async (o) => print(kind, await client(o).call('GET', `/v1/${kind}`), o.output));
@@ -81,6 +89,17 @@ function staticRoutes(items: string[] | undefined): Array<{ cidr: string; nextHo
     if (!cidr || !nextHop || extra !== undefined) throw new UsageError(`--route takes CIDR=NEXTHOP, e.g. 10.40.0.0/24=10.10.0.2; not ${JSON.stringify(item)}`);
     return { cidr, nextHop };
   });
+}
+
+/** --external-gateway NETWORK[=IP] with --gateway-host, as the API takes it. */
+function externalGateway(o: { externalGateway?: string | boolean; gatewayHost?: string }): { network: string; ip?: string; host?: string } | undefined {
+  if (typeof o.externalGateway !== 'string') {
+    if (o.gatewayHost) throw new UsageError('--gateway-host goes with --external-gateway');
+    return undefined;
+  }
+  const [network, ip, extra] = o.externalGateway.split('=');
+  if (!network || extra !== undefined) throw new UsageError(`--external-gateway takes NETWORK or NETWORK=IP, not ${JSON.stringify(o.externalGateway)}`);
+  return { network, ...(ip ? { ip } : {}), ...(o.gatewayHost ? { host: o.gatewayHost } : {}) };
 }
 
 /** `physnet1` (flat) or `physnet1:100` (VLAN 100). */
@@ -159,16 +178,40 @@ export function registerResourceCommands(program: Command): void {
   targetOptions(router.command('create').argument('<name>').description('create a router joining subnets: every host routes between them for its own VMs')
     .option('--subnet <subnet...>', 'the subnets it joins (each on one router at most)')
     .option('--route <cidr=nexthop...>', 'static routes, e.g. 10.40.0.0/24=10.10.0.2 (a VM in one of its subnets)')
+    .option('--external-gateway <network[=ip]>', 'its way out: an address on this provider network (allocated unless given), where VMs are translated to')
+    .option('--gateway-host <host>', 'pin the external gateway to this host (else the controller chooses, and moves it when the host goes away)')
     .addOption(output()))
-    .action(async (name, o) => print('routers', await client(o).call('POST', '/v1/routers', { name, subnets: o.subnet ?? [], routes: staticRoutes(o.route) }), o.output));
-  targetOptions(router.command('set').argument('<name>').description('set the subnets a router joins')
+    .action(async (name, o) => print('routers', await client(o).call('POST', '/v1/routers', { name, subnets: o.subnet ?? [], routes: staticRoutes(o.route), externalGateway: externalGateway(o) }), o.output));
+  targetOptions(router.command('set').argument('<name>').description('set the subnets, routes or external gateway of a router')
     .option('--subnet <subnet...>', 'all the subnets it joins from now on')
     .option('--route <cidr=nexthop...>', 'all its static routes from now on')
+    .option('--external-gateway <network[=ip]>', 'its way out from now on')
+    .option('--gateway-host <host>', 'pin the external gateway to this host')
+    .option('--no-external-gateway', 'remove its way out')
     .addOption(output()))
     .action(async (name, o) => {
-      if (!o.subnet && !o.route) throw new UsageError('give --subnet, --route, or both');
-      print('routers', await client(o).call('PATCH', `/v1/routers/${encodeURIComponent(name)}`, { subnets: o.subnet, routes: o.route ? staticRoutes(o.route) : undefined }), o.output);
+      const gateway = o.externalGateway === false ? null : externalGateway(o);
+      if (!o.subnet && !o.route && gateway === undefined) throw new UsageError('give --subnet, --route, --external-gateway or --no-external-gateway');
+      print('routers', await client(o).call('PATCH', `/v1/routers/${encodeURIComponent(name)}`, { subnets: o.subnet, routes: o.route ? staticRoutes(o.route) : undefined, externalGateway: gateway }), o.output);
     });
+
+  const floating = basic(program, 'floating-ips', 'floating-ip');
+  targetOptions(floating.command('create').argument('<name>').description('give a VM\'s port an address of a provider network: 1:1 NAT at the external gateway of its router')
+    .requiredOption('--network <network>', 'the provider network the address is on (the router\'s external network)')
+    .requiredOption('--port <port>', 'the VM\'s port')
+    .option('--address <ip>', 'the address (allocated when not given)')
+    .addOption(output()))
+    .action(async (name, o) => print('floating-ips', await client(o).call('POST', '/v1/floating-ips', { name, network: o.network, port: o.port, address: o.address }), o.output));
+
+  const forward = basic(program, 'port-forwards', 'port-forward');
+  targetOptions(forward.command('create').argument('<name>').description('forward a port of a router\'s external address to a VM\'s port')
+    .requiredOption('--router <router>', 'the router (it needs an external gateway)')
+    .addOption(new Option('--protocol <protocol>', 'tcp or udp').choices(['tcp', 'udp']).default('tcp'))
+    .requiredOption('--external-port <n>', 'the port on the router\'s external address', int('--external-port'))
+    .requiredOption('--port <port>', 'the VM\'s port (behind the router)')
+    .option('--internal-port <n>', 'the VM\'s port number (default: the external one)', int('--internal-port'))
+    .addOption(output()))
+    .action(async (name, o) => print('port-forwards', await client(o).call('POST', '/v1/port-forwards', { name, router: o.router, protocol: o.protocol, externalPort: o.externalPort, port: o.port, internalPort: o.internalPort }), o.output));
 
   const host = basic(program, 'hosts', 'host');
   targetOptions(host.command('create').argument('<name>').description('register a host before its agent joins (the agent may change its address when it does)')

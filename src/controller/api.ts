@@ -9,12 +9,15 @@ import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portUpdate, routerCreate, routerUpdate, subnetCreate, subnetUpdate } from './model.js';
+import type { Router } from './model.js';
+import { floatingIpCreate, hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portForwardCreate, portUpdate, routerCreate, routerUpdate, subnetCreate, subnetUpdate } from './model.js';
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type NetworkService } from './service.js';
 
 export interface AgentStatusSource {
   status(host: string): unknown;
+  /** The host holding a router's external gateway now (the controller places it). */
+  gatewayHost?(router: string): string | undefined;
 }
 
 export interface ApiOptions {
@@ -85,8 +88,19 @@ export function apiApp(opts: ApiOptions): Hono {
   crud('networks', networkCreate, networkUpdate, { get: (n) => s.getNetwork(n), create: (b) => s.createNetwork(b), update: (n, b) => s.updateNetwork(n, b), remove: (n) => s.deleteNetwork(n) });
   crud('subnets', subnetCreate, subnetUpdate, { get: (n) => s.getSubnet(n), create: (b) => s.createSubnet(b), update: (n, b) => s.updateSubnet(n, b), remove: (n) => s.deleteSubnet(n) });
   crud('ports', portCreate, portUpdate, { get: (n) => s.getPort(n), create: (b) => s.createPort(b), update: (n, b) => s.updatePort(n, b), remove: (n) => s.deletePort(n) });
-  crud('routers', routerCreate, routerUpdate, { get: (n) => s.getRouter(n), create: (b) => s.createRouter(b), update: (n, b) => s.updateRouter(n, b), remove: (n) => s.deleteRouter(n) });
+  const withPlacement = (r: Router) => (r.externalGateway ? { ...r, externalGateway: { ...r.externalGateway, activeHost: opts.agents.gatewayHost?.(r.name) ?? null } } : r);
+  crud('routers', routerCreate, routerUpdate, { get: async (n) => withPlacement(await s.getRouter(n)), create: (b) => s.createRouter(b), update: (n, b) => s.updateRouter(n, b), remove: (n) => s.deleteRouter(n) });
   routes.push(
+    { method: 'get', path: '/v1/floating-ips', summary: 'list floating addresses', role: 'admin', handle: () => s.list('floating-ips') },
+    { method: 'post', path: '/v1/floating-ips', summary: 'give a VM\'s port an address of a provider network (1:1 NAT at its router\'s external gateway)', role: 'admin', body: floatingIpCreate, status: 201,
+      handle: (_p, b) => s.createFloatingIp(b as z.infer<typeof floatingIpCreate>) },
+    { method: 'get', path: '/v1/floating-ips/:name', summary: 'show a floating address', role: 'admin', handle: (p) => s.getFloatingIp(p.name) },
+    { method: 'delete', path: '/v1/floating-ips/:name', summary: 'delete a floating address', role: 'admin', status: 204, handle: async (p) => { await s.deleteFloatingIp(p.name); return null; } },
+    { method: 'get', path: '/v1/port-forwards', summary: 'list port forwards', role: 'admin', handle: () => s.list('port-forwards') },
+    { method: 'post', path: '/v1/port-forwards', summary: 'forward a port of a router\'s external address to a VM\'s port', role: 'admin', body: portForwardCreate, status: 201,
+      handle: (_p, b) => s.createPortForward(b as z.infer<typeof portForwardCreate>) },
+    { method: 'get', path: '/v1/port-forwards/:name', summary: 'show a port forward', role: 'admin', handle: (p) => s.getPortForward(p.name) },
+    { method: 'delete', path: '/v1/port-forwards/:name', summary: 'delete a port forward', role: 'admin', status: 204, handle: async (p) => { await s.deletePortForward(p.name); return null; } },
     { method: 'get', path: '/v1/hosts', summary: 'list hosts, with what their agents report', role: 'admin',
       handle: async () => (await s.list<{ name: string }>('hosts')).map((h) => ({ ...h, status: opts.agents.status(h.name) })) },
     { method: 'post', path: '/v1/hosts', summary: 'register a host before its agent joins', role: 'admin', body: hostJoin, status: 201,

@@ -3,10 +3,10 @@
  * change feed, with the indexes that make a host's view cheap to compute: ports by host
  * and by network.
  */
-import type { DhcpState, HostView, NetworkState, PortState } from '../view/host-view.js';
+import type { DhcpState, HostView, NatState, NetworkState, PortState, RemoteHost } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
 import { parseIpv4 } from '../wire/bytes.js';
-import { attachments, type Host, type Network, type Port, type Router, type Subnet } from './model.js';
+import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
 
@@ -16,6 +16,12 @@ export class ModelCache {
   readonly subnets = new Map<string, Subnet>();
   readonly ports = new Map<string, Port>();
   readonly routers = new Map<string, Router>();
+  readonly floatingIps = new Map<string, FloatingIp>();
+  readonly portForwards = new Map<string, PortForward>();
+  /** Hosts whose agents hold a watch now (told by the watch hub). */
+  private readonly connected = new Set<string>();
+  /** Router -> the host holding its external gateway, for gateways not pinned to one. */
+  private readonly placement = new Map<string, string>();
   private readonly subnetsByNetwork = new Map<string, Map<string, Subnet>>();
   /** Subnet name -> the router it is attached to. */
   private readonly routerOfSubnet = new Map<string, string>();
@@ -32,6 +38,9 @@ export class ModelCache {
     for (const e of await store.list<Subnet>('/subnets/')) m.indexSubnet(e.value);
     for (const e of await store.list<Port>('/ports/')) m.indexPort(e.value);
     for (const e of await store.list<Router>('/routers/')) m.indexRouter(e.value);
+    for (const e of await store.list<FloatingIp>('/floating-ips/')) m.floatingIps.set(e.value.name, e.value);
+    for (const e of await store.list<PortForward>('/port-forwards/')) m.portForwards.set(e.value.name, e.value);
+    m.place();
     return m;
   }
 
@@ -80,9 +89,19 @@ export class ModelCache {
     const touchNetwork = (n: string) => {
       for (const m of [n, ...this.routedWith(n)]) for (const pn of this.byNetwork.get(m) ?? []) affected.add(this.ports.get(pn)!.host);
     };
+    const gatewayHosts = () => [...this.routers.values()].map((r) => this.gatewayHost(r)).filter((h): h is string => h !== undefined);
+    for (const h of gatewayHosts()) affected.add(h);
+    let routersChanged = false;
     for (const c of changes) {
       this.revision = Math.max(this.revision, c.revision);
       const [, kind, name] = c.key.split('/');
+      if (kind === 'floating-ips' || kind === 'port-forwards') {
+        const map: Map<string, unknown> = kind === 'floating-ips' ? this.floatingIps : this.portForwards;
+        if (c.value) map.set(name, c.value);
+        else map.delete(name);
+        routersChanged = true;
+        continue;
+      }
       if (kind === 'ports') {
         const old = this.ports.get(name);
         if (old) {
@@ -106,6 +125,7 @@ export class ModelCache {
         // Its address is in the views of every host it shares a network with.
         for (const pn of this.byHost.get(name) ?? []) for (const a of attachments(this.ports.get(pn)!)) touchNetwork(a.network);
       } else if (kind === 'routers') {
+        routersChanged = true;
         const old = this.routers.get(name);
         const networksOf = (r: Router | undefined) => (r?.subnets ?? []).map((s) => this.subnets.get(s)?.network).filter((n): n is string => n !== undefined);
         const before = networksOf(old);
@@ -125,7 +145,95 @@ export class ModelCache {
         }
       }
     }
+    // Where gateways are, after the change: their hosts, and the hosts sending to them.
+    for (const r of this.place()) for (const h of this.routerHosts(r)) affected.add(h);
+    if (routersChanged || changes.some((c) => c.key.startsWith('/hosts/'))) for (const h of gatewayHosts()) affected.add(h);
     return affected;
+  }
+
+  /** An agent's watch came or went: gateways may move. Returns the hosts whose view changed. */
+  setConnected(host: string, connected: boolean): Set<string> {
+    if (connected) this.connected.add(host);
+    else this.connected.delete(host);
+    const affected = new Set<string>();
+    for (const r of this.place()) for (const h of this.routerHosts(r)) affected.add(h);
+    return affected;
+  }
+
+  /** The host holding router r's external gateway (undefined: none, or no host can). */
+  gatewayHost(r: Router): string | undefined {
+    if (!r.externalGateway) return undefined;
+    return r.externalGateway.host ?? this.placement.get(r.name);
+  }
+
+  /**
+   * Places every external gateway not pinned to a host: it stays where it is while that
+   * host is connected and on the gateway's physical network; else it moves to the first
+   * such host (by name) that is connected; with none connected it stays, or goes to the
+   * first that could hold it. Returns the routers whose gateway moved (with its old host).
+   */
+  private place(): Array<{ router: Router; from?: string }> {
+    const moved: Array<{ router: Router; from?: string }> = [];
+    for (const [name, host] of this.placement) {
+      const r = this.routers.get(name);
+      if (!r?.externalGateway || r.externalGateway.host !== undefined) {
+        this.placement.delete(name);
+        if (r) moved.push({ router: r, from: host });
+      }
+    }
+    for (const r of this.routers.values()) {
+      const g = r.externalGateway;
+      if (!g || g.host !== undefined) continue;
+      const physnet = this.networks.get(g.network)?.provider?.physicalNetwork;
+      const able = [...this.hosts.values()].filter((h) => physnet !== undefined && h.physicalNetworks?.[physnet] !== undefined).map((h) => h.name).sort();
+      const current = this.placement.get(r.name);
+      let next = current;
+      if (current === undefined || !able.includes(current) || !this.connected.has(current)) {
+        next = able.find((h) => this.connected.has(h)) ?? (current !== undefined && able.includes(current) ? current : able[0]);
+      }
+      if (next === current) continue;
+      if (next === undefined) this.placement.delete(r.name);
+      else this.placement.set(r.name, next);
+      moved.push({ router: r, from: current });
+    }
+    return moved;
+  }
+
+  /** The hosts a router's gateway move concerns: the old and new gateway hosts, and every
+   * host with ports on the router's networks (they send to it). */
+  private routerHosts(m: { router: Router; from?: string }): string[] {
+    const out = new Set<string>(m.from === undefined ? [] : [m.from]);
+    const now = this.gatewayHost(m.router);
+    if (now !== undefined) out.add(now);
+    for (const s of m.router.subnets) {
+      const n = this.subnets.get(s)?.network;
+      for (const pn of (n === undefined ? [] : this.byNetwork.get(n)) ?? []) out.add(this.ports.get(pn)!.host);
+    }
+    return [...out];
+  }
+
+  /** The router of the subnet holding a port's first IPv4 address on its untagged network. */
+  private routerOfPort(p: Port): Router | undefined {
+    const ip = p.ips.find((a) => !a.includes(':'));
+    if (p.network === undefined || ip === undefined) return undefined;
+    const s = this.subnetsOf(p.network).find((x) => contains(parseCidr(x.cidr), parseIpv4(ip)));
+    return s ? this.routers.get(this.routerOfSubnet.get(s.name) ?? '') : undefined;
+  }
+
+  /** A router's external gateway, as the host holding it makes it real. */
+  private natState(r: Router): NatState | null {
+    const g = r.externalGateway!;
+    const subnet = this.subnetsOf(g.network).find((s) => contains(parseCidr(s.cidr), parseIpv4(g.ip)));
+    if (!subnet || !this.networks.has(g.network)) return null;
+    const v4 = (p: Port | undefined) => p?.ips.find((a) => !a.includes(':'));
+    const floating = [...this.floatingIps.values()].filter((f) => {
+      const p = this.ports.get(f.port);
+      return p !== undefined && this.routerOfPort(p)?.name === r.name && v4(p) !== undefined;
+    }).map((f) => ({ outside: f.address, inside: v4(this.ports.get(f.port))! }));
+    const forwards = [...this.portForwards.values()].filter((f) => f.router === r.name && v4(this.ports.get(f.port)) !== undefined)
+      .map((f) => ({ protocol: f.protocol, port: f.externalPort, inside: v4(this.ports.get(f.port))!, insidePort: f.internalPort }));
+    const inside = r.subnets.map((s) => this.subnets.get(s)).filter((s): s is Subnet => s !== undefined && this.networks.has(s.network)).map((s) => ({ cidr: s.cidr, network: s.network }));
+    return { router: r.name, network: g.network, address: `${g.ip}/${parseCidr(subnet.cidr).prefix}`, mac: g.mac, nextHop: subnet.gateway, floating, forwards, inside, limit: NAT_LIMIT };
   }
 
   private indexSubnet(s: Subnet): void {
@@ -164,7 +272,11 @@ export class ModelCache {
     const mine = [...(this.byHost.get(host) ?? [])].sort().map((n) => this.ports.get(n)!).filter((p) => attachments(p).every((a) => this.networks.has(a.network)));
     const local = new Set(mine.flatMap((p) => attachments(p).map((a) => a.network)));
     // Networks a router joins to this host's: its VMs' packets are routed into them here.
-    const netNames = [...new Set([...local, ...[...local].flatMap((n) => this.routedWith(n))])].filter((n) => this.networks.has(n)).sort();
+    // The host holding a router's external gateway has the router's networks and the
+    // external one: it routes between them for every VM behind the router.
+    const holding = [...this.routers.values()].filter((r) => this.gatewayHost(r) === host);
+    const held = holding.flatMap((r) => [r.externalGateway!.network, ...r.subnets.map((s) => this.subnets.get(s)?.network).filter((n): n is string => n !== undefined)]);
+    const netNames = [...new Set([...local, ...[...local].flatMap((n) => this.routedWith(n)), ...held])].filter((n) => this.networks.has(n)).sort();
     const networks: NetworkState[] = netNames.map((n) => {
       const net = this.networks.get(n)!;
       const members = [...(this.byNetwork.get(n) ?? [])].sort().map((pn) => this.ports.get(pn)!);
@@ -198,6 +310,23 @@ export class ModelCache {
           remotes.set(`${h.address}:${h.port}`, { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port });
         }
       }
+      // The way out, through the external gateway of the network's router.
+      let external: NetworkState['external'];
+      for (const s of this.subnetsOf(n)) {
+        const r = this.routers.get(this.routerOfSubnet.get(s.name) ?? '');
+        const gh = r && this.gatewayHost(r);
+        if (!r || gh === undefined) continue;
+        if (gh === host) {
+          external = { router: r.name };
+        } else {
+          const h = this.hosts.get(gh);
+          if (!h) continue;
+          const remote: RemoteHost = { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };
+          remotes.set(`${h.address}:${h.port}`, remote);
+          external = { router: r.name, remote };
+        }
+        break;
+      }
       const gateways = this.subnetsOf(n).filter((s) => s.dhcp !== false || this.routerOfSubnet.has(s.name)).map((s) => `${s.gateway}/${parseCidr(s.cidr).prefix}`);
       const routes = this.subnetsOf(n).flatMap((s) => {
         const r = this.routers.get(this.routerOfSubnet.get(s.name) ?? '');
@@ -223,12 +352,14 @@ export class ModelCache {
         neighbors,
         ...(gateways.length ? { gateways } : {}),
         ...(routes.length ? { routes } : {}),
+        ...(external ? { external } : {}),
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
       ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p) }
       : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend }));
-    return { host, networks, ports: [...ports, ...this.uplinksFor(host, networks)] };
+    const nat = holding.map((r) => this.natState(r)).filter((s): s is NatState => s !== null);
+    return { host, networks, ports: [...ports, ...this.uplinksFor(host, networks)], ...(nat.length ? { nat } : {}) };
   }
 
   /** One uplink port per physical network the host's provider networks are on: a trunk on
@@ -251,6 +382,8 @@ export class ModelCache {
 }
 
 const LEASE_SECONDS = 3600;
+/** Connections a router's NAT holds at most. */
+const NAT_LIMIT = 65_536;
 
 function add(m: Map<string, Set<string>>, k: string, v: string): void {
   let s = m.get(k);

@@ -114,10 +114,20 @@ export const hostJoin = z.object({
  * subnets (a VM that routes further: an appliance, a VPN gateway). */
 const staticRoute = z.object({ cidr: ipv4Cidr, nextHop: ipv4 }).strict();
 
+/** A router's way out: its address on a provider network, where the VMs behind it are
+ * translated to (source NAT). One host holds it: `host`, or one the controller chooses. */
+const externalGateway = z.object({
+  network: name,
+  /** Allocated from the network's subnet when not given. */
+  ip: unicastIpv4.optional(),
+  host: name.optional(),
+}).strict();
+
 export const routerCreate = z.object({
   name,
   subnets: z.array(name).max(64).default([]),
   routes: z.array(staticRoute).max(256).default([]),
+  externalGateway: externalGateway.optional(),
 }).strict().superRefine((r, ctx) => {
   const seen = new Set<string>();
   r.subnets.forEach((s, i) => {
@@ -125,13 +135,52 @@ export const routerCreate = z.object({
     seen.add(s);
   });
 });
-export const routerUpdate = z.object({ subnets: z.array(name).max(64), routes: z.array(staticRoute).max(256) }).partial().strict();
+export const routerUpdate = z.object({ subnets: z.array(name).max(64), routes: z.array(staticRoute).max(256), externalGateway: externalGateway.nullable() }).partial().strict();
+
+/** A floating address: an address of a provider network that is a VM's (1:1 NAT), through
+ * the external gateway of the router of the VM's subnet. */
+export const floatingIpCreate = z.object({
+  name,
+  network: name,
+  /** Allocated from the network's subnet when not given. */
+  address: unicastIpv4.optional(),
+  port: name,
+}).strict();
+
+/** A port forward: the router's external address and a port of it lead to a VM's port. */
+export const portForwardCreate = z.object({
+  name,
+  router: name,
+  protocol: z.enum(['tcp', 'udp']),
+  externalPort: z.number().int().min(1).max(65535),
+  port: name,
+  /** The VM's port number (the external one when not given). */
+  internalPort: z.number().int().min(1).max(65535).optional(),
+}).strict();
+
+export interface FloatingIp {
+  name: string;
+  network: string;
+  address: string;
+  port: string;
+}
+
+export interface PortForward {
+  name: string;
+  router: string;
+  protocol: 'tcp' | 'udp';
+  externalPort: number;
+  port: string;
+  internalPort: number;
+}
 
 export interface Router {
   name: string;
   subnets: string[];
   /** Absent in routers stored before static routes: none. */
   routes?: Array<{ cidr: string; nextHop: string }>;
+  /** Its way out: its address and MAC on a provider network, and the host it is pinned to. */
+  externalGateway?: { network: string; ip: string; mac: string; host?: string };
 }
 
 export type Backend = z.infer<typeof backendSchema>;
@@ -195,6 +244,12 @@ export const Keys = {
   subnet: (n: string) => `/subnets/${n}`,
   port: (n: string) => `/ports/${n}`,
   router: (n: string) => `/routers/${n}`,
+  floatingIp: (n: string) => `/floating-ips/${n}`,
+  portForward: (n: string) => `/port-forwards/${n}`,
+  /** A port has one floating address at most. */
+  floatingOf: (port: string) => `/index/floating/${port}`,
+  /** A router forwards each protocol's port once. */
+  forwardOf: (router: string, protocol: string, port: number) => `/index/forward/${router}/${protocol}/${port}`,
   /** Which router a subnet is attached to: a subnet has one router at most. */
   routerOf: (subnet: string) => `/index/router/${subnet}`,
   vni: (v: number) => `/index/vni/${v}`,

@@ -11,8 +11,8 @@ import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
-  attachments, Keys, type Host, type Network, type Port, type Router, type Subnet,
-  type routerCreate, type routerUpdate,
+  attachments, Keys, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet,
+  type floatingIpCreate, type portForwardCreate, type routerCreate, type routerUpdate,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
 import type { Condition, Entry, Operation, Store } from './store/store.js';
@@ -51,7 +51,7 @@ export class NetworkService {
     return this.store.revision();
   }
 
-  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports' | 'routers'): Promise<T[]> {
+  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports' | 'routers' | 'floating-ips' | 'port-forwards'): Promise<T[]> {
     return (await this.store.list<T>(`/${kind}/`)).map((e) => e.value);
   }
 
@@ -66,6 +66,8 @@ export class NetworkService {
   async getSubnet(n: string): Promise<Subnet> { return (await this.entry<Subnet>(Keys.subnet(n), 'subnet', n)).value; }
   async getPort(n: string): Promise<Port> { return (await this.entry<Port>(Keys.port(n), 'port', n)).value; }
   async getRouter(n: string): Promise<Router> { return (await this.entry<Router>(Keys.router(n), 'router', n)).value; }
+  async getFloatingIp(n: string): Promise<FloatingIp> { return (await this.entry<FloatingIp>(Keys.floatingIp(n), 'floating address', n)).value; }
+  async getPortForward(n: string): Promise<PortForward> { return (await this.entry<PortForward>(Keys.portForward(n), 'port forward', n)).value; }
 
   // ---- routers ---------------------------------------------------------------------------
 
@@ -110,12 +112,67 @@ export class NetworkService {
     });
   }
 
+  /**
+   * Checks a router's way out and what it claims: a provider network with a subnet, an
+   * address free there (allocated when not given), a host that reaches it when pinned. An
+   * unchanged network and address keep their claims; a removed or moved one frees them.
+   */
+  private async gatewayChange(router: string, want: z.infer<typeof routerCreate>['externalGateway'] | null, old?: Router['externalGateway']): Promise<{ gateway?: Router['externalGateway']; conditions: Condition[]; ops: Operation[] }> {
+    const release = (g: NonNullable<Router['externalGateway']>): Operation[] => [{ type: 'delete', key: Keys.ip(g.network, g.ip) }, { type: 'delete', key: Keys.mac(g.network, g.mac) }];
+    if (!want) {
+      if (old) await this.mustHaveNoNat(router);
+      return { conditions: [], ops: old ? release(old) : [] };
+    }
+    const net = (await this.store.get<Network>(Keys.network(want.network)))?.value;
+    if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${want.network}`, [{ field: 'externalGateway.network', message: 'no such network' }]);
+    if (!net.provider) throw new ApiError(422, 'Unprocessable', `network ${want.network} is not a provider network: a router's way out is on the physical network (create one with --provider)`, [{ field: 'externalGateway.network', message: 'not a provider network' }]);
+    if (want.host !== undefined) {
+      await this.mustHost(want.host);
+      await this.mustReach(want.host, [net], ['externalGateway.host']);
+    }
+    const pin = want.host === undefined ? {} : { host: want.host };
+    if (old && old.network === want.network && (want.ip === undefined || want.ip === old.ip)) return { gateway: { ...old, host: undefined, ...pin }, conditions: [], ops: [] };
+    if (old) await this.mustHaveNoNat(router);
+    const [ip] = await this.addressesFor(want.network, want.ip === undefined ? undefined : [want.ip], [], 'externalGateway.ip');
+    if (ip === undefined) throw new ApiError(422, 'Unprocessable', `network ${want.network} has no subnet to give the router an address from`, [{ field: 'externalGateway.network', message: 'no subnet' }]);
+    const mac = randomMac();
+    const claims = [Keys.ip(want.network, ip), Keys.mac(want.network, mac)];
+    return {
+      gateway: { network: want.network, ip, mac, ...pin },
+      conditions: claims.map((key) => ({ key, modRevision: 0 })),
+      ops: [...claims.map((key) => ({ type: 'put' as const, key, value: `router ${router}` })), ...(old ? release(old) : [])],
+    };
+  }
+
+  /** A router's way out stays while port forwards or floating addresses go through it. */
+  private async mustHaveNoNat(router: string): Promise<void> {
+    const forwards = (await this.list<PortForward>('port-forwards')).filter((f) => f.router === router);
+    if (forwards.length > 0) throw new ApiError(409, 'Conflict', `router ${router} still has port forwards: ${names(forwards)}; delete them first`);
+    const floating = [];
+    for (const f of await this.list<FloatingIp>('floating-ips')) {
+      const port = (await this.store.get<Port>(Keys.port(f.port)))?.value;
+      if (port && (await this.routerOfPort(port))?.name === router) floating.push(f);
+    }
+    if (floating.length > 0) throw new ApiError(409, 'Conflict', `router ${router} still carries floating addresses: ${names(floating)}; delete them first`);
+  }
+
+  /** The router of the subnet holding a port's first IPv4 address on its untagged network. */
+  private async routerOfPort(port: Port): Promise<Router | undefined> {
+    const v4 = port.ips.find(isIpv4);
+    if (port.network === undefined || v4 === undefined) return undefined;
+    const subnets = (await this.store.list<Subnet>(`/index/subnet/${port.network}/`)).map((e) => e.value);
+    const s = subnets.find((x) => contains(parseCidr(x.cidr), parseIpv4(v4)));
+    const owner = s && (await this.store.get<string>(Keys.routerOf(s.name)))?.value;
+    return owner ? (await this.store.get<Router>(Keys.router(owner)))?.value : undefined;
+  }
+
   async createRouter(body: z.infer<typeof routerCreate>): Promise<Router> {
-    const router: Router = { name: body.name, subnets: body.subnets, routes: body.routes };
     const { conditions, claims } = await this.routerSubnets(body.name, body.subnets);
     await this.checkRoutes(body.subnets, body.routes);
-    await this.commit([{ key: Keys.router(body.name), modRevision: 0 }, ...conditions],
-      [{ type: 'put', key: Keys.router(body.name), value: router }, ...claims.map((n) => ({ type: 'put' as const, key: Keys.routerOf(n), value: body.name }))],
+    const gw = await this.gatewayChange(body.name, body.externalGateway);
+    const router: Router = { name: body.name, subnets: body.subnets, routes: body.routes, ...(gw.gateway ? { externalGateway: gw.gateway } : {}) };
+    await this.commit([{ key: Keys.router(body.name), modRevision: 0 }, ...conditions, ...gw.conditions],
+      [{ type: 'put', key: Keys.router(body.name), value: router }, ...claims.map((n) => ({ type: 'put' as const, key: Keys.routerOf(n), value: body.name })), ...gw.ops],
       (f) => f.key === Keys.router(body.name)
         ? new ApiError(409, 'Conflict', `a router named ${body.name} exists already`, [{ field: 'name', message: 'taken' }])
         : new ApiError(409, 'Conflict', `${f.key.startsWith('/index/router/') ? `subnet ${f.key.split('/').pop()} was attached to another router` : 'a subnet changed'} meanwhile; try again`));
@@ -129,26 +186,97 @@ export class NetworkService {
     const { conditions, claims } = await this.routerSubnets(n, subnets, e.value.subnets);
     await this.checkRoutes(subnets, routes);
     const released = e.value.subnets.filter((s) => !subnets.includes(s));
-    const router: Router = { ...e.value, subnets, routes };
-    await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }, ...conditions], [
+    const gw = body.externalGateway === undefined ? { gateway: e.value.externalGateway, conditions: [], ops: [] } : await this.gatewayChange(n, body.externalGateway, e.value.externalGateway);
+    const router: Router = { name: n, subnets, routes, ...(gw.gateway ? { externalGateway: gw.gateway } : {}) };
+    await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }, ...conditions, ...gw.conditions], [
       { type: 'put', key: Keys.router(n), value: router },
       ...claims.map((s) => ({ type: 'put' as const, key: Keys.routerOf(s), value: n })),
       ...released.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) })),
+      ...gw.ops,
     ], () => new ApiError(409, 'Conflict', `router ${n} or one of its subnets changed meanwhile; read it again and retry`));
     return router;
   }
 
   async deleteRouter(n: string): Promise<void> {
     const e = await this.entry<Router>(Keys.router(n), 'router', n);
+    const gw = await this.gatewayChange(n, null, e.value.externalGateway);
     await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }],
-      [{ type: 'delete', key: Keys.router(n) }, ...e.value.subnets.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) }))],
+      [{ type: 'delete', key: Keys.router(n) }, ...e.value.subnets.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) })), ...gw.ops],
       () => new ApiError(409, 'Conflict', `router ${n} changed meanwhile; try again`));
   }
 
+  // ---- floating addresses and port forwards ----------------------------------------------
+
+  /** A VM's port behind a router with a way out on `network` (when given): the port, its
+   * address, and the router. */
+  private async natTarget(portName: string, field: string, network?: string, router?: string): Promise<{ port: Entry<Port>; ip: string; router: Router }> {
+    const port = await this.store.get<Port>(Keys.port(portName));
+    if (!port) throw new ApiError(422, 'Unprocessable', `there is no port named ${portName}`, [{ field, message: 'no such port' }]);
+    const ip = port.value.ips.find(isIpv4);
+    if (port.value.network === undefined || ip === undefined) throw new ApiError(422, 'Unprocessable', `port ${portName} has no IPv4 address on an untagged network`, [{ field, message: 'no address' }]);
+    const r = await this.routerOfPort(port.value);
+    if (!r || (router !== undefined && r.name !== router)) {
+      throw new ApiError(422, 'Unprocessable', `port ${portName}'s subnet is on ${router !== undefined ? `no router ${router}` : 'no router'}${r ? ` (it is on router ${r.name})` : ''}`, [{ field, message: 'not behind the router' }]);
+    }
+    if (!r.externalGateway || (network !== undefined && r.externalGateway.network !== network)) {
+      throw new ApiError(422, 'Unprocessable', `router ${r.name}, which port ${portName}'s subnet is on, has no external gateway${network !== undefined ? ` on network ${network}` : ''}`, [{ field, message: 'no way out' }]);
+    }
+    return { port, ip, router: r };
+  }
+
+  async createFloatingIp(body: z.infer<typeof floatingIpCreate>): Promise<FloatingIp> {
+    const net = (await this.store.get<Network>(Keys.network(body.network)))?.value;
+    if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
+    const { port } = await this.natTarget(body.port, 'port', body.network);
+    const [address] = await this.addressesFor(body.network, body.address === undefined ? undefined : [body.address], [], 'address');
+    if (address === undefined) throw new ApiError(422, 'Unprocessable', `network ${body.network} has no subnet to give an address from`, [{ field: 'network', message: 'no subnet' }]);
+    const f: FloatingIp = { name: body.name, network: body.network, address, port: body.port };
+    await this.commit(
+      [{ key: Keys.floatingIp(f.name), modRevision: 0 }, { key: Keys.ip(f.network, address), modRevision: 0 }, { key: Keys.floatingOf(f.port), modRevision: 0 }, { key: port.key, modRevision: port.modRevision }],
+      [{ type: 'put', key: Keys.floatingIp(f.name), value: f }, { type: 'put', key: Keys.ip(f.network, address), value: `floating ${f.name}` }, { type: 'put', key: Keys.floatingOf(f.port), value: f.name }],
+      (failed) => failed.key === Keys.floatingIp(f.name) ? new ApiError(409, 'Conflict', `a floating address named ${f.name} exists already`, [{ field: 'name', message: 'taken' }])
+        : failed.key === Keys.floatingOf(f.port) ? new ApiError(409, 'Conflict', `port ${f.port} has a floating address already`, [{ field: 'port', message: 'has one' }])
+          : failed.key === port.key ? new ApiError(409, 'Conflict', `port ${f.port} changed meanwhile; try again`)
+            : new ApiError(409, 'Conflict', `${address} is in use on network ${f.network}`, [{ field: 'address', message: 'taken' }]),
+    );
+    return f;
+  }
+
+  async deleteFloatingIp(n: string): Promise<void> {
+    const e = await this.entry<FloatingIp>(Keys.floatingIp(n), 'floating address', n);
+    await this.commit([{ key: e.key, modRevision: e.modRevision }],
+      [{ type: 'delete', key: e.key }, { type: 'delete', key: Keys.ip(e.value.network, e.value.address) }, { type: 'delete', key: Keys.floatingOf(e.value.port) }],
+      () => new ApiError(409, 'Conflict', `floating address ${n} changed meanwhile; try again`));
+  }
+
+  async createPortForward(body: z.infer<typeof portForwardCreate>): Promise<PortForward> {
+    const r = await this.store.get<Router>(Keys.router(body.router));
+    if (!r) throw new ApiError(422, 'Unprocessable', `there is no router named ${body.router}`, [{ field: 'router', message: 'no such router' }]);
+    if (!r.value.externalGateway) throw new ApiError(422, 'Unprocessable', `router ${body.router} has no external gateway to forward from`, [{ field: 'router', message: 'no way out' }]);
+    const { port } = await this.natTarget(body.port, 'port', undefined, body.router);
+    const f: PortForward = { name: body.name, router: body.router, protocol: body.protocol, externalPort: body.externalPort, port: body.port, internalPort: body.internalPort ?? body.externalPort };
+    const index = Keys.forwardOf(f.router, f.protocol, f.externalPort);
+    await this.commit(
+      [{ key: Keys.portForward(f.name), modRevision: 0 }, { key: index, modRevision: 0 }, { key: r.key, modRevision: r.modRevision }, { key: port.key, modRevision: port.modRevision }],
+      [{ type: 'put', key: Keys.portForward(f.name), value: f }, { type: 'put', key: index, value: f.name }],
+      async (failed) => failed.key === Keys.portForward(f.name) ? new ApiError(409, 'Conflict', `a port forward named ${f.name} exists already`, [{ field: 'name', message: 'taken' }])
+        : failed.key === index ? new ApiError(409, 'Conflict', `${f.protocol}/${f.externalPort} of router ${f.router} is forwarded already (by ${(await this.store.get<string>(index))?.value ?? 'a forward deleted meanwhile'})`, [{ field: 'externalPort', message: 'taken' }])
+          : new ApiError(409, 'Conflict', `router ${f.router} or port ${f.port} changed meanwhile; try again`),
+    );
+    return f;
+  }
+
+  async deletePortForward(n: string): Promise<void> {
+    const e = await this.entry<PortForward>(Keys.portForward(n), 'port forward', n);
+    await this.commit([{ key: e.key, modRevision: e.modRevision }],
+      [{ type: 'delete', key: e.key }, { type: 'delete', key: Keys.forwardOf(e.value.router, e.value.protocol, e.value.externalPort) }],
+      () => new ApiError(409, 'Conflict', `port forward ${n} changed meanwhile; try again`));
+  }
+
   /** Commits, turning a failed condition into the conflict `explain` names. */
-  private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError): Promise<number> {
+  private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError | Promise<ApiError>): Promise<number> {
     const r = await this.store.commit(conditions, ops);
-    if (!r.ok) throw explain(r.failed);
+    if (!r.ok) throw await explain(r.failed);
     return r.revision;
   }
 
@@ -432,6 +560,10 @@ export class NetworkService {
   async deletePort(n: string): Promise<void> {
     const e = await this.entry<Port>(Keys.port(n), 'port', n);
     const p = e.value;
+    const floating = (await this.store.get<string>(Keys.floatingOf(n)))?.value;
+    if (floating) throw new ApiError(409, 'Conflict', `port ${n} has floating address ${floating}; delete it first`);
+    const forwards = (await this.list<PortForward>('port-forwards')).filter((f) => f.port === n);
+    if (forwards.length > 0) throw new ApiError(409, 'Conflict', `port ${n} is the target of port forwards: ${names(forwards)}; delete them first`);
     await this.commit([{ key: Keys.port(n), modRevision: e.modRevision }], [
       { type: 'delete', key: Keys.port(n) },
       ...attachments(p).flatMap((a) => [Keys.mac(a.network, p.mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]).map((key) => ({ type: 'delete' as const, key })),

@@ -101,6 +101,8 @@ export class WatchHub implements AgentStatusSource {
     this.sessions.set(host, session);
     this.statusOf(host).connected = true;
     this.log.info({ host, revision }, 'agent connected');
+    // An external gateway may move to it (one had no connected host to be on).
+    this.touch(this.model.setConnected(host, true));
     ws.on('pong', () => (session.alive = true));
     ws.on('message', (data) => this.message(host, String(data)));
     ws.on('close', () => {
@@ -108,6 +110,8 @@ export class WatchHub implements AgentStatusSource {
       this.sessions.delete(host);
       this.statusOf(host).connected = false;
       this.log.info({ host }, 'agent disconnected');
+      // External gateways it held move to another host.
+      this.touch(this.model.setConnected(host, false));
     });
     ws.on('error', (err) => this.log.warn({ host, err: err.message }, 'agent connection failed'));
     if (revision === this.model.revision) {
@@ -142,7 +146,12 @@ export class WatchHub implements AgentStatusSource {
 
   /** Feeds committed changes (from the store's subscription). */
   onChanges(changes: Change[]): void {
-    for (const host of this.model.apply(changes)) if (this.sessions.has(host)) this.pending.add(host);
+    this.touch(this.model.apply(changes));
+  }
+
+  /** Sends the views of `hosts` (those connected), once per event-loop turn. */
+  private touch(hosts: Iterable<string>): void {
+    for (const host of hosts) if (this.sessions.has(host)) this.pending.add(host);
     if (this.pending.size > 0 && !this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
@@ -170,6 +179,11 @@ export class WatchHub implements AgentStatusSource {
 
   status(host: string): AgentStatus {
     return this.statusOf(host);
+  }
+
+  gatewayHost(router: string): string | undefined {
+    const r = this.model.routers.get(router);
+    return r && this.model.gatewayHost(r);
   }
 
   close(): void {

@@ -122,12 +122,14 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
         buildLinuxDatapath(plan, host);
       }
     }
-    if (plan.controller) await provision(plan);
+    const outside = plan.controller ? await provision(plan) : [];
     await waitReady(plan, state);
     for (const vm of plan.vms.filter((v) => v.dhcp)) await dhcpClient(plan, vm);
     for (const vm of plan.vms) {
       for (const a of vm.attachments) log(`${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
     }
+    if (plan.outside) log(`${'outside'.padEnd(12)} ${plan.outside.ip.padEnd(18)} a web server on the physical network`);
+    for (const line of outside) log(line);
     return state;
   } catch (err) {
     labDown(plan.name);
@@ -426,7 +428,7 @@ export async function dhcpClient(plan: LabPlan, vm: LabPlan['vms'][number], extr
 /** Creates the lab's hosts, networks, subnets and ports through the controller's API.
  * Every host is registered first, as an administrator would (`weft host create`): a port
  * names a registered host, and hosts with the linux datapath have no agent to join. */
-async function provision(plan: LabPlan): Promise<void> {
+async function provision(plan: LabPlan): Promise<string[]> {
   const api = labApi(plan);
   for (const host of plan.hosts) {
     const body = { name: host.name, address: host.address, mtu: plan.underlayMtu, ...(plan.physical && host.datapath === 'weft' ? { physicalNetworks: { [plan.physical.name]: 'phys0' } } : {}) };
@@ -438,17 +440,25 @@ async function provision(plan: LabPlan): Promise<void> {
       name: net.name, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}),
       ...(net.provider ? { provider: { physicalNetwork: plan.physical!.name, ...net.provider } } : {}),
     });
-    const vmIps = plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip));
+    // A provider network the outside machine is on takes the outside's prefix.
+    const vmIps = [...plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip)), ...(net.provider && plan.outside ? [plan.outside.ip] : [])];
     if (vmIps.length === 0) continue;
     // One subnet per network, from its first VM's prefix; the gateway is the prefix's last
-    // host address, so that the topology may use the first ones for VMs.
+    // host address, so that the topology may use the first ones for VMs. On a provider
+    // network the outside machine is on, it is the gateway (as the physical network's router).
     const [address, len] = vmIps[0].split('/');
     const size = 2 ** (32 - Number(len));
     const first = parseIpv4(address) - (parseIpv4(address) % size);
-    await api.call('POST', '/v1/subnets', { name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway: formatIpv4(first + size - 2), allocation: { start: formatIpv4(first + 1), end: formatIpv4(first + size - 3) } });
+    const outside = net.provider && plan.outside && plan.outside.ip.endsWith(`/${len}`) && parseIpv4(plan.outside.ip.split('/')[0]) - first < size ? plan.outside.ip.split('/')[0] : null;
+    const gateway = outside ?? formatIpv4(first + size - 2);
+    // Outside addresses go from the top: the router's and floating ones, after the VMs'.
+    await api.call('POST', '/v1/subnets', { name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway, allocation: { start: formatIpv4(first + 2), end: formatIpv4(first + size - 3) } });
   }
   for (const r of plan.routers ?? []) {
-    await api.call('POST', '/v1/routers', { name: r.name, subnets: r.networks.map((n) => `${n}-v4`), routes: r.routes ?? [] });
+    await api.call('POST', '/v1/routers', {
+      name: r.name, subnets: r.networks.map((n) => `${n}-v4`), routes: r.routes ?? [],
+      ...(r.externalGateway ? { externalGateway: { network: r.externalGateway, ...(r.gatewayHost ? { host: r.gatewayHost } : {}) } } : {}),
+    });
   }
   // VMs on routed networks reach the others through their gateway (DHCP VMs learn it).
   for (const vm of plan.vms.filter((v) => !v.dhcp && v.attachments[0].vid === null && (plan.routers ?? []).some((r) => r.networks.includes(v.attachments[0].network)))) {
@@ -465,6 +475,21 @@ async function provision(plan: LabPlan): Promise<void> {
       : { vlans: vm.attachments.map((t) => ({ vid: t.vid, network: t.network, ips: [t.ip.split('/')[0]] })) };
     await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend });
   }
+  // The way in: floating addresses and port forwards, once their ports exist.
+  const outside: string[] = [];
+  for (const vm of plan.vms.filter((v) => v.floating)) {
+    const r = plan.routers.find((x) => x.externalGateway && x.networks.includes(vm.attachments[0].network))!;
+    const f = await api.call('POST', '/v1/floating-ips', { name: vm.name, network: r.externalGateway, port: vm.name }) as { address: string };
+    outside.push(`${vm.name.padEnd(12)} ${f.address.padEnd(18)} floating address on ${r.externalGateway}`);
+  }
+  for (const r of plan.routers.filter((x) => x.externalGateway)) {
+    for (const f of r.forwards) {
+      await api.call('POST', '/v1/port-forwards', { name: `${r.name}-${f.protocol}-${f.port}`, router: r.name, protocol: f.protocol, externalPort: f.port, port: f.vm, ...(f.vmPort ? { internalPort: f.vmPort } : {}) });
+    }
+    const got = await api.call('GET', `/v1/routers/${r.name}`) as { externalGateway: { ip: string } };
+    outside.push(`${r.name.padEnd(12)} ${got.externalGateway.ip.padEnd(18)} external gateway on ${r.externalGateway}${r.forwards.map((f) => `, ${f.protocol}/${f.port} -> ${f.vm}:${f.vmPort ?? f.port}`).join('')}`);
+  }
+  return outside;
 }
 
 /** The kernel's own overlay, as a reference peer: a bridge per network, a VXLAN device in

@@ -50,6 +50,17 @@ const schema = z.object({
     networks: z.array(name).min(1),
     /** Static routes: `10.40.0.0/24` via a VM's address. */
     routes: z.array(z.object({ cidr: z.string(), nextHop: z.string() }).strict()).default([]),
+    /** Its way out: a provider network of the lab (the outside machine's, say). */
+    externalGateway: name.optional(),
+    /** Pin the external gateway to this host (else the controller places it). */
+    gatewayHost: name.optional(),
+    /** Ports of the router's external address forwarded to VMs. */
+    forwards: z.array(z.object({
+      protocol: z.enum(['tcp', 'udp']).default('tcp'),
+      port: z.number().int().min(1).max(65535),
+      vm: name,
+      vmPort: z.number().int().min(1).max(65535).optional(),
+    }).strict()).default([]),
   }).strict()).default([]),
   vms: z.array(z.object({
     name,
@@ -65,6 +76,8 @@ const schema = z.object({
      * router and MTU from its host's DHCP server, with busybox udhcpc (access VMs, labs with
      * a controller). */
     dhcp: z.boolean().default(false),
+    /** A floating address for the VM, on its router's external network. */
+    floating: z.boolean().default(false),
   }).strict()).default([]),
 }).strict();
 
@@ -86,6 +99,7 @@ export interface LabVm {
   mtu: number | undefined;
   ip6: string | undefined;
   dhcp: boolean;
+  floating: boolean;
   /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
   attachments: Array<{ vid: number | null; network: string; ip: string }>;
 }
@@ -104,7 +118,8 @@ export interface LabPlan {
   physical: { name: string; bridge: string } | null;
   outside: { netns: string; ip: string } | null;
   vms: LabVm[];
-  routers: Array<{ name: string; networks: string[]; routes: Array<{ cidr: string; nextHop: string }> }>;
+  routers: Array<{ name: string; networks: string[]; routes: Array<{ cidr: string; nextHop: string }>; externalGateway?: string; gatewayHost?: string;
+    forwards: Array<{ protocol: 'tcp' | 'udp'; port: number; vm: string; vmPort?: number }> }>;
 }
 
 export const NETNS_PREFIX = 'weft-';
@@ -182,7 +197,10 @@ export function planLab(doc: unknown, file: string): LabPlan {
     }
     if (v.ip6 && v.trunk) problems.push(`vms[${i}].ip6: only access VMs take an ip6`);
     if (v.dhcp && (v.trunk || !t.controller)) problems.push(`vms[${i}].dhcp: DHCP is served to access VMs in a lab with a controller`);
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp, attachments };
+    if (v.floating && !t.routers.some((r) => r.externalGateway && v.network !== undefined && r.networks.includes(v.network))) {
+      problems.push(`vms[${i}].floating: its network is on no router with an externalGateway`);
+    }
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp, floating: v.floating, attachments };
   });
   t.networks.forEach((n, i) => {
     if (n.mtu !== undefined && !t.controller) problems.push(`networks[${i}].mtu: a network's own MTU is set through the controller; set controller: true`);
@@ -190,6 +208,13 @@ export function planLab(doc: unknown, file: string): LabPlan {
   t.routers.forEach((r, i) => {
     if (!t.controller) problems.push(`routers[${i}]: routers are made through the controller; set controller: true`);
     for (const n of r.networks) if (!nets.has(n)) problems.push(`routers[${i}]: no network named ${n}`);
+    if (r.externalGateway !== undefined && !nets.get(r.externalGateway)?.provider) problems.push(`routers[${i}].externalGateway: ${r.externalGateway} is not a provider network of the lab`);
+    if (r.gatewayHost !== undefined && !hosts.some((h) => h.name === r.gatewayHost)) problems.push(`routers[${i}].gatewayHost: no host named ${r.gatewayHost}`);
+    for (const [k, f] of r.forwards.entries()) {
+      const vm = t.vms.find((v) => v.name === f.vm);
+      if (!vm || vm.network === undefined || !r.networks.includes(vm.network)) problems.push(`routers[${i}].forwards[${k}].vm: no VM ${f.vm} on the router's networks`);
+    }
+    if (r.forwards.length > 0 && r.externalGateway === undefined) problems.push(`routers[${i}].forwards: a router forwards from its external gateway; give externalGateway`);
   });
   if (problems.length > 0) throw new ConfigError(file, problems);
   return {
