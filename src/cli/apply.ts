@@ -12,7 +12,7 @@
  * does not name are kept unless --prune says to delete them; the plan lists them either way.
  */
 import { ConfigError, readYamlFile } from '../agent/config.js';
-import { applyResources, type ApplyResources, type ApplyResult } from '../controller/apply.js';
+import { applyResources, ONE, type ApplyResources, type ApplyResult } from '../controller/apply.js';
 import type { ApiClient } from './api-client.js';
 
 export function readApplyFile(file: string): ApplyResources {
@@ -27,7 +27,7 @@ export function readApplyFile(file: string): ApplyResources {
 export async function apply(client: ApiClient, file: string, opts: { dryRun: boolean; prune: boolean }, say: (line: string) => void): Promise<number> {
   const resources = readApplyFile(file);
   const planned = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: opts.prune, dryRun: true });
-  const kept = planned.kept.map((k) => `${k.kind.slice(0, -1)} ${k.name}`);
+  const kept = planned.kept.map((k) => `${ONE[k.kind]} ${k.name}`);
   if (planned.actions.length === 0) say('nothing to change');
   else {
     say(`plan: ${planned.actions.length} change(s)`);

@@ -271,3 +271,63 @@ test('static routes: the next hop must be a host address in one of the router\'s
   const red = (await ModelCache.load(store)).viewFor('h1').networks.find((n) => n.name === 'red')!;
   assert.deepEqual(red.routes, [{ cidr: '10.10.0.0/24', network: 'blue' }, { cidr: '10.40.0.0/24', network: 'blue', nextHop: '10.10.0.9' }]);
 });
+
+test('a way out: an external gateway on a provider network, floating addresses and forwards, with the rules users hit', async () => {
+  const { call, store } = await setup();
+  await call('POST', '/v1/hosts', { name: 'h3', address: '192.0.2.3', physicalNetworks: { physnet: 'eth1' } });
+  await call('POST', '/v1/hosts', { name: 'h4', address: '192.0.2.4', physicalNetworks: { physnet: 'eth1' } });
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.10.0.0/24' });
+  assert.equal((await call('POST', '/v1/networks', { name: 'public', provider: { physicalNetwork: 'physnet' } })).status, 201);
+  const taken = await call('POST', '/v1/networks', { name: 'public2', provider: { physicalNetwork: 'physnet' } });
+  assert.deepEqual([taken.status, taken.body.detail], [409, 'physical network physnet (flat) is network public\'s']);
+
+  // The way out needs a provider network with a subnet, and a host on it when pinned.
+  const overlay = await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4'], externalGateway: { network: 'blue' } });
+  assert.deepEqual([overlay.status, overlay.body.errors[0].field], [422, 'externalGateway.network']);
+  assert.match((await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4'], externalGateway: { network: 'public' } })).body.detail, /network public has no subnet/);
+  await call('POST', '/v1/subnets', { name: 'public4', network: 'public', cidr: '203.0.113.0/24', gateway: '203.0.113.1' });
+  const pinned = await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4'], externalGateway: { network: 'public', host: 'h1' } });
+  assert.deepEqual([pinned.status, pinned.body.detail], [422, 'host h1 has no interface on physical network physnet, which network public is on; give its agent --physical-network physnet=INTERFACE']);
+  const r1 = await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4'], externalGateway: { network: 'public' } });
+  assert.equal(r1.status, 201);
+  assert.equal(r1.body.externalGateway.ip, '203.0.113.2', 'allocated from the subnet');
+  const routed = await call('POST', '/v1/subnets', { name: 'public6', network: 'public', cidr: '198.51.100.0/24' });
+  assert.equal(routed.status, 201);
+  assert.match((await call('POST', '/v1/routers', { name: 'r2', subnets: ['public6'] })).body.detail, /provider network public, whose router is on the physical network/);
+
+  // Floating addresses and forwards: only for ports behind the router; one each.
+  await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', ips: ['10.10.0.5'] });
+  await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2', ips: ['10.10.0.6'] });
+  const f = await call('POST', '/v1/floating-ips', { name: 'f1', network: 'public', port: 'vm1', address: '203.0.113.2' });
+  assert.deepEqual([f.status, f.body.detail], [409, '203.0.113.2 is in use on network public']);
+  assert.equal((await call('POST', '/v1/floating-ips', { name: 'f1', network: 'public', port: 'vm1' })).body.address, '203.0.113.3');
+  assert.equal((await call('POST', '/v1/floating-ips', { name: 'f2', network: 'public', port: 'vm1' })).body.detail, 'port vm1 has a floating address already');
+  assert.equal((await call('POST', '/v1/port-forwards', { name: 'web', router: 'r1', protocol: 'tcp', externalPort: 8080, port: 'vm2', internalPort: 80 })).status, 201);
+  const twice = await call('POST', '/v1/port-forwards', { name: 'web2', router: 'r1', protocol: 'tcp', externalPort: 8080, port: 'vm1' });
+  assert.deepEqual([twice.status, twice.body.detail], [409, 'tcp/8080 of router r1 is forwarded already (by web)']);
+  assert.equal((await call('DELETE', '/v1/ports/vm1')).body.detail, 'port vm1 has floating address f1; delete it first');
+  assert.equal((await call('PATCH', '/v1/routers/r1', { externalGateway: null })).body.detail, 'router r1 still has port forwards: web; delete them first');
+
+  // The views: the gateway host (placed on h3, the first that can hold it) translates; the
+  // others send to it over the network's tunnel.
+  const { ModelCache } = await import('./model-cache.js');
+  const model = await ModelCache.load(store);
+  const h3 = model.viewFor('h3');
+  assert.deepEqual(h3.networks.map((n) => n.name), ['blue', 'public']);
+  assert.deepEqual(h3.networks.find((n) => n.name === 'blue')!.external, { router: 'r1' });
+  assert.deepEqual(h3.nat, [{
+    router: 'r1', network: 'public', address: '203.0.113.2/24', mac: r1.body.externalGateway.mac, nextHop: '203.0.113.1',
+    floating: [{ outside: '203.0.113.3', inside: '10.10.0.5' }], forwards: [{ protocol: 'tcp', port: 8080, inside: '10.10.0.6', insidePort: 80 }],
+    inside: [{ cidr: '10.10.0.0/24', network: 'blue' }], limit: 65536,
+  }]);
+  assert.deepEqual(h3.ports.map((p) => [p.name, p.backend]), [['uplink:physnet', { type: 'uplink', interface: 'eth1' }]]);
+  assert.deepEqual(model.viewFor('h1').networks.find((n) => n.name === 'blue')!.external, { router: 'r1', remote: { address: '192.0.2.3', port: 4789 } });
+  // h3's agent is away while h4's is connected: the gateway moves to h4, and back it stays.
+  assert.ok(model.setConnected('h4', true).has('h1'), 'the hosts sending to the gateway are told');
+  assert.equal(model.gatewayHost(model.routers.get('r1')!), 'h4');
+  model.setConnected('h3', true);
+  assert.equal(model.gatewayHost(model.routers.get('r1')!), 'h4', 'it stays where it is');
+  model.setConnected('h4', false);
+  assert.equal(model.gatewayHost(model.routers.get('r1')!), 'h3');
+});

@@ -18,6 +18,8 @@ const current = {
   ],
   hosts: [{ name: 'h1', address: '192.0.2.1', port: 4789, mtu: 1500, joinedAt: '' }, { name: 'h2', address: '192.0.2.2', port: 4789, mtu: 1500, joinedAt: '' }],
   routers: [{ name: 'r0', subnets: ['blue4'] }],
+  floatingIps: [],
+  portForwards: [],
 };
 
 /** A file as the API receives it (defaults filled in by the schema). */

@@ -17,13 +17,18 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { checkPort, networkCreate, portCreate, portFields, routerCreate, subnetCreate, type Router, type Host, type Network, type Port, type Subnet } from './model.js';
+import {
+  checkPort, floatingIpCreate, networkCreate, portCreate, portFields, portForwardCreate, routerCreate, subnetCreate,
+  type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet,
+} from './model.js';
 import { ApiError, NetworkService, type ServiceOptions } from './service.js';
 import { Transaction, TransactionConflict } from './store/transaction.js';
 import type { Store } from './store/store.js';
 
-export const KINDS = ['networks', 'subnets', 'routers', 'ports'] as const;
+export const KINDS = ['networks', 'subnets', 'routers', 'ports', 'floatingIps', 'portForwards'] as const;
 export type Kind = (typeof KINDS)[number];
+/** What the plan calls one resource of each kind. */
+export const ONE: Record<Kind, string> = { networks: 'network', subnets: 'subnet', routers: 'router', ports: 'port', floatingIps: 'floating-ip', portForwards: 'port-forward' };
 
 /** A port in a file: its backend may be left out (kept as it is, memory when created). */
 const filePort = portFields.extend({ backend: portFields.shape.backend.optional() }).superRefine(checkPort);
@@ -34,6 +39,8 @@ export const applyResources = z.object({
   subnets: z.array(subnetCreate).optional(),
   routers: z.array(routerCreate).optional(),
   ports: z.array(filePort).optional(),
+  floatingIps: z.array(floatingIpCreate).optional(),
+  portForwards: z.array(portForwardCreate).optional(),
 }).strict().superRefine((doc, ctx) => {
   for (const kind of KINDS) {
     const seen = new Map<string, number>();
@@ -84,13 +91,16 @@ export interface Current {
   subnets: Subnet[];
   routers: Router[];
   ports: Port[];
+  floatingIps: FloatingIp[];
+  portForwards: PortForward[];
   hosts: Host[];
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 /** Creates in this order, deletes in the reverse: a router needs its subnets, and a subnet
  * cannot go while a router joins it. */
-const ORDER: Record<Kind, number> = { networks: 0, subnets: 1, routers: 2, ports: 3 };
+const ORDER: Record<Kind, number> = { networks: 0, subnets: 1, routers: 2, ports: 3, floatingIps: 4, portForwards: 5 };
+
 /** How often an apply that lost a race to another writer is planned and tried again. */
 const RETRIES = 3;
 
@@ -116,7 +126,7 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
     const names = new Set(named.map((r) => r.name));
     for (const h of have) {
       if (names.has(h.name)) continue;
-      if (prune) deletes.push({ verb: 'delete', kind, name: h.name, text: `- ${kind.slice(0, -1)} ${h.name}` });
+      if (prune) deletes.push({ verb: 'delete', kind, name: h.name, text: `- ${ONE[kind]} ${h.name}` });
       else kept.push({ kind, name: h.name });
     }
   };
@@ -131,6 +141,7 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       }
       immutable('networks', i, 'vni', h.vni, want.vni);
       immutable('networks', i, 'encapsulation', h.encapsulation, want.encapsulation);
+      immutable('networks', i, 'provider', h.provider ?? null, want.provider ?? null);
       if ((h.mtu ?? null) !== (want.mtu ?? null)) {
         updates.push({ verb: 'update', kind: 'networks', name: want.name, index: i, body: { mtu: want.mtu ?? null }, text: `~ network ${want.name}: mtu ${h.mtu ?? 'auto'} -> ${want.mtu ?? 'auto'}` });
       }
@@ -169,6 +180,11 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       const change: Record<string, unknown> = {};
       if (!same(h.subnets, want.subnets)) change.subnets = want.subnets;
       if (!same(h.routes ?? [], want.routes)) change.routes = want.routes;
+      const hg = h.externalGateway;
+      const wg = want.externalGateway;
+      if (wg === undefined ? hg !== undefined : hg === undefined || hg.network !== wg.network || (wg.ip !== undefined && wg.ip !== hg.ip) || hg.host !== wg.host) {
+        change.externalGateway = wg ?? null;
+      }
       if (Object.keys(change).length > 0) updates.push({ verb: 'update', kind: 'routers', name: want.name, index: i, body: change, text: `~ router ${want.name}: ${Object.keys(change).join(', ')}` });
     });
     leftOut('routers', current.routers, desired.routers);
@@ -202,6 +218,22 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
     });
     leftOut('ports', current.ports, desired.ports);
   }
+  // Floating addresses and forwards do not change in place: a different one is a new one.
+  const whole = <T extends { name: string }>(kind: 'floatingIps' | 'portForwards', have: T[], want: Array<Record<string, unknown> & { name: string }> | undefined, text: (w: Record<string, unknown>) => string) => {
+    if (!want) return;
+    const byName = new Map(have.map((h) => [h.name, h as unknown as Record<string, unknown>]));
+    want.forEach((w, i) => {
+      const h = byName.get(w.name);
+      if (!h) {
+        creates.push({ verb: 'create', kind, name: w.name, index: i, body: w, text: `+ ${ONE[kind]} ${w.name} (${text(w)})` });
+        return;
+      }
+      for (const [field, value] of Object.entries(w)) immutable(kind, i, field, h[field], value);
+    });
+    leftOut(kind, have, want);
+  };
+  whole('floatingIps', current.floatingIps, desired.floatingIps, (w) => `${w.address ?? 'an address'} of ${w.network} for port ${w.port}`);
+  whole('portForwards', current.portForwards, desired.portForwards, (w) => `${w.protocol}/${w.externalPort} of router ${w.router} to port ${w.port}`);
   problems.push(...references(current, desired, new Set(deletes.map((d) => `${d.kind}/${d.name}`))));
   if (problems.length > 0) {
     throw new ApiError(422, 'Unprocessable', problems.map((p) => `${p.field}: ${p.message}`).join('; '), problems);
@@ -269,6 +301,8 @@ export class Applier {
         subnets: await service.list<Subnet>('subnets'),
         routers: await service.list<Router>('routers'),
         ports: await service.list<Port>('ports'),
+        floatingIps: await service.list<FloatingIp>('floating-ips'),
+        portForwards: await service.list<PortForward>('port-forwards'),
         hosts: await service.list<Host>('hosts'),
       };
       const { actions, kept } = plan(current, req.resources, req.prune);
@@ -305,6 +339,12 @@ export class Applier {
         if (a.verb === 'create') await s.createRouter(routerCreate.parse(a.body));
         else if (a.verb === 'update') await s.updateRouter(a.name, a.body as never);
         else await s.deleteRouter(a.name);
+      } else if (a.kind === 'floatingIps') {
+        if (a.verb === 'create') await s.createFloatingIp(floatingIpCreate.parse(a.body));
+        else await s.deleteFloatingIp(a.name);
+      } else if (a.kind === 'portForwards') {
+        if (a.verb === 'create') await s.createPortForward(portForwardCreate.parse(a.body));
+        else await s.deletePortForward(a.name);
       } else if (a.verb === 'create') {
         await s.createPort(portCreate.parse(a.body));
       } else if (a.verb === 'update') {
@@ -315,7 +355,7 @@ export class Applier {
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       const at = a.index === undefined ? `${a.kind}/${a.name}` : `${a.kind}[${a.index}]`;
-      throw new ApiError(err.status, err.title, `${a.kind.slice(0, -1)} ${a.name}: ${err.message}; nothing was changed`,
+      throw new ApiError(err.status, err.title, `${ONE[a.kind]} ${a.name}: ${err.message}; nothing was changed`,
         err.errors.length ? err.errors.map((e) => ({ field: `${at}.${e.field}`, message: e.message })) : [{ field: at, message: err.message }]);
     }
   }
