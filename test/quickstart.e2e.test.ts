@@ -1,6 +1,7 @@
 /**
  * The README's quick start, as a user types it: `weft lab up examples/quickstart.yaml`
- * builds the lab and pings across both networks; `weft lab down quickstart` removes it.
+ * builds the lab and pings across both networks, through the router, and fetches a page
+ * from the outside; `weft lab down quickstart` removes it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,16 +22,21 @@ test('the quick start brings up the lab and shows traffic crossing both networks
     assert.equal(up.status, 0, up.stderr);
     assert.match(up.stdout, /ping blue1 \(h1\) -> blue2 \(h2, 10\.10\.0\.2\) on blue: [\d.]+ ms/);
     assert.match(up.stdout, /ping red1 \(h1\) -> red2 \(h2, 10\.20\.0\.2\) on red: [\d.]+ ms/);
+    assert.match(up.stdout, /ping blue1 \(h1\) -> red2 \(h2, 10\.20\.0\.2\) through router r1: [\d.]+ ms/);
+    assert.match(up.stdout, /fetch blue1 \(h1\) -> http:\/\/203\.0\.113\.1\/ \(outside, through r1's external gateway\): "hello from outside"/);
+    assert.doesNotMatch(up.stdout, /FAILED/);
     const stats = weft('stats', '--lab', 'quickstart', '--host', 'h2', '-o', 'json');
     assert.equal(stats.status, 0, stats.stderr);
-    assert.deepEqual(JSON.parse(stats.stdout).networks.map((n: { name: string }) => n.name).sort(), ['blue', 'red']);
+    const h2 = JSON.parse(stats.stdout) as { networks: Array<{ name: string }>; nats: unknown[] };
+    // public too, if h2 holds the router's external gateway.
+    assert.deepEqual(h2.networks.map((n) => n.name).sort(), ['blue', 'red', ...(h2.nats.length ? ['public'] : [])].sort());
     const hosts = weft('host', 'list', '--lab', 'quickstart', '-o', 'json');
     assert.deepEqual(JSON.parse(hosts.stdout).map((h: { name: string; status: { connected: boolean } }) => [h.name, h.status.connected]), [['h1', true], ['h2', true]]);
     // No token in any log line of the controller or the agents.
     const dir = labDir('quickstart');
     const tokens = ['admin.token', 'join.token'].map((f) => readFileSync(join(dir, 'controller', f), 'utf8').trim());
     const logs = readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => readFileSync(join(dir, f), 'utf8'));
-    assert.deepEqual(logs.length, 3);
+    assert.deepEqual(logs.length, 4, 'the controller, two agents, the outside web server');
     for (const log of logs) for (const t of tokens) assert.ok(!log.includes(t), 'a token appears in a log');
   } finally {
     const down = weft('lab', 'down', 'quickstart');

@@ -199,9 +199,18 @@ lab.command('up')
     console.log(`next: weft lab exec ${plan.name} VM -- COMMAND, weft stats --lab ${plan.name} --host HOST, weft lab down ${plan.name}`);
   });
 
-/** Pings from the first VM of each network to every other VM on it; returns the failures. */
+/**
+ * Pings from the first VM of each network to every other VM on it; across each router, from
+ * the first VM of its first network to the last VM of its last; and from the first VM behind
+ * a router with an external gateway to the outside machine (a web page). Returns the
+ * failures.
+ */
 async function checkLab(plan: ReturnType<typeof loadTopology>): Promise<number> {
   let failed = 0;
+  const report = (what: string, ok: boolean, detail: string) => {
+    console.log(`  ${what}: ${ok ? detail : 'FAILED'}`);
+    if (!ok) failed++;
+  };
   for (const net of plan.networks) {
     const members = plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => ({ vm, a })));
     const [first, ...others] = members;
@@ -209,10 +218,21 @@ async function checkLab(plan: ReturnType<typeof loadTopology>): Promise<number> 
       const address = other.a.ip.split('/')[0];
       const src = first.a.vid === null ? [] : ['-I', `eth0.${first.a.vid}`];
       const r = await labExec(plan.name, first.vm.name, ['ping', '-c', '1', '-W', '2', ...src, address], 'pipe');
-      const rtt = /time=([\d.]+ ms)/.exec(r.stdout)?.[1];
-      const where = `${first.vm.name} (${first.vm.host.name}) -> ${other.vm.name} (${other.vm.host.name}, ${address}) on ${net.name}`;
-      console.log(r.code === 0 ? `  ping ${where}: ${rtt}` : `  ping ${where}: FAILED`);
-      if (r.code !== 0) failed++;
+      report(`ping ${first.vm.name} (${first.vm.host.name}) -> ${other.vm.name} (${other.vm.host.name}, ${address}) on ${net.name}`, r.code === 0, /time=([\d.]+ ms)/.exec(r.stdout)?.[1] ?? '');
+    }
+  }
+  for (const r of plan.routers) {
+    const from = plan.vms.find((vm) => vm.attachments[0].network === r.networks[0] && vm.attachments[0].vid === null);
+    const to = [...plan.vms].reverse().find((vm) => vm.attachments[0].network === r.networks[r.networks.length - 1] && vm.attachments[0].vid === null);
+    if (from && to && r.networks.length > 1) {
+      const address = to.attachments[0].ip.split('/')[0];
+      const p = await labExec(plan.name, from.name, ['ping', '-c', '1', '-W', '2', address], 'pipe');
+      report(`ping ${from.name} (${from.host.name}) -> ${to.name} (${to.host.name}, ${address}) through router ${r.name}`, p.code === 0, /time=([\d.]+ ms)/.exec(p.stdout)?.[1] ?? '');
+    }
+    if (from && r.externalGateway && plan.outside) {
+      const address = plan.outside.ip.split('/')[0];
+      const w = await labExec(plan.name, from.name, ['timeout', '5', 'busybox', 'wget', '-q', '-O', '-', `http://${address}/`], 'pipe');
+      report(`fetch ${from.name} (${from.host.name}) -> http://${address}/ (outside, through ${r.name}'s external gateway)`, w.code === 0, JSON.stringify(w.stdout.trim()));
     }
   }
   return failed;
