@@ -1,7 +1,9 @@
 /**
  * npm run bench: throughput and packet rate between two VMs on different hosts, over
- *   - Weft (a userspace agent per host, VXLAN), switched within one network, and routed
- *     between two networks by Weft's distributed router (a controller lab),
+ *   - Weft (a userspace agent per host, VXLAN), switched within one network, routed
+ *     between two networks by Weft's distributed router (a controller lab), and through
+ *     source NAT to a machine outside (the router's external gateway on h2: the VM on h1
+ *     crosses the underlay to it, then leaves on the physical network),
  *   - the Linux kernel's VXLAN device in a bridge, with the offloads a real NIC gives it
  *     (checksum and segmentation offload on the underlay link): the kernel at its best here,
  *   - the same kernel path with transmit checksum offload off on the underlay link, which
@@ -82,8 +84,21 @@ function routedTopology(name: string) {
   }, 'benchmark');
 }
 
-async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed', body: (state: LabState) => Promise<T>): Promise<T> {
-  const plan = datapath === 'routed' ? routedTopology(name) : topology(name, datapath);
+/** vm1 (h1) reaches the outside machine through r1's external gateway, held by h2. */
+function snatTopology(name: string) {
+  return planLab({
+    name,
+    controller: true,
+    hosts: [{ name: 'h1' }, { name: 'h2' }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }, { name: 'public', vni: 900, provider: {} }],
+    outside: { ip: '203.0.113.1/24' },
+    routers: [{ name: 'r1', networks: ['blue'], externalGateway: 'public', gatewayHost: 'h2' }],
+    vms: [{ name: 'vm1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' }],
+  }, 'benchmark');
+}
+
+async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed' | 'snat', body: (state: LabState) => Promise<T>): Promise<T> {
+  const plan = datapath === 'routed' ? routedTopology(name) : datapath === 'snat' ? snatTopology(name) : topology(name, datapath);
   labDown(name);
   const state = await labUp(plan);
   try {
@@ -108,6 +123,8 @@ async function main(): Promise<void> {
   console.log(`weft                tcp ${gbit(weft.tcpBps)} Gbit/s  udp64 ${kpps(weft.udpPps)} kpps`);
   const routed = await withBenchLab('benchroute', 'routed', (s) => measure(s.name, 'vm1', 'vm2', '10.20.0.2', Object.entries(s.agents).filter(([k]) => k !== 'controller').map(([, pid]) => pid)));
   console.log(`weft routed         tcp ${gbit(routed.tcpBps)} Gbit/s  udp64 ${kpps(routed.udpPps)} kpps`);
+  const snat = await withBenchLab('benchsnat', 'snat', (s) => measure(s.name, 'vm1', 'outside', '203.0.113.1', ['h1', 'h2'].map((h) => s.agents[h])));
+  console.log(`weft snat           tcp ${gbit(snat.tcpBps)} Gbit/s  udp64 ${kpps(snat.udpPps)} kpps`);
   const { linux, handicapped, underlay } = await withBenchLab('benchlinux', 'linux', async (s) => {
     // The lab builds a linux host with transmit checksum offload off (so that a Weft peer
     // gets finished checksums); between two kernels that is needless, and a real NIC has it.
@@ -124,6 +141,7 @@ async function main(): Promise<void> {
   console.log(`| Weft (userspace, VXLAN) | ${gbit(weft.tcpBps)} Gbit/s | ${kpps(weft.udpPps)} kpps | 1.00 / 1.00 |`);
   const rows = [
     ['Weft, routed between two networks (the switched path vs this)', routed],
+    ['Weft, through source NAT to the outside (the switched path vs this)', snat],
     ['Linux kernel VXLAN, offloads on (the reference)', linux],
     ['Linux kernel VXLAN, tx checksum offload off (handicapped)', handicapped],
     ['bare underlay (veth), offloads on', underlay],
