@@ -24,6 +24,7 @@ import type { LabHost, LabPlan } from './topology.js';
 import { labNetnsPrefix } from './topology.js';
 import { fetchStats } from '../cli/stats.js';
 import { ApiClient, ApiClientError } from '../controller/client.js';
+import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, waitGuestReady, type GuestSpec } from './guest.js';
 
 export const LAB_ROOT = '/run/weft/lab';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -104,7 +105,7 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
   try {
     buildUnderlay(plan);
     for (const host of plan.hosts) buildHost(plan, host);
-    for (const vm of plan.vms) buildVm(plan, vm);
+    for (const vm of plan.vms.filter((v) => v.kind === 'netns')) buildVm(plan, vm);
     if (plan.outside) {
       buildOutside(plan);
       remember(state, 'outside', outsideArgv(plan));
@@ -124,7 +125,8 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     }
     const outside = plan.controller ? await provision(plan) : [];
     await waitReady(plan, state);
-    for (const vm of plan.vms.filter((v) => v.dhcp)) await dhcpClient(plan, vm);
+    await startGuests(plan, state, log);
+    for (const vm of plan.vms.filter((v) => v.dhcp && v.kind === 'netns')) await dhcpClient(plan, vm);
     for (const vm of plan.vms) {
       for (const a of vm.attachments) log(`${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
     }
@@ -469,7 +471,8 @@ async function provision(plan: LabPlan): Promise<string[]> {
   }
   for (const vm of plan.vms) {
     const a = vm.attachments[0];
-    const backend = vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' };
+    const backend = vm.kind === 'qemu' ? { type: 'qemu', socket: guestSpec(plan.name, vm).portSocket }
+      : vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' };
     const where = a.vid === null
       ? { network: a.network, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])] }
       : { vlans: vm.attachments.map((t) => ({ vid: t.vid, network: t.network, ips: [t.ip.split('/')[0]] })) };
@@ -597,8 +600,45 @@ export function labDown(name: string): { namespaces: number; processes: number }
   return { namespaces: namespaces.length, processes: ours.length };
 }
 
-/** Runs a command inside a VM (or host) of the lab; resolves to its exit code. */
-export function labExec(lab: string, target: string, command: string[], stdio: 'inherit' | 'pipe' = 'inherit'): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Where a QEMU VM's sockets and console log are. */
+function guestSpec(lab: string, vm: LabPlan['vms'][number]): GuestSpec {
+  return { name: vm.name, mac: vm.mac, portSocket: join(labDir(lab), `${vm.name}.net.sock`), consoleSocket: join(labDir(lab), `${vm.name}.console.sock`), consoleLog: join(labDir(lab), `${vm.name}.console.log`) };
+}
+
+/** Software emulation boots the guest in a few seconds; a loaded CI machine may take longer. */
+const GUEST_READY_MS = 120_000;
+
+/** Boots the lab's QEMU VMs (their ports are attached by now) and waits for each to have
+ * its address. QEMU runs in its host's namespace, so the lab's clean-up finds it there. */
+async function startGuests(plan: LabPlan, state: LabState, log: (line: string) => void): Promise<void> {
+  const guests = plan.vms.filter((v) => v.kind === 'qemu');
+  if (guests.length === 0) return;
+  const image = ensureGuestImage(GUEST_CACHE, log);
+  for (const vm of guests) remember(state, vm.name, ['ip', 'netns', 'exec', vm.host.netns, ...qemuArgv(image, guestSpec(plan.name, vm))]);
+  for (const vm of guests) {
+    const spec = guestSpec(plan.name, vm);
+    const address = await waitGuestReady(spec, () => processAlive(state.agents[vm.name]), GUEST_READY_MS)
+      .catch((err: Error) => Promise.reject(new LabError(`${err.message}
+${tail(join(labDir(plan.name), `${vm.name}.log`))}`)));
+    if (!address) throw new LabError(`QEMU VM ${vm.name} got no address by DHCP:
+${tail(spec.consoleLog)}`);
+  }
+}
+
+/** A command as one line for a guest's shell, each word quoted. */
+function shellLine(command: string[]): string {
+  return command.map((w) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** Runs a command inside a VM (or host) of the lab; resolves to its exit code. A QEMU VM
+ * runs it through its serial console (its output comes as stdout, stderr included). */
+export async function labExec(lab: string, target: string, command: string[], stdio: 'inherit' | 'pipe' = 'inherit'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const guest = readLabState(lab)?.plan.vms.find((v) => v.name === target && v.kind === 'qemu');
+  if (guest) {
+    const r = await guestExec(guestSpec(lab, guest).consoleSocket, shellLine(command));
+    if (stdio === 'inherit') process.stdout.write(r.stdout);
+    return r;
+  }
   const ns = labNetnsPrefix(lab) + target;
   if (!listNetns().includes(ns)) {
     const known = listNetns().filter((n) => n.startsWith(labNetnsPrefix(lab))).map((n) => n.slice(labNetnsPrefix(lab).length));

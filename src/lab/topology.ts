@@ -78,6 +78,10 @@ const schema = z.object({
     dhcp: z.boolean().default(false),
     /** A floating address for the VM, on its router's external network. */
     floating: z.boolean().default(false),
+    /** `netns`: a network namespace on a TAP (the default); `qemu`: a real virtual machine
+     * (a small Debian guest built once and cached), on its host's Weft port through QEMU's
+     * `-netdev stream`; it takes its address by DHCP. */
+    kind: z.enum(['netns', 'qemu']).default('netns'),
   }).strict()).default([]),
 }).strict();
 
@@ -100,6 +104,7 @@ export interface LabVm {
   ip6: string | undefined;
   dhcp: boolean;
   floating: boolean;
+  kind: 'netns' | 'qemu';
   /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
   attachments: Array<{ vid: number | null; network: string; ip: string }>;
 }
@@ -200,7 +205,10 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (v.floating && !t.routers.some((r) => r.externalGateway && v.network !== undefined && r.networks.includes(v.network))) {
       problems.push(`vms[${i}].floating: its network is on no router with an externalGateway`);
     }
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp, floating: v.floating, attachments };
+    if (v.kind === 'qemu' && (v.trunk || !t.controller || host?.datapath === 'linux' || v.ip6 || v.mtu)) {
+      problems.push(`vms[${i}].kind: a qemu VM is an access VM on a weft host of a lab with a controller (its address, MTU and routes come by DHCP)`);
+    }
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, attachments };
   });
   t.networks.forEach((n, i) => {
     if (n.mtu !== undefined && !t.controller) problems.push(`networks[${i}].mtu: a network's own MTU is set through the controller; set controller: true`);
