@@ -9,6 +9,7 @@ import type { PortBackend } from '../datapath/backend.js';
 import type { Datapath } from '../datapath/datapath.js';
 import type { DhcpLease } from '../datapath/dhcp-server.js';
 import { ROUTER_MAC } from '../datapath/router-mac.js';
+import { ROUTER_LINK_LOCAL } from '../datapath/ipv6.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
 import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
@@ -131,6 +132,7 @@ export class Reconciler {
       if (have) result.changed.push(`network ${want.name}`);
       if (have?.mtu !== want.mtu) dp.setNetworkMtu(want.name, want.mtu);
       this.applyNeighbors(want);
+      dp.setIpv6(want.name, want.ipv6 ?? null);
       this.networks.set(want.name, want);
       this.networkJson.set(want.name, json);
     }
@@ -217,6 +219,7 @@ export class Reconciler {
       if (installed.get(mac) !== where) dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
     }
     for (const gw of net.gateways ?? []) arp.set(parseIpv4(gw.split('/')[0]), ROUTER_MAC);
+    if (net.ipv6) nd.set(formatIpv6(ROUTER_LINK_LOCAL), ROUTER_MAC);
     for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
     this.staticMacs.set(net.name, next);
     dp.setLocalMacs(net.name, local);

@@ -88,6 +88,35 @@ export const ipv6 = z.string().transform((text, ctx) => {
   }
 });
 
+/** An IPv6 /64 prefix, canonical (`fd00:10::/64`), with no host bits set: a network's
+ * prefix, whose addresses VMs make themselves (SLAAC needs 64 bits of interface id). */
+export const ipv6Prefix64 = z.string().transform((text, ctx) => {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(text);
+  let bytes: Uint8Array | null = null;
+  try {
+    bytes = m ? parseIpv6(m[1]) : null;
+  } catch {
+    bytes = null;
+  }
+  if (!m || bytes === null) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv6 prefix such as fd00:10::/64` });
+    return z.NEVER;
+  }
+  if (m[2] !== '64') {
+    ctx.addIssue({ code: 'custom', message: `${text} is a /${m[2]}; a network's IPv6 prefix is a /64 (stateless autoconfiguration needs 64 bits of interface identifier)` });
+    return z.NEVER;
+  }
+  if (bytes.subarray(8).some((b) => b !== 0)) {
+    ctx.addIssue({ code: 'custom', message: `${text} has host bits set; the prefix is ${formatIpv6(new Uint8Array([...bytes.subarray(0, 8), 0, 0, 0, 0, 0, 0, 0, 0]))}/64` });
+    return z.NEVER;
+  }
+  if (bytes[0] === 0xff || (bytes[0] === 0xfe && (bytes[1] & 0xc0) === 0x80)) {
+    ctx.addIssue({ code: 'custom', message: `${text} is ${bytes[0] === 0xff ? 'multicast' : 'link-local'}; give a global or unique local prefix (fd00::/8)` });
+    return z.NEVER;
+  }
+  return `${formatIpv6(bytes)}/64`;
+});
+
 /** A port's address: IPv4 or IPv6, canonical; an IPv4-mapped IPv6 address is refused, since
  * it would be a second spelling of an IPv4 address. */
 export const portAddress = z.string().transform((text, ctx) => {

@@ -331,3 +331,21 @@ test('a way out: an external gateway on a provider network, floating addresses a
   model.setConnected('h4', false);
   assert.equal(model.gatewayHost(model.routers.get('r1')!), 'h3');
 });
+
+test('a network\'s IPv6 prefix: a /64, canonical; its ports\' SLAAC addresses are in the views, and routes to the other networks\' prefixes', async () => {
+  const { call, store } = await setup();
+  const wide = await call('POST', '/v1/networks', { name: 'blue', ipv6: { prefix: 'fd00:10::/48' } });
+  assert.deepEqual([wide.status, wide.body.errors[0].field], [400, 'ipv6.prefix']);
+  assert.match(wide.body.detail, /a network's IPv6 prefix is a \/64/);
+  assert.match((await call('POST', '/v1/networks', { name: 'blue', ipv6: { prefix: 'fd00:10::1/64' } })).body.detail, /host bits set; the prefix is fd00:10::\/64/);
+  assert.deepEqual((await call('POST', '/v1/networks', { name: 'blue', vni: 100, ipv6: { prefix: 'FD00:0010:0000::/64' } })).body.ipv6, { prefix: 'fd00:10::/64', dns: [] });
+  await call('POST', '/v1/networks', { name: 'red', vni: 200, ipv6: { prefix: 'fd00:20::/64' } });
+  for (const [n, cidr] of [['blue', '10.10.0.0/24'], ['red', '10.20.0.0/24']]) await call('POST', '/v1/subnets', { name: `${n}4`, network: n, cidr });
+  await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4', 'red4'] });
+  await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', mac: '02:00:00:00:00:01' });
+  const { ModelCache } = await import('./model-cache.js');
+  const blue = (await ModelCache.load(store)).viewFor('h1').networks.find((n) => n.name === 'blue')!;
+  assert.deepEqual(blue.ipv6, { prefix: 'fd00:10::/64', dns: [], routed: true });
+  assert.deepEqual(blue.neighbors![0].ips, ['10.10.0.2', 'fd00:10::ff:fe00:1']);
+  assert.deepEqual(blue.routes, [{ cidr: '10.20.0.0/24', network: 'red' }, { cidr: 'fd00:20::/64', network: 'red' }]);
+});

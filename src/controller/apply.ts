@@ -142,9 +142,17 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       immutable('networks', i, 'vni', h.vni, want.vni);
       immutable('networks', i, 'encapsulation', h.encapsulation, want.encapsulation);
       immutable('networks', i, 'provider', h.provider ?? null, want.provider ?? null);
+      const change: Record<string, unknown> = {};
+      const said: string[] = [];
       if ((h.mtu ?? null) !== (want.mtu ?? null)) {
-        updates.push({ verb: 'update', kind: 'networks', name: want.name, index: i, body: { mtu: want.mtu ?? null }, text: `~ network ${want.name}: mtu ${h.mtu ?? 'auto'} -> ${want.mtu ?? 'auto'}` });
+        change.mtu = want.mtu ?? null;
+        said.push(`mtu ${h.mtu ?? 'auto'} -> ${want.mtu ?? 'auto'}`);
       }
+      if (!same(h.ipv6 ?? null, want.ipv6 ?? null)) {
+        change.ipv6 = want.ipv6 ?? null;
+        said.push(`ipv6 ${h.ipv6?.prefix ?? 'none'} -> ${want.ipv6?.prefix ?? 'none'}`);
+      }
+      if (said.length > 0) updates.push({ verb: 'update', kind: 'networks', name: want.name, index: i, body: change, text: `~ network ${want.name}: ${said.join('; ')}` });
     });
     leftOut('networks', current.networks, desired.networks);
   }

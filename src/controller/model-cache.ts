@@ -5,7 +5,8 @@
  */
 import type { DhcpState, HostView, NatState, NetworkState, PortState, RemoteHost } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
-import { parseIpv4 } from '../wire/bytes.js';
+import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
+import { eui64 } from '../datapath/ipv6.js';
 import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
@@ -283,7 +284,7 @@ export class ModelCache {
       const remotes = new Map<string, { address: string; port: number }>();
       const neighbors = [];
       for (const p of members) {
-        const ips = attachments(p).find((a) => a.network === n)!.ips;
+        const ips = withSlaac(attachments(p).find((a) => a.network === n)!.ips, net, p.mac);
         if (p.host === host) {
           neighbors.push({ mac: p.mac, ips, port: p.name });
           continue;
@@ -339,6 +340,9 @@ export class ModelCache {
         }) : [];
         return [...joined.filter((t) => t.name !== s.name).map((t) => ({ cidr: t.cidr, network: t.network })), ...statics];
       });
+      // IPv6: the /64 of each other network the router joins this one to.
+      const routed6 = new Set(this.routedWith(n).filter((m) => this.networks.get(m)?.ipv6));
+      for (const m of [...routed6].sort()) routes.push({ cidr: this.networks.get(m)!.ipv6!.prefix, network: m });
       if (net.provider) {
         // The physical network's own router owns the gateway address: not answered here.
         return { name: n, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}), provider: true, remotes: [], neighbors };
@@ -353,6 +357,7 @@ export class ModelCache {
         ...(gateways.length ? { gateways } : {}),
         ...(routes.length ? { routes } : {}),
         ...(external ? { external } : {}),
+        ...(net.ipv6 ? { ipv6: { prefix: net.ipv6.prefix, dns: net.ipv6.dns, routed: this.subnetsOf(n).some((s) => this.routerOfSubnet.has(s.name)) } } : {}),
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
@@ -382,6 +387,16 @@ export class ModelCache {
 }
 
 const LEASE_SECONDS = 3600;
+
+/** A port's addresses on a network, with the one it makes itself by SLAAC on the network's
+ * IPv6 prefix (from its MAC, modified EUI-64) unless it has one there already. */
+function withSlaac(ips: string[], net: Network, mac: string): string[] {
+  if (!net.ipv6) return ips;
+  const prefix = parseIpv6(net.ipv6.prefix.split('/')[0]);
+  const inPrefix = (ip: string) => ip.includes(':') && parseIpv6(ip).subarray(0, 8).every((b, i) => b === prefix[i]);
+  if (ips.some(inPrefix)) return ips;
+  return [...ips, formatIpv6(eui64(prefix, parseMac(mac)))];
+}
 /** Connections a router's NAT holds at most. */
 const NAT_LIMIT = 65_536;
 

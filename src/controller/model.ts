@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { ifname, ipv4, ipv4Cidr, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
+import { ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
@@ -16,6 +16,10 @@ export const backendSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('qemu'), socket: unixSocketPath }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);
+
+/** A network's IPv6: one /64 whose addresses VMs make from their MACs (SLAAC), announced
+ * by each host's router advertisements with these DNS servers. */
+const networkIpv6 = z.object({ prefix: ipv6Prefix64, dns: z.array(ipv6).max(4).default([]) }).strict();
 
 export const networkCreate = z.object({
   name,
@@ -30,8 +34,9 @@ export const networkCreate = z.object({
     physicalNetwork: name,
     vlan: z.number().int().min(VID_MIN).max(VID_MAX).optional(),
   }).strict().optional(),
+  ipv6: networkIpv6.optional(),
 }).strict();
-export const networkUpdate = z.object({ mtu: z.number().int().min(576).max(9000).nullable() }).partial().strict();
+export const networkUpdate = z.object({ mtu: z.number().int().min(576).max(9000).nullable(), ipv6: networkIpv6.nullable() }).partial().strict();
 
 export const subnetCreate = z.object({
   name,
@@ -192,6 +197,8 @@ export interface Network {
   mtu?: number;
   /** A provider network: on a physical network's interface (flat, or this VLAN). */
   provider?: { physicalNetwork: string; vlan?: number };
+  /** Its IPv6 prefix (a /64, SLAAC) and the DNS servers its advertisements name. */
+  ipv6?: { prefix: string; dns: string[] };
 }
 
 export interface Subnet {

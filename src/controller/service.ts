@@ -317,7 +317,8 @@ export class NetworkService {
         const taken = new Set((await this.store.list(`/index/vni/`)).map((e) => Number(e.key.slice('/index/vni/'.length))));
         vni = allocate(1, VNI_MAX, taken)!;
       }
-      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}) };
+      if (body.provider && body.ipv6) throw new ApiError(422, 'Unprocessable', 'a provider network\'s IPv6 is the physical network\'s (its own router advertises it); leave ipv6 out', [{ field: 'ipv6', message: 'on a provider network' }]);
+      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}), ...(body.ipv6 ? { ipv6: body.ipv6 } : {}) };
       const provider = body.provider ? [Keys.provider(body.provider.physicalNetwork, body.provider.vlan)] : [];
       const r = await this.store.commit(
         [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }, ...provider.map((key) => ({ key, modRevision: 0 }))],
@@ -344,6 +345,11 @@ export class NetworkService {
     const net: Network = { ...e.value };
     if (body.mtu === null) delete net.mtu;
     else if (body.mtu !== undefined) net.mtu = body.mtu;
+    if (body.ipv6 === null) delete net.ipv6;
+    else if (body.ipv6 !== undefined) {
+      if (net.provider) throw new ApiError(422, 'Unprocessable', 'a provider network\'s IPv6 is the physical network\'s (its own router advertises it)', [{ field: 'ipv6', message: 'on a provider network' }]);
+      net.ipv6 = body.ipv6;
+    }
     await this.commit([{ key: Keys.network(n), modRevision: e.modRevision }], [{ type: 'put', key: Keys.network(n), value: net }],
       () => new ApiError(409, 'Conflict', `network ${n} changed meanwhile; read it again and retry`));
     return net;

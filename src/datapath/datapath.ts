@@ -18,7 +18,8 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { isGroupMac, parseIpv4, readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
+import { isGroupMac, parseIpv4, parseIpv6, readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
+import { Neighbors6, Prefix6 } from './ipv6.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, FLAG_OAM, PROTOCOL_ETHERNET } from '../wire/geneve.js';
 import { FLAG_I } from '../wire/vxlan.js';
@@ -44,6 +45,10 @@ export const HEADROOM = 64;
 export const BATCH = 64;
 const UNDERLAY_RX_SLOTS = 128;
 const SCRATCH_SLOTS = 128;
+/** Unsolicited router advertisements, and how long a VM keeps this host's router as its
+ * default (RFC 4861 §6.2.1: MaxRtrAdvInterval 600 s, AdvDefaultLifetime 3 × that). */
+const RA_INTERVAL_MS = 200_000;
+const RA_ROUTER_LIFETIME = 1800;
 /** A pump reads at most this many batches before it yields to the event loop. */
 const BATCHES_PER_PUMP = 8;
 
@@ -211,11 +216,13 @@ export class Datapath implements Output {
     return net.mtu;
   }
 
-  /** Sets where the router takes packets sent to it on `network`: prefixes (CIDR text) and
-   * the network each leads to (which must exist). */
+  /** Sets where the router takes packets sent to it on `network`: prefixes (CIDR text, IPv4
+   * or IPv6) and the network each leads to (which must exist). */
   setRoutes(network: string, routes: Array<{ cidr: string; network: string; nextHop?: string }>): void {
     const net = this.mustNetwork(network);
-    net.routes = routes.map((r) => {
+    net.routes6 = routes.filter((r) => r.cidr.includes(':')).map((r) => ({ prefix: Prefix6.parse(r.cidr), network: this.mustNetwork(r.network) }))
+      .sort((a, b) => b.prefix.length - a.prefix.length);
+    net.routes = routes.filter((r) => !r.cidr.includes(':')).map((r) => {
       const [addr, len] = r.cidr.split('/');
       const length = Number(len);
       const mask = length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0;
@@ -244,9 +251,35 @@ export class Datapath implements Output {
     this.mustNetwork(network).arp = table;
   }
 
-  /** Sets the IPv6 addresses (RFC 5952 text) this host answers neighbor solicitations for. */
+  /** Sets the IPv6 addresses (RFC 5952 text) this host answers neighbor solicitations for,
+   * and routes to. */
   setNdTable(network: string, table: Map<string, number> | null): void {
-    this.mustNetwork(network).nd = table;
+    const net = this.mustNetwork(network);
+    net.nd = table;
+    if (table === null) {
+      net.nd6 = null;
+      return;
+    }
+    net.nd6 = new Neighbors6();
+    for (const [address, mac] of table) net.nd6.set(parseIpv6(address), mac);
+  }
+
+  /**
+   * Sets a network's IPv6 router advertisements: its prefix (a /64, for SLAAC), DNS servers,
+   * and whether a router serves it (then the advertisements make this host's router the
+   * VMs' default router). Null: none are sent, and router solicitations are flooded.
+   */
+  setIpv6(network: string, ipv6: { prefix: string; dns: string[]; routed: boolean } | null): void {
+    const net = this.mustNetwork(network);
+    if (ipv6 === null) {
+      net.ra = null;
+      return;
+    }
+    const [addr, len] = ipv6.prefix.split('/');
+    const fresh = net.ra === null;
+    net.ra = { prefix: parseIpv6(addr), prefixLength: Number(len), routerLifetime: ipv6.routed ? RA_ROUTER_LIFETIME : 0, dns: ipv6.dns.map(parseIpv6) };
+    // Tell every port at the next tick, not in RA_INTERVAL_MS.
+    if (fresh) for (const p of net.ports) p.raSent = -1;
   }
 
   /** Removes a MAC from a network's FDB (a remote port that went away). */
@@ -391,8 +424,15 @@ export class Datapath implements Output {
    * the NATs' next hops now and then. Call every second or so. */
   age(now: number): void {
     for (const net of this.networks) net?.fdb.age(now);
-    if (this.nats.size === 0) return;
     for (const nat of this.nats.values()) this.nat.tick(nat, now);
+    // Unsolicited router advertisements (RFC 4861 §6.2.4): to a port soon after it came, or
+    // after its network got IPv6, then every RA_INTERVAL_MS.
+    for (const net of this.networks) {
+      if (!net?.ra) continue;
+      for (const p of net.ports) {
+        if (!p.uplink && p.network === net && (p.raSent < 0 || now - p.raSent >= RA_INTERVAL_MS)) this.services.sendRa(p, net, -1, now);
+      }
+    }
     this.flush();
   }
 
@@ -538,9 +578,11 @@ export class Datapath implements Output {
     }
     const type = readU16(mem, off + 12);
     if (port.dhcp !== null && net === port.network && type === EtherType.Ipv4 && isDhcpToServer(mem, off, len)) return this.services.serveDhcp(port, net, off, len, now);
-    if (isRouterMac(mem, off)) return this.router.route(port, net, off, len, port.index, c, now);
+    // Neighbour discovery first: a VM checking its gateway's MAC sends to ROUTER_MAC too.
     if (net.arp !== null && type === EtherType.Arp && this.services.answerArp(port, net, off, len, now)) return;
     if (net.nd !== null && type === EtherType.Ipv6 && this.services.answerNd(port, net, off, len, now)) return;
+    if (net.ra !== null && type === EtherType.Ipv6 && this.services.answerRs(port, net, off, len, now)) return;
+    if (isRouterMac(mem, off)) return this.router.route(port, net, off, len, port.index, c, now);
     this.forward(net, off, len, port.index, c, now);
   }
 

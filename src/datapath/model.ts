@@ -9,6 +9,7 @@ import { Counters } from './counters.js';
 import { DHCP_OUTCOMES, type DhcpLease } from './dhcp-server.js';
 import { encapHeaderLen, type Encapsulation } from './encapsulation.js';
 import { Fdb } from './fdb.js';
+import type { Neighbors6, Prefix6 } from './ipv6.js';
 import type { Nat } from './nat.js';
 
 /** Implementation limits (ours, not a protocol's). */
@@ -70,6 +71,12 @@ export class Network {
   externalVtep: Vtep | null = null;
   /** On an external (provider) network: the routers' gateways this host holds on it. */
   nats: Nat[] = [];
+  /** IPv6: what this network's router advertisements say (null: none are sent). */
+  ra: { prefix: Uint8Array; prefixLength: number; routerLifetime: number; dns: Uint8Array[] } | null = null;
+  /** IPv6: where the router takes packets sent to it, longest prefix first. */
+  routes6: Array<{ prefix: Prefix6; network: Network }> = [];
+  /** IPv6 neighbours the controller told us about, for routing into this network. */
+  nd6: Neighbors6 | null = null;
 
   constructor(
     readonly index: number,
@@ -103,6 +110,8 @@ export class Port {
   /** An access port's DHCP lease, answered here (null: DHCP messages pass as frames). */
   dhcp: DhcpLease | null = null;
   readonly dhcpOutcomes = new Float64Array(DHCP_OUTCOMES.length);
+  /** When this port was last sent a router advertisement (-1: never). */
+  raSent = -1;
 
   constructor(
     readonly index: number,

@@ -1,8 +1,8 @@
 /**
  * The distributed router, one stage of the data path: every host routes its own VMs'
  * packets between the networks a router joins, answers pings to the router's addresses,
- * and sends the ICMP errors a router owes. Called by `inside` for frames sent to
- * ROUTER_MAC; synchronous and allocation-free like the rest of the per-frame path.
+ * and sends the ICMP errors a router owes, for IPv4 and IPv6. Called by `inside` for frames
+ * sent to ROUTER_MAC; synchronous and allocation-free like the rest of the per-frame path.
  */
 import { readU16, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
@@ -10,7 +10,15 @@ import { EtherType } from '../wire/ethernet.js';
 import { Drop, type Counters } from './counters.js';
 import type { Network, Output, Port } from './model.js';
 import type { NatStage } from './nat.js';
+import { ROUTER_LINK_LOCAL } from './ipv6.js';
 import { ROUTER_MAC } from './router-mac.js';
+
+/** ICMPv6 (RFC 4443) errors the router sends. */
+const ICMP6_UNREACHABLE = 1;
+const ICMP6_TOO_BIG = 2;
+const ICMP6_TIME_EXCEEDED = 3;
+/** An ICMPv6 error fits the minimum IPv6 MTU (RFC 4443 §2.4 c). */
+const IPV6_MIN_MTU = 1280;
 
 /** ICMP (RFC 792) types the router sends. */
 const ICMP_UNREACHABLE = 3;
@@ -42,6 +50,7 @@ export class Router {
   route(port: Port | null, net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
     const mem = this.out.mem;
     const ip = off + 14;
+    if (readU16(mem, off + 12) === EtherType.Ipv6) return this.route6(port, net, off, len, from, c, now);
     if (readU16(mem, off + 12) !== EtherType.Ipv4 || len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop['no-route']);
     const dst = readU32(mem, ip + 16);
     const routes = net.routes;
@@ -95,6 +104,90 @@ export class Router {
     writeMac(mem, off, mac);
     writeMac(mem, off + 6, ROUTER_MAC);
     this.out.forward(target, off, len, from, c, now);
+  }
+
+  /**
+   * IPv6, as IPv4: the longest matching prefix of the router's networks picks the next one,
+   * the hop limit goes down by one (no header checksum in IPv6), MACs are rewritten, and the
+   * frame is switched there. The router never fragments: a packet over the next network's
+   * MTU gets a Packet Too Big (RFC 8200 §5), so path MTU discovery finds it.
+   */
+  private route6(port: Port | null, net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
+    const mem = this.out.mem;
+    const ip = off + 14;
+    if (len < 14 + 40 || mem[ip] >>> 4 !== 6) return c.drop(Drop['no-route']);
+    const dst = ip + 24;
+    const routes = net.routes6;
+    let target: Network | null = null;
+    for (let i = 0; i < routes.length; i++) {
+      if (routes[i].prefix.contains(mem, dst)) {
+        target = routes[i].network;
+        break;
+      }
+    }
+    if (target === null) {
+      this.icmp6Error(port, net, off, len, ICMP6_UNREACHABLE, 0 /* no route */, 0, now);
+      return c.drop(Drop['no-route']);
+    }
+    if (mem[ip + 7] <= 1) {
+      this.icmp6Error(port, net, off, len, ICMP6_TIME_EXCEEDED, 0, 0, now);
+      return c.drop(Drop['ttl-exceeded']);
+    }
+    if (len - 14 > target.mtu) {
+      this.icmp6Error(port, net, off, len, ICMP6_TOO_BIG, 0, target.mtu, now);
+      return c.drop(Drop['mtu-exceeded']);
+    }
+    const mac = target.nd6?.get(mem, dst);
+    if (mac === undefined) {
+      this.icmp6Error(port, net, off, len, ICMP6_UNREACHABLE, 3 /* address unreachable */, 0, now);
+      return c.drop(Drop['no-neighbor']);
+    }
+    mem[ip + 7]--;
+    writeMac(mem, off, mac);
+    writeMac(mem, off + 6, ROUTER_MAC);
+    this.out.forward(target, off, len, from, c, now);
+  }
+
+  /** ICMPv6 errors owed by the router (RFC 4443 §2.4: never about an ICMPv6 error or to a
+   * multicast or unspecified source), from its link-local address, at most
+   * ICMP_ERRORS_PER_SECOND per host (shared with IPv4). */
+  private icmp6Error(port: Port | null, net: Network, off: number, len: number, type: number, code: number, param: number, now: number): void {
+    if (port === null) return;
+    const mem = this.out.mem;
+    const ip = off + 14;
+    const src = ip + 8;
+    if (mem[src] === 0xff) return;
+    let unspecified = true;
+    for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[src + i] === 0;
+    if (unspecified) return;
+    // An ICMPv6 error (types below 128) right after the header is not answered.
+    if (mem[ip + 6] === 58 && len >= 14 + 40 + 1 && mem[ip + 40] < 128) return;
+    if (now - this.icmpWindowStart >= 1000) {
+      this.icmpWindowStart = now;
+      this.icmpSent = 0;
+    }
+    if (this.icmpSent >= ICMP_ERRORS_PER_SECOND) return;
+    this.icmpSent++;
+    const quoted = Math.min(len - 14, IPV6_MIN_MTU - 40 - 8);
+    const r = this.out.scratch();
+    const rip = r + 14;
+    const icmp = rip + 40;
+    mem.copyWithin(icmp + 8, ip, ip + quoted); // as much of the packet as fits (RFC 4443)
+    mem.copyWithin(r, off + 6, off + 12);
+    writeMac(mem, r + 6, ROUTER_MAC);
+    writeU16(mem, r + 12, EtherType.Ipv6);
+    writeU32(mem, rip, 0x6000_0000);
+    writeU16(mem, rip + 4, 8 + quoted);
+    mem[rip + 6] = 58;
+    mem[rip + 7] = 255;
+    mem.set(ROUTER_LINK_LOCAL, rip + 8);
+    mem.copyWithin(rip + 24, icmp + 8 + 8, icmp + 8 + 24); // to the packet's source
+    mem[icmp] = type;
+    mem[icmp + 1] = code;
+    writeU16(mem, icmp + 2, 0);
+    writeU32(mem, icmp + 4, param);
+    writeU16(mem, icmp + 2, finish(sumBytes(mem, icmp, 8 + quoted, sumBytes(mem, rip + 8, 32, 8 + quoted + 58))));
+    this.out.toPort(port, net, r, 14 + 40 + 8 + quoted, now);
   }
 
   /** The router's address on `net` for the subnet holding `ip`, else its first, else 0. */

@@ -1,15 +1,24 @@
 /**
  * The agent's local services, one stage of the data path: DHCP for a port with a lease,
  * ARP and IPv6 neighbor answers for addresses the controller told us about (so they are
- * not flooded to every host). Each answers to the asking port only, from a scratch buffer.
+ * not flooded to every host), and IPv6 router advertisements (RFC 4861: the network's
+ * prefix for SLAAC, its MTU, DNS servers per RFC 8106) answering a VM's router
+ * solicitation and sent now and then to every port. Each answers to the asking port only,
+ * from a scratch buffer.
  */
 import { formatIpv6, readMac, readU16, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop } from './counters.js';
 import { answerDhcp, DHCP_OUTCOMES } from './dhcp-server.js';
+import { ROUTER_LINK_LOCAL } from './ipv6.js';
 import type { Network, Output, Port } from './model.js';
 import { ROUTER_MAC } from './router-mac.js';
+
+/** What a router advertisement says (fixed by RFC 4861 §6.2.1 defaults where not ours). */
+const RA_VALID_SECONDS = 86_400;
+const RA_PREFERRED_SECONDS = 14_400;
+const ALL_NODES = new Uint8Array([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 
 export class LocalServices {
   constructor(private readonly out: Output) {}
@@ -89,7 +98,7 @@ export class LocalServices {
     mem[ricmp] = 136;
     mem[ricmp + 1] = 0;
     writeU16(mem, ricmp + 2, 0);
-    writeU32(mem, ricmp + 4, 0x6000_0000); // solicited, override
+    writeU32(mem, ricmp + 4, mac === ROUTER_MAC ? 0xe000_0000 : 0x6000_0000); // (router,) solicited, override
     mem.copyWithin(ricmp + 8, icmp + 8, icmp + 24);
     mem[ricmp + 24] = 2; // target link-layer address
     mem[ricmp + 25] = 1;
@@ -99,5 +108,85 @@ export class LocalServices {
     net.ndAnswered++;
     this.out.toPort(port, net, r, 86, now);
     return true;
+  }
+
+  /** A router solicitation (RFC 4861 §6.1.1 checks) on a network with IPv6: answered with
+   * an advertisement, to the soliciting address (or all nodes, from an unspecified one). */
+  answerRs(port: Port, net: Network, off: number, len: number, now: number): boolean {
+    const mem = this.out.mem;
+    const ip = off + 14;
+    const icmp = ip + 40;
+    if (len < 14 + 40 + 8 || mem[ip + 6] !== 58 || mem[ip + 7] !== 255 || mem[icmp] !== 133 || mem[icmp + 1] !== 0) return false;
+    let unspecified = true;
+    for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[ip + 8 + i] === 0;
+    this.sendRa(port, net, unspecified ? -1 : off, now);
+    return true;
+  }
+
+  /**
+   * Sends `net`'s router advertisement to `port`: to the sender of the solicitation at
+   * `solicitation` (an offset in memory), or with -1 to all nodes. From the router's
+   * link-local address and MAC; a router lifetime only where a router serves the network.
+   */
+  sendRa(port: Port, net: Network, solicitation: number, now: number): void {
+    const ra = net.ra!;
+    const mem = this.out.mem;
+    const r = this.out.scratch();
+    const rip = r + 14;
+    const icmp = rip + 40;
+    if (solicitation < 0) {
+      writeMac(mem, r, 0x3333_0000_0001);
+      mem.set(ALL_NODES, rip + 24);
+    } else {
+      mem.copyWithin(r, solicitation + 6, solicitation + 12);
+      mem.copyWithin(rip + 24, solicitation + 14 + 8, solicitation + 14 + 24);
+    }
+    writeMac(mem, r + 6, ROUTER_MAC);
+    writeU16(mem, r + 12, EtherType.Ipv6);
+    mem.set(ROUTER_LINK_LOCAL, rip + 8);
+    // The advertisement: hop limit 64, no flags (addresses by SLAAC), then options.
+    mem[icmp] = 134;
+    mem[icmp + 1] = 0;
+    writeU16(mem, icmp + 2, 0);
+    mem[icmp + 4] = 64;
+    mem[icmp + 5] = 0;
+    writeU16(mem, icmp + 6, ra.routerLifetime);
+    writeU32(mem, icmp + 8, 0);
+    writeU32(mem, icmp + 12, 0);
+    let o = icmp + 16;
+    mem[o] = 1; // source link-layer address
+    mem[o + 1] = 1;
+    writeMac(mem, o + 2, ROUTER_MAC);
+    o += 8;
+    mem[o] = 5; // MTU
+    mem[o + 1] = 1;
+    writeU16(mem, o + 2, 0);
+    writeU32(mem, o + 4, net.mtu);
+    o += 8;
+    mem[o] = 3; // prefix information: on-link, autonomous (SLAAC)
+    mem[o + 1] = 4;
+    mem[o + 2] = ra.prefixLength;
+    mem[o + 3] = 0xc0;
+    writeU32(mem, o + 4, RA_VALID_SECONDS);
+    writeU32(mem, o + 8, RA_PREFERRED_SECONDS);
+    writeU32(mem, o + 12, 0);
+    mem.set(ra.prefix, o + 16);
+    o += 32;
+    if (ra.dns.length > 0) {
+      mem[o] = 25; // recursive DNS servers (RFC 8106)
+      mem[o + 1] = 1 + 2 * ra.dns.length;
+      writeU16(mem, o + 2, 0);
+      writeU32(mem, o + 4, Math.max(ra.routerLifetime, RA_PREFERRED_SECONDS));
+      for (let i = 0; i < ra.dns.length; i++) mem.set(ra.dns[i], o + 8 + 16 * i);
+      o += 8 + 16 * ra.dns.length;
+    }
+    const payload = o - icmp;
+    writeU32(mem, rip, 0x6000_0000);
+    writeU16(mem, rip + 4, payload);
+    mem[rip + 6] = 58;
+    mem[rip + 7] = 255;
+    writeU16(mem, icmp + 2, finish(sumBytes(mem, icmp, payload, sumBytes(mem, rip + 8, 32, payload + 58))));
+    port.raSent = now;
+    this.out.toPort(port, net, r, 14 + 40 + payload, now);
   }
 }

@@ -441,6 +441,7 @@ async function provision(plan: LabPlan): Promise<string[]> {
     await api.call('POST', '/v1/networks', {
       name: net.name, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}),
       ...(net.provider ? { provider: { physicalNetwork: plan.physical!.name, ...net.provider } } : {}),
+      ...(net.ipv6 ? { ipv6: { prefix: net.ipv6 } } : {}),
     });
     // A provider network the outside machine is on takes the outside's prefix.
     const vmIps = [...plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip)), ...(net.provider && plan.outside ? [plan.outside.ip] : [])];

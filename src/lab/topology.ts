@@ -39,6 +39,9 @@ const schema = z.object({
     /** A provider network on the lab's physical network (labs with a controller): flat, or
      * on an 802.1Q VLAN. */
     provider: z.object({ vlan: z.number().int().min(VID_MIN).max(VID_MAX).optional() }).strict().optional(),
+    /** An IPv6 /64 (labs with a controller): the VMs make their addresses from the hosts'
+     * router advertisements (SLAAC). */
+    ipv6: z.string().optional(),
   }).strict()).default([]),
   /** A machine on the lab's physical network (untagged), outside every overlay: a namespace
    * with this address and a web server (busybox httpd) answering GET / with its name. */
@@ -117,7 +120,7 @@ export interface LabPlan {
   underlayPrefix: number;
   underlayMtu: number;
   hosts: LabHost[];
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; provider?: { vlan?: number }; hosts: string[] }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; provider?: { vlan?: number }; ipv6?: string; hosts: string[] }>;
   /** The physical network (a bridge beside the underlay's) that provider networks and the
    * outside machine are on; null when the lab has neither. */
   physical: { name: string; bridge: string } | null;
@@ -160,9 +163,10 @@ export function planLab(doc: unknown, file: string): LabPlan {
   // The controller takes the last host address of the underlay.
   const controller = t.controller ? { netns: `${prefix}controller`, address: formatIpv4(base + 2 ** (32 - prefixLen) - 2) } : null;
   if (controller) claim('controller', 'the controller');
-  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), ...(n.provider ? { provider: n.provider } : {}), hosts: [] as string[] }]));
+  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), ...(n.provider ? { provider: n.provider } : {}), ...(n.ipv6 ? { ipv6: n.ipv6 } : {}), hosts: [] as string[] }]));
   t.networks.forEach((n, i) => {
     if (n.provider && !t.controller) problems.push(`networks[${i}].provider: provider networks are made through the controller; set controller: true`);
+    if (n.ipv6 && !t.controller) problems.push(`networks[${i}].ipv6: router advertisements come with a controller; set controller: true`);
   });
   if (t.outside) claim('outside', 'the outside machine');
   const physical = t.outside || t.networks.some((n) => n.provider) ? { name: PHYSICAL_NETWORK, bridge: 'phys' } : null;

@@ -36,6 +36,10 @@ export interface NetworkState {
   /** Where a router takes packets sent to the router MAC on this network: each prefix of
    * the other subnets it joins, and their network (also in this view, with its neighbors). */
   routes?: Array<{ cidr: string; network: string; nextHop?: string }>;
+  /** The network's IPv6 prefix (a /64): the agent sends router advertisements for SLAAC
+   * with it, the network's MTU and these DNS servers; `routed` when a router serves it (the
+   * VMs then take this host's router as their default, at its link-local address). */
+  ipv6?: { prefix: string; dns: string[]; routed: boolean };
   /** Where packets for beyond every route go: the external gateway of `router`, held by
    * this host (no `remote`) or by the remote host named. */
   external?: { router: string; remote?: RemoteHost };
