@@ -26,8 +26,11 @@ export const DROP_REASONS = [
   /** A DHCP message the agent could not answer: malformed, not from the port's own MAC,
    * relayed, or meant for another server (the port's DHCP counters say which). */
   'dhcp-refused',
-  /** Sent to the gateway's MAC, and no route leads to its destination (or it is not IPv4). */
+  /** Sent to the gateway's MAC, and no route leads to its destination (or it is not IP). */
   'no-route',
+  /** Sent to be routed or translated with an IPv4 header that does not add up: a bad header
+   * checksum, or a total length beyond the frame (RFC 1812 §5.2.2: a router must check). */
+  'bad-ip-header',
   /** Routed with a TTL of 1 or less (an ICMP time-exceeded comes with ICMP errors, next). */
   'ttl-exceeded',
   /** Routed towards an address no port on the next network has. */

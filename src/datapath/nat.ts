@@ -109,7 +109,6 @@ export class NatStage {
     const ip = off + 14;
     const ihl = (mem[ip] & 0x0f) * 4;
     const total = readU16(mem, ip + 2);
-    if (total < ihl || total > len - 14) return c.drop(Drop.truncated);
     const src = readU32(mem, ip + 12);
     const dst = readU32(mem, ip + 16);
     const proto = mem[ip + 9];
@@ -188,7 +187,7 @@ export class NatStage {
     if (len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop.truncated);
     const ihl = (mem[ip] & 0x0f) * 4;
     const total = readU16(mem, ip + 2);
-    if (total < ihl || total > len - 14) return c.drop(Drop.truncated);
+    if (len < 14 + ihl || total < ihl || total > len - 14 || finish(sumBytes(mem, ip, ihl, 0)) !== 0) return c.drop(Drop['bad-ip-header']);
     const src = readU32(mem, ip + 12);
     const dst = readU32(mem, ip + 16);
     const proto = mem[ip + 9];

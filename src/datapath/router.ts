@@ -52,11 +52,18 @@ export class Router {
     const ip = off + 14;
     if (readU16(mem, off + 12) === EtherType.Ipv6) return this.route6(port, net, off, len, from, c, now);
     if (readU16(mem, off + 12) !== EtherType.Ipv4 || len < 14 + 20 || mem[ip] >>> 4 !== 4 || (mem[ip] & 0x0f) < 5) return c.drop(Drop['no-route']);
+    const ihl = (mem[ip] & 0x0f) * 4;
+    const total = readU16(mem, ip + 2);
+    if (len < 14 + ihl || total < ihl || total > len - 14 || finish(sumBytes(mem, ip, ihl, 0)) !== 0) return c.drop(Drop['bad-ip-header']);
     const dst = readU32(mem, ip + 16);
     const routes = net.routes;
     let target: Network | null = null;
     let hop = dst;
-    for (let i = 0; i < routes.length; i++) {
+    // To the sender's own subnet through the router (a VM with a stale or odd route): back
+    // into the same network, as a router forwards on the interface a packet came in on.
+    const g = net.gateways;
+    for (let i = 0; i < g.length; i++) if (((dst ^ g[i].address) & g[i].mask) === 0 && dst !== g[i].address) target = net;
+    for (let i = 0; i < routes.length && target === null; i++) {
       if (((dst & routes[i].mask) >>> 0) === routes[i].prefix) {
         target = routes[i].network;
         if (routes[i].nextHop !== 0) hop = routes[i].nextHop;
