@@ -1,7 +1,7 @@
 /**
  * DHCP from each host's agent, to real clients: busybox udhcpc in lab VMs on two hosts gets
  * its address, mask, router and the overlay's MTU from the controller's allocation, answered
- * by its own host; a change of DNS servers reaches the next lease; a RELEASE is counted; a
+ * by its own host; a change of DNS servers and domain reaches the next lease; a RELEASE is counted; a
  * subnet with DHCP off answers nothing; the gateway answers ARP from the router MAC.
  */
 import { test } from 'node:test';
@@ -39,9 +39,10 @@ test('VMs on two hosts get their addresses, router and MTU by DHCP from their ow
     // The gateway's address is answered from the router MAC.
     assert.match(await lab.run('blue1', 'arping', '-c', '1', '-w', '2', '-I', 'eth0', '10.10.0.254'), /02:57:46:ff:ff:fe/i);
 
-    // New DNS servers for the subnet reach the next lease.
+    // New DNS servers and a domain for the subnet reach the next lease (the domain as the
+    // search list, option 119).
     const api = labApi(readLabState(lab.name)!.plan);
-    await api.call('PATCH', '/v1/subnets/blue-v4', { dns: ['10.10.0.53', '10.10.0.54'] });
+    await api.call('PATCH', '/v1/subnets/blue-v4', { dns: ['10.10.0.53', '10.10.0.54'], domain: 'Blue.Example.Internal.' });
     const plan = readLabState(lab.name)!.plan;
     const blue1 = plan.vms.find((v) => v.name === 'blue1')!;
     let resolv = '';
@@ -49,7 +50,7 @@ test('VMs on two hosts get their addresses, router and MTU by DHCP from their ow
       await dhcpClient(plan, blue1);
       resolv = readFileSync(vmResolvConf(lab.name, 'blue1'), 'utf8');
     }
-    assert.equal(resolv, 'nameserver 10.10.0.53\nnameserver 10.10.0.54\n');
+    assert.equal(resolv, 'nameserver 10.10.0.53\nnameserver 10.10.0.54\nsearch blue.example.internal\n');
 
     // A running client renews, then releases (SIGUSR1, SIGUSR2 to busybox udhcpc): counted.
     const released = async () => (await lab.stats('h1')).ports.find((p) => p.name === 'blue1')!.dhcp ?? {};

@@ -35,7 +35,7 @@ function lease(p: PortState): DhcpLease | null {
   return {
     mac: parseMac(d.mac),
     ip: parseIpv4(d.ip), prefixLength: d.prefixLength, gateway: parseIpv4(d.gateway), dns: d.dns.map(parseIpv4),
-    leaseSeconds: d.leaseSeconds, ...(d.hostName ? { hostName: d.hostName } : {}),
+    leaseSeconds: d.leaseSeconds, ...(d.hostName ? { hostName: d.hostName } : {}), ...(d.domain ? { domainName: d.domain, search: [d.domain] } : {}),
   };
 }
 

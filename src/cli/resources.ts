@@ -138,6 +138,7 @@ export function registerResourceCommands(program: Command): void {
     .option('--gateway <ip>', 'the gateway (default: the first address)')
     .option('--range <start-end>', 'the addresses ports get, e.g. 10.0.0.10-10.0.0.200')
     .option('--dns <ips>', 'DNS servers, comma-separated')
+    .option('--domain <domain>', 'the DNS domain DHCP gives its ports (domain name and search list)')
     .option('--no-dhcp', 'do not answer DHCP for this subnet\'s ports (each host answers by default)')
     .addOption(output()))
     .action(async (name, o) => {
@@ -147,7 +148,7 @@ export function registerResourceCommands(program: Command): void {
         if (!end) throw new UsageError('--range takes START-END, e.g. 10.0.0.10-10.0.0.200');
         allocation = { start, end };
       }
-      print('subnets', await client(o).call('POST', '/v1/subnets', { name, network: o.network, cidr: o.cidr, gateway: o.gateway, allocation, dns: o.dns ? String(o.dns).split(',') : undefined, dhcp: o.dhcp }), o.output);
+      print('subnets', await client(o).call('POST', '/v1/subnets', { name, network: o.network, cidr: o.cidr, gateway: o.gateway, allocation, dns: o.dns ? String(o.dns).split(',') : undefined, domain: o.domain, dhcp: o.dhcp }), o.output);
     });
 
   const port = basic(program, 'ports', 'port');

@@ -170,6 +170,7 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       const change: Record<string, unknown> = {};
       if (want.allocation && !same(h.allocation, want.allocation)) change.allocation = want.allocation;
       if (!same(h.dns, want.dns)) change.dns = want.dns;
+      if ((h.domain ?? null) !== (want.domain ?? null)) change.domain = want.domain ?? null;
       if ((h.dhcp ?? true) !== want.dhcp) change.dhcp = want.dhcp;
       if (Object.keys(change).length > 0) {
         updates.push({ verb: 'update', kind: 'subnets', name: want.name, index: i, body: change, text: `~ subnet ${want.name}: ${Object.keys(change).join(', ')}` });

@@ -262,7 +262,7 @@ export class ModelCache {
       if (ip.includes(':')) continue;
       const s = this.subnetsOf(p.network!).find((x) => contains(parseCidr(x.cidr), parseIpv4(ip)));
       if (!s || s.dhcp === false) continue;
-      return { dhcp: { mac: p.mac, ip, prefixLength: parseCidr(s.cidr).prefix, gateway: s.gateway, dns: s.dns, leaseSeconds: LEASE_SECONDS, hostName: p.name } };
+      return { dhcp: { mac: p.mac, ip, prefixLength: parseCidr(s.cidr).prefix, gateway: s.gateway, dns: s.dns, leaseSeconds: LEASE_SECONDS, hostName: p.name, ...(s.domain ? { domain: s.domain } : {}) } };
     }
     return {};
   }

@@ -38,6 +38,12 @@ export const networkCreate = z.object({
 }).strict();
 export const networkUpdate = z.object({ mtu: z.number().int().min(576).max(9000).nullable(), ipv6: networkIpv6.nullable() }).partial().strict();
 
+/** A DNS domain name (RFC 1035 labels: letters, digits and hyphens, 63 bytes each), lower case. */
+const dnsDomain = z.string().max(253).transform((s) => s.toLowerCase().replace(/\.$/, '')).refine(
+  (s) => s.split('.').every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l)),
+  'a DNS domain such as example.internal: labels of letters, digits and hyphens, 63 characters at most',
+);
+
 export const subnetCreate = z.object({
   name,
   network: name,
@@ -45,12 +51,15 @@ export const subnetCreate = z.object({
   gateway: ipv4.optional(),
   allocation: z.object({ start: ipv4, end: ipv4 }).strict().optional(),
   dns: z.array(unicastIpv4).max(8).default([]),
+  /** The DNS domain of its ports: DHCP gives it as their domain name and search list. */
+  domain: dnsDomain.optional(),
   /** Whether each host answers DHCP for the subnet's ports (on by default). */
   dhcp: z.boolean().default(true),
 }).strict();
 export const subnetUpdate = z.object({
   allocation: z.object({ start: ipv4, end: ipv4 }).strict(),
   dns: z.array(unicastIpv4).max(8),
+  domain: dnsDomain.nullable(),
   dhcp: z.boolean(),
 }).partial().strict();
 
@@ -208,6 +217,7 @@ export interface Subnet {
   gateway: string;
   allocation: { start: string; end: string };
   dns: string[];
+  domain?: string;
   /** Absent in subnets stored before DHCP: on. */
   dhcp?: boolean;
 }

@@ -385,7 +385,7 @@ export class NetworkService {
     checkRange(c, start, end, body.cidr, gateway);
     const clash = (await this.store.list<Subnet>(`/index/subnet/${body.network}/`)).map((e) => e.value).find((s) => overlaps(parseCidr(s.cidr), c));
     if (clash) throw new ApiError(409, 'Conflict', `${body.cidr} overlaps subnet ${clash.name} (${clash.cidr}) on network ${body.network}`, [{ field: 'cidr', message: 'overlaps' }]);
-    const subnet: Subnet = { name: body.name, network: body.network, cidr: body.cidr, gateway: formatIpv4(gateway), allocation: { start: formatIpv4(start), end: formatIpv4(end) }, dns: body.dns, dhcp: body.dhcp };
+    const subnet: Subnet = { name: body.name, network: body.network, cidr: body.cidr, gateway: formatIpv4(gateway), allocation: { start: formatIpv4(start), end: formatIpv4(end) }, dns: body.dns, ...(body.domain ? { domain: body.domain } : {}), dhcp: body.dhcp };
     await this.commit([{ key: Keys.subnet(subnet.name), modRevision: 0 }, { key: Keys.network(body.network), modRevision: net.modRevision }],
       [{ type: 'put', key: Keys.subnet(subnet.name), value: subnet }, { type: 'put', key: Keys.subnetOf(subnet.network, subnet.name), value: subnet }],
       (f) => f.key === Keys.subnet(subnet.name)
@@ -396,7 +396,8 @@ export class NetworkService {
 
   async updateSubnet(n: string, body: z.infer<typeof subnetUpdate>): Promise<Subnet> {
     const e = await this.entry<Subnet>(Keys.subnet(n), 'subnet', n);
-    const subnet: Subnet = { ...e.value, ...(body.dns ? { dns: body.dns } : {}), ...(body.dhcp !== undefined ? { dhcp: body.dhcp } : {}) };
+    const subnet: Subnet = { ...e.value, ...(body.dns ? { dns: body.dns } : {}), ...(body.domain ? { domain: body.domain } : {}), ...(body.dhcp !== undefined ? { dhcp: body.dhcp } : {}) };
+    if (body.domain === null) delete subnet.domain;
     if (body.allocation) {
       checkRange(parseCidr(subnet.cidr), parseIpv4(body.allocation.start), parseIpv4(body.allocation.end), subnet.cidr, parseIpv4(subnet.gateway));
       subnet.allocation = body.allocation;

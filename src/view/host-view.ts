@@ -94,6 +94,8 @@ export interface DhcpState {
   dns: string[];
   leaseSeconds: number;
   hostName?: string;
+  /** The DNS domain: given as the domain name (option 15) and the search list (119). */
+  domain?: string;
 }
 
 export type PortState =
