@@ -21,7 +21,8 @@ test('a router joins two networks: VMs reach each other across subnets and hosts
     routers: [{ name: 'r1', networks: ['blue', 'red'], routes: [{ cidr: '10.40.0.0/24', nextHop: '10.10.0.2' }] }],
     vms: [
       { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+      // An appliance: it answers for 10.40.0.0/24, so it may send from there.
+      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24', allowedAddresses: ['10.40.0.0/24'] },
       { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' },
       { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24', dhcp: true },
     ],

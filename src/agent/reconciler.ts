@@ -12,6 +12,7 @@ import { ROUTER_MAC } from '../datapath/router-mac.js';
 import { ROUTER_LINK_LOCAL } from '../datapath/ipv6.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
+import { PortSecurity } from '../datapath/port-security.js';
 import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
@@ -26,7 +27,13 @@ export interface ReconcileResult {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const dhcpOf = (p: PortState) => (p.mode === 'access' ? p.dhcp : undefined);
-const withoutDhcp = (p: PortState) => (p.mode === 'access' ? { ...p, dhcp: undefined } : p);
+/** A port without what is swapped in place (its lease and port security). */
+const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined });
+
+/** The data path's form of a port's security. */
+function security(p: PortState): PortSecurity | null {
+  return p.security ? new PortSecurity(p.security.macs.map(parseMac), p.security.ips) : null;
+}
 
 /** The data path's form of a port's DHCP lease. */
 function lease(p: PortState): DhcpLease | null {
@@ -97,6 +104,11 @@ export class Reconciler {
           dp.setPortDhcp(name, lease(want));
           this.ports.set(name, want);
           result.changed.push(`port ${name} (DHCP)`);
+        }
+        if (!same(want.security, have.security)) {
+          dp.setPortSecurity(name, security(want));
+          this.ports.set(name, want);
+          result.changed.push(`port ${name} (port security)`);
         }
         continue;
       }
@@ -185,6 +197,7 @@ export class Reconciler {
       this.pending.delete(want.name);
       this.ports.set(want.name, want);
       dp.setPortDhcp(want.name, lease(want));
+      dp.setPortSecurity(want.name, security(want));
       dp.startPort(want.name, this.clock);
       if (!result.changed.includes(`port ${want.name}`)) result.added.push(`port ${want.name}`);
     }

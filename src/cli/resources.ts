@@ -15,12 +15,13 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
   networks: { headers: ['NAME', 'VNI', 'CARRIED', 'MTU', 'IPV6'], row: (n: Network) => [n.name, String(n.vni), n.provider ? `provider ${n.provider.physicalNetwork}${n.provider.vlan === undefined ? ' (flat)' : `:${n.provider.vlan}`}` : n.encapsulation, n.mtu ? String(n.mtu) : 'auto', n.ipv6?.prefix ?? '-'] },
   subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS', 'DHCP'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-', s.dhcp === false ? 'off' : 'on'] },
   ports: {
-    headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND'],
+    headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND', 'PORT SECURITY'],
     row: (p: Port) => [
       p.name,
       p.vlans ? `${p.network ? `${p.network},` : ''}${p.vlans.map((v) => `${v.vid}:${v.network}`).join(',')}` : p.network ?? '-',
       p.host, p.mac, attachments(p).flatMap((a) => a.ips).join(',') || '-',
       p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
+      p.portSecurity === false ? 'off' : `on${p.allowedAddresses?.length ? ` (+${p.allowedAddresses.map((a) => a.ip).join(',')})` : ''}`,
     ],
   },
   routers: {
@@ -88,6 +89,15 @@ function staticRoutes(items: string[] | undefined): Array<{ cidr: string; nextHo
     const [cidr, nextHop, extra] = item.split('=');
     if (!cidr || !nextHop || extra !== undefined) throw new UsageError(`--route takes CIDR=NEXTHOP, e.g. 10.40.0.0/24=10.10.0.2; not ${JSON.stringify(item)}`);
     return { cidr, nextHop };
+  });
+}
+
+/** --allowed-address IP[=MAC] values, as the API takes them (undefined: none given). */
+function allowedAddresses(values: string[] | undefined): Array<{ ip: string; mac?: string }> | undefined {
+  return values?.map((v) => {
+    const [ip, mac, extra] = v.split('=');
+    if (!ip || extra !== undefined) throw new UsageError(`--allowed-address takes IP, PREFIX, IP=MAC or PREFIX=MAC, not ${JSON.stringify(v)}`);
+    return { ip, ...(mac ? { mac } : {}) };
   });
 }
 
@@ -167,6 +177,8 @@ export function registerResourceCommands(program: Command): void {
     .option('--tap <device>', 'the TAP device of the VM (default: an in-memory port)')
     .option('--netns <netns>', 'the network namespace the TAP is in')
     .option('--qemu-socket <path>', 'a QEMU guest: the agent listens here for -netdev stream,server=off,addr.type=unix,addr.path=PATH')
+    .option('--no-port-security', 'let the port send as any MAC and address (an appliance that routes or bridges)')
+    .option('--allowed-address <ip[=mac]...>', 'addresses or prefixes it may also send from, each with the MAC it uses if not its own')
     .addOption(output()))
     .action(async (name, o) => {
       if (o.tap && o.qemuSocket) throw new UsageError('give --tap or --qemu-socket, not both');
@@ -178,7 +190,18 @@ export function registerResourceCommands(program: Command): void {
         if (!m) throw new UsageError(`--trunk takes VID:NETWORK pairs separated by commas, e.g. 10:blue,20:red; not ${JSON.stringify(item)}`);
         return { vid: Number(m[1]), network: m[2] };
       }) : undefined;
-      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend }), o.output);
+      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend, portSecurity: o.portSecurity, allowedAddresses: allowedAddresses(o.allowedAddress) }), o.output);
+    });
+  targetOptions(port.command('update').argument('<name>').description('move a port to another host, or change what it may send as')
+    .option('--host <host>', 'its host from now on')
+    .addOption(new Option('--port-security <on|off>', 'port security on or off').choices(['on', 'off']))
+    .option('--allowed-address <ip[=mac]...>', 'all its allowed addresses from now on')
+    .option('--no-allowed-addresses', 'no allowed addresses from now on')
+    .addOption(output()))
+    .action(async (name, o) => {
+      const allowed = o.allowedAddresses === false ? [] : allowedAddresses(o.allowedAddress);
+      if (!o.host && !o.portSecurity && allowed === undefined) throw new UsageError('give --host, --port-security, --allowed-address or --no-allowed-addresses');
+      print('ports', await client(o).call('PATCH', `/v1/ports/${encodeURIComponent(name)}`, { host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed }), o.output);
     });
 
   const router = basic(program, 'routers', 'router');

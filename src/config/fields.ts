@@ -137,6 +137,24 @@ export const portAddress = z.string().transform((text, ctx) => {
   return formatIpv6(bytes);
 });
 
+/** An IPv4 or IPv6 address, or a prefix of either (`10.0.0.5`, `10.0.0.0/24`, `fd00::/64`),
+ * canonical: what an allowed address pair names. */
+export const addressOrPrefix = z.string().transform((text, ctx) => {
+  const [addr, len, extra] = text.split('/');
+  const v6 = addr.includes(':');
+  const most = v6 ? 128 : 32;
+  if (extra !== undefined || (len !== undefined && !(/^\d{1,3}$/.test(len) && Number(len) <= most && !(len.length > 1 && len[0] === '0')))) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an address or a prefix such as 10.0.0.5 or 10.0.0.0/24` });
+    return z.NEVER;
+  }
+  const parsed = (v6 ? ipv6 : ipv4).safeParse(addr);
+  if (!parsed.success) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an address or a prefix such as 10.0.0.5 or 10.0.0.0/24` });
+    return z.NEVER;
+  }
+  return len === undefined || Number(len) === most ? parsed.data : `${parsed.data}/${Number(len)}`;
+});
+
 /** An IPv4 prefix, canonical (`10.0.0.0/24`), with no host bits set. */
 export const ipv4Cidr = z.string().transform((text, ctx) => {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(text);

@@ -194,7 +194,11 @@ test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a v
   const { ModelCache } = await import('./model-cache.js');
   await call('POST', '/v1/ports', { name: 'b2', host: 'h2', network: 'blue' });
   const view = (await ModelCache.load(store)).viewFor('h1');
-  assert.deepEqual(view.ports, [{ name: 't1', mode: 'trunk', vlans: { 10: 'blue', 20: 'red' }, nativeNetwork: 'green', backend: { type: 'memory' } }]);
+  // Port security (on by default): its one MAC, and its addresses on every network.
+  assert.deepEqual(view.ports, [{
+    name: 't1', mode: 'trunk', vlans: { 10: 'blue', 20: 'red' }, nativeNetwork: 'green', backend: { type: 'memory' },
+    security: { macs: [t.body.mac], ips: ['10.30.0.2', '10.10.0.9', '10.20.0.2'] },
+  }]);
   assert.deepEqual(view.networks.find((n) => n.name === 'blue')!.neighbors!.find((n) => n.port === 't1')!.ips, ['10.10.0.9']);
   const remoteView = (await ModelCache.load(store)).viewFor('h2');
   assert.deepEqual(remoteView.networks.find((n) => n.name === 'blue')!.neighbors!.find((n) => n.mac === t.body.mac)!.ips, ['10.10.0.9']);
@@ -220,6 +224,7 @@ test('a host\'s view carries each access port\'s DHCP lease from its subnet, and
   assert.deepEqual(view.ports[0], {
     name: 'vm1', mode: 'access', network: 'blue', backend: { type: 'memory' },
     dhcp: { mac: port.mac, ip: '10.10.0.2', prefixLength: 24, gateway: '10.10.0.1', dns: ['10.10.0.53'], leaseSeconds: 3600, hostName: 'vm1' },
+    security: { macs: [port.mac], ips: ['10.10.0.2'] },
   });
   assert.deepEqual(view.networks[0].gateways, ['10.10.0.1/24']);
   assert.equal((await call('PATCH', '/v1/subnets/s1', { dhcp: false })).status, 200);

@@ -30,8 +30,13 @@ export type Kind = (typeof KINDS)[number];
 /** What the plan calls one resource of each kind. */
 export const ONE: Record<Kind, string> = { networks: 'network', subnets: 'subnet', routers: 'router', ports: 'port', floatingIps: 'floating-ip', portForwards: 'port-forward' };
 
-/** A port in a file: its backend may be left out (kept as it is, memory when created). */
-const filePort = portFields.extend({ backend: portFields.shape.backend.optional() }).superRefine(checkPort);
+/** A port in a file: its backend and port security may be left out (kept as they are;
+ * memory and on when created). */
+const filePort = portFields.extend({
+  backend: portFields.shape.backend.optional(),
+  portSecurity: z.boolean().optional(),
+  allowedAddresses: portFields.shape.allowedAddresses.optional(),
+}).superRefine(checkPort);
 
 /** The resources of a file, as `weft apply` reads them; each list's names are unique. */
 export const applyResources = z.object({
@@ -222,6 +227,14 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       if (want.backend && !same(h.backend, want.backend)) {
         change.backend = want.backend;
         said.push('backend');
+      }
+      if (want.portSecurity !== undefined && want.portSecurity !== (h.portSecurity ?? true)) {
+        change.portSecurity = want.portSecurity;
+        said.push(`port security ${want.portSecurity ? 'on' : 'off'}`);
+      }
+      if (want.allowedAddresses !== undefined && !same(h.allowedAddresses ?? [], want.allowedAddresses)) {
+        change.allowedAddresses = want.allowedAddresses;
+        said.push('allowed addresses');
       }
       if (said.length > 0) updates.push({ verb: 'update', kind: 'ports', name: want.name, index: i, body: change, text: `~ port ${want.name}: ${said.join('; ')}` });
     });

@@ -3,7 +3,7 @@
  * change feed, with the indexes that make a host's view cheap to compute: ports by host
  * and by network.
  */
-import type { DhcpState, HostView, NatState, NetworkState, PortState, RemoteHost } from '../view/host-view.js';
+import type { DhcpState, HostView, NatState, NetworkState, PortState, RemoteHost, SecurityState } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import { eui64 } from '../datapath/ipv6.js';
@@ -267,6 +267,19 @@ export class ModelCache {
     return {};
   }
 
+  /** What a port may send as: its MAC and the allowed pairs' MACs; its addresses on every
+   * network it is on (SLAAC ones included) and the allowed addresses. */
+  private securityFor(p: Port): { security?: SecurityState } {
+    if (p.portSecurity === false) return {};
+    const pairs = p.allowedAddresses ?? [];
+    const macs = [...new Set([p.mac, ...pairs.map((a) => a.mac).filter((m): m is string => m !== undefined)])];
+    const ips = attachments(p).flatMap((a) => {
+      const net = this.networks.get(a.network);
+      return net ? withSlaac(a.ips, net, p.mac) : a.ips;
+    });
+    return { security: { macs, ips: [...new Set([...ips, ...pairs.map((a) => a.ip)])] } };
+  }
+
   /** The part of the intended network that `host` must make real. */
   viewFor(host: string): HostView {
     // A port whose networks are not all known (a change still on its way) waits for them.
@@ -361,8 +374,8 @@ export class ModelCache {
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
-      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p) }
-      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend }));
+      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p), ...this.securityFor(p) }
+      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend, ...this.securityFor(p) }));
     const nat = holding.map((r) => this.natState(r)).filter((s): s is NatState => s !== null);
     return { host, networks, ports: [...ports, ...this.uplinksFor(host, networks)], ...(nat.length ? { nat } : {}) };
   }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
+import { addressOrPrefix, ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
@@ -75,6 +75,11 @@ const trunkVlan = z.object({
  * `network`, if given, is its native (untagged) one. One MAC for the port, on every network
  * it is on.
  */
+/** An allowed address pair: an address or prefix the port may also send from (a virtual
+ * IP moving between VMs, a network behind an appliance), with the MAC it uses, if not the
+ * port's own. */
+const allowedAddress = z.object({ ip: addressOrPrefix, mac: unicastMac.optional() }).strict();
+
 export const portFields = z.object({
   name,
   network: name.optional(),
@@ -83,6 +88,10 @@ export const portFields = z.object({
   mac: unicastMac.optional(),
   ips: z.array(portAddress).max(16).optional(),
   backend: backendSchema.default({ type: 'memory' }),
+  /** The port sends only as itself: its MAC and addresses, and the allowed ones (on by
+   * default; off for an appliance that routes or bridges for others). */
+  portSecurity: z.boolean().default(true),
+  allowedAddresses: z.array(allowedAddress).max(16).default([]),
 }).strict();
 
 /** The rules across a port's fields: what it is on, once each. */
@@ -104,6 +113,8 @@ export const portUpdate = z.object({
   host: name,
   ips: z.array(portAddress).max(16),
   backend: backendSchema,
+  portSecurity: z.boolean(),
+  allowedAddresses: z.array(allowedAddress).max(16),
 }).partial().strict();
 
 const udpPort = z.number().int().min(1).max(65535);
@@ -234,6 +245,9 @@ export interface Port {
   /** A trunk's tagged networks, each with the port's addresses on it. */
   vlans?: Array<{ vid: number; network: string; ips: string[] }>;
   backend: Backend;
+  /** Absent in ports stored before port security: on. */
+  portSecurity?: boolean;
+  allowedAddresses?: Array<{ ip: string; mac?: string }>;
 }
 
 /** Every network a port is on: untagged (vid null) or behind a VLAN tag. */

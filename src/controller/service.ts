@@ -504,6 +504,8 @@ export class NetworkService {
         ips: native ? addresses[0] : [],
         ...(body.vlans === undefined ? {} : { vlans: body.vlans.map((v, k) => ({ vid: v.vid, network: v.network, ips: addresses[native + k] })) }),
         backend: body.backend,
+        portSecurity: body.portSecurity,
+        ...(body.allowedAddresses.length ? { allowedAddresses: body.allowedAddresses } : {}),
       };
       const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
       const r = await this.store.commit(
@@ -547,7 +549,12 @@ export class NetworkService {
     }
     const network = old.network ?? '';
     const ips = body.ips === undefined ? old.ips : await this.addressesFor(network, body.ips, old.ips);
-    const port: Port = { ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips };
+    const port: Port = {
+      ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips,
+      ...(body.portSecurity !== undefined ? { portSecurity: body.portSecurity } : {}),
+      ...(body.allowedAddresses !== undefined ? { allowedAddresses: body.allowedAddresses } : {}),
+    };
+    if (port.allowedAddresses?.length === 0) delete port.allowedAddresses;
     const released = old.ips.filter((ip) => !ips.includes(ip));
     const claimed = ips.filter((ip) => !old.ips.includes(ip));
     await this.commit(

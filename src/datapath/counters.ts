@@ -23,6 +23,19 @@ export const DROP_REASONS = [
   /** A source MAC that the controller placed at another port or host: a spoofed frame. The
    * pinned entry stays where it is. */
   'src-mac-pinned',
+  /** Port security (port-security.ts): a source MAC that is not the port's. */
+  'spoofed-mac',
+  /** Port security: an IPv4 or IPv6 source that is not the port's. */
+  'spoofed-ip',
+  /** Port security: ARP whose sender fields are not the port's MAC and address. */
+  'spoofed-arp',
+  /** Port security: a neighbour advertisement for an address not the port's, or link-layer
+   * options naming another MAC. */
+  'spoofed-nd',
+  /** Port security: a VM answering as a DHCP or DHCPv6 server. */
+  'dhcp-server',
+  /** Port security: a VM sending IPv6 router advertisements. */
+  'router-advertisement',
   /** A DHCP message the agent could not answer: malformed, not from the port's own MAC,
    * relayed, or meant for another server (the port's DHCP counters say which). */
   'dhcp-refused',

@@ -36,6 +36,7 @@ import { Network, Port, Underlay, UNDERLAY_TX_QUEUE, PORT_TX_QUEUE, Vtep, type F
 import { Router } from './router.js';
 import { isRouterMac } from './router-mac.js';
 import { LocalServices } from './services.js';
+import type { PortSecurity } from './port-security.js';
 import { Nat, NatStage, type NatSpec } from './nat.js';
 
 export type { FrameTap } from './model.js';
@@ -237,6 +238,13 @@ export class Datapath implements Output {
       const length = Number(len ?? 32);
       return { address: parseIpv4(addr), mask: length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0 };
     });
+  }
+
+  /** Sets what a port may send as (port security; null: off). */
+  setPortSecurity(name: string, security: PortSecurity | null): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    port.security = security;
   }
 
   /** Sets the DHCP lease an access port is answered from (null: no DHCP server for it). */
@@ -569,6 +577,10 @@ export class Datapath implements Output {
     }
 
     if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    if (port.security !== null) {
+      const refused = port.security.check(mem, off, len);
+      if (refused >= 0) return c.drop(refused);
+    }
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     // From the physical network: switched to the VMs, never answered or routed here (every
     // host has the uplink; only the VMs' own hosts answer them).

@@ -11,6 +11,7 @@ import { encapHeaderLen, type Encapsulation } from './encapsulation.js';
 import { Fdb } from './fdb.js';
 import type { Neighbors6, Prefix6 } from './ipv6.js';
 import type { Nat } from './nat.js';
+import type { PortSecurity } from './port-security.js';
 
 /** Implementation limits (ours, not a protocol's). */
 export const PORT_TX_QUEUE = 256;
@@ -112,6 +113,8 @@ export class Port {
   readonly dhcpOutcomes = new Float64Array(DHCP_OUTCOMES.length);
   /** When this port was last sent a router advertisement (-1: never). */
   raSent = -1;
+  /** What the port may send as (null: port security off). */
+  security: PortSecurity | null = null;
 
   constructor(
     readonly index: number,

@@ -477,7 +477,11 @@ async function provision(plan: LabPlan): Promise<string[]> {
     const where = a.vid === null
       ? { network: a.network, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])] }
       : { vlans: vm.attachments.map((t) => ({ vid: t.vid, network: t.network, ips: [t.ip.split('/')[0]] })) };
-    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend });
+    const allowedAddresses = vm.allowedAddresses.map((a) => {
+      const [ip, mac] = a.split('=');
+      return { ip, ...(mac ? { mac } : {}) };
+    });
+    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses });
   }
   // The way in: floating addresses and port forwards, once their ports exist.
   const outside: string[] = [];

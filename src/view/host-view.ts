@@ -98,9 +98,16 @@ export interface DhcpState {
   domain?: string;
 }
 
+/** What a port may send as (port security): its MACs, and its addresses and prefixes (CIDR
+ * text or plain addresses, IPv4 and IPv6). Absent: port security is off for the port. */
+export interface SecurityState {
+  macs: string[];
+  ips: string[];
+}
+
 export type PortState =
-  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState }
-  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState };
+  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState }
+  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState };
 
 /** A host's part of the intended network, as the controller sends it. */
 export interface HostView {

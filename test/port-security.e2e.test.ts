@@ -1,0 +1,74 @@
+/**
+ * Port security, end to end, with real kernel stacks in the VMs: a VM sends only as itself.
+ * A spoofed source address, a borrowed MAC, an ARP claim to a neighbour's address, a DHCP
+ * server's reply and an IPv6 router advertisement from a VM are dropped and counted, each
+ * under its own reason; an allowed address pair lets a VM carry a virtual address (with its
+ * own MAC, as keepalived would); turning port security off for a port takes effect at once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseIpv6, parseMac } from '../src/wire/bytes.js';
+import * as compose from '../src/wire/compose.js';
+import { EtherType } from '../src/wire/ethernet.js';
+import { Icmpv6Repr } from '../src/wire/icmpv6.js';
+import { labApi, readLabState } from '../src/lab/lab.js';
+import { e2eSkipReason } from './support/env.js';
+import { withLab, type Lab } from './support/lab.js';
+
+const skip = e2eSkipReason('ping', 'python3');
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const RAW_SEND = 'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(("eth0",0))\nfor h in sys.argv[1:]: s.send(bytes.fromhex(h))';
+
+async function drops(lab: Lab, host: string, port: string): Promise<Record<string, number>> {
+  return (await lab.stats(host)).ports.find((p) => p.name === port)!.drops as Record<string, number>;
+}
+
+test('port security: a VM sends only as itself; an allowed address pair and turning it off work at once', { skip, timeout: 120_000 }, async () => {
+  await withLab({
+    name: 'e2eportsec',
+    controller: true,
+    hosts: [{ name: 'h1' }, { name: 'h2' }],
+    networks: [{ name: 'blue', vni: 100 }],
+    vms: [
+      { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
+      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+      { name: 'vip1', host: 'h1', network: 'blue', ip: '10.10.0.3/24', allowedAddresses: ['10.10.0.100'] },
+    ],
+  }, async (lab) => {
+    await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2');
+
+    // A source address that is not the port's.
+    await lab.run('blue1', 'ip', 'addr', 'add', '10.10.0.77/32', 'dev', 'eth0');
+    assert.notEqual((await lab.exec('blue1', 'ping', '-c', '2', '-i', '0.2', '-W', '1', '-I', '10.10.0.77', '10.10.0.2')).code, 0);
+    assert.ok((await drops(lab, 'h1', 'blue1'))['spoofed-ip'] >= 2);
+    // A borrowed MAC, ARP claiming a neighbour's address (gratuitous, as an attacker
+    // poisoning caches would), a DHCP server's reply, a router advertisement.
+    const blue1Mac = parseMac('02:57:46:00:00:01');
+    const claim = compose.ethernet(0xffffffffffff, blue1Mac, EtherType.Arp, compose.arp(2, blue1Mac, 0x0a0a0002, 0xffffffffffff, 0x0a0a0002));
+    const borrowed = compose.ethernet(0xffffffffffff, parseMac('02:57:46:00:00:09'), EtherType.Ipv4, compose.udpV4(0x0a0a0001, 0x0a0a00ff, 5000, 5000, new Uint8Array(4)));
+    const offer = compose.ethernet(0xffffffffffff, blue1Mac, EtherType.Ipv4, compose.udpV4(0x0a0a0001, 0xffffffff, 67, 68, new Uint8Array(240)));
+    const ll = parseIpv6('fe80::57:46ff:fe00:1');
+    // A router advertisement: hop limit 64, router lifetime 1800 s, no options.
+    const ra = compose.ethernet(0x333300000001, blue1Mac, EtherType.Ipv6, compose.icmpv6(ll, parseIpv6('ff02::1'), new Icmpv6Repr(134, 0, 0x4000_0708, new Uint8Array(8))));
+    await lab.run('blue1', 'python3', '-c', RAW_SEND, hex(borrowed), hex(claim), hex(offer), hex(ra));
+    await new Promise((r) => setTimeout(r, 300));
+    const d = await drops(lab, 'h1', 'blue1');
+    assert.equal(d['spoofed-mac'], 1);
+    assert.equal(d['spoofed-arp'], 1);
+    assert.equal(d['dhcp-server'], 1);
+    assert.equal(d['router-advertisement'], 1);
+    // blue1 itself still works.
+    await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2');
+
+    // An allowed address: vip1 carries 10.10.0.100 besides its own.
+    await lab.run('vip1', 'ip', 'addr', 'add', '10.10.0.100/24', 'dev', 'eth0');
+    await lab.run('vip1', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', '10.10.0.100', '10.10.0.2');
+
+    // Port security off for blue1, through the API: its second address works now, live.
+    const api = labApi(readLabState(lab.name)!.plan);
+    await api.call('PATCH', '/v1/ports/blue1', { portSecurity: false });
+    let ok = false;
+    for (let i = 0; i < 20 && !ok; i++) ok = (await lab.exec('blue1', 'ping', '-c', '1', '-W', '1', '-I', '10.10.0.77', '10.10.0.2')).code === 0;
+    assert.ok(ok, 'with port security off, the port sends from any address');
+  });
+});
