@@ -165,6 +165,81 @@ static int name_in_netns(napi_env env, napi_value *argv, char name[IFNAMSIZ], in
   return 1;
 }
 
+/* ---- batch arguments --------------------------------------------------------------------- */
+
+/* A batch read's arguments: (fd, buf, base, stride, capacity, max, lengths: Int32Array). */
+struct read_args {
+  int32_t fd, base, stride, capacity, max;
+  uint8_t *buf;
+  int32_t *lens;
+};
+
+/*
+ * Reads a batch read's arguments for `call`, clamping max to MAX_BATCH and to the lengths
+ * array, and checking that max slots of capacity bytes (at least min_capacity) fit in buf.
+ * Returns 0 with a JavaScript exception pending when they do not.
+ */
+static int get_read_args(napi_env env, napi_callback_info info, const char *call, int32_t min_capacity, struct read_args *a) {
+  size_t argc = 7;
+  napi_value argv[7];
+  uint8_t *lens_raw;
+  size_t buflen, lenslen;
+  char what[64];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7 ||
+      !get_i32(env, argv[0], &a->fd) || !get_bytes(env, argv[1], &a->buf, &buflen) ||
+      !get_i32(env, argv[2], &a->base) || !get_i32(env, argv[3], &a->stride) ||
+      !get_i32(env, argv[4], &a->capacity) || !get_i32(env, argv[5], &a->max) ||
+      !get_bytes(env, argv[6], &lens_raw, &lenslen)) {
+    snprintf(what, sizeof what, "%s: bad arguments", call);
+    napi_throw_type_error(env, "EINVAL", what);
+    return 0;
+  }
+  a->lens = (int32_t *)lens_raw;
+  if (a->max > MAX_BATCH) a->max = MAX_BATCH;
+  if ((size_t)a->max > lenslen / 4) a->max = (int32_t)(lenslen / 4);
+  if (a->base < 0 || a->capacity < min_capacity || a->stride < a->capacity ||
+      (size_t)a->base + (size_t)(a->max > 0 ? a->max - 1 : 0) * a->stride + a->capacity > buflen) {
+    snprintf(what, sizeof what, "%s: buffer too small", call);
+    napi_throw_range_error(env, "ERANGE", what);
+    return 0;
+  }
+  return 1;
+}
+
+/* A batch write's arguments: (fd, buf, offsets: Int32Array, lengths: Int32Array, count). */
+struct write_args {
+  int32_t fd, count;
+  uint8_t *buf;
+  size_t buflen;
+  int32_t *offs, *lens;
+};
+
+/* Reads a batch write's arguments for `call`; count must fit both arrays. Returns 0 with a
+ * JavaScript exception pending when they are wrong. */
+static int get_write_args(napi_env env, napi_callback_info info, const char *call, struct write_args *a) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint8_t *offs_raw, *lens_raw;
+  size_t offslen, lenslen;
+  char what[64];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
+      !get_i32(env, argv[0], &a->fd) || !get_bytes(env, argv[1], &a->buf, &a->buflen) ||
+      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
+      !get_i32(env, argv[4], &a->count)) {
+    snprintf(what, sizeof what, "%s: bad arguments", call);
+    napi_throw_type_error(env, "EINVAL", what);
+    return 0;
+  }
+  a->offs = (int32_t *)offs_raw;
+  a->lens = (int32_t *)lens_raw;
+  if (a->count < 0 || (size_t)a->count > offslen / 4 || (size_t)a->count > lenslen / 4) {
+    snprintf(what, sizeof what, "%s: count exceeds arrays", call);
+    napi_throw_range_error(env, "ERANGE", what);
+    return 0;
+  }
+  return 1;
+}
+
 /* ---- TAP ------------------------------------------------------------------------------- */
 
 /*
@@ -211,27 +286,11 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
  * for another reason (the device is gone, say).
  */
 static napi_value read_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, base, stride, capacity, max;
-  uint8_t *buf, *lens_raw;
-  size_t buflen, lenslen;
-  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
-      !get_i32(env, argv[2], &base) || !get_i32(env, argv[3], &stride) ||
-      !get_i32(env, argv[4], &capacity) || !get_i32(env, argv[5], &max) ||
-      !get_bytes(env, argv[6], &lens_raw, &lenslen)) {
-    napi_throw_type_error(env, "EINVAL", "readFrames: bad arguments");
-    return NULL;
-  }
-  int32_t *lens = (int32_t *)lens_raw;
-  if (max > MAX_BATCH) max = MAX_BATCH;
-  if ((size_t)max > lenslen / 4) max = (int32_t)(lenslen / 4);
-  if (base < 0 || capacity <= 0 || stride < capacity ||
-      (size_t)base + (size_t)(max > 0 ? max - 1 : 0) * stride + capacity > buflen) {
-    napi_throw_range_error(env, "ERANGE", "readFrames: buffer too small");
-    return NULL;
-  }
+  struct read_args a;
+  if (!get_read_args(env, info, "readFrames", 1, &a)) return NULL;
+  int32_t fd = a.fd, base = a.base, stride = a.stride, capacity = a.capacity, max = a.max;
+  uint8_t *buf = a.buf;
+  int32_t *lens = a.lens;
   int32_t count = 0;
   while (count < max) {
     ssize_t r = read(fd, buf + base + (size_t)count * stride, capacity);
@@ -255,23 +314,12 @@ static napi_value read_frames(napi_env env, napi_callback_info info) {
  * caller knows exactly which of the attempted frames went out.
  */
 static napi_value write_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw;
-  size_t buflen, offslen, lenslen;
-  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
-      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
-      !get_i32(env, argv[4], &count)) {
-    napi_throw_type_error(env, "EINVAL", "writeFrames: bad arguments");
-    return NULL;
-  }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
-  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
-    napi_throw_range_error(env, "ERANGE", "writeFrames: count exceeds arrays");
-    return NULL;
-  }
+  struct write_args a;
+  if (!get_write_args(env, info, "writeFrames", &a)) return NULL;
+  int32_t fd = a.fd, count = a.count;
+  uint8_t *buf = a.buf;
+  size_t buflen = a.buflen;
+  int32_t *offs = a.offs, *lens = a.lens;
   int32_t i = 0;
   for (; i < count; i++) {
     if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
@@ -821,23 +869,12 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
  * full queue is skipped with lengths[i] = -errno.
  */
 static napi_value packet_send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw;
-  size_t buflen, offslen, lenslen;
-  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
-      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
-      !get_i32(env, argv[4], &count)) {
-    napi_throw_type_error(env, "EINVAL", "packetSend: bad arguments");
-    return NULL;
-  }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
-  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
-    napi_throw_range_error(env, "ERANGE", "packetSend: count exceeds arrays");
-    return NULL;
-  }
+  struct write_args a;
+  if (!get_write_args(env, info, "packetSend", &a)) return NULL;
+  int32_t fd = a.fd, count = a.count;
+  uint8_t *buf = a.buf;
+  size_t buflen = a.buflen;
+  int32_t *offs = a.offs, *lens = a.lens;
   struct virtio_net_hdr none;
   memset(&none, 0, sizeof none);
   struct mmsghdr msgs[MAX_BATCH];
@@ -897,26 +934,11 @@ static napi_value packet_send(napi_env env, napi_callback_info info) {
  * offload super-frame (which a physical network never carries), has lengths[i] = -1.
  */
 static napi_value packet_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, base, stride, capacity, max;
-  uint8_t *buf, *lens_raw;
-  size_t buflen, lenslen;
-  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
-      !get_i32(env, argv[2], &base) || !get_i32(env, argv[3], &stride) ||
-      !get_i32(env, argv[4], &capacity) || !get_i32(env, argv[5], &max) ||
-      !get_bytes(env, argv[6], &lens_raw, &lenslen)) {
-    napi_throw_type_error(env, "EINVAL", "packetRecv: bad arguments");
-    return NULL;
-  }
-  if (max > MAX_BATCH) max = MAX_BATCH;
-  if ((size_t)max > lenslen / 4) max = (int32_t)(lenslen / 4);
-  if (base < 0 || capacity <= 18 || stride < capacity ||
-      (size_t)base + (size_t)(max > 0 ? max - 1 : 0) * stride + capacity > buflen) {
-    napi_throw_range_error(env, "ERANGE", "packetRecv: buffer too small");
-    return NULL;
-  }
+  struct read_args a;
+  /* Room for a tag put back, and an Ethernet header. */
+  if (!get_read_args(env, info, "packetRecv", 19, &a)) return NULL;
+  int32_t fd = a.fd, base = a.base, stride = a.stride, capacity = a.capacity, max = a.max;
+  uint8_t *buf = a.buf;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iovs[MAX_BATCH][2];
   struct virtio_net_hdr vnet[MAX_BATCH];
@@ -943,7 +965,7 @@ static napi_value packet_recv(napi_env env, napi_callback_info info) {
     count = errno == EAGAIN ? 0 : -errno;
   } else {
     count = r;
-    int32_t *lens = (int32_t *)lens_raw;
+    int32_t *lens = a.lens;
     for (int i = 0; i < r; i++) {
       int32_t len = (int32_t)msgs[i].msg_len - (int32_t)sizeof vnet[i];
       if (len < 0 || len > capacity - 4 || vnet[i].gso_type != VIRTIO_NET_HDR_GSO_NONE) {

@@ -169,12 +169,7 @@ export class Router {
     if (unspecified) return;
     // An ICMPv6 error (types below 128) right after the header is not answered.
     if (mem[ip + 6] === 58 && len >= 14 + 40 + 1 && mem[ip + 40] < 128) return;
-    if (now - this.icmpWindowStart >= 1000) {
-      this.icmpWindowStart = now;
-      this.icmpSent = 0;
-    }
-    if (this.icmpSent >= ICMP_ERRORS_PER_SECOND) return;
-    this.icmpSent++;
+    if (!this.icmpAllowed(now)) return;
     const quoted = Math.min(len - 14, IPV6_MIN_MTU - 40 - 8);
     const r = this.out.scratch();
     const rip = r + 14;
@@ -197,6 +192,17 @@ export class Router {
     this.out.toPort(port, net, r, 14 + 40 + 8 + quoted, now);
   }
 
+  /** Whether one more ICMP error fits this second's budget (counted when it does). */
+  private icmpAllowed(now: number): boolean {
+    if (now - this.icmpWindowStart >= 1000) {
+      this.icmpWindowStart = now;
+      this.icmpSent = 0;
+    }
+    if (this.icmpSent >= ICMP_ERRORS_PER_SECOND) return false;
+    this.icmpSent++;
+    return true;
+  }
+
   /** The router's address on `net` for the subnet holding `ip`, else its first, else 0. */
   private gatewayOf(net: Network, ip: number): number {
     const g = net.gateways;
@@ -216,12 +222,7 @@ export class Router {
     const from = this.gatewayOf(net, src);
     if (from === 0 || len < 14 + ihl || (readU16(mem, ip + 6) & 0x1fff) !== 0 || src === 0 || src >>> 28 === 14 || src === 0xffffffff) return;
     if (mem[ip + 9] === 1 && len >= 14 + ihl + 1 && (mem[ip + ihl] === ICMP_UNREACHABLE || mem[ip + ihl] === ICMP_TIME_EXCEEDED)) return;
-    if (now - this.icmpWindowStart >= 1000) {
-      this.icmpWindowStart = now;
-      this.icmpSent = 0;
-    }
-    if (this.icmpSent >= ICMP_ERRORS_PER_SECOND) return;
-    this.icmpSent++;
+    if (!this.icmpAllowed(now)) return;
     const quoted = Math.min(len - 14, ihl + 8);
     const r = this.out.scratch();
     const rip = r + 14;

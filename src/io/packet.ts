@@ -10,22 +10,13 @@
  * from this host's own stack whose checksum was left for a NIC is finished by the addon.
  */
 import { existsSync } from 'node:fs';
-import type { KernelCounters, PortBackend } from '../datapath/backend.js';
+import type { KernelCounters } from '../datapath/backend.js';
+import { FdPort, netnsPath } from './fd-port.js';
 import { IoError, native } from './native.js';
-import { netnsPath } from './tap.js';
-import { WatchedFd } from './watched-fd.js';
 
-export class PacketPort implements PortBackend {
-  readonly description: string;
-  private readonly watched: WatchedFd;
-
-  private constructor(
-    private readonly fd: number,
-    readonly device: string,
-    readonly netns: string | null,
-  ) {
-    this.description = netns ? `interface ${device} in netns ${netns}` : `interface ${device}`;
-    this.watched = new WatchedFd(fd);
+export class PacketPort extends FdPort {
+  private constructor(fd: number, device: string, netns: string | null) {
+    super(fd, device, netns, 'interface');
   }
 
   /** Opens interface `device` (which must exist), in network namespace `netns` if given. */
@@ -49,21 +40,9 @@ export class PacketPort implements PortBackend {
     return native.packetSend(this.fd, mem, offsets, lengths, count);
   }
 
-  start(onReadable: () => void): void {
-    this.watched.start(onReadable);
-  }
-
-  close(): void {
-    this.watched.close();
-  }
-
   /** The interface's own drop counters (a physical NIC's ring overruns show here). */
   kernelCounters(): KernelCounters | null {
-    try {
-      const s = native.linkStats(this.device, this.netns ? netnsPath(this.netns) : null);
-      return { rxDropped: s.rxDropped, txDropped: s.txDropped };
-    } catch {
-      return null;
-    }
+    const s = this.linkStats();
+    return s && { rxDropped: s.rxDropped, txDropped: s.txDropped };
   }
 }

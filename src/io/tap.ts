@@ -5,26 +5,13 @@
  * enters that namespace only for the open, and the fd works from ours afterwards.
  */
 import { existsSync } from 'node:fs';
-import type { KernelCounters, PortBackend } from '../datapath/backend.js';
+import type { KernelCounters } from '../datapath/backend.js';
+import { FdPort, netnsPath } from './fd-port.js';
 import { IoError, native } from './native.js';
-import { WatchedFd } from './watched-fd.js';
 
-/** Where `ip netns add NAME` puts a namespace. */
-export function netnsPath(nameOrPath: string): string {
-  return nameOrPath.includes('/') ? nameOrPath : `/run/netns/${nameOrPath}`;
-}
-
-export class TapPort implements PortBackend {
-  readonly description: string;
-  private readonly watched: WatchedFd;
-
-  private constructor(
-    private readonly fd: number,
-    readonly device: string,
-    readonly netns: string | null,
-  ) {
-    this.description = netns ? `tap ${device} in netns ${netns}` : `tap ${device}`;
-    this.watched = new WatchedFd(fd);
+export class TapPort extends FdPort {
+  private constructor(fd: number, device: string, netns: string | null) {
+    super(fd, device, netns, 'tap');
   }
 
   /**
@@ -49,27 +36,13 @@ export class TapPort implements PortBackend {
     return native.writeFrames(this.fd, mem, offsets, lengths, count);
   }
 
-  /** A poll error (the device is gone) also calls back: the next read throws, and the data
-   * path marks the port failed and closes it. */
-  start(onReadable: () => void): void {
-    this.watched.start(onReadable);
-  }
-
-  close(): void {
-    this.watched.close();
-  }
-
   /**
    * The TAP device's own counters. The kernel "transmits" what the VM sends towards our fd,
    * so its tx_dropped is what was lost before Weft read it (its queue was full), and its
    * rx_dropped what Weft wrote that the VM's side did not take.
    */
   kernelCounters(): KernelCounters | null {
-    try {
-      const s = native.linkStats(this.device, this.netns ? netnsPath(this.netns) : null);
-      return { rxDropped: s.txDropped, txDropped: s.rxDropped };
-    } catch {
-      return null;
-    }
+    const s = this.linkStats();
+    return s && { rxDropped: s.txDropped, txDropped: s.rxDropped };
   }
 }

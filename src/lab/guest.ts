@@ -16,7 +16,7 @@
  * KVM is used when /dev/kvm works, software emulation otherwise.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,7 +71,10 @@ export function ensureGuestImage(cacheDir = GUEST_CACHE, log: (line: string) => 
   const kv = kernelPkg && candidate(kernelPkg);
   const bv = candidate(BUSYBOX);
   if (!kernelPkg || !kv || !bv) throw new GuestError(`Debian's ${KERNEL_META} or ${BUSYBOX} is not available from this machine's package sources`);
-  const dir = join(cacheDir, `${kernelPkg}_${kv}+busybox_${bv}`.replace(/[^A-Za-z0-9._+-]/g, '_'));
+  // Named for the packages and for what this file puts in the image, so either changing
+  // builds a new one.
+  const recipe = createHash('sha256').update(INIT).update(udhcpcScript('/etc/resolv.conf')).update(MODULES.join(',')).digest('hex').slice(0, 12);
+  const dir = join(cacheDir, `${kernelPkg}_${kv}+busybox_${bv}+${recipe}`.replace(/[^A-Za-z0-9._+-]/g, '_'));
   const image = { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz') };
   if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
 
@@ -150,20 +153,27 @@ export PS1=''
 while true; do sh </dev/ttyS0 >/dev/ttyS0 2>&1; done
 `;
 
-const UDHCPC_SCRIPT = `#!/bin/sh
+/**
+ * What busybox udhcpc runs with each lease, in a guest and in a namespace VM alike: it
+ * configures the interface as the lease says (address, router, MTU) and writes the DNS
+ * servers and search list to `resolvConf` (a path, or a shell expression for one).
+ */
+export function udhcpcScript(resolvConf: string): string {
+  return `#!/bin/sh
 case "$1" in
   deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
     [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
     ip addr replace "$ip/$subnet" dev "$interface"
     [ -n "$router" ] && ip route replace default via "\${router%% *}" dev "$interface"
-    : > /etc/resolv.conf
-    for s in $dns; do echo "nameserver $s" >> /etc/resolv.conf; done
-    [ -n "$search" ] && echo "search $search" >> /etc/resolv.conf
+    : > ${resolvConf}
+    for s in $dns; do echo "nameserver $s" >> ${resolvConf}; done
+    [ -n "$search" ] && echo "search $search" >> ${resolvConf}
     ;;
 esac
 exit 0
 `;
+}
 
 /** A gzipped newc cpio archive: the guest's whole root file system. */
 function buildInitramfs(busybox: Buffer, modules: Array<{ name: string; data: Buffer }>): Buffer {
@@ -173,7 +183,7 @@ function buildInitramfs(busybox: Buffer, modules: Array<{ name: string; data: Bu
   entries.push({ name: 'dev/console', mode: 0o020600, rdev: [5, 1] });
   entries.push({ name: 'bin/busybox', mode: 0o100755, data: busybox });
   entries.push({ name: 'init', mode: 0o100755, data: Buffer.from(INIT) });
-  entries.push({ name: 'etc/udhcpc.script', mode: 0o100755, data: Buffer.from(UDHCPC_SCRIPT) });
+  entries.push({ name: 'etc/udhcpc.script', mode: 0o100755, data: Buffer.from(udhcpcScript('/etc/resolv.conf')) });
   for (const m of modules) entries.push({ name: `lib/modules/${m.name}.ko`, mode: 0o100644, data: m.data });
   entries.push({ name: 'lib/modules/order', mode: 0o100644, data: Buffer.from(modules.map((m) => m.name).join('\n') + '\n') });
   return gzipSync(cpioNewc(entries), { level: 6 });

@@ -24,7 +24,7 @@ import type { LabHost, LabPlan } from './topology.js';
 import { labNetnsPrefix } from './topology.js';
 import { fetchStats } from '../cli/stats.js';
 import { ApiClient, ApiClientError } from '../controller/client.js';
-import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, waitGuestReady, type GuestSpec } from './guest.js';
+import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, udhcpcScript, waitGuestReady, type GuestSpec } from './guest.js';
 
 export const LAB_ROOT = '/run/weft/lab';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
@@ -395,21 +395,6 @@ async function waitController(plan: LabPlan, state: LabState): Promise<void> {
   }
 }
 
-/** What busybox udhcpc runs with each lease: it configures eth0 as the lease says and keeps
- * the DNS servers in the VM's resolv.conf (LAB/VM.resolv.conf). */
-const UDHCPC_SCRIPT = `#!/bin/sh
-case "$1" in
-  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound|renew)
-    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
-    ip addr replace "$ip/$subnet" dev "$interface"
-    [ -n "$router" ] && ip route replace default via "\${router%% *}" dev "$interface"
-    : > "$WEFT_RESOLV"
-    for s in $dns; do echo "nameserver $s" >> "$WEFT_RESOLV"; done
-    [ -n "$search" ] && echo "search $search" >> "$WEFT_RESOLV"
-    ;;
-esac
-`;
 
 /** Where a DHCP VM's client keeps the DNS servers it was given. */
 export function vmResolvConf(lab: string, vm: string): string {
@@ -419,7 +404,7 @@ export function vmResolvConf(lab: string, vm: string): string {
 /** Runs busybox udhcpc in a DHCP VM until it has its lease (it then exits). */
 export async function dhcpClient(plan: LabPlan, vm: LabPlan['vms'][number], extra: string[] = []): Promise<string> {
   const script = join(labDir(plan.name), 'udhcpc.sh');
-  writeFileSync(script, UDHCPC_SCRIPT, { mode: 0o755 });
+  writeFileSync(script, udhcpcScript('"$WEFT_RESOLV"'), { mode: 0o755 });
   const r = spawnSync('ip', ['netns', 'exec', vm.netns, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-t', '5', '-T', '1', '-s', script, '-O', 'mtu', '-O', 'search', ...extra], {
     encoding: 'utf8', env: { ...process.env, WEFT_RESOLV: vmResolvConf(plan.name, vm.name) }, timeout: 30_000,
   });
