@@ -23,10 +23,12 @@ const topology = {
   networks: [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }, { name: 'public', vni: 900, provider: {} }],
   outside: { ip: '203.0.113.1/24' },
   routers: [{ name: 'r1', networks: ['blue', 'red'], externalGateway: 'public', forwards: [{ port: 8080, vm: 'red2', vmPort: 80 }] }],
+  // The web servers take the web and pings from anywhere; blue1 keeps only the default group.
+  securityGroups: [{ name: 'web', rules: [{ direction: 'ingress', protocol: 'tcp', ports: { min: 80, max: 80 } }, { direction: 'ingress', protocol: 'icmp', icmp: { type: 8 } }] }],
   vms: [
     { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-    { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24', dhcp: true, floating: true },
-    { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' },
+    { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24', dhcp: true, floating: true, securityGroups: ['default', 'web'] },
+    { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24', securityGroups: ['default', 'web'] },
   ],
 };
 

@@ -29,9 +29,11 @@ test('port security: a VM sends only as itself; an allowed address pair and turn
     controller: true,
     hosts: [{ name: 'h1' }, { name: 'h2' }],
     networks: [{ name: 'blue', vni: 100 }],
+    // blue2 takes anything in: what is refused here is port security's doing, not a group's.
+    securityGroups: [{ name: 'open', rules: [{ direction: 'ingress' }, { direction: 'egress' }] }],
     vms: [
       { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24', securityGroups: ['open'] },
       { name: 'vip1', host: 'h1', network: 'blue', ip: '10.10.0.3/24', allowedAddresses: ['10.10.0.100'] },
     ],
   }, async (lab) => {

@@ -25,9 +25,11 @@ const topology = {
   hosts: [{ name: 'h1' }, { name: 'h2' }],
   networks: [{ name: 'flat', vni: 300, provider: {} }, { name: 'tagged', vni: 301, provider: { vlan: 100 } }],
   outside: { ip: '203.0.113.1/24' },
+  // The physical network's machines may reach the VMs (the default group takes only its members).
+  securityGroups: [{ name: 'open', rules: [{ direction: 'ingress' }, { direction: 'egress' }] }],
   vms: [
     { name: 'f1', host: 'h1', network: 'flat', ip: '203.0.113.11/24', dhcp: true },
-    { name: 'f2', host: 'h2', network: 'flat', ip: '203.0.113.12/24' },
+    { name: 'f2', host: 'h2', network: 'flat', ip: '203.0.113.12/24', securityGroups: ['open'] },
     { name: 't1', host: 'h1', network: 'tagged', ip: '10.50.0.1/24' },
     { name: 't2', host: 'h2', network: 'tagged', ip: '10.50.0.2/24' },
   ],

@@ -13,6 +13,7 @@ import { ROUTER_LINK_LOCAL } from '../datapath/ipv6.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
 import { PortSecurity } from '../datapath/port-security.js';
+import type { FirewallRule } from '../datapath/firewall.js';
 import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
@@ -28,7 +29,23 @@ export interface ReconcileResult {
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const dhcpOf = (p: PortState) => (p.mode === 'access' ? p.dhcp : undefined);
 /** A port without what is swapped in place (its lease and port security). */
-const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined });
+const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined, firewall: undefined });
+
+/** The data path's form of a port's security-group rules (null: none apply). */
+function firewall(p: PortState): FirewallRule[] | null {
+  if (!p.firewall) return null;
+  return p.firewall.map((r) => ({
+    ...r,
+    remote: r.remote === null ? null : r.remote.map((cidr) => {
+      const [addr, len] = cidr.split('/');
+      if (addr.includes(':')) {
+        const b = parseIpv6(addr);
+        return { words: new Uint32Array([0, 1, 2, 3].map((i) => ((b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3]) >>> 0)), length: len === undefined ? 128 : Number(len) };
+      }
+      return { words: new Uint32Array([0, 0, 0, parseIpv4(addr)]), length: 96 + (len === undefined ? 32 : Number(len)) };
+    }),
+  }));
+}
 
 /** The data path's form of a port's security. */
 function security(p: PortState): PortSecurity | null {
@@ -109,6 +126,11 @@ export class Reconciler {
           dp.setPortSecurity(name, security(want));
           this.ports.set(name, want);
           result.changed.push(`port ${name} (port security)`);
+        }
+        if (!same(want.firewall, have.firewall)) {
+          dp.setPortFirewall(name, firewall(want));
+          this.ports.set(name, want);
+          result.changed.push(`port ${name} (security groups)`);
         }
         continue;
       }
@@ -198,6 +220,7 @@ export class Reconciler {
       this.ports.set(want.name, want);
       dp.setPortDhcp(want.name, lease(want));
       dp.setPortSecurity(want.name, security(want));
+      dp.setPortFirewall(want.name, firewall(want));
       dp.startPort(want.name, this.clock);
       if (!result.changed.includes(`port ${want.name}`)) result.added.push(`port ${want.name}`);
     }

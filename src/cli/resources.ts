@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet } from '../controller/model.js';
+import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
 import { table } from './format.js';
 import { UsageError } from './errors.js';
@@ -21,7 +21,7 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       p.vlans ? `${p.network ? `${p.network},` : ''}${p.vlans.map((v) => `${v.vid}:${v.network}`).join(',')}` : p.network ?? '-',
       p.host, p.mac, attachments(p).flatMap((a) => a.ips).join(',') || '-',
       p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
-      p.portSecurity === false ? 'off' : `on${p.allowedAddresses?.length ? ` (+${p.allowedAddresses.map((a) => a.ip).join(',')})` : ''}`,
+      p.portSecurity === false ? 'off' : `on${p.allowedAddresses?.length ? ` +${p.allowedAddresses.map((a) => a.ip).join(',')}` : ''}${p.securityGroups ? `, groups ${p.securityGroups.join(',') || 'none'}` : ''}`,
     ],
   },
   routers: {
@@ -31,6 +31,7 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       r.externalGateway ? `${r.externalGateway.ip} on ${r.externalGateway.network}${r.externalGateway.host ? ` (pinned to ${r.externalGateway.host})` : ''}${r.externalGateway.activeHost ? `, held by ${r.externalGateway.activeHost}` : ''}` : '-',
     ],
   },
+  'security-groups': { headers: ['NAME', 'RULES', 'DESCRIPTION'], row: (g: SecurityGroup) => [g.name, String(g.rules.length), g.description ?? '-'] },
   'floating-ips': { headers: ['NAME', 'ADDRESS', 'NETWORK', 'PORT'], row: (f: FloatingIp) => [f.name, f.address, f.network, f.port] },
   'port-forwards': { headers: ['NAME', 'ROUTER', 'EXTERNAL', 'PORT', 'TO'], row: (f: PortForward) => [f.name, f.router, `${f.protocol}/${f.externalPort}`, f.port, `${f.protocol}/${f.internalPort}`] },
   hosts: {
@@ -45,6 +46,13 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
 export function print(kind: string, data: unknown, format: Format): void {
   if (format === 'json') return console.log(JSON.stringify(data, null, 2));
   if (format === 'yaml') return void process.stdout.write(stringify(data));
+  if (kind === 'security-groups' && !Array.isArray(data)) {
+    // One group: a row per rule.
+    const g = data as SecurityGroup;
+    const remote = (r: SecurityGroup['rules'][number]) => (!r.remote ? 'any' : 'cidr' in r.remote ? r.remote.cidr : `group ${r.remote.group}`);
+    console.log(table(['GROUP', 'RULE', 'DIRECTION', 'PROTOCOL', 'PORTS', 'REMOTE'], g.rules.map((r) => [g.name, r.id, r.direction, `${r.ethertype} ${r.protocol}${r.icmp ? ` type ${r.icmp.type}${r.icmp.code !== undefined ? ` code ${r.icmp.code}` : ''}` : ''}`, r.ports ? `${r.ports.min}-${r.ports.max}` : 'any', remote(r)])));
+    return;
+  }
   const rows = Array.isArray(data) ? data : [data];
   console.log(table(columns[kind].headers, rows.map((r) => columns[kind].row(r as never))));
 }
@@ -65,7 +73,7 @@ export function client(opts: Record<string, string | undefined>): ApiClient {
   return new ApiClient(resolveTarget(opts));
 }
 
-function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers' | 'floating-ips' | 'port-forwards', one: string): Command {
+function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers' | 'floating-ips' | 'port-forwards' | 'security-groups', one: string): Command {
   const cmd = program.command(one).description(`${one}s of the controller`);
   targetOptions(cmd.command('list').description(`list ${kind}`).addOption(output()))
     .action(async (o) => print(kind, await client(o).call('GET', `/v1/${kind}`), o.output));
@@ -179,6 +187,7 @@ export function registerResourceCommands(program: Command): void {
     .option('--qemu-socket <path>', 'a QEMU guest: the agent listens here for -netdev stream,server=off,addr.type=unix,addr.path=PATH')
     .option('--no-port-security', 'let the port send as any MAC and address (an appliance that routes or bridges)')
     .option('--allowed-address <ip[=mac]...>', 'addresses or prefixes it may also send from, each with the MAC it uses if not its own')
+    .option('--security-group <group...>', 'its security groups (default: the default group)')
     .addOption(output()))
     .action(async (name, o) => {
       if (o.tap && o.qemuSocket) throw new UsageError('give --tap or --qemu-socket, not both');
@@ -190,19 +199,55 @@ export function registerResourceCommands(program: Command): void {
         if (!m) throw new UsageError(`--trunk takes VID:NETWORK pairs separated by commas, e.g. 10:blue,20:red; not ${JSON.stringify(item)}`);
         return { vid: Number(m[1]), network: m[2] };
       }) : undefined;
-      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend, portSecurity: o.portSecurity, allowedAddresses: allowedAddresses(o.allowedAddress) }), o.output);
+      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend, portSecurity: o.portSecurity, allowedAddresses: allowedAddresses(o.allowedAddress), securityGroups: o.securityGroup }), o.output);
     });
   targetOptions(port.command('update').argument('<name>').description('move a port to another host, or change what it may send as')
     .option('--host <host>', 'its host from now on')
     .addOption(new Option('--port-security <on|off>', 'port security on or off').choices(['on', 'off']))
     .option('--allowed-address <ip[=mac]...>', 'all its allowed addresses from now on')
     .option('--no-allowed-addresses', 'no allowed addresses from now on')
+    .option('--security-group <group...>', 'all its security groups from now on')
+    .option('--no-security-groups', 'no security groups from now on: nothing in, everything out')
     .addOption(output()))
     .action(async (name, o) => {
       const allowed = o.allowedAddresses === false ? [] : allowedAddresses(o.allowedAddress);
-      if (!o.host && !o.portSecurity && allowed === undefined) throw new UsageError('give --host, --port-security, --allowed-address or --no-allowed-addresses');
-      print('ports', await client(o).call('PATCH', `/v1/ports/${encodeURIComponent(name)}`, { host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed }), o.output);
+      const groups = o.securityGroups === false ? [] : o.securityGroup;
+      if (!o.host && !o.portSecurity && allowed === undefined && groups === undefined) throw new UsageError('give --host, --port-security, --allowed-address, --security-group or their --no- forms');
+      print('ports', await client(o).call('PATCH', `/v1/ports/${encodeURIComponent(name)}`, { host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed, securityGroups: groups }), o.output);
     });
+
+  const sg = basic(program, 'security-groups', 'security-group');
+  targetOptions(sg.command('create').argument('<name>').description('create a security group (add its rules with security-group rule add)')
+    .option('--description <text>', 'what it is for')
+    .addOption(output()))
+    .action(async (name, o) => print('security-groups', await client(o).call('POST', '/v1/security-groups', { name, description: o.description }), o.output));
+  const rule = sg.command('rule').description('the allow rules of a security group');
+  targetOptions(rule.command('add').argument('<group>').description('add an allow rule; every host applies it at once')
+    .addOption(new Option('--direction <d>', 'ingress (to the port) or egress (from it)').choices(['ingress', 'egress']).makeOptionMandatory())
+    .addOption(new Option('--ethertype <e>', 'ipv4 or ipv6').choices(['ipv4', 'ipv6']).default('ipv4'))
+    .option('--protocol <p>', 'tcp, udp, icmp, icmpv6, any, or a number', 'any')
+    .option('--port <min[-max]>', 'tcp/udp: the port or range (the port\'s own for ingress, the remote\'s for egress)')
+    .option('--icmp-type <n>', 'icmp/icmpv6: the type', int('--icmp-type'))
+    .option('--icmp-code <n>', 'icmp/icmpv6: the code', int('--icmp-code'))
+    .option('--remote-cidr <prefix>', 'who is at the other end: a prefix')
+    .option('--remote-group <group>', 'who is at the other end: the ports of a security group')
+    .addOption(output()))
+    .action(async (group, o) => {
+      if (o.remoteCidr && o.remoteGroup) throw new UsageError('give --remote-cidr or --remote-group, not both');
+      let ports;
+      if (o.port) {
+        const m = /^(\d+)(?:-(\d+))?$/.exec(o.port);
+        if (!m) throw new UsageError(`--port takes N or MIN-MAX, not ${JSON.stringify(o.port)}`);
+        ports = { min: Number(m[1]), max: Number(m[2] ?? m[1]) };
+      }
+      const protocol = /^\d+$/.test(o.protocol) ? Number(o.protocol) : o.protocol;
+      const icmp = o.icmpType === undefined ? undefined : { type: o.icmpType, ...(o.icmpCode === undefined ? {} : { code: o.icmpCode }) };
+      const remote = o.remoteCidr ? { cidr: o.remoteCidr } : o.remoteGroup ? { group: o.remoteGroup } : undefined;
+      print('security-groups', await client(o).call('POST', `/v1/security-groups/${encodeURIComponent(group)}/rules`, { direction: o.direction, ethertype: o.ethertype, protocol, ports, icmp, remote }), o.output);
+    });
+  targetOptions(rule.command('delete').argument('<group>').argument('<rule>', 'the rule\'s id (security-group show GROUP)').description('delete a rule; connections it alone allowed stop at their next packet')
+    .addOption(output()))
+    .action(async (group, id, o) => print('security-groups', await client(o).call('DELETE', `/v1/security-groups/${encodeURIComponent(group)}/rules/${encodeURIComponent(id)}`), o.output));
 
   const router = basic(program, 'routers', 'router');
   targetOptions(router.command('create').argument('<name>').description('create a router joining subnets: every host routes between them for its own VMs')

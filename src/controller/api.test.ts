@@ -195,7 +195,8 @@ test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a v
   await call('POST', '/v1/ports', { name: 'b2', host: 'h2', network: 'blue' });
   const view = (await ModelCache.load(store)).viewFor('h1');
   // Port security (on by default): its one MAC, and its addresses on every network.
-  assert.deepEqual(view.ports, [{
+  // (Its security groups' rules are another test's.)
+  assert.deepEqual(view.ports.map(({ firewall: _, ...p }) => p), [{
     name: 't1', mode: 'trunk', vlans: { 10: 'blue', 20: 'red' }, nativeNetwork: 'green', backend: { type: 'memory' },
     security: { macs: [t.body.mac], ips: ['10.30.0.2', '10.10.0.9', '10.20.0.2'] },
   }]);
@@ -221,7 +222,8 @@ test('a host\'s view carries each access port\'s DHCP lease from its subnet, and
   const port = (await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' })).body as { mac: string };
   const { ModelCache } = await import('./model-cache.js');
   let view = (await ModelCache.load(store)).viewFor('h1');
-  assert.deepEqual(view.ports[0], {
+  assert.deepEqual({ ...view.ports[0], firewall: undefined }, {
+    firewall: undefined,
     name: 'vm1', mode: 'access', network: 'blue', backend: { type: 'memory' },
     dhcp: { mac: port.mac, ip: '10.10.0.2', prefixLength: 24, gateway: '10.10.0.1', dns: ['10.10.0.53'], leaseSeconds: 3600, hostName: 'vm1' },
     security: { macs: [port.mac], ips: ['10.10.0.2'] },
@@ -353,4 +355,41 @@ test('a network\'s IPv6 prefix: a /64, canonical; its ports\' SLAAC addresses ar
   assert.deepEqual(blue.ipv6, { prefix: 'fd00:10::/64', dns: [], routed: true });
   assert.deepEqual(blue.neighbors![0].ips, ['10.10.0.2', 'fd00:10::ff:fe00:1']);
   assert.deepEqual(blue.routes, [{ cidr: '10.20.0.0/24', network: 'red' }, { cidr: 'fd00:20::/64', network: 'red' }]);
+});
+
+test('security groups: the default group for new ports, rules with remote groups turned into members\' addresses, and the refusals', async () => {
+  const { call, store } = await setup();
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.10.0.0/24' });
+  const bad = await call('POST', '/v1/security-groups', { name: 'web', rules: [{ direction: 'ingress', protocol: 'icmp', ports: { min: 80, max: 80 } }] });
+  assert.deepEqual([bad.status, bad.body.errors[0].field], [400, 'rules[0].ports']);
+  const noGroup = await call('POST', '/v1/security-groups', { name: 'web', rules: [{ direction: 'ingress', remote: { group: 'admins' } }] });
+  assert.deepEqual([noGroup.status, noGroup.body.detail], [422, 'there is no security group named admins, which a rule names as its remote']);
+  const web = await call('POST', '/v1/security-groups', { name: 'web', rules: [{ direction: 'ingress', protocol: 'tcp', ports: { min: 80, max: 80 }, remote: { cidr: '192.0.2.0/24' } }] });
+  assert.equal(web.status, 201);
+  // A port without groups gets default, made on first use; one naming a missing group is refused.
+  const vm1 = (await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1', ips: ['10.10.0.5'] })).body;
+  assert.deepEqual(vm1.securityGroups, ['default']);
+  assert.equal((await call('GET', '/v1/security-groups/default')).body.rules.length, 4);
+  assert.match((await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2', securityGroups: ['nope'] })).body.detail, /^there is no security group named nope \(groups: /);
+  await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2', ips: ['10.10.0.6'], securityGroups: ['default', 'web'] });
+  const { ModelCache } = await import('./model-cache.js');
+  const rules = (await ModelCache.load(store)).viewFor('h2').ports[0].firewall!;
+  const any = { protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1 };
+  assert.deepEqual(rules, [
+    { direction: 'ingress', ipv6: false, ...any, remote: ['10.10.0.5', '10.10.0.6'] },
+    { direction: 'egress', ipv6: false, ...any, remote: null },
+    { direction: 'ingress', ipv6: true, ...any, remote: [] },
+    { direction: 'egress', ipv6: true, ...any, remote: null },
+    { direction: 'ingress', ipv6: false, protocol: 6, portMin: 80, portMax: 80, icmpType: -1, icmpCode: -1, remote: ['192.0.2.0/24'] },
+  ]);
+  // A rule added reaches the views; a group in use, or named by another's rule, stays.
+  const added = await call('POST', '/v1/security-groups/web/rules', { direction: 'ingress', protocol: 'icmp', icmp: { type: 8 } });
+  assert.equal(added.status, 201);
+  assert.equal((await ModelCache.load(store)).viewFor('h2').ports[0].firewall!.length, 6);
+  assert.equal((await call('DELETE', '/v1/security-groups/web')).body.detail, 'security group web is used by port(s) vm2; take it off them first');
+  assert.equal((await call('DELETE', '/v1/security-groups/default')).status, 409);
+  const id = added.body.rules[1].id;
+  assert.equal((await call('DELETE', `/v1/security-groups/web/rules/${id}`)).body.rules.length, 1);
+  assert.equal((await call('DELETE', `/v1/security-groups/web/rules/${id}`)).status, 404);
 });

@@ -10,6 +10,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Router } from './model.js';
+import { securityGroupCreate, securityGroupRule } from './model.js';
 import { floatingIpCreate, hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portForwardCreate, portUpdate, routerCreate, routerUpdate, subnetCreate, subnetUpdate } from './model.js';
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type NetworkService } from './service.js';
@@ -91,6 +92,14 @@ export function apiApp(opts: ApiOptions): Hono {
   const withPlacement = (r: Router) => (r.externalGateway ? { ...r, externalGateway: { ...r.externalGateway, activeHost: opts.agents.gatewayHost?.(r.name) ?? null } } : r);
   crud('routers', routerCreate, routerUpdate, { get: async (n) => withPlacement(await s.getRouter(n)), create: (b) => s.createRouter(b), update: (n, b) => s.updateRouter(n, b), remove: (n) => s.deleteRouter(n) });
   routes.push(
+    { method: 'get', path: '/v1/security-groups', summary: 'list security groups', role: 'admin', handle: () => s.list('security-groups') },
+    { method: 'post', path: '/v1/security-groups', summary: 'create a security group: allow rules, each ingress or egress', role: 'admin', body: securityGroupCreate, status: 201,
+      handle: (_p, b) => s.createSecurityGroup(b as z.infer<typeof securityGroupCreate>) },
+    { method: 'get', path: '/v1/security-groups/:name', summary: 'show a security group', role: 'admin', handle: (p) => s.getSecurityGroup(p.name) },
+    { method: 'delete', path: '/v1/security-groups/:name', summary: 'delete a security group no port uses', role: 'admin', status: 204, handle: async (p) => { await s.deleteSecurityGroup(p.name); return null; } },
+    { method: 'post', path: '/v1/security-groups/:name/rules', summary: 'add a rule to a security group (every host applies it at once)', role: 'admin', body: securityGroupRule, status: 201,
+      handle: (p, b) => s.addSecurityGroupRule(p.name, b as z.infer<typeof securityGroupRule>) },
+    { method: 'delete', path: '/v1/security-groups/:name/rules/:id', summary: 'delete a rule from a security group', role: 'admin', handle: (p) => s.deleteSecurityGroupRule(p.name, p.id) },
     { method: 'get', path: '/v1/floating-ips', summary: 'list floating addresses', role: 'admin', handle: () => s.list('floating-ips') },
     { method: 'post', path: '/v1/floating-ips', summary: 'give a VM\'s port an address of a provider network (1:1 NAT at its router\'s external gateway)', role: 'admin', body: floatingIpCreate, status: 201,
       handle: (_p, b) => s.createFloatingIp(b as z.infer<typeof floatingIpCreate>) },

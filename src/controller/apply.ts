@@ -236,6 +236,10 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
         change.allowedAddresses = want.allowedAddresses;
         said.push('allowed addresses');
       }
+      if (want.securityGroups !== undefined && !same(h.securityGroups ?? null, want.securityGroups)) {
+        change.securityGroups = want.securityGroups;
+        said.push(`security groups ${(h.securityGroups ?? []).join(',') || '-'} -> ${want.securityGroups.join(',') || '-'}`);
+      }
       if (said.length > 0) updates.push({ verb: 'update', kind: 'ports', name: want.name, index: i, body: change, text: `~ port ${want.name}: ${said.join('; ')}` });
     });
     leftOut('ports', current.ports, desired.ports);

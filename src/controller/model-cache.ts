@@ -3,11 +3,11 @@
  * change feed, with the indexes that make a host's view cheap to compute: ports by host
  * and by network.
  */
-import type { DhcpState, HostView, NatState, NetworkState, PortState, RemoteHost, SecurityState } from '../view/host-view.js';
+import type { DhcpState, FirewallRuleState, HostView, NatState, NetworkState, PortState, RemoteHost, SecurityState } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import { eui64 } from '../datapath/ipv6.js';
-import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet } from './model.js';
+import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT } from '../wire/udp.js';
 
@@ -19,6 +19,7 @@ export class ModelCache {
   readonly routers = new Map<string, Router>();
   readonly floatingIps = new Map<string, FloatingIp>();
   readonly portForwards = new Map<string, PortForward>();
+  readonly securityGroups = new Map<string, SecurityGroup>();
   /** Hosts whose agents hold a watch now (told by the watch hub). */
   private readonly connected = new Set<string>();
   /** Router -> the host holding its external gateway, for gateways not pinned to one. */
@@ -41,6 +42,7 @@ export class ModelCache {
     for (const e of await store.list<Router>('/routers/')) m.indexRouter(e.value);
     for (const e of await store.list<FloatingIp>('/floating-ips/')) m.floatingIps.set(e.value.name, e.value);
     for (const e of await store.list<PortForward>('/port-forwards/')) m.portForwards.set(e.value.name, e.value);
+    for (const e of await store.list<SecurityGroup>('/security-groups/')) m.securityGroups.set(e.value.name, e.value);
     m.place();
     return m;
   }
@@ -96,6 +98,16 @@ export class ModelCache {
     for (const c of changes) {
       this.revision = Math.max(this.revision, c.revision);
       const [, kind, name] = c.key.split('/');
+      if (kind === 'security-groups') {
+        // Its members apply its rules, and the members of groups naming it hold its
+        // members' addresses: the hosts of all those ports.
+        const touched = new Set([name]);
+        for (const g of this.securityGroups.values()) if (g.rules.some((r) => r.remote && 'group' in r.remote && r.remote.group === name)) touched.add(g.name);
+        if (c.value) this.securityGroups.set(name, c.value as SecurityGroup);
+        else this.securityGroups.delete(name);
+        for (const p of this.ports.values()) if (p.securityGroups?.some((g) => touched.has(g))) affected.add(p.host);
+        continue;
+      }
       if (kind === 'floating-ips' || kind === 'port-forwards') {
         const map: Map<string, unknown> = kind === 'floating-ips' ? this.floatingIps : this.portForwards;
         if (c.value) map.set(name, c.value);
@@ -105,6 +117,8 @@ export class ModelCache {
       }
       if (kind === 'ports') {
         const old = this.ports.get(name);
+        // A member's addresses are in the rules of the ports whose groups name its groups.
+        for (const p of [old, c.value as Port | undefined]) if (p) for (const h of this.hostsNaming(p.securityGroups ?? [])) affected.add(h);
         if (old) {
           for (const a of attachments(old)) touchNetwork(a.network);
           affected.add(old.host);
@@ -267,6 +281,51 @@ export class ModelCache {
     return {};
   }
 
+  /** The hosts of ports whose security groups have rules naming one of `groups` as remote. */
+  private hostsNaming(groups: string[]): Set<string> {
+    const out = new Set<string>();
+    if (groups.length === 0) return out;
+    const naming = new Set([...this.securityGroups.values()].filter((g) => g.rules.some((r) => r.remote && 'group' in r.remote && groups.includes(r.remote.group))).map((g) => g.name));
+    for (const p of this.ports.values()) if (p.securityGroups?.some((g) => naming.has(g))) out.add(p.host);
+    return out;
+  }
+
+  /** A port's addresses on all its networks (SLAAC ones included) and its allowed ones. */
+  private addressesOf(p: Port): string[] {
+    return [...attachments(p).flatMap((a) => {
+      const net = this.networks.get(a.network);
+      return net ? withSlaac(a.ips, net, p.mac) : a.ips;
+    }), ...(p.allowedAddresses ?? []).map((a) => a.ip)];
+  }
+
+  /**
+   * The rules of a port's security groups, for its host to enforce (with port security on):
+   * a remote group becomes its members' addresses, now. No groups: nothing in, all out.
+   */
+  private firewallFor(p: Port): { firewall?: FirewallRuleState[] } {
+    if (p.portSecurity === false || p.securityGroups === undefined) return {};
+    const any = (ipv6: boolean): FirewallRuleState => ({ direction: 'egress', ipv6, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null });
+    if (p.securityGroups.length === 0) return { firewall: [any(false), any(true)] };
+    const protocols: Record<string, number> = { any: -1, tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
+    const rules: FirewallRuleState[] = [];
+    for (const name of p.securityGroups) {
+      for (const r of this.securityGroups.get(name)?.rules ?? []) {
+        const ipv6 = r.ethertype === 'ipv6';
+        let remote: string[] | null = null;
+        if (r.remote && 'cidr' in r.remote) remote = [r.remote.cidr];
+        else if (r.remote && 'group' in r.remote) {
+          const group = r.remote.group;
+          remote = [...this.ports.values()].filter((m) => m.securityGroups?.includes(group)).flatMap((m) => this.addressesOf(m)).filter((a) => a.includes(':') === ipv6);
+        }
+        rules.push({
+          direction: r.direction, ipv6, protocol: typeof r.protocol === 'number' ? r.protocol : protocols[r.protocol],
+          portMin: r.ports?.min ?? -1, portMax: r.ports?.max ?? -1, icmpType: r.icmp?.type ?? -1, icmpCode: r.icmp?.code ?? -1, remote,
+        });
+      }
+    }
+    return { firewall: rules };
+  }
+
   /** What a port may send as: its MAC and the allowed pairs' MACs; its addresses on every
    * network it is on (SLAAC ones included) and the allowed addresses. */
   private securityFor(p: Port): { security?: SecurityState } {
@@ -374,8 +433,8 @@ export class ModelCache {
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
-      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p), ...this.securityFor(p) }
-      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend, ...this.securityFor(p) }));
+      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p), ...this.securityFor(p), ...this.firewallFor(p) }
+      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend, ...this.securityFor(p), ...this.firewallFor(p) }));
     const nat = holding.map((r) => this.natState(r)).filter((s): s is NatState => s !== null);
     return { host, networks, ports: [...ports, ...this.uplinksFor(host, networks)], ...(nat.length ? { nat } : {}) };
   }

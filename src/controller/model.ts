@@ -92,6 +92,9 @@ export const portFields = z.object({
    * default; off for an appliance that routes or bridges for others). */
   portSecurity: z.boolean().default(true),
   allowedAddresses: z.array(allowedAddress).max(16).default([]),
+  /** Its security groups (with port security on): `default` when not given; [] lets
+   * nothing in and everything out. */
+  securityGroups: z.array(name).max(16).optional(),
 }).strict();
 
 /** The rules across a port's fields: what it is on, once each. */
@@ -115,7 +118,42 @@ export const portUpdate = z.object({
   backend: backendSchema,
   portSecurity: z.boolean(),
   allowedAddresses: z.array(allowedAddress).max(16),
+  securityGroups: z.array(name).max(16),
 }).partial().strict();
+
+const l4Port = z.number().int().min(1).max(65535);
+
+/** An allow rule of a security group. */
+export const securityGroupRule = z.object({
+  direction: z.enum(['ingress', 'egress']),
+  ethertype: z.enum(['ipv4', 'ipv6']).default('ipv4'),
+  protocol: z.union([z.enum(['any', 'tcp', 'udp', 'icmp', 'icmpv6']), z.number().int().min(0).max(255)]).default('any'),
+  /** TCP and UDP: the port range (the VM's for ingress, the remote's for egress). */
+  ports: z.object({ min: l4Port, max: l4Port }).strict().refine((p) => p.min <= p.max, 'min is above max').optional(),
+  /** ICMP and ICMPv6: the type, and the code. */
+  icmp: z.object({ type: z.number().int().min(0).max(255), code: z.number().int().min(0).max(255).optional() }).strict().optional(),
+  /** Who is at the other end: a prefix, or the ports of a security group; absent: anyone. */
+  remote: z.union([z.object({ cidr: addressOrPrefix }).strict(), z.object({ group: name }).strict()]).optional(),
+}).strict().superRefine((r, ctx) => {
+  if (r.ports && r.protocol !== 'tcp' && r.protocol !== 'udp') ctx.addIssue({ code: 'custom', path: ['ports'], message: 'ports go with protocol tcp or udp' });
+  if (r.icmp && r.protocol !== 'icmp' && r.protocol !== 'icmpv6') ctx.addIssue({ code: 'custom', path: ['icmp'], message: 'icmp goes with protocol icmp or icmpv6' });
+  if ((r.protocol === 'icmp' && r.ethertype === 'ipv6') || (r.protocol === 'icmpv6' && r.ethertype === 'ipv4')) ctx.addIssue({ code: 'custom', path: ['protocol'], message: `${r.protocol} is not a protocol of ${r.ethertype}` });
+  if (r.remote && 'cidr' in r.remote && r.remote.cidr.includes(':') !== (r.ethertype === 'ipv6')) ctx.addIssue({ code: 'custom', path: ['remote', 'cidr'], message: `${r.remote.cidr} is not an ${r.ethertype} prefix` });
+});
+
+export const securityGroupCreate = z.object({
+  name,
+  description: z.string().max(200).optional(),
+  rules: z.array(securityGroupRule).max(100).default([]),
+}).strict();
+
+export type SecurityGroupRule = z.infer<typeof securityGroupRule> & { id: string };
+
+export interface SecurityGroup {
+  name: string;
+  description?: string;
+  rules: SecurityGroupRule[];
+}
 
 const udpPort = z.number().int().min(1).max(65535);
 
@@ -248,6 +286,8 @@ export interface Port {
   /** Absent in ports stored before port security: on. */
   portSecurity?: boolean;
   allowedAddresses?: Array<{ ip: string; mac?: string }>;
+  /** Absent in ports stored before security groups: none (nothing filtered). */
+  securityGroups?: string[];
 }
 
 /** Every network a port is on: untagged (vid null) or behind a VLAN tag. */
@@ -276,6 +316,7 @@ export const Keys = {
   port: (n: string) => `/ports/${n}`,
   router: (n: string) => `/routers/${n}`,
   floatingIp: (n: string) => `/floating-ips/${n}`,
+  securityGroup: (n: string) => `/security-groups/${n}`,
   portForward: (n: string) => `/port-forwards/${n}`,
   /** A port has one floating address at most. */
   floatingOf: (port: string) => `/index/floating/${port}`,

@@ -13,6 +13,7 @@ import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   attachments, Keys, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet,
   type floatingIpCreate, type portForwardCreate, type routerCreate, type routerUpdate,
+  type SecurityGroup, type SecurityGroupRule, type securityGroupCreate, type securityGroupRule,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
 import type { Condition, Entry, Operation, Store } from './store/store.js';
@@ -51,7 +52,7 @@ export class NetworkService {
     return this.store.revision();
   }
 
-  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports' | 'routers' | 'floating-ips' | 'port-forwards'): Promise<T[]> {
+  async list<T>(kind: 'hosts' | 'networks' | 'subnets' | 'ports' | 'routers' | 'floating-ips' | 'port-forwards' | 'security-groups'): Promise<T[]> {
     return (await this.store.list<T>(`/${kind}/`)).map((e) => e.value);
   }
 
@@ -273,6 +274,83 @@ export class NetworkService {
       () => new ApiError(409, 'Conflict', `port forward ${n} changed meanwhile; try again`));
   }
 
+  // ---- security groups -------------------------------------------------------------------
+
+  async getSecurityGroup(n: string): Promise<SecurityGroup> { return (await this.entry<SecurityGroup>(Keys.securityGroup(n), 'security group', n)).value; }
+
+  /** Each rule's remote group exists (or is the group itself, being made). */
+  private async checkRemoteGroups(group: string, rules: Array<z.infer<typeof securityGroupRule>>, field: (i: number) => string): Promise<void> {
+    for (const [i, r] of rules.entries()) {
+      if (!r.remote || !('group' in r.remote) || r.remote.group === group) continue;
+      if (!(await this.store.get(Keys.securityGroup(r.remote.group)))) {
+        throw new ApiError(422, 'Unprocessable', `there is no security group named ${r.remote.group}, which a rule names as its remote`, [{ field: field(i), message: 'no such group' }]);
+      }
+    }
+  }
+
+  async createSecurityGroup(body: z.infer<typeof securityGroupCreate>): Promise<SecurityGroup> {
+    await this.checkRemoteGroups(body.name, body.rules, (i) => `rules[${i}].remote.group`);
+    const g: SecurityGroup = { name: body.name, ...(body.description ? { description: body.description } : {}), rules: body.rules.map((r) => ({ ...r, id: ruleId() })) };
+    await this.commit([{ key: Keys.securityGroup(g.name), modRevision: 0 }], [{ type: 'put', key: Keys.securityGroup(g.name), value: g }],
+      () => new ApiError(409, 'Conflict', `a security group named ${g.name} exists already`, [{ field: 'name', message: 'taken' }]));
+    return g;
+  }
+
+  /** The `default` group as users expect it: in from its own members, out to anywhere. */
+  private async ensureDefaultGroup(): Promise<void> {
+    if (await this.store.get(Keys.securityGroup(DEFAULT_GROUP))) return;
+    const rules = (['ipv4', 'ipv6'] as const).flatMap((ethertype) => [
+      { direction: 'ingress' as const, ethertype, protocol: 'any' as const, remote: { group: DEFAULT_GROUP } },
+      { direction: 'egress' as const, ethertype, protocol: 'any' as const },
+    ]);
+    const g: SecurityGroup = { name: DEFAULT_GROUP, description: 'in from its members, out to anywhere', rules: rules.map((r) => ({ ...r, id: ruleId() })) };
+    // Made once; a concurrent maker's group is as good.
+    await this.store.commit([{ key: Keys.securityGroup(DEFAULT_GROUP), modRevision: 0 }], [{ type: 'put', key: Keys.securityGroup(DEFAULT_GROUP), value: g }]);
+  }
+
+  async addSecurityGroupRule(n: string, rule: z.infer<typeof securityGroupRule>): Promise<SecurityGroup> {
+    const e = await this.entry<SecurityGroup>(Keys.securityGroup(n), 'security group', n);
+    await this.checkRemoteGroups(n, [rule], () => 'remote.group');
+    const g: SecurityGroup = { ...e.value, rules: [...e.value.rules, { ...rule, id: ruleId() }] };
+    await this.commit([{ key: e.key, modRevision: e.modRevision }], [{ type: 'put', key: e.key, value: g }],
+      () => new ApiError(409, 'Conflict', `security group ${n} changed meanwhile; try again`));
+    return g;
+  }
+
+  async deleteSecurityGroupRule(n: string, id: string): Promise<SecurityGroup> {
+    const e = await this.entry<SecurityGroup>(Keys.securityGroup(n), 'security group', n);
+    if (!e.value.rules.some((r) => r.id === id)) throw new ApiError(404, 'Not Found', `security group ${n} has no rule ${id} (its rules: ${e.value.rules.map((r) => r.id).join(', ') || 'none'})`);
+    const g: SecurityGroup = { ...e.value, rules: e.value.rules.filter((r) => r.id !== id) };
+    await this.commit([{ key: e.key, modRevision: e.modRevision }], [{ type: 'put', key: e.key, value: g }],
+      () => new ApiError(409, 'Conflict', `security group ${n} changed meanwhile; try again`));
+    return g;
+  }
+
+  async deleteSecurityGroup(n: string): Promise<void> {
+    const e = await this.entry<SecurityGroup>(Keys.securityGroup(n), 'security group', n);
+    const users = (await this.list<Port>('ports')).filter((p) => p.securityGroups?.includes(n));
+    if (users.length > 0) throw new ApiError(409, 'Conflict', `security group ${n} is used by port(s) ${names(users)}; take it off them first`);
+    const naming = (await this.list<SecurityGroup>('security-groups')).filter((g) => g.name !== n && g.rules.some((r) => r.remote && 'group' in r.remote && r.remote.group === n));
+    if (naming.length > 0) throw new ApiError(409, 'Conflict', `security group ${n} is the remote of rules in ${names(naming)}; delete those rules first`);
+    await this.commit([{ key: e.key, modRevision: e.modRevision }], [{ type: 'delete', key: e.key }],
+      () => new ApiError(409, 'Conflict', `security group ${n} changed meanwhile; try again`));
+  }
+
+  /** A port's security groups: given ones must exist; none given is `default`. */
+  private async portGroups(given: string[] | undefined): Promise<string[]> {
+    if (given === undefined) {
+      await this.ensureDefaultGroup();
+      return [DEFAULT_GROUP];
+    }
+    for (const [i, g] of given.entries()) {
+      if (!(await this.store.get(Keys.securityGroup(g)))) {
+        const all = (await this.list<SecurityGroup>('security-groups')).map((x) => ({ name: x.name }));
+        throw new ApiError(422, 'Unprocessable', `there is no security group named ${g}${all.length ? ` (groups: ${names(all)})` : ''}`, [{ field: `securityGroups[${i}]`, message: 'no such group' }]);
+      }
+    }
+    return given;
+  }
+
   /** Commits, turning a failed condition into the conflict `explain` names. */
   private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError | Promise<ApiError>): Promise<number> {
     const r = await this.store.commit(conditions, ops);
@@ -491,6 +569,7 @@ export class NetworkService {
     }
     await this.mustHost(body.host);
     await this.mustReach(body.host, nets.map((e) => e.value), wanted.map((w) => `${w.at}network`));
+    const securityGroups = await this.portGroups(body.securityGroups);
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const mac = body.mac ?? randomMac();
       const addresses: string[][] = [];
@@ -506,6 +585,7 @@ export class NetworkService {
         backend: body.backend,
         portSecurity: body.portSecurity,
         ...(body.allowedAddresses.length ? { allowedAddresses: body.allowedAddresses } : {}),
+        securityGroups,
       };
       const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
       const r = await this.store.commit(
@@ -553,6 +633,7 @@ export class NetworkService {
       ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips,
       ...(body.portSecurity !== undefined ? { portSecurity: body.portSecurity } : {}),
       ...(body.allowedAddresses !== undefined ? { allowedAddresses: body.allowedAddresses } : {}),
+      ...(body.securityGroups !== undefined ? { securityGroups: await this.portGroups(body.securityGroups) } : {}),
     };
     if (port.allowedAddresses?.length === 0) delete port.allowedAddresses;
     const released = old.ips.filter((ip) => !ips.includes(ip));
@@ -583,6 +664,12 @@ export class NetworkService {
       ...attachments(p).flatMap((a) => [Keys.mac(a.network, p.mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]).map((key) => ({ type: 'delete' as const, key })),
     ], () => new ApiError(409, 'Conflict', `port ${n} changed meanwhile; try again`));
   }
+}
+
+const DEFAULT_GROUP = 'default';
+
+function ruleId(): string {
+  return randomBytes(4).toString('hex');
 }
 
 function names(items: Array<{ name: string }>): string {

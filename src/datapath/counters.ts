@@ -36,6 +36,14 @@ export const DROP_REASONS = [
   'dhcp-server',
   /** Port security: a VM sending IPv6 router advertisements. */
   'router-advertisement',
+  /** Security groups (firewall.ts): no rule of the port's groups allows the connection this
+   * packet would open (or, for TCP, it is not a SYN). Counted on the port it was for. */
+  'sg-refused',
+  /** Security groups: a tracked connection that the port's rules, changed since, no longer
+   * allow; it is forgotten at this packet. */
+  'sg-revoked',
+  /** Security groups: the port's connection table is full; tracked connections carry on. */
+  'conntrack-full',
   /** A DHCP message the agent could not answer: malformed, not from the port's own MAC,
    * relayed, or meant for another server (the port's DHCP counters say which). */
   'dhcp-refused',

@@ -37,6 +37,7 @@ import { Router } from './router.js';
 import { isRouterMac } from './router-mac.js';
 import { LocalServices } from './services.js';
 import type { PortSecurity } from './port-security.js';
+import { Firewall, type FirewallRule } from './firewall.js';
 import { Nat, NatStage, type NatSpec } from './nat.js';
 
 export type { FrameTap } from './model.js';
@@ -84,7 +85,9 @@ export type PortSpec =
 export interface DatapathStats {
   ports: Array<{ name: string; backend: string; mode: 'access' | 'trunk'; networks: string[]; failed: string | null; kernel: KernelCounters | null;
     /** DHCP messages by outcome, for a port the agent serves DHCP to (else null). */
-    dhcp: Partial<Record<DhcpOutcome, number>> | null } & CounterSnapshot>;
+    dhcp: Partial<Record<DhcpOutcome, number>> | null;
+    /** Its security groups' connection table (null: no groups apply). */
+    conntrack: { entries: number; limit: number; refused: number } | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
   underlays: Array<{ encapsulation: Encapsulation; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
   networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
@@ -245,6 +248,19 @@ export class Datapath implements Output {
     const port = this.portByName.get(name);
     if (!port) throw new Error(`no port ${name}`);
     port.security = security;
+  }
+
+  /** Sets the rules of a port's security groups (null: none apply, nothing is filtered).
+   * Tracked connections are kept, and checked against new rules at their next packet. */
+  setPortFirewall(name: string, rules: FirewallRule[] | null, limit?: number): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    if (rules === null) {
+      port.firewall = null;
+      return;
+    }
+    if (port.firewall === null) port.firewall = new Firewall(limit);
+    port.firewall.setRules(rules);
   }
 
   /** Sets the DHCP lease an access port is answered from (null: no DHCP server for it). */
@@ -433,6 +449,7 @@ export class Datapath implements Output {
   age(now: number): void {
     for (const net of this.networks) net?.fdb.age(now);
     for (const nat of this.nats.values()) this.nat.tick(nat, now);
+    for (const p of this.ports) p?.firewall?.expire(now);
     // Unsolicited router advertisements (RFC 4861 §6.2.4): to a port soon after it came, or
     // after its network got IPv6, then every RA_INTERVAL_MS.
     for (const net of this.networks) {
@@ -581,6 +598,10 @@ export class Datapath implements Output {
       const refused = port.security.check(mem, off, len);
       if (refused >= 0) return c.drop(refused);
     }
+    if (port.firewall !== null) {
+      const refused = port.firewall.egress(mem, off, len, now);
+      if (refused >= 0) return c.drop(refused);
+    }
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
     // From the physical network: switched to the VMs, never answered or routed here (every
     // host has the uplink; only the VMs' own hosts answer them).
@@ -700,6 +721,10 @@ export class Datapath implements Output {
 
   toPort(port: Port, net: Network, off: number, len: number, now: number): void {
     if (port.failed !== null) return;
+    if (port.firewall !== null) {
+      const refused = port.firewall.ingress(this.memory.bytes, off, len, now);
+      if (refused >= 0) return port.counters.drop(refused);
+    }
     if (port.trunk && net !== port.nativeNetwork) {
       // Insert the tag in a scratch copy: the original may still go out elsewhere untagged.
       const mem = this.memory.bytes;
@@ -819,6 +844,7 @@ export class Datapath implements Output {
         failed: p.failed,
         kernel: p.backend.kernelCounters?.() ?? null,
         dhcp: p.dhcp === null ? null : Object.fromEntries(DHCP_OUTCOMES.map((o, i) => [o, p.dhcpOutcomes[i]]).filter(([, n]) => n !== 0)),
+        conntrack: p.firewall === null ? null : { entries: p.firewall.size, limit: p.firewall.capacity, refused: p.firewall.refused },
         ...p.counters.snapshot(),
       })),
       tunnels: this.vteps.filter((v): v is Vtep => v !== undefined).map((v) => ({

@@ -12,6 +12,7 @@ import { Fdb } from './fdb.js';
 import type { Neighbors6, Prefix6 } from './ipv6.js';
 import type { Nat } from './nat.js';
 import type { PortSecurity } from './port-security.js';
+import type { Firewall } from './firewall.js';
 
 /** Implementation limits (ours, not a protocol's). */
 export const PORT_TX_QUEUE = 256;
@@ -115,6 +116,8 @@ export class Port {
   raSent = -1;
   /** What the port may send as (null: port security off). */
   security: PortSecurity | null = null;
+  /** Its security groups' rules and connections (null: none apply). */
+  firewall: Firewall | null = null;
 
   constructor(
     readonly index: number,

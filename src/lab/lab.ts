@@ -448,6 +448,7 @@ async function provision(plan: LabPlan): Promise<string[]> {
       ...(r.externalGateway ? { externalGateway: { network: r.externalGateway, ...(r.gatewayHost ? { host: r.gatewayHost } : {}) } } : {}),
     });
   }
+  for (const g of plan.securityGroups ?? []) await api.call('POST', '/v1/security-groups', g);
   // VMs on routed networks reach the others through their gateway (DHCP VMs learn it).
   for (const vm of plan.vms.filter((v) => !v.dhcp && v.attachments[0].vid === null && (plan.routers ?? []).some((r) => r.networks.includes(v.attachments[0].network)))) {
     const [address, len] = vm.attachments[0].ip.split('/');
@@ -466,7 +467,7 @@ async function provision(plan: LabPlan): Promise<string[]> {
       const [ip, mac] = a.split('=');
       return { ip, ...(mac ? { mac } : {}) };
     });
-    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses });
+    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses, ...(vm.securityGroups ? { securityGroups: vm.securityGroups } : {}) });
   }
   // The way in: floating addresses and port forwards, once their ports exist.
   const outside: string[] = [];

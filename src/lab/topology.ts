@@ -43,6 +43,9 @@ const schema = z.object({
      * router advertisements (SLAAC). */
     ipv6: z.string().optional(),
   }).strict()).default([]),
+  /** Security groups to create (labs with a controller), as the API takes them: `{ name,
+   * rules: [{ direction: ingress, protocol: tcp, ports: { min: 80, max: 80 } }] }`. */
+  securityGroups: z.array(z.object({ name, rules: z.array(z.record(z.string(), z.unknown())).default([]) }).strict()).default([]),
   /** A machine on the lab's physical network (untagged), outside every overlay: a namespace
    * with this address and a web server (busybox httpd) answering GET / with its name. */
   outside: z.object({ ip: cidr }).strict().optional(),
@@ -90,6 +93,8 @@ const schema = z.object({
      * with the MAC they use). */
     portSecurity: z.boolean().default(true),
     allowedAddresses: z.array(z.string()).max(16).default([]),
+    /** Its security groups (labs with a controller; `default` when not given). */
+    securityGroups: z.array(name).max(16).optional(),
   }).strict()).default([]),
 }).strict();
 
@@ -115,6 +120,7 @@ export interface LabVm {
   kind: 'netns' | 'qemu';
   portSecurity: boolean;
   allowedAddresses: string[];
+  securityGroups?: string[];
   /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
   attachments: Array<{ vid: number | null; network: string; ip: string }>;
 }
@@ -133,6 +139,7 @@ export interface LabPlan {
   physical: { name: string; bridge: string } | null;
   outside: { netns: string; ip: string } | null;
   vms: LabVm[];
+  securityGroups: Array<{ name: string; rules: Array<Record<string, unknown>> }>;
   routers: Array<{ name: string; networks: string[]; routes: Array<{ cidr: string; nextHop: string }>; externalGateway?: string; gatewayHost?: string;
     forwards: Array<{ protocol: 'tcp' | 'udp'; port: number; vm: string; vmPort?: number }> }>;
 }
@@ -219,7 +226,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (v.kind === 'qemu' && (v.trunk || !t.controller || host?.datapath === 'linux' || v.ip6 || v.mtu)) {
       problems.push(`vms[${i}].kind: a qemu VM is an access VM on a weft host of a lab with a controller (its address, MTU and routes come by DHCP)`);
     }
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, portSecurity: v.portSecurity, allowedAddresses: v.allowedAddresses, attachments };
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, portSecurity: v.portSecurity, allowedAddresses: v.allowedAddresses, ...(v.securityGroups ? { securityGroups: v.securityGroups } : {}), attachments };
   });
   t.networks.forEach((n, i) => {
     if (n.mtu !== undefined && !t.controller) problems.push(`networks[${i}].mtu: a network's own MTU is set through the controller; set controller: true`);
@@ -236,7 +243,9 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (r.forwards.length > 0 && r.externalGateway === undefined) problems.push(`routers[${i}].forwards: a router forwards from its external gateway; give externalGateway`);
   });
   if (problems.length > 0) throw new ConfigError(file, problems);
+  if (t.securityGroups.length > 0 && !t.controller) problems.push('securityGroups: security groups are made through the controller; set controller: true');
   return {
+    securityGroups: t.securityGroups,
     routers: t.routers,
     name: t.name,
     controller,

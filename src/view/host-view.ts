@@ -105,9 +105,22 @@ export interface SecurityState {
   ips: string[];
 }
 
+/** An allow rule of a port's security groups, with its remote group already turned into its
+ * members' addresses. Protocol, ports and ICMP fields -1: any; remote null: anyone. */
+export interface FirewallRuleState {
+  direction: 'ingress' | 'egress';
+  ipv6: boolean;
+  protocol: number;
+  portMin: number;
+  portMax: number;
+  icmpType: number;
+  icmpCode: number;
+  remote: string[] | null;
+}
+
 export type PortState =
-  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState }
-  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState };
+  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState; firewall?: FirewallRuleState[] }
+  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState; firewall?: FirewallRuleState[] };
 
 /** A host's part of the intended network, as the controller sends it. */
 export interface HostView {

@@ -1,0 +1,352 @@
+/**
+ * Security groups, one stage of the data path: a stateful firewall per port, enforced on the
+ * port's own host, egress as the VM sends (in `inside`) and ingress as a frame is delivered
+ * to it (in `toPort`), so it holds between VMs on one host, across hosts, through the router
+ * and from the outside alike.
+ *
+ * Rules only allow. A packet that opens a connection must match a rule of its direction;
+ * once it has, the connection is tracked in the port's table and its packets both ways pass
+ * without a rule: TCP opens only with a SYN (a stray ACK opens nothing) and is tracked
+ * through its handshake and close; UDP and ICMP echo by flow. ICMP errors about a tracked
+ * connection (unreachable, packet too big, time exceeded) pass, so path MTU discovery keeps
+ * working. ARP, neighbour discovery, DHCP to the VM and router advertisements are never
+ * filtered (they are the network's own).
+ *
+ * Rules change live: the firewall's generation moves on, and each connection is checked
+ * against the new rules at its next packet; one they no longer allow is removed and its
+ * packet dropped ('sg-revoked'), one they still allow carries on untouched. The table is
+ * bounded per port: when full, new connections are refused ('conntrack-full') and tracked
+ * ones carry on. Timeouts: TCP 30 s opening, 2 h established, 2 min closing, 10 s after a
+ * reset; UDP 30 s, 3 min once answered; ICMP 30 s.
+ */
+import { readU16, readU32 } from '../wire/bytes.js';
+import { EtherType } from '../wire/ethernet.js';
+import { Drop } from './counters.js';
+
+const NONE = -1;
+const TCP = 6;
+const UDP = 17;
+const ICMP = 1;
+const ICMP6 = 58;
+
+const OPENING_MS = 30_000;
+const ESTABLISHED_MS = 7_200_000;
+const CLOSING_MS = 120_000;
+const RESET_MS = 10_000;
+const UDP_MS = 30_000;
+const UDP_ANSWERED_MS = 180_000;
+const ICMP_MS = 30_000;
+
+/** A rule, in the data path's form. Protocol -1: any; ports and ICMP fields -1: any. */
+export interface FirewallRule {
+  direction: 'ingress' | 'egress';
+  ipv6: boolean;
+  protocol: number;
+  portMin: number;
+  portMax: number;
+  icmpType: number;
+  icmpCode: number;
+  /** Remote prefixes as [words (4), prefix length] (IPv4 in the last word); null: any. */
+  remote: Array<{ words: Uint32Array; length: number }> | null;
+}
+
+/** The packet being looked at: its 5-tuple from the port's side, as plain fields. */
+class Tuple {
+  ipv6 = false;
+  protocol = 0;
+  readonly local = new Uint32Array(4);
+  readonly remote = new Uint32Array(4);
+  localPort = 0;
+  remotePort = 0;
+  tcpFlags = 0;
+  /** ICMP type and code (-1 when not ICMP). */
+  icmpType = -1;
+  icmpCode = -1;
+}
+
+export class Firewall {
+  generation = 0;
+  rules: FirewallRule[] = [];
+  /** New connections refused because the table was full. */
+  refused = 0;
+  readonly capacity: number;
+  private readonly mask: number;
+  private readonly keys: Uint32Array; // 10 words an entry: proto|v6, local[4], remote[4], ports
+  private readonly state: Uint8Array; // TCP: 0 opening, 1 established, 2 closing, 3 reset; UDP: 0/1 answered
+  private readonly origin: Uint8Array; // 0: the VM opened it (egress), 1: the remote did (ingress)
+  private readonly expires: Float64Array;
+  private readonly gen: Uint32Array;
+  private readonly next: Int32Array;
+  private readonly buckets: Int32Array;
+  private readonly used: Uint8Array;
+  private freeHead = 0;
+  size = 0;
+  private readonly t = new Tuple();
+  private readonly q = new Tuple();
+
+  constructor(capacity = 4096) {
+    this.capacity = capacity;
+    let b = 1;
+    while (b < capacity * 2) b *= 2;
+    this.mask = b - 1;
+    this.keys = new Uint32Array(capacity * 10);
+    this.state = new Uint8Array(capacity);
+    this.origin = new Uint8Array(capacity);
+    this.expires = new Float64Array(capacity);
+    this.gen = new Uint32Array(capacity);
+    this.used = new Uint8Array(capacity);
+    this.next = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) this.next[i] = i + 1 < capacity ? i + 1 : NONE;
+    this.buckets = new Int32Array(b).fill(NONE);
+  }
+
+  /** Replaces the rules; tracked connections are checked against them at their next packet. */
+  setRules(rules: FirewallRule[]): void {
+    this.rules = rules;
+    this.generation = (this.generation + 1) >>> 0;
+  }
+
+  /** A frame the VM sends: the drop reason, or -1 to pass. */
+  egress(mem: Uint8Array, off: number, len: number, now: number): number {
+    return this.check(mem, off, len, false, now);
+  }
+
+  /** A frame for the VM: the drop reason, or -1 to pass. */
+  ingress(mem: Uint8Array, off: number, len: number, now: number): number {
+    return this.check(mem, off, len, true, now);
+  }
+
+  private check(mem: Uint8Array, off: number, len: number, inbound: boolean, now: number): number {
+    const type = readU16(mem, off + 12);
+    if (type !== EtherType.Ipv4 && type !== EtherType.Ipv6) return -1; // ARP and the rest
+    const t = this.t;
+    if (!parse(mem, off + 14, len - 14, type === EtherType.Ipv6, inbound, t)) return -1;
+    // The network's own: neighbour discovery and RAs, DHCP to the VM.
+    if (t.ipv6 && t.protocol === ICMP6 && t.icmpType >= 133 && t.icmpType <= 137) return -1;
+    if (!t.ipv6 && t.protocol === UDP && ((inbound && t.remotePort === 67 && t.localPort === 68) || (!inbound && t.localPort === 68 && t.remotePort === 67))) return -1;
+    // ICMP errors pass when they are about a tracked connection.
+    if (isIcmpError(t)) return this.related(mem, off + 14, len - 14, inbound, now) ? -1 : inbound ? Drop['sg-refused'] : -1;
+    const i = this.find(t);
+    if (i !== NONE) {
+      if (this.gen[i] !== this.generation) {
+        // The rules changed since this connection last passed: does its opener still pass?
+        if (!this.allowed(this.origin[i] === 1, t)) {
+          this.remove(i);
+          return Drop['sg-revoked'];
+        }
+        this.gen[i] = this.generation;
+      }
+      this.advance(i, t, inbound === (this.origin[i] === 1), now);
+      return -1;
+    }
+    if (!this.allowed(inbound, t)) return Drop['sg-refused'];
+    if (t.protocol === TCP && (t.tcpFlags & 0x12) !== 0x02) return Drop['sg-refused']; // only a SYN opens
+    // A connection opens: tracked, except for what needs no reply to be let in.
+    if (t.protocol === TCP || t.protocol === UDP || (t.icmpType === 8 && !t.ipv6) || (t.icmpType === 128 && t.ipv6)) {
+      if (this.freeHead === NONE) {
+        this.refused++;
+        return Drop['conntrack-full'];
+      }
+      const n = this.insert(t, inbound ? 1 : 0);
+      this.advance(n, t, true, now);
+    }
+    return -1;
+  }
+
+  /**
+   * Whether a rule of the `inbound` direction allows the connection `t` (a tuple is the same
+   * from the port's side whichever way its packet goes, so a reply re-checked for its
+   * connection's opener needs no turning round; only an echo reply counts as its request).
+   */
+  private allowed(inbound: boolean, t: Tuple): boolean {
+    const remote = t.remote;
+    const localPort = t.localPort;
+    const remotePort = t.remotePort;
+    const icmpType = t.icmpType === 0 && !t.ipv6 ? 8 : t.icmpType === 129 && t.ipv6 ? 128 : t.icmpType;
+    const want = inbound ? 'ingress' : 'egress';
+    for (let r = 0; r < this.rules.length; r++) {
+      const rule = this.rules[r];
+      if (rule.direction !== want || rule.ipv6 !== t.ipv6) continue;
+      if (rule.protocol >= 0 && rule.protocol !== t.protocol) continue;
+      if (rule.portMin >= 0) {
+        // Ingress rules name the VM's port; egress rules the remote's.
+        const p = inbound ? localPort : remotePort;
+        if (p < rule.portMin || p > rule.portMax) continue;
+      }
+      if (rule.icmpType >= 0 && rule.icmpType !== icmpType) continue;
+      if (rule.icmpCode >= 0 && rule.icmpCode !== t.icmpCode) continue;
+      if (rule.remote !== null && !inPrefixes(remote, rule.remote)) continue;
+      return true;
+    }
+    return false;
+  }
+
+  /** An ICMP error's quoted packet belongs to a tracked connection (seen from our side). */
+  private related(mem: Uint8Array, ip: number, len: number, inbound: boolean, now: number): boolean {
+    const t = this.t;
+    const q = this.q;
+    const at = t.ipv6 ? 48 : (mem[ip] & 0x0f) * 4 + 8;
+    // The quoted packet went the other way: an error coming in quotes what the VM sent.
+    if (len < at || !parse(mem, ip + at, len - at, t.ipv6, !inbound, q)) return false;
+    const i = this.find(q);
+    if (i === NONE) return false;
+    this.expires[i] = Math.max(this.expires[i], now);
+    return true;
+  }
+
+  private advance(i: number, t: Tuple, fromOpener: boolean, now: number): void {
+    if (t.protocol === TCP) {
+      let s = this.state[i];
+      const f = t.tcpFlags;
+      if (f & 0x04) s = 3;
+      else if (f & 0x01) s = s === 3 ? 3 : 2;
+      else if (s === 0 && !fromOpener && (f & 0x12) === 0x12) s = 1;
+      this.state[i] = s;
+      this.expires[i] = now + (s === 0 ? OPENING_MS : s === 1 ? ESTABLISHED_MS : s === 2 ? CLOSING_MS : RESET_MS);
+    } else if (t.protocol === UDP) {
+      if (!fromOpener) this.state[i] = 1;
+      this.expires[i] = now + (this.state[i] === 1 ? UDP_ANSWERED_MS : UDP_MS);
+    } else {
+      this.expires[i] = now + ICMP_MS;
+    }
+  }
+
+  private hash(t: Tuple): number {
+    let h = Math.imul(t.protocol + (t.ipv6 ? 256 : 0), 0x9e3779b1);
+    for (let k = 0; k < 4; k++) h = Math.imul(h ^ t.local[k], 0x85ebca6b) ^ Math.imul(t.remote[k], 0xc2b2ae35);
+    h = Math.imul(h ^ ((t.localPort << 16) | t.remotePort), 0x27d4eb2f);
+    return (h ^ (h >>> 15)) & this.mask;
+  }
+
+  private find(t: Tuple): number {
+    for (let i = this.buckets[this.hash(t)]; i !== NONE; i = this.next[i]) {
+      const k = i * 10;
+      const keys = this.keys;
+      if (keys[k] === (t.protocol | (t.ipv6 ? 256 : 0)) && keys[k + 9] === (((t.localPort << 16) | t.remotePort) >>> 0)
+        && keys[k + 1] === t.local[0] && keys[k + 2] === t.local[1] && keys[k + 3] === t.local[2] && keys[k + 4] === t.local[3]
+        && keys[k + 5] === t.remote[0] && keys[k + 6] === t.remote[1] && keys[k + 7] === t.remote[2] && keys[k + 8] === t.remote[3]) return i;
+    }
+    return NONE;
+  }
+
+  private insert(t: Tuple, origin: number): number {
+    const i = this.freeHead;
+    this.freeHead = this.next[i];
+    const k = i * 10;
+    this.keys[k] = t.protocol | (t.ipv6 ? 256 : 0);
+    for (let w = 0; w < 4; w++) {
+      this.keys[k + 1 + w] = t.local[w];
+      this.keys[k + 5 + w] = t.remote[w];
+    }
+    this.keys[k + 9] = ((t.localPort << 16) | t.remotePort) >>> 0;
+    this.state[i] = 0;
+    this.origin[i] = origin;
+    this.gen[i] = this.generation;
+    this.used[i] = 1;
+    const b = this.hash(t);
+    this.next[i] = this.buckets[b];
+    this.buckets[b] = i;
+    this.size++;
+    return i;
+  }
+
+  private remove(i: number): void {
+    // Rebuild the entry's tuple to find its bucket.
+    const t = this.q;
+    const k = i * 10;
+    t.protocol = this.keys[k] & 0xff;
+    t.ipv6 = (this.keys[k] & 256) !== 0;
+    for (let w = 0; w < 4; w++) {
+      t.local[w] = this.keys[k + 1 + w];
+      t.remote[w] = this.keys[k + 5 + w];
+    }
+    t.localPort = this.keys[k + 9] >>> 16;
+    t.remotePort = this.keys[k + 9] & 0xffff;
+    const b = this.hash(t);
+    if (this.buckets[b] === i) this.buckets[b] = this.next[i];
+    else for (let j = this.buckets[b]; j !== NONE; j = this.next[j]) if (this.next[j] === i) { this.next[j] = this.next[i]; break; }
+    this.used[i] = 0;
+    this.next[i] = this.freeHead;
+    this.freeHead = i;
+    this.size--;
+  }
+
+  /** Removes connections whose time is up. Call about once a second. */
+  expire(now: number): void {
+    for (let i = 0; i < this.capacity; i++) if (this.used[i] === 1 && this.expires[i] <= now) this.remove(i);
+  }
+}
+
+function isIcmpError(t: Tuple): boolean {
+  if (t.ipv6) return t.protocol === ICMP6 && t.icmpType >= 1 && t.icmpType <= 4;
+  return t.protocol === ICMP && (t.icmpType === 3 || t.icmpType === 11 || t.icmpType === 12);
+}
+
+/**
+ * Reads an IP packet into `t`, from the port's side: `inbound` means it is going to the VM
+ * (the destination is local). False when it is too short to say.
+ */
+function parse(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inbound: boolean, t: Tuple): boolean {
+  t.ipv6 = ipv6;
+  t.tcpFlags = 0;
+  t.icmpType = -1;
+  t.icmpCode = -1;
+  t.localPort = 0;
+  t.remotePort = 0;
+  let l4: number;
+  let l4Len: number;
+  const src = inbound ? t.remote : t.local;
+  const dst = inbound ? t.local : t.remote;
+  if (ipv6) {
+    if (len < 40) return false;
+    t.protocol = mem[ip + 6];
+    for (let w = 0; w < 4; w++) {
+      src[w] = readU32(mem, ip + 8 + 4 * w);
+      dst[w] = readU32(mem, ip + 24 + 4 * w);
+    }
+    l4 = ip + 40;
+    l4Len = len - 40;
+  } else {
+    if (len < 20) return false;
+    const ihl = (mem[ip] & 0x0f) * 4;
+    if (ihl < 20 || len < ihl) return false;
+    t.protocol = mem[ip + 9];
+    src[0] = src[1] = src[2] = 0;
+    dst[0] = dst[1] = dst[2] = 0;
+    src[3] = readU32(mem, ip + 12);
+    dst[3] = readU32(mem, ip + 16);
+    // A later fragment has no ports: seen as the flow's port-less packet.
+    if ((readU16(mem, ip + 6) & 0x1fff) !== 0) return true;
+    l4 = ip + ihl;
+    l4Len = len - ihl;
+  }
+  // Ports from the first 4 bytes (all an ICMP error's quote may hold), TCP flags after.
+  if ((t.protocol === TCP || t.protocol === UDP) && l4Len >= 4) {
+    const sport = readU16(mem, l4);
+    const dport = readU16(mem, l4 + 2);
+    t.localPort = inbound ? dport : sport;
+    t.remotePort = inbound ? sport : dport;
+    if (t.protocol === TCP && l4Len >= 14) t.tcpFlags = mem[l4 + 13];
+  } else if ((t.protocol === ICMP || t.protocol === ICMP6) && l4Len >= 8) {
+    t.icmpType = mem[l4];
+    t.icmpCode = mem[l4 + 1];
+    // Echo requests and replies are one flow by identifier.
+    const echo = t.protocol === ICMP ? t.icmpType === 8 || t.icmpType === 0 : t.icmpType === 128 || t.icmpType === 129;
+    if (echo) t.localPort = t.remotePort = readU16(mem, l4 + 4);
+  }
+  return true;
+}
+
+function inPrefixes(addr: Uint32Array, prefixes: Array<{ words: Uint32Array; length: number }>): boolean {
+  outer: for (let p = 0; p < prefixes.length; p++) {
+    const { words, length } = prefixes[p];
+    for (let w = 0; w < 4; w++) {
+      const bits = Math.max(0, Math.min(32, length - 32 * w));
+      if (bits === 0) continue;
+      const mask = bits === 32 ? 0xffff_ffff : (0xffff_ffff << (32 - bits)) >>> 0;
+      if (((addr[w] & mask) >>> 0) !== ((words[w] & mask) >>> 0)) continue outer;
+    }
+    return true;
+  }
+  return false;
+}
