@@ -4,6 +4,9 @@
  *     between two networks by Weft's distributed router (a controller lab), and through
  *     source NAT to a machine outside (the router's external gateway on h2: the VM on h1
  *     crosses the underlay to it, then leaves on the physical network),
+ *   - Weft with port security and 1,000 security-group rules on both ports, next to the same
+ *     controller lab with port security off (the rules match new connections last; what an
+ *     established flow costs must not depend on them),
  *   - the Linux kernel's VXLAN device in a bridge, with the offloads a real NIC gives it
  *     (checksum and segmentation offload on the underlay link): the kernel at its best here,
  *   - the same kernel path with transmit checksum offload off on the underlay link, which
@@ -97,8 +100,30 @@ function snatTopology(name: string) {
   }, 'benchmark');
 }
 
-async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed' | 'snat', body: (state: LabState) => Promise<T>): Promise<T> {
-  const plan = datapath === 'routed' ? routedTopology(name) : datapath === 'snat' ? snatTopology(name) : topology(name, datapath);
+/** vm1 and vm2 on blue in a controller lab: port security off, or on with ten groups of
+ * 100 rules each on both ports, the one that lets the other VM in coming last. */
+function groupsTopology(name: string, rules: boolean) {
+  const groups = Array.from({ length: 10 }, (_, g) => ({
+    name: `g${g}`,
+    rules: Array.from({ length: 100 }, (_, r) => (g === 9 && r === 99
+      ? { direction: 'ingress', remote: { cidr: '10.10.0.0/24' } }
+      : { direction: 'ingress', protocol: 'tcp', ports: { min: 1000 + g * 100 + r, max: 1000 + g * 100 + r }, remote: { cidr: '198.51.100.0/24' } })),
+  }));
+  groups[0].rules[0] = { direction: 'egress' } as (typeof groups)[number]['rules'][number];
+  const vm = (n: number, host: string) => ({ name: `vm${n}`, host, network: 'blue', ip: `10.10.0.${n}/24`, ...(rules ? { securityGroups: groups.map((g) => g.name) } : { portSecurity: false }) });
+  return planLab({
+    name,
+    controller: true,
+    hosts: [{ name: 'h1' }, { name: 'h2' }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }],
+    ...(rules ? { securityGroups: groups } : {}),
+    vms: [vm(1, 'h1'), vm(2, 'h2')],
+  }, 'benchmark');
+}
+
+async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed' | 'snat' | 'open' | 'groups', body: (state: LabState) => Promise<T>): Promise<T> {
+  const plan = datapath === 'routed' ? routedTopology(name) : datapath === 'snat' ? snatTopology(name)
+    : datapath === 'open' || datapath === 'groups' ? groupsTopology(name, datapath === 'groups') : topology(name, datapath);
   labDown(name);
   const state = await labUp(plan);
   try {
@@ -125,6 +150,11 @@ async function main(): Promise<void> {
   console.log(`weft routed         tcp ${gbit(routed.tcpBps)} Gbit/s  udp64 ${kpps(routed.udpPps)} kpps`);
   const snat = await withBenchLab('benchsnat', 'snat', (s) => measure(s.name, 'vm1', 'outside', '203.0.113.1', ['h1', 'h2'].map((h) => s.agents[h])));
   console.log(`weft snat           tcp ${gbit(snat.tcpBps)} Gbit/s  udp64 ${kpps(snat.udpPps)} kpps`);
+  const agentsOf = (s: LabState) => ['h1', 'h2'].map((h) => s.agents[h]);
+  const open = await withBenchLab('benchopen', 'open', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', agentsOf(s)));
+  console.log(`weft no groups      tcp ${gbit(open.tcpBps)} Gbit/s  udp64 ${kpps(open.udpPps)} kpps`);
+  const groups = await withBenchLab('benchgroups', 'groups', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', agentsOf(s)));
+  console.log(`weft 1,000 rules    tcp ${gbit(groups.tcpBps)} Gbit/s  udp64 ${kpps(groups.udpPps)} kpps`);
   const { linux, handicapped, underlay } = await withBenchLab('benchlinux', 'linux', async (s) => {
     // The lab builds a linux host with transmit checksum offload off (so that a Weft peer
     // gets finished checksums); between two kernels that is needless, and a real NIC has it.
@@ -149,6 +179,9 @@ async function main(): Promise<void> {
   for (const [label, r] of rows) {
     console.log(`| ${label} | ${gbit(r.tcpBps)} Gbit/s | ${kpps(r.udpPps)} kpps | ${(weft.tcpBps / r.tcpBps).toFixed(2)} / ${(weft.udpPps / r.udpPps).toFixed(2)} |`);
   }
+  console.log('');
+  console.log(`Security groups: port security and 1,000 rules on both ports carried ${gbit(groups.tcpBps)} Gbit/s and ${kpps(groups.udpPps)} kpps`
+    + ` against ${gbit(open.tcpBps)} Gbit/s and ${kpps(open.udpPps)} kpps with port security off: ${(groups.tcpBps / open.tcpBps).toFixed(2)} / ${(groups.udpPps / open.udpPps).toFixed(2)}.`);
   console.log('');
   const cpu = weft.agentCpu!;
   console.log(`Weft agents' CPU during the TCP run: ${cpu.map((c) => `${(c * 100).toFixed(0)}%`).join(', ')} of a core`

@@ -13,8 +13,9 @@ export function fetchStats(socketPath: string): Promise<AgentStats> {
 export function renderStats(s: AgentStats): string {
   const out: string[] = [`host ${s.host}, up ${s.uptimeSeconds}s`, ''];
   out.push(table(
-    ['PORT', 'MODE', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS', 'KERNEL DROPS'],
-    s.ports.map((p) => [p.name, p.failed ? `FAILED: ${p.failed}` : p.mode, p.networks.join(','), String(p.rx.frames), String(p.rx.bytes), String(p.tx.frames), String(p.tx.bytes), drops(p.drops), kernel(p.kernel)]),
+    ['PORT', 'MODE', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS', 'KERNEL DROPS', 'CONNECTIONS (REFUSED)'],
+    s.ports.map((p) => [p.name, p.failed ? `FAILED: ${p.failed}` : p.mode, p.networks.join(','), String(p.rx.frames), String(p.rx.bytes), String(p.tx.frames), String(p.tx.bytes), drops(p.drops), kernel(p.kernel),
+      p.conntrack ? `${p.conntrack.entries}/${p.conntrack.limit} (${p.conntrack.refused})` : '-']),
   ));
   for (const [port, why] of Object.entries(s.pendingPorts)) out.push(`${port}: not attached: ${why}`);
   out.push('');
@@ -27,6 +28,11 @@ export function renderStats(s: AgentStats): string {
     out.push(table(['UNDERLAY', 'ENCAP', 'MTU', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS', 'KERNEL DROPS'],
       s.underlays.map((u) => [u.local, u.encapsulation, String(u.mtu), String(u.rx.frames), String(u.rx.bytes), String(u.tx.frames), String(u.tx.bytes), drops(u.drops), kernel(u.kernel)])));
     for (const u of s.underlays) out.push(`(${u.backend})`);
+  }
+  if (s.nats.length > 0) {
+    out.push('');
+    out.push(table(['EXTERNAL GATEWAY', 'NETWORK', 'ADDRESS', 'CONNECTIONS', 'TRANSLATED OUT/IN', 'NEIGHBORS'],
+      s.nats.map((n) => [n.router, n.network, n.address, `${n.connections}/${n.limit}`, `${n.translatedOut}/${n.translatedIn}`, String(n.neighbors)])));
   }
   out.push('');
   out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
