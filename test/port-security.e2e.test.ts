@@ -13,9 +13,9 @@ import { EtherType } from '../src/wire/ethernet.js';
 import { Icmpv6Repr } from '../src/wire/icmpv6.js';
 import { labApi, readLabState } from '../src/lab/lab.js';
 import { e2eSkipReason } from './support/env.js';
-import { withLab, type Lab } from './support/lab.js';
+import { observe, withLab, type Lab } from './support/lab.js';
 
-const skip = e2eSkipReason('ping', 'python3');
+const skip = e2eSkipReason('ping', 'python3', 'arping', 'tcpdump');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const RAW_SEND = 'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(("eth0",0))\nfor h in sys.argv[1:]: s.send(bytes.fromhex(h))';
 
@@ -33,8 +33,10 @@ test('port security: a VM sends only as itself; an allowed address pair and turn
     securityGroups: [{ name: 'open', rules: [{ direction: 'ingress' }, { direction: 'egress' }] }],
     vms: [
       { name: 'blue1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24', securityGroups: ['open'] },
+      { name: 'blue2', host: 'h2', network: 'blue', ip: '10.10.0.2/24', securityGroups: ['open', 'default'] },
+      // Two VMs that may both carry 10.10.0.100, as a keepalived pair would.
       { name: 'vip1', host: 'h1', network: 'blue', ip: '10.10.0.3/24', allowedAddresses: ['10.10.0.100'] },
+      { name: 'vip2', host: 'h2', network: 'blue', ip: '10.10.0.4/24', allowedAddresses: ['10.10.0.100'] },
     ],
   }, async (lab) => {
     await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2');
@@ -52,8 +54,12 @@ test('port security: a VM sends only as itself; an allowed address pair and turn
     const ll = parseIpv6('fe80::57:46ff:fe00:1');
     // A router advertisement: hop limit 64, router lifetime 1800 s, no options.
     const ra = compose.ethernet(0x333300000001, blue1Mac, EtherType.Ipv6, compose.icmpv6(ll, parseIpv6('ff02::1'), new Icmpv6Repr(134, 0, 0x4000_0708, new Uint8Array(8))));
-    await lab.run('blue1', 'python3', '-c', RAW_SEND, hex(borrowed), hex(claim), hex(offer), hex(ra));
-    await new Promise((r) => setTimeout(r, 300));
+    // The victim, blue2, sees none of it (tcpdump in it).
+    const seen = await observe(lab.name, ['blue2'], 'not icmp6 or icmp6[0] == 134', async () => {
+      await lab.run('blue1', 'python3', '-c', RAW_SEND, hex(borrowed), hex(claim), hex(offer), hex(ra));
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    assert.deepEqual(seen.blue2.filter((l) => /02:57:46:00:00:09|10\.10\.0\.2 is-at 02:57:46:00:00:01|\.67 > |router advertisement/.test(l)), [], 'a spoofed frame reached blue2');
     const d = await drops(lab, 'h1', 'blue1');
     assert.equal(d['spoofed-mac'], 1);
     assert.equal(d['spoofed-arp'], 1);
@@ -62,9 +68,18 @@ test('port security: a VM sends only as itself; an allowed address pair and turn
     // blue1 itself still works.
     await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2');
 
-    // An allowed address: vip1 carries 10.10.0.100 besides its own.
+    // An allowed address: vip1 carries 10.10.0.100, announces it (gratuitous ARP) and is
+    // reached there; then it moves to vip2, on the other host, and blue2 follows it.
+    const neighbour = async () => (await lab.run('blue2', 'ip', 'neigh', 'show', '10.10.0.100')).trim();
     await lab.run('vip1', 'ip', 'addr', 'add', '10.10.0.100/24', 'dev', 'eth0');
-    await lab.run('vip1', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', '10.10.0.100', '10.10.0.2');
+    await lab.run('vip1', 'arping', '-U', '-c', '1', '-I', 'eth0', '10.10.0.100');
+    await lab.run('blue2', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.10.0.100');
+    assert.match(await neighbour(), /lladdr 02:57:46:00:00:03/);
+    await lab.run('vip1', 'ip', 'addr', 'del', '10.10.0.100/24', 'dev', 'eth0');
+    await lab.run('vip2', 'ip', 'addr', 'add', '10.10.0.100/24', 'dev', 'eth0');
+    await lab.run('vip2', 'arping', '-U', '-c', '2', '-I', 'eth0', '10.10.0.100');
+    await lab.run('blue2', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.10.0.100');
+    assert.match(await neighbour(), /lladdr 02:57:46:00:00:04/, 'blue2 took the new holder\'s MAC from its gratuitous ARP');
 
     // Port security off for blue1, through the API: its second address works now, live.
     const api = labApi(readLabState(lab.name)!.plan);
