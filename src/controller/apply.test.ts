@@ -20,6 +20,7 @@ const current = {
   routers: [{ name: 'r0', subnets: ['blue4'] }],
   floatingIps: [],
   portForwards: [],
+  securityGroups: [],
 };
 
 /** A file as the API receives it (defaults filled in by the schema). */
@@ -130,6 +131,24 @@ for (const kind of stores()) {
         await done();
       }
     };
+
+    test('security groups whose rules name each other, and ports in them, in one apply; a rule changed in place keeps the others', withWorld(async ({ service, applier }) => {
+      const groups: Array<{ name: string; rules: Array<Record<string, unknown>> }> = [
+        { name: 'web', rules: [{ direction: 'ingress', protocol: 'tcp', ports: { min: 80, max: 80 }, remote: { group: 'admins' } }] },
+        { name: 'admins', rules: [{ direction: 'egress' }] },
+      ];
+      const doc = { networks: [{ name: 'blue', vni: 100 }], securityGroups: groups, ports: [{ name: 'vm1', network: 'blue', host: 'h1', securityGroups: ['web', 'admins'] }] };
+      const r = await applier.apply(file(doc));
+      assert.deepEqual(r.actions.map((a) => a.text), ['+ security-group web', '+ security-group admins', '+ network blue (vni 100, vxlan)', '+ port vm1 (blue on h1)', '  its rules: 1', '  its rules: 1']);
+      assert.deepEqual((await service.getPort('vm1')).securityGroups, ['web', 'admins']);
+      const ruleId = (await service.getSecurityGroup('admins')).rules[0].id;
+      groups[0].rules.push({ direction: 'ingress', protocol: 'icmp' });
+      const again = await applier.apply(file(doc));
+      assert.deepEqual(again.actions.map((a) => a.text), ['~ security-group web: rules (1 -> 2)']);
+      assert.equal((await service.getSecurityGroup('web')).rules.length, 2);
+      assert.equal((await service.getSecurityGroup('admins')).rules[0].id, ruleId, 'an unchanged group keeps its rules');
+      assert.deepEqual((await applier.apply(file(doc))).actions, []);
+    }));
 
     test('a file whose fourth resource is refused leaves nothing behind', withWorld(async ({ store, applier }) => {
       const before = await store.revision();

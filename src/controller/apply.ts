@@ -18,17 +18,17 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
-  checkPort, floatingIpCreate, networkCreate, portCreate, portFields, portForwardCreate, routerCreate, subnetCreate,
-  type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet,
+  checkPort, floatingIpCreate, networkCreate, portCreate, portFields, portForwardCreate, routerCreate, securityGroupCreate, subnetCreate,
+  type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet,
 } from './model.js';
 import { ApiError, NetworkService, type ServiceOptions } from './service.js';
 import { Transaction, TransactionConflict } from './store/transaction.js';
 import type { Store } from './store/store.js';
 
-export const KINDS = ['networks', 'subnets', 'routers', 'ports', 'floatingIps', 'portForwards'] as const;
+export const KINDS = ['securityGroups', 'networks', 'subnets', 'routers', 'ports', 'floatingIps', 'portForwards'] as const;
 export type Kind = (typeof KINDS)[number];
 /** What the plan calls one resource of each kind. */
-export const ONE: Record<Kind, string> = { networks: 'network', subnets: 'subnet', routers: 'router', ports: 'port', floatingIps: 'floating-ip', portForwards: 'port-forward' };
+export const ONE: Record<Kind, string> = { securityGroups: 'security-group', networks: 'network', subnets: 'subnet', routers: 'router', ports: 'port', floatingIps: 'floating-ip', portForwards: 'port-forward' };
 
 /** A port in a file: its backend and port security may be left out (kept as they are;
  * memory and on when created). */
@@ -46,6 +46,7 @@ export const applyResources = z.object({
   ports: z.array(filePort).optional(),
   floatingIps: z.array(floatingIpCreate).optional(),
   portForwards: z.array(portForwardCreate).optional(),
+  securityGroups: z.array(securityGroupCreate).optional(),
 }).strict().superRefine((doc, ctx) => {
   for (const kind of KINDS) {
     const seen = new Map<string, number>();
@@ -98,13 +99,15 @@ export interface Current {
   ports: Port[];
   floatingIps: FloatingIp[];
   portForwards: PortForward[];
+  securityGroups: SecurityGroup[];
   hosts: Host[];
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 /** Creates in this order, deletes in the reverse: a router needs its subnets, and a subnet
  * cannot go while a router joins it. */
-const ORDER: Record<Kind, number> = { networks: 0, subnets: 1, routers: 2, ports: 3, floatingIps: 4, portForwards: 5 };
+/** Groups come first: ports name them, and their rules name each other. */
+const ORDER: Record<Kind, number> = { securityGroups: -1, networks: 0, subnets: 1, routers: 2, ports: 3, floatingIps: 4, portForwards: 5 };
 
 /** How often an apply that lost a race to another writer is planned and tried again. */
 const RETRIES = 3;
@@ -258,6 +261,24 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
     });
     leftOut(kind, have, want);
   };
+  if (desired.securityGroups) {
+    const have = new Map(current.securityGroups.map((g) => [g.name, g]));
+    const bare = (rules: Array<Record<string, unknown>>) => rules.map(({ id: _, ...r }) => r);
+    desired.securityGroups.forEach((want, i) => {
+      const h = have.get(want.name);
+      if (!h) {
+        // Made bare with the creates, its rules set with the updates: by then every group
+        // the file makes exists, so rules may name each other.
+        creates.push({ verb: 'create', kind: 'securityGroups', name: want.name, index: i, body: { ...want, rules: [] }, text: `+ security-group ${want.name}` });
+        if (want.rules.length > 0) updates.push({ verb: 'update', kind: 'securityGroups', name: want.name, index: i, body: { rules: want.rules }, text: `  its rules: ${want.rules.length}` });
+        return;
+      }
+      if (!same(bare(h.rules), want.rules)) {
+        updates.push({ verb: 'update', kind: 'securityGroups', name: want.name, index: i, body: { rules: want.rules }, text: `~ security-group ${want.name}: rules (${h.rules.length} -> ${want.rules.length})` });
+      }
+    });
+    leftOut('securityGroups', current.securityGroups, desired.securityGroups);
+  }
   whole('floatingIps', current.floatingIps, desired.floatingIps, (w) => `${w.address ?? 'an address'} of ${w.network} for port ${w.port}`);
   whole('portForwards', current.portForwards, desired.portForwards, (w) => `${w.protocol}/${w.externalPort} of router ${w.router} to port ${w.port}`);
   problems.push(...references(current, desired, new Set(deletes.map((d) => `${d.kind}/${d.name}`))));
@@ -329,6 +350,7 @@ export class Applier {
         ports: await service.list<Port>('ports'),
         floatingIps: await service.list<FloatingIp>('floating-ips'),
         portForwards: await service.list<PortForward>('port-forwards'),
+        securityGroups: await service.list<SecurityGroup>('security-groups'),
         hosts: await service.list<Host>('hosts'),
       };
       const { actions, kept } = plan(current, req.resources, req.prune);
@@ -365,6 +387,10 @@ export class Applier {
         if (a.verb === 'create') await s.createRouter(routerCreate.parse(a.body));
         else if (a.verb === 'update') await s.updateRouter(a.name, a.body as never);
         else await s.deleteRouter(a.name);
+      } else if (a.kind === 'securityGroups') {
+        if (a.verb === 'create') await s.createSecurityGroup(securityGroupCreate.parse(a.body));
+        else if (a.verb === 'update') await s.setSecurityGroupRules(a.name, (a.body as { rules: never }).rules);
+        else await s.deleteSecurityGroup(a.name);
       } else if (a.kind === 'floatingIps') {
         if (a.verb === 'create') await s.createFloatingIp(floatingIpCreate.parse(a.body));
         else await s.deleteFloatingIp(a.name);

@@ -317,6 +317,21 @@ export class NetworkService {
     return g;
   }
 
+  /** Sets a group's rules whole (what `weft apply` does): a rule kept keeps its id. */
+  async setSecurityGroupRules(n: string, rules: Array<z.infer<typeof securityGroupRule>>): Promise<SecurityGroup> {
+    const e = await this.entry<SecurityGroup>(Keys.securityGroup(n), 'security group', n);
+    await this.checkRemoteGroups(n, rules, (i) => `rules[${i}].remote.group`);
+    const old = [...e.value.rules];
+    const kept = rules.map((r) => {
+      const i = old.findIndex(({ id: _, ...o }) => JSON.stringify(o) === JSON.stringify(r));
+      return i >= 0 ? old.splice(i, 1)[0] : { ...r, id: ruleId() };
+    });
+    const g: SecurityGroup = { ...e.value, rules: kept };
+    await this.commit([{ key: e.key, modRevision: e.modRevision }], [{ type: 'put', key: e.key, value: g }],
+      () => new ApiError(409, 'Conflict', `security group ${n} changed meanwhile; try again`));
+    return g;
+  }
+
   async deleteSecurityGroupRule(n: string, id: string): Promise<SecurityGroup> {
     const e = await this.entry<SecurityGroup>(Keys.securityGroup(n), 'security group', n);
     if (!e.value.rules.some((r) => r.id === id)) throw new ApiError(404, 'Not Found', `security group ${n} has no rule ${id} (its rules: ${e.value.rules.map((r) => r.id).join(', ') || 'none'})`);
