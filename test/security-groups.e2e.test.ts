@@ -1,9 +1,11 @@
 /**
  * Security groups, end to end, with real kernel stacks: the default group lets its members
  * reach each other and keeps everyone else out; a group with a rule opens one port to a
- * prefix; replies to what a VM opened come back without a rule; a rule added or removed
- * through the API takes effect on the other host at once: a running flow the new rules no
- * longer allow stops at its next packet, one they still allow carries on.
+ * prefix, another a port to the members of a group (on the same host and across hosts);
+ * replies to what a VM opened come back without a rule; a full table refuses the next
+ * connection and counts it; a rule added or removed through the API takes effect on the
+ * other host at once: a running ping the new rules no longer allow stops at its next
+ * packet, a running TCP stream they still allow carries on.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +13,12 @@ import { labApi, readLabState } from '../src/lab/lab.js';
 import { e2eSkipReason } from './support/env.js';
 import { withLab, type Lab } from './support/lab.js';
 
-const skip = e2eSkipReason('ping', 'busybox', 'ss');
+const skip = e2eSkipReason('ping', 'busybox', 'ss', 'python3', 'iperf3');
+
+/** A TCP server in a VM that answers every connection with "ok" (until the lab goes). */
+const SERVER = 'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("0.0.0.0",22))\ns.listen(8)\nwhile True:\n  c,_=s.accept(); c.sendall(b"ok"); c.close()';
+/** Connects to HOST:22 and prints what it says; fails after 2 s. */
+const CLIENT = 'import socket,sys\nc=socket.create_connection((sys.argv[1],22),timeout=2)\nprint(c.recv(10).decode())';
 
 async function listening(lab: Lab, vm: string, port: number): Promise<void> {
   for (let i = 0; i < 50 && !(await lab.exec(vm, 'ss', '-ltn')).stdout.includes(`:${port} `); i++) await new Promise((r) => setTimeout(r, 100));
@@ -24,14 +31,22 @@ test('security groups: members in, strangers out, a port opened by a rule, repli
     hosts: [{ name: 'h1' }, { name: 'h2' }],
     networks: [{ name: 'blue', vni: 100 }],
     securityGroups: [
-      { name: 'web', rules: [{ direction: 'ingress', protocol: 'tcp', ports: { min: 80, max: 80 }, remote: { cidr: '10.10.0.0/24' } }] },
+      { name: 'web', rules: [{ direction: 'ingress', protocol: 'tcp', ports: { min: 80, max: 80 }, remote: { cidr: '10.10.0.0/24' } }, { direction: 'ingress', protocol: 'tcp', ports: { min: 5201, max: 5201 } }] },
       // Out to anywhere, nothing in: a client only.
       { name: 'client', rules: [{ direction: 'egress' }] },
+      { name: 'admins', rules: [{ direction: 'egress' }] },
+      // SSH only from the admins' ports.
+      { name: 'ssh', rules: [{ direction: 'ingress', protocol: 'tcp', ports: { min: 22, max: 22 }, remote: { group: 'admins' } }] },
     ],
     vms: [
       { name: 'a', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
-      { name: 'b', host: 'h2', network: 'blue', ip: '10.10.0.2/24', securityGroups: ['default', 'web'] },
+      { name: 'b', host: 'h2', network: 'blue', ip: '10.10.0.2/24', securityGroups: ['default', 'web', 'ssh'] },
       { name: 'c', host: 'h1', network: 'blue', ip: '10.10.0.3/24', securityGroups: ['client'] },
+      { name: 'admin1', host: 'h1', network: 'blue', ip: '10.10.0.4/24', securityGroups: ['admins'] },
+      { name: 'admin2', host: 'h2', network: 'blue', ip: '10.10.0.5/24', securityGroups: ['admins'] },
+      // A client whose table holds two connections.
+      { name: 'd', host: 'h1', network: 'blue', ip: '10.10.0.6/24', securityGroups: ['client'], connectionLimit: 2 },
+      { name: 'e', host: 'h2', network: 'blue', ip: '10.10.0.7/24', securityGroups: ['client'] },
     ],
   }, async (lab) => {
     const api = labApi(readLabState(lab.name)!.plan);
@@ -53,6 +68,19 @@ test('security groups: members in, strangers out, a port opened by a rule, repli
     const c = (await lab.stats('h1')).ports.find((p) => p.name === 'c')!;
     assert.ok(c.conntrack !== null && c.conntrack.entries >= 1, `c tracks its connections: ${JSON.stringify(c.conntrack)}`);
 
+    // SSH on b from the admins group only: from admin2 on b's own host, from admin1 across
+    // hosts; not from e (on b's host) nor c (across), in no group that lets them in.
+    void lab.exec('b', 'python3', '-c', SERVER);
+    await listening(lab, 'b', 22);
+    assert.equal((await lab.run('admin2', 'python3', '-c', CLIENT, '10.10.0.2')).trim(), 'ok');
+    assert.equal((await lab.run('admin1', 'python3', '-c', CLIENT, '10.10.0.2')).trim(), 'ok');
+    for (const vm of ['e', 'c']) assert.notEqual((await lab.exec(vm, 'python3', '-c', CLIENT, '10.10.0.2')).code, 0, `${vm} reached b's port 22`);
+
+    // The table limit: d's third flow is refused and counted; its first two carry on.
+    await lab.run('d', 'python3', '-c', 'import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor p in (9001,9002,9003,9001): s.sendto(b"x",("10.10.0.2",p))');
+    const d = (await lab.stats('h1')).ports.find((p) => p.name === 'd')!;
+    assert.deepEqual([d.conntrack?.entries, d.conntrack?.limit, d.conntrack?.refused, d.drops['conntrack-full']], [2, 2, 1, 1]);
+
     // Live: allow pings into c; a running ping from a starts to get answers.
     const added = await api.call('POST', '/v1/security-groups/client/rules', { direction: 'ingress', protocol: 'icmp', remote: { cidr: '10.10.0.0/24' } }) as { rules: Array<{ id: string }> };
     let ok = false;
@@ -68,5 +96,21 @@ test('security groups: members in, strangers out, a port opened by a rule, repli
     assert.ok(received >= 5 && received < 28, `the ping was answered until the rule went, then not: ${received} of 30`);
     assert.ok((await drops('h1', 'c'))['sg-revoked'] >= 1 || (await drops('h1', 'c'))['sg-refused'] >= 1);
     await lab.run('a', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.10.0.2');
+
+    // Under a running TCP stream and a running ping from c to b: the rule letting pings in
+    // goes; the ping stops, the stream (still allowed) carries on to its end.
+    const icmp = await api.call('POST', '/v1/security-groups/web/rules', { direction: 'ingress', protocol: 'icmp', remote: { cidr: '10.10.0.0/24' } }) as { rules: Array<{ id: string }> };
+    await lab.run('b', 'iperf3', '-s', '-D', '-1');
+    await listening(lab, 'b', 5201);
+    const stream = lab.exec('c', 'iperf3', '-c', '10.10.0.2', '-t', '5', '-J');
+    const pings = lab.exec('c', 'ping', '-c', '40', '-i', '0.1', '-W', '1', '10.10.0.2');
+    await new Promise((r) => setTimeout(r, 1500));
+    await api.call('DELETE', `/v1/security-groups/web/rules/${icmp.rules[2].id}`);
+    const [s, p] = await Promise.all([stream, pings]);
+    const answered = Number(/(\d+) received/.exec(p.stdout)?.[1] ?? 0);
+    assert.ok(answered >= 5 && answered < 38, `the ping stopped when its rule went: ${answered} of 40 answered`);
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    const intervals = (JSON.parse(s.stdout) as { intervals: Array<{ sum: { bytes: number } }> }).intervals;
+    assert.ok(intervals.length >= 5 && intervals.every((i) => i.sum.bytes > 0), 'the stream ran every second to its end');
   });
 });

@@ -29,7 +29,7 @@ export interface ReconcileResult {
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const dhcpOf = (p: PortState) => (p.mode === 'access' ? p.dhcp : undefined);
 /** A port without what is swapped in place (its lease and port security). */
-const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined, firewall: undefined });
+const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined, firewall: undefined, connectionLimit: undefined });
 
 /** The data path's form of a port's security-group rules (null: none apply). */
 function firewall(p: PortState): FirewallRule[] | null {
@@ -127,8 +127,8 @@ export class Reconciler {
           this.ports.set(name, want);
           result.changed.push(`port ${name} (port security)`);
         }
-        if (!same(want.firewall, have.firewall)) {
-          dp.setPortFirewall(name, firewall(want));
+        if (!same(want.firewall, have.firewall) || want.connectionLimit !== have.connectionLimit) {
+          dp.setPortFirewall(name, firewall(want), want.connectionLimit);
           this.ports.set(name, want);
           result.changed.push(`port ${name} (security groups)`);
         }
@@ -220,7 +220,7 @@ export class Reconciler {
       this.ports.set(want.name, want);
       dp.setPortDhcp(want.name, lease(want));
       dp.setPortSecurity(want.name, security(want));
-      dp.setPortFirewall(want.name, firewall(want));
+      dp.setPortFirewall(want.name, firewall(want), want.connectionLimit);
       dp.startPort(want.name, this.clock);
       if (!result.changed.includes(`port ${want.name}`)) result.added.push(`port ${want.name}`);
     }

@@ -302,10 +302,11 @@ export class ModelCache {
    * The rules of a port's security groups, for its host to enforce (with port security on):
    * a remote group becomes its members' addresses, now. No groups: nothing in, all out.
    */
-  private firewallFor(p: Port): { firewall?: FirewallRuleState[] } {
+  private firewallFor(p: Port): { firewall?: FirewallRuleState[]; connectionLimit?: number } {
     if (p.portSecurity === false || p.securityGroups === undefined) return {};
+    const limit = p.connectionLimit ? { connectionLimit: p.connectionLimit } : {};
     const any = (ipv6: boolean): FirewallRuleState => ({ direction: 'egress', ipv6, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null });
-    if (p.securityGroups.length === 0) return { firewall: [any(false), any(true)] };
+    if (p.securityGroups.length === 0) return { firewall: [any(false), any(true)], ...limit };
     const protocols: Record<string, number> = { any: -1, tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
     const rules: FirewallRuleState[] = [];
     for (const name of p.securityGroups) {
@@ -323,7 +324,7 @@ export class ModelCache {
         });
       }
     }
-    return { firewall: rules };
+    return { firewall: rules, ...limit };
   }
 
   /** What a port may send as: its MAC and the allowed pairs' MACs; its addresses on every

@@ -95,6 +95,8 @@ export const portFields = z.object({
   /** Its security groups (with port security on): `default` when not given; [] lets
    * nothing in and everything out. */
   securityGroups: z.array(name).max(16).optional(),
+  /** Most connections its security groups track at once (4096 when not given). */
+  connectionLimit: z.number().int().min(1).max(65536).optional(),
 }).strict();
 
 /** The rules across a port's fields: what it is on, once each. */
@@ -119,6 +121,7 @@ export const portUpdate = z.object({
   portSecurity: z.boolean(),
   allowedAddresses: z.array(allowedAddress).max(16),
   securityGroups: z.array(name).max(16),
+  connectionLimit: z.number().int().min(1).max(65536),
 }).partial().strict();
 
 const l4Port = z.number().int().min(1).max(65535);
@@ -288,6 +291,7 @@ export interface Port {
   allowedAddresses?: Array<{ ip: string; mac?: string }>;
   /** Absent in ports stored before security groups: none (nothing filtered). */
   securityGroups?: string[];
+  connectionLimit?: number;
 }
 
 /** Every network a port is on: untagged (vid null) or behind a VLAN tag. */

@@ -601,6 +601,7 @@ export class NetworkService {
         portSecurity: body.portSecurity,
         ...(body.allowedAddresses.length ? { allowedAddresses: body.allowedAddresses } : {}),
         securityGroups,
+        ...(body.connectionLimit ? { connectionLimit: body.connectionLimit } : {}),
       };
       const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
       const r = await this.store.commit(
@@ -649,6 +650,7 @@ export class NetworkService {
       ...(body.portSecurity !== undefined ? { portSecurity: body.portSecurity } : {}),
       ...(body.allowedAddresses !== undefined ? { allowedAddresses: body.allowedAddresses } : {}),
       ...(body.securityGroups !== undefined ? { securityGroups: await this.portGroups(body.securityGroups) } : {}),
+      ...(body.connectionLimit !== undefined ? { connectionLimit: body.connectionLimit } : {}),
     };
     if (port.allowedAddresses?.length === 0) delete port.allowedAddresses;
     const released = old.ips.filter((ip) => !ips.includes(ip));

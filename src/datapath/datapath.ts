@@ -51,6 +51,8 @@ const SCRATCH_SLOTS = 128;
  * default (RFC 4861 §6.2.1: MaxRtrAdvInterval 600 s, AdvDefaultLifetime 3 × that). */
 const RA_INTERVAL_MS = 200_000;
 const RA_ROUTER_LIFETIME = 1800;
+/** Connections a port's security groups track at once, unless the port says. */
+const DEFAULT_CONNECTION_LIMIT = 4096;
 /** A pump reads at most this many batches before it yields to the event loop. */
 const BATCHES_PER_PUMP = 8;
 
@@ -251,15 +253,16 @@ export class Datapath implements Output {
   }
 
   /** Sets the rules of a port's security groups (null: none apply, nothing is filtered).
-   * Tracked connections are kept, and checked against new rules at their next packet. */
-  setPortFirewall(name: string, rules: FirewallRule[] | null, limit?: number): void {
+   * Tracked connections are kept, and checked against new rules at their next packet; a new
+   * table size starts an empty table. */
+  setPortFirewall(name: string, rules: FirewallRule[] | null, limit = DEFAULT_CONNECTION_LIMIT): void {
     const port = this.portByName.get(name);
     if (!port) throw new Error(`no port ${name}`);
     if (rules === null) {
       port.firewall = null;
       return;
     }
-    if (port.firewall === null) port.firewall = new Firewall(limit);
+    if (port.firewall === null || port.firewall.capacity !== limit) port.firewall = new Firewall(limit);
     port.firewall.setRules(rules);
   }
 

@@ -467,7 +467,7 @@ async function provision(plan: LabPlan): Promise<string[]> {
       const [ip, mac] = a.split('=');
       return { ip, ...(mac ? { mac } : {}) };
     });
-    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses, ...(vm.securityGroups ? { securityGroups: vm.securityGroups } : {}) });
+    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses, ...(vm.securityGroups ? { securityGroups: vm.securityGroups } : {}), ...(vm.connectionLimit ? { connectionLimit: vm.connectionLimit } : {}) });
   }
   // The way in: floating addresses and port forwards, once their ports exist.
   const outside: string[] = [];

@@ -95,6 +95,8 @@ const schema = z.object({
     allowedAddresses: z.array(z.string()).max(16).default([]),
     /** Its security groups (labs with a controller; `default` when not given). */
     securityGroups: z.array(name).max(16).optional(),
+    /** Most connections its groups track at once (4096 when not given). */
+    connectionLimit: z.number().int().min(1).max(65536).optional(),
   }).strict()).default([]),
 }).strict();
 
@@ -121,6 +123,7 @@ export interface LabVm {
   portSecurity: boolean;
   allowedAddresses: string[];
   securityGroups?: string[];
+  connectionLimit?: number;
   /** Access: one interface on `network`; trunk: eth0 with a VLAN subinterface per tag. */
   attachments: Array<{ vid: number | null; network: string; ip: string }>;
 }
@@ -226,7 +229,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (v.kind === 'qemu' && (v.trunk || !t.controller || host?.datapath === 'linux' || v.ip6 || v.mtu)) {
       problems.push(`vms[${i}].kind: a qemu VM is an access VM on a weft host of a lab with a controller (its address, MTU and routes come by DHCP)`);
     }
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, portSecurity: v.portSecurity, allowedAddresses: v.allowedAddresses, ...(v.securityGroups ? { securityGroups: v.securityGroups } : {}), attachments };
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, portSecurity: v.portSecurity, allowedAddresses: v.allowedAddresses, ...(v.securityGroups ? { securityGroups: v.securityGroups } : {}), ...(v.connectionLimit ? { connectionLimit: v.connectionLimit } : {}), attachments };
   });
   t.networks.forEach((n, i) => {
     if (n.mtu !== undefined && !t.controller) problems.push(`networks[${i}].mtu: a network's own MTU is set through the controller; set controller: true`);

@@ -119,8 +119,8 @@ export interface FirewallRuleState {
 }
 
 export type PortState =
-  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState; firewall?: FirewallRuleState[] }
-  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState; firewall?: FirewallRuleState[] };
+  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState; firewall?: FirewallRuleState[]; connectionLimit?: number }
+  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState; firewall?: FirewallRuleState[]; connectionLimit?: number };
 
 /** A host's part of the intended network, as the controller sends it. */
 export interface HostView {
