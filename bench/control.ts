@@ -61,7 +61,7 @@ class SimAgent {
       url, token, log,
       host: { name, ...underlay },
       apply: (view: HostView) => {
-        this.reconciler.apply(hostStateFromView(view, { host: name, underlay, networks: [], ports: [], nat: [], physicalNetworks: {}, limits }));
+        this.reconciler.apply(hostStateFromView(view, { host: name, underlay, networks: [], ports: [], nat: [], securityGroups: {}, addressSets: {}, physicalNetworks: {}, limits }));
         const now = performance.now();
         const present = new Set<string>();
         for (const n of view.networks) for (const nb of n.neighbors ?? []) present.add(nb.mac);

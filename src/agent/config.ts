@@ -137,6 +137,8 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
     })),
     ports,
     nat: [],
+    securityGroups: {},
+    addressSets: {},
     physicalNetworks: c.physicalNetworks,
     limits: c.limits,
   };

@@ -4,7 +4,7 @@
  * is the other. The reconciler (src/agent/reconciler.ts) makes the data path match it,
  * whatever the source.
  */
-import type { HostView, NatState, NetworkState, PortState } from '../view/host-view.js';
+import type { FirewallRuleState, HostView, NatState, NetworkState, PortState } from '../view/host-view.js';
 
 export type { BackendState, DhcpState, HostView, NatState, Neighbor, NetworkState, PortState, RemoteHost } from '../view/host-view.js';
 
@@ -17,6 +17,10 @@ export interface HostState {
   ports: PortState[];
   /** The routers' external gateways this host holds. */
   nat: NatState[];
+  /** The rules of the security groups its ports are in. */
+  securityGroups: Record<string, FirewallRuleState[]>;
+  /** Security groups' member addresses, for the rules naming them as remote. */
+  addressSets: Record<string, string[]>;
   /** Physical network -> this host's interface on it (reported when joining a controller). */
   physicalNetworks: Record<string, string>;
   limits: { maxPorts: number; fdbLimit: number; fdbAgingSeconds: number };
@@ -24,5 +28,5 @@ export interface HostState {
 
 /** A host's full desired state from a controller's view plus what only the agent knows. */
 export function hostStateFromView(view: HostView, from: HostState): HostState {
-  return { host: view.host, underlay: from.underlay, networks: view.networks, ports: view.ports, nat: view.nat ?? [], physicalNetworks: from.physicalNetworks, limits: from.limits };
+  return { host: view.host, underlay: from.underlay, networks: view.networks, ports: view.ports, nat: view.nat ?? [], securityGroups: view.securityGroups ?? {}, addressSets: view.addressSets ?? {}, physicalNetworks: from.physicalNetworks, limits: from.limits };
 }

@@ -30,6 +30,8 @@ const state = (networks: HostState['networks'], ports: PortState[]): HostState =
   underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 },
   physicalNetworks: {},
   nat: [],
+  securityGroups: {},
+  addressSets: {},
   networks,
   ports,
   limits: { maxPorts: 8, fdbLimit: 64, fdbAgingSeconds: 300 },

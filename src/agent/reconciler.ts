@@ -13,8 +13,9 @@ import { ROUTER_LINK_LOCAL } from '../datapath/ipv6.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
 import { PortSecurity } from '../datapath/port-security.js';
-import type { FirewallRule } from '../datapath/firewall.js';
+import { AddressSet, type FirewallRule } from '../datapath/firewall.js';
 import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
+import type { FirewallRuleState } from '../view/host-view.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
 
@@ -29,23 +30,30 @@ export interface ReconcileResult {
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const dhcpOf = (p: PortState) => (p.mode === 'access' ? p.dhcp : undefined);
 /** A port without what is swapped in place (its lease and port security). */
-const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined, firewall: undefined, connectionLimit: undefined });
+const withoutDhcp = (p: PortState) => ({ ...p, dhcp: undefined, security: undefined, securityGroups: undefined, connectionLimit: undefined });
 
-/** The data path's form of a port's security-group rules (null: none apply). */
-function firewall(p: PortState): FirewallRule[] | null {
-  if (!p.firewall) return null;
-  return p.firewall.map((r) => ({
+/** An address as the firewall's four words (IPv4 in the last). */
+function words(addr: string): Uint32Array {
+  if (!addr.includes(':')) return new Uint32Array([0, 0, 0, parseIpv4(addr)]);
+  const b = parseIpv6(addr);
+  return new Uint32Array([0, 1, 2, 3].map((i) => ((b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3]) >>> 0));
+}
+
+/** A security group's rules in the data path's form; a rule naming a group as remote
+ * shares that group's address set. */
+function compileRules(rules: FirewallRuleState[], sets: Map<string, AddressSet>): FirewallRule[] {
+  return rules.map((r) => ({
     ...r,
     remote: r.remote === null ? null : r.remote.map((cidr) => {
       const [addr, len] = cidr.split('/');
-      if (addr.includes(':')) {
-        const b = parseIpv6(addr);
-        return { words: new Uint32Array([0, 1, 2, 3].map((i) => ((b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3]) >>> 0)), length: len === undefined ? 128 : Number(len) };
-      }
-      return { words: new Uint32Array([0, 0, 0, parseIpv4(addr)]), length: 96 + (len === undefined ? 32 : Number(len)) };
+      return { words: words(addr), length: (addr.includes(':') ? 0 : 96) + (len === undefined ? (addr.includes(':') ? 128 : 32) : Number(len)) };
     }),
+    remoteSet: r.remoteGroup === undefined ? null : sets.get(r.remoteGroup) ?? new AddressSet([]),
   }));
 }
+
+/** What a port with no security groups gets: nothing in, everything out. */
+const NO_GROUPS: FirewallRule[] = [false, true].map((ipv6) => ({ direction: 'egress', ipv6, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null }));
 
 /** The data path's form of a port's security. */
 function security(p: PortState): PortSecurity | null {
@@ -88,6 +96,12 @@ export class Reconciler {
   private readonly staticMacs = new Map<string, Map<number, string>>();
   /** Each applied NAT (router -> JSON). */
   private readonly natJson = new Map<string, string>();
+  /** Security groups' member addresses, as applied (group -> JSON, and the set itself). */
+  private readonly setJson = new Map<string, string>();
+  private readonly sets = new Map<string, AddressSet>();
+  /** Security groups' rules, as applied (group -> JSON, and compiled). */
+  private readonly groupJson = new Map<string, string>();
+  private readonly groupRules = new Map<string, FirewallRule[]>();
 
   constructor(
     private readonly datapath: Datapath,
@@ -110,6 +124,41 @@ export class Reconciler {
       const want = wantNets.get(name);
       if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation || Boolean(want.provider) !== Boolean(net.provider)) rebuilt.add(name);
     }
+    // Address sets first: a changed one is given again to every port whose rules name it.
+    const changedSets = new Set<string>();
+    for (const [group, addresses] of Object.entries(desired.addressSets)) {
+      const json = JSON.stringify(addresses);
+      if (this.setJson.get(group) === json) continue;
+      this.setJson.set(group, json);
+      this.sets.set(group, new AddressSet(addresses.map(words)));
+      changedSets.add(group);
+    }
+    for (const group of [...this.setJson.keys()]) {
+      if (group in desired.addressSets) continue;
+      this.setJson.delete(group);
+      this.sets.delete(group);
+    }
+    // Then the groups' rules: compiled again when they or a set they name changed.
+    const changedGroups = new Set<string>();
+    for (const [group, rules] of Object.entries(desired.securityGroups)) {
+      const json = JSON.stringify(rules);
+      if (this.groupJson.get(group) === json && !rules.some((r) => r.remoteGroup !== undefined && changedSets.has(r.remoteGroup))) continue;
+      this.groupJson.set(group, json);
+      this.groupRules.set(group, compileRules(rules, this.sets));
+      changedGroups.add(group);
+    }
+    for (const group of [...this.groupJson.keys()]) {
+      if (group in desired.securityGroups) continue;
+      this.groupJson.delete(group);
+      this.groupRules.delete(group);
+    }
+    const groupsChanged = (p: PortState) => (p.securityGroups ?? []).some((g) => changedGroups.has(g));
+    /** A port's rules: its groups' (shared), or none (null) when it has no groups' list. */
+    const rulesOf = (p: PortState): FirewallRule[] | null => {
+      if (p.securityGroups === undefined) return null;
+      if (p.securityGroups.length === 0) return NO_GROUPS;
+      return p.securityGroups.flatMap((g) => this.groupRules.get(g) ?? []);
+    };
     const portNetworks = (p: PortState) => (p.mode === 'access' ? [p.network] : [...Object.values(p.vlans), ...(p.nativeNetwork ? [p.nativeNetwork] : [])]);
 
     // 1. Ports that went, changed, or sit on a network being rebuilt.
@@ -127,8 +176,8 @@ export class Reconciler {
           this.ports.set(name, want);
           result.changed.push(`port ${name} (port security)`);
         }
-        if (!same(want.firewall, have.firewall) || want.connectionLimit !== have.connectionLimit) {
-          dp.setPortFirewall(name, firewall(want), want.connectionLimit);
+        if (!same(want.securityGroups, have.securityGroups) || want.connectionLimit !== have.connectionLimit || groupsChanged(want)) {
+          dp.setPortFirewall(name, rulesOf(want), want.connectionLimit);
           this.ports.set(name, want);
           result.changed.push(`port ${name} (security groups)`);
         }
@@ -220,7 +269,7 @@ export class Reconciler {
       this.ports.set(want.name, want);
       dp.setPortDhcp(want.name, lease(want));
       dp.setPortSecurity(want.name, security(want));
-      dp.setPortFirewall(want.name, firewall(want), want.connectionLimit);
+      dp.setPortFirewall(want.name, rulesOf(want), want.connectionLimit);
       dp.startPort(want.name, this.clock);
       if (!result.changed.includes(`port ${want.name}`)) result.added.push(`port ${want.name}`);
     }

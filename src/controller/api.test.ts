@@ -196,7 +196,7 @@ test('a trunk port: one MAC on each of its networks, addresses per VLAN, and a v
   const view = (await ModelCache.load(store)).viewFor('h1');
   // Port security (on by default): its one MAC, and its addresses on every network.
   // (Its security groups' rules are another test's.)
-  assert.deepEqual(view.ports.map(({ firewall: _, ...p }) => p), [{
+  assert.deepEqual(view.ports.map(({ securityGroups: _, ...p }) => p), [{
     name: 't1', mode: 'trunk', vlans: { 10: 'blue', 20: 'red' }, nativeNetwork: 'green', backend: { type: 'memory' },
     security: { macs: [t.body.mac], ips: ['10.30.0.2', '10.10.0.9', '10.20.0.2'] },
   }]);
@@ -222,8 +222,8 @@ test('a host\'s view carries each access port\'s DHCP lease from its subnet, and
   const port = (await call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' })).body as { mac: string };
   const { ModelCache } = await import('./model-cache.js');
   let view = (await ModelCache.load(store)).viewFor('h1');
-  assert.deepEqual({ ...view.ports[0], firewall: undefined }, {
-    firewall: undefined,
+  assert.deepEqual({ ...view.ports[0], securityGroups: undefined }, {
+    securityGroups: undefined,
     name: 'vm1', mode: 'access', network: 'blue', backend: { type: 'memory' },
     dhcp: { mac: port.mac, ip: '10.10.0.2', prefixLength: 24, gateway: '10.10.0.1', dns: ['10.10.0.53'], leaseSeconds: 3600, hostName: 'vm1' },
     security: { macs: [port.mac], ips: ['10.10.0.2'] },
@@ -374,19 +374,25 @@ test('security groups: the default group for new ports, rules with remote groups
   assert.match((await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2', securityGroups: ['nope'] })).body.detail, /^there is no security group named nope \(groups: /);
   await call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h2', ips: ['10.10.0.6'], securityGroups: ['default', 'web'] });
   const { ModelCache } = await import('./model-cache.js');
-  const rules = (await ModelCache.load(store)).viewFor('h2').ports[0].firewall!;
+  const view = (await ModelCache.load(store)).viewFor('h2');
+  assert.deepEqual(view.ports[0].securityGroups, ['default', 'web']);
   const any = { protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1 };
-  assert.deepEqual(rules, [
-    { direction: 'ingress', ipv6: false, ...any, remote: ['10.10.0.5', '10.10.0.6'] },
-    { direction: 'egress', ipv6: false, ...any, remote: null },
-    { direction: 'ingress', ipv6: true, ...any, remote: [] },
-    { direction: 'egress', ipv6: true, ...any, remote: null },
-    { direction: 'ingress', ipv6: false, protocol: 6, portMin: 80, portMax: 80, icmpType: -1, icmpCode: -1, remote: ['192.0.2.0/24'] },
-  ]);
+  // Each group's rules once per view, however many ports are in it.
+  assert.deepEqual(view.securityGroups, {
+    default: [
+      { direction: 'ingress', ipv6: false, ...any, remote: null, remoteGroup: 'default' },
+      { direction: 'egress', ipv6: false, ...any, remote: null },
+      { direction: 'ingress', ipv6: true, ...any, remote: null, remoteGroup: 'default' },
+      { direction: 'egress', ipv6: true, ...any, remote: null },
+    ],
+    web: [{ direction: 'ingress', ipv6: false, protocol: 6, portMin: 80, portMax: 80, icmpType: -1, icmpCode: -1, remote: ['192.0.2.0/24'] }],
+  });
+  // The members' addresses, once per view for every rule naming the group.
+  assert.deepEqual(view.addressSets, { default: ['10.10.0.5', '10.10.0.6'] });
   // A rule added reaches the views; a group in use, or named by another's rule, stays.
   const added = await call('POST', '/v1/security-groups/web/rules', { direction: 'ingress', protocol: 'icmp', icmp: { type: 8 } });
   assert.equal(added.status, 201);
-  assert.equal((await ModelCache.load(store)).viewFor('h2').ports[0].firewall!.length, 6);
+  assert.equal((await ModelCache.load(store)).viewFor('h2').securityGroups!.web.length, 2);
   assert.equal((await call('DELETE', '/v1/security-groups/web')).body.detail, 'security group web is used by port(s) vm2; take it off them first');
   assert.equal((await call('DELETE', '/v1/security-groups/default')).status, 409);
   const id = added.body.rules[1].id;

@@ -3,7 +3,7 @@
  * change feed, with the indexes that make a host's view cheap to compute: ports by host
  * and by network.
  */
-import type { DhcpState, FirewallRuleState, HostView, NatState, NetworkState, PortState, RemoteHost, SecurityState } from '../view/host-view.js';
+import type { DhcpState, FirewallRuleState, HostView, NatState, NetworkState, PortGroups, PortState, RemoteHost, SecurityState } from '../view/host-view.js';
 import { contains, parseCidr } from './ipam.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import { eui64 } from '../datapath/ipv6.js';
@@ -20,6 +20,10 @@ export class ModelCache {
   readonly floatingIps = new Map<string, FloatingIp>();
   readonly portForwards = new Map<string, PortForward>();
   readonly securityGroups = new Map<string, SecurityGroup>();
+  /** Security group -> the names of its ports. */
+  private readonly groupMembers = new Map<string, Set<string>>();
+  /** Group -> its members' addresses, computed once between changes. */
+  private readonly addressCache = new Map<string, string[]>();
   /** Hosts whose agents hold a watch now (told by the watch hub). */
   private readonly connected = new Set<string>();
   /** Router -> the host holding its external gateway, for gateways not pinned to one. */
@@ -50,6 +54,7 @@ export class ModelCache {
   private indexPort(p: Port): void {
     this.ports.set(p.name, p);
     add(this.byHost, p.host, p.name);
+    for (const g of p.securityGroups ?? []) add(this.groupMembers, g, p.name);
     for (const a of attachments(p)) add(this.byNetwork, a.network, p.name);
   }
 
@@ -79,6 +84,7 @@ export class ModelCache {
   private unindexPort(p: Port): void {
     this.ports.delete(p.name);
     remove(this.byHost, p.host, p.name);
+    for (const g of p.securityGroups ?? []) remove(this.groupMembers, g, p.name);
     for (const a of attachments(p)) remove(this.byNetwork, a.network, p.name);
   }
 
@@ -92,6 +98,7 @@ export class ModelCache {
     const touchNetwork = (n: string) => {
       for (const m of [n, ...this.routedWith(n)]) for (const pn of this.byNetwork.get(m) ?? []) affected.add(this.ports.get(pn)!.host);
     };
+    this.addressCache.clear();
     const gatewayHosts = () => [...this.routers.values()].map((r) => this.gatewayHost(r)).filter((h): h is string => h !== undefined);
     for (const h of gatewayHosts()) affected.add(h);
     let routersChanged = false;
@@ -105,7 +112,7 @@ export class ModelCache {
         for (const g of this.securityGroups.values()) if (g.rules.some((r) => r.remote && 'group' in r.remote && r.remote.group === name)) touched.add(g.name);
         if (c.value) this.securityGroups.set(name, c.value as SecurityGroup);
         else this.securityGroups.delete(name);
-        for (const p of this.ports.values()) if (p.securityGroups?.some((g) => touched.has(g))) affected.add(p.host);
+        for (const g of touched) for (const pn of this.groupMembers.get(g) ?? []) affected.add(this.ports.get(pn)!.host);
         continue;
       }
       if (kind === 'floating-ips' || kind === 'port-forwards') {
@@ -117,8 +124,6 @@ export class ModelCache {
       }
       if (kind === 'ports') {
         const old = this.ports.get(name);
-        // A member's addresses are in the rules of the ports whose groups name its groups.
-        for (const p of [old, c.value as Port | undefined]) if (p) for (const h of this.hostsNaming(p.securityGroups ?? [])) affected.add(h);
         if (old) {
           for (const a of attachments(old)) touchNetwork(a.network);
           affected.add(old.host);
@@ -281,50 +286,45 @@ export class ModelCache {
     return {};
   }
 
-  /** The hosts of ports whose security groups have rules naming one of `groups` as remote. */
-  private hostsNaming(groups: string[]): Set<string> {
-    const out = new Set<string>();
-    if (groups.length === 0) return out;
-    const naming = new Set([...this.securityGroups.values()].filter((g) => g.rules.some((r) => r.remote && 'group' in r.remote && groups.includes(r.remote.group))).map((g) => g.name));
-    for (const p of this.ports.values()) if (p.securityGroups?.some((g) => naming.has(g))) out.add(p.host);
-    return out;
-  }
-
-  /** A port's addresses on all its networks (SLAAC ones included) and its allowed ones. */
-  private addressesOf(p: Port): string[] {
-    return [...attachments(p).flatMap((a) => {
-      const net = this.networks.get(a.network);
-      return net ? withSlaac(a.ips, net, p.mac) : a.ips;
-    }), ...(p.allowedAddresses ?? []).map((a) => a.ip)];
-  }
-
   /**
-   * The rules of a port's security groups, for its host to enforce (with port security on):
-   * a remote group becomes its members' addresses, now. No groups: nothing in, all out.
+   * The addresses a group's ports have on `network` (their allowed ones with them), computed
+   * once between changes. A view carries a group's addresses on its own networks only: a
+   * member elsewhere has no path to this host's ports but through a router's external
+   * gateway, which translates its address anyway. So a port change concerns the hosts of
+   * its networks, as before groups.
    */
-  private firewallFor(p: Port): { firewall?: FirewallRuleState[]; connectionLimit?: number } {
-    if (p.portSecurity === false || p.securityGroups === undefined) return {};
-    const limit = p.connectionLimit ? { connectionLimit: p.connectionLimit } : {};
-    const any = (ipv6: boolean): FirewallRuleState => ({ direction: 'egress', ipv6, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null });
-    if (p.securityGroups.length === 0) return { firewall: [any(false), any(true)], ...limit };
-    const protocols: Record<string, number> = { any: -1, tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
-    const rules: FirewallRuleState[] = [];
-    for (const name of p.securityGroups) {
-      for (const r of this.securityGroups.get(name)?.rules ?? []) {
-        const ipv6 = r.ethertype === 'ipv6';
-        let remote: string[] | null = null;
-        if (r.remote && 'cidr' in r.remote) remote = [r.remote.cidr];
-        else if (r.remote && 'group' in r.remote) {
-          const group = r.remote.group;
-          remote = [...this.ports.values()].filter((m) => m.securityGroups?.includes(group)).flatMap((m) => this.addressesOf(m)).filter((a) => a.includes(':') === ipv6);
-        }
-        rules.push({
-          direction: r.direction, ipv6, protocol: typeof r.protocol === 'number' ? r.protocol : protocols[r.protocol],
-          portMin: r.ports?.min ?? -1, portMax: r.ports?.max ?? -1, icmpType: r.icmp?.type ?? -1, icmpCode: r.icmp?.code ?? -1, remote,
-        });
-      }
+  private groupAddresses(group: string, network: string): string[] {
+    const key = `${group}\0${network}`;
+    let a = this.addressCache.get(key);
+    if (!a) {
+      const net = this.networks.get(network);
+      // The network's ports, not the group's: a group may span every network.
+      a = [...(this.byNetwork.get(network) ?? [])].sort().flatMap((pn) => {
+        const p = this.ports.get(pn)!;
+        const on = p.securityGroups?.includes(group) ? attachments(p).find((x) => x.network === network) : undefined;
+        if (!on) return [];
+        return [...(net ? withSlaac(on.ips, net, p.mac) : on.ips), ...(p.allowedAddresses ?? []).map((x) => x.ip)];
+      });
+      this.addressCache.set(key, a);
     }
-    return { firewall: rules, ...limit };
+    return a;
+  }
+
+  /** A port's security groups, for its host to enforce (with port security on). */
+  private groupsFor(p: Port): PortGroups {
+    if (p.portSecurity === false || p.securityGroups === undefined) return {};
+    return { securityGroups: p.securityGroups, ...(p.connectionLimit ? { connectionLimit: p.connectionLimit } : {}) };
+  }
+
+  /** A group's rules as a host enforces them; a rule naming a group names its address set. */
+  private groupRules(name: string): FirewallRuleState[] {
+    const protocols: Record<string, number> = { any: -1, tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
+    return (this.securityGroups.get(name)?.rules ?? []).map((r) => ({
+      direction: r.direction, ipv6: r.ethertype === 'ipv6', protocol: typeof r.protocol === 'number' ? r.protocol : protocols[r.protocol],
+      portMin: r.ports?.min ?? -1, portMax: r.ports?.max ?? -1, icmpType: r.icmp?.type ?? -1, icmpCode: r.icmp?.code ?? -1,
+      remote: r.remote && 'cidr' in r.remote ? [r.remote.cidr] : null,
+      ...(r.remote && 'group' in r.remote ? { remoteGroup: r.remote.group } : {}),
+    }));
   }
 
   /** What a port may send as: its MAC and the allowed pairs' MACs; its addresses on every
@@ -434,10 +434,17 @@ export class ModelCache {
       };
     });
     const ports: PortState[] = mine.map((p) => (p.vlans === undefined
-      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p), ...this.securityFor(p), ...this.firewallFor(p) }
-      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend, ...this.securityFor(p), ...this.firewallFor(p) }));
+      ? { name: p.name, mode: 'access', network: p.network!, backend: p.backend, ...this.dhcpFor(p), ...this.securityFor(p), ...this.groupsFor(p) }
+      : { name: p.name, mode: 'trunk', vlans: Object.fromEntries(p.vlans.map((v) => [v.vid, v.network])), ...(p.network === undefined ? {} : { nativeNetwork: p.network }), backend: p.backend, ...this.securityFor(p), ...this.groupsFor(p) }));
     const nat = holding.map((r) => this.natState(r)).filter((s): s is NatState => s !== null);
-    return { host, networks, ports: [...ports, ...this.uplinksFor(host, networks)], ...(nat.length ? { nat } : {}) };
+    const used = [...new Set(ports.flatMap((p) => p.securityGroups ?? []))].sort();
+    const securityGroups = Object.fromEntries(used.map((g) => [g, this.groupRules(g)]));
+    const named = [...new Set(Object.values(securityGroups).flatMap((rules) => rules.map((r) => r.remoteGroup).filter((g): g is string => g !== undefined)))].sort();
+    const addressSets = Object.fromEntries(named.map((g) => [g, [...new Set(netNames.flatMap((n) => this.groupAddresses(g, n)))]]));
+    return {
+      host, networks, ports: [...ports, ...this.uplinksFor(host, networks)], ...(nat.length ? { nat } : {}),
+      ...(used.length ? { securityGroups } : {}), ...(named.length ? { addressSets } : {}),
+    };
   }
 
   /** One uplink port per physical network the host's provider networks are on: a trunk on

@@ -13,7 +13,7 @@ import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   attachments, Keys, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet,
   type floatingIpCreate, type portForwardCreate, type routerCreate, type routerUpdate,
-  type SecurityGroup, type SecurityGroupRule, type securityGroupCreate, type securityGroupRule,
+  type SecurityGroup, type securityGroupCreate, type securityGroupRule,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
 import type { Condition, Entry, Operation, Store } from './store/store.js';

@@ -5,14 +5,14 @@ import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import { TcpRepr } from '../wire/tcp.js';
 import { Drop } from './counters.js';
-import { Firewall, type FirewallRule } from './firewall.js';
+import { AddressSet, Firewall, type FirewallRule } from './firewall.js';
 
 const VM = parseIpv4('10.0.0.1');
 const PEER = parseIpv4('10.0.0.2');
 const FAR = parseIpv4('192.0.2.9');
 const mac = parseMac('02:00:00:00:00:01');
 const v4 = (ip: number, length = 32) => ({ words: new Uint32Array([0, 0, 0, ip]), length: 96 + length });
-const rule = (r: Partial<FirewallRule> & Pick<FirewallRule, 'direction'>): FirewallRule => ({ ipv6: false, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null, ...r });
+const rule = (r: Partial<FirewallRule> & Pick<FirewallRule, 'direction'>): FirewallRule => ({ ipv6: false, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null, ...r });
 const tcp = (src: number, dst: number, sport: number, dport: number, flags: number) => compose.ethernet(mac, mac, EtherType.Ipv4, compose.tcpV4(src, dst, new TcpRepr(sport, dport, 1, 1, flags, 1000)));
 const udp = (src: number, dst: number, sport: number, dport: number) => compose.ethernet(mac, mac, EtherType.Ipv4, compose.udpV4(src, dst, sport, dport, new Uint8Array(4)));
 const SYN = 0x02;
@@ -39,6 +39,10 @@ test('security groups: what a rule allows opens a connection; its replies pass w
   assert.equal(out(udp(VM, FAR, 5353, 53)), -1);
   assert.equal(inn(udp(FAR, VM, 53, 5353)), -1);
   assert.equal(inn(udp(FAR, VM, 53, 5354)), Drop['sg-refused']);
+  // A remote group: its members' addresses.
+  fw.setRules([rule({ direction: 'egress' }), rule({ direction: 'ingress', remoteSet: new AddressSet([new Uint32Array([0, 0, 0, PEER])]) })]);
+  assert.equal(inn(udp(PEER, VM, 1, 9)), -1);
+  assert.equal(inn(udp(FAR, VM, 1, 9)), Drop['sg-refused']);
   // DHCP to the VM and ARP are never filtered.
   assert.equal(inn(udp(parseIpv4('10.0.0.254'), VM, 67, 68)), -1);
   const arp = compose.ethernet(mac, mac, EtherType.Arp, compose.arpRequest(mac, PEER, VM));

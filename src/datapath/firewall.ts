@@ -37,6 +37,38 @@ const UDP_MS = 30_000;
 const UDP_ANSWERED_MS = 180_000;
 const ICMP_MS = 30_000;
 
+/**
+ * The addresses of a security group's ports: what a rule whose remote is that group
+ * matches. Shared by every rule naming the group on this host, and swapped whole when its
+ * members change. Lookups hash the address; nothing is allocated per packet.
+ */
+export class AddressSet {
+  private readonly buckets = new Map<number, Uint32Array[]>();
+
+  constructor(addresses: Array<Uint32Array>) {
+    for (const w of addresses) {
+      const key = fold(w);
+      let b = this.buckets.get(key);
+      if (!b) this.buckets.set(key, (b = []));
+      b.push(w);
+    }
+  }
+
+  has(addr: Uint32Array): boolean {
+    const b = this.buckets.get(fold(addr));
+    if (b === undefined) return false;
+    for (let i = 0; i < b.length; i++) {
+      const w = b[i];
+      if (w[0] === addr[0] && w[1] === addr[1] && w[2] === addr[2] && w[3] === addr[3]) return true;
+    }
+    return false;
+  }
+}
+
+function fold(w: Uint32Array): number {
+  return (Math.imul(w[0] ^ w[2], 0x9e3779b1) ^ Math.imul(w[1] ^ w[3], 0x85ebca77)) >>> 0;
+}
+
 /** A rule, in the data path's form. Protocol -1: any; ports and ICMP fields -1: any. */
 export interface FirewallRule {
   direction: 'ingress' | 'egress';
@@ -48,6 +80,8 @@ export interface FirewallRule {
   icmpCode: number;
   /** Remote prefixes as [words (4), prefix length] (IPv4 in the last word); null: any. */
   remote: Array<{ words: Uint32Array; length: number }> | null;
+  /** A remote group's members (instead of prefixes); null: none named. */
+  remoteSet: AddressSet | null;
 }
 
 /** The packet being looked at: its 5-tuple from the port's side, as plain fields. */
@@ -176,6 +210,7 @@ export class Firewall {
       if (rule.icmpType >= 0 && rule.icmpType !== icmpType) continue;
       if (rule.icmpCode >= 0 && rule.icmpCode !== t.icmpCode) continue;
       if (rule.remote !== null && !inPrefixes(remote, rule.remote)) continue;
+      if (rule.remoteSet !== null && !rule.remoteSet.has(remote)) continue;
       return true;
     }
     return false;

@@ -115,12 +115,23 @@ export interface FirewallRuleState {
   portMax: number;
   icmpType: number;
   icmpCode: number;
+  /** Remote prefixes; null: anyone (or the group below). */
   remote: string[] | null;
+  /** A remote security group: its members' addresses are `addressSets[remoteGroup]`. */
+  remoteGroup?: string;
 }
 
 export type PortState =
-  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState; firewall?: FirewallRuleState[]; connectionLimit?: number }
-  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState; firewall?: FirewallRuleState[]; connectionLimit?: number };
+  | { name: string; mode: 'access'; network: string; backend: BackendState; dhcp?: DhcpState; security?: SecurityState } & PortGroups
+  | { name: string; mode: 'trunk'; vlans: Record<number, string>; nativeNetwork?: string; backend: BackendState; security?: SecurityState } & PortGroups;
+
+/** A port's security groups (their rules are the view's `securityGroups`): absent, nothing
+ * is filtered; empty, nothing comes in and everything goes out. */
+export interface PortGroups {
+  securityGroups?: string[];
+  /** Most connections its groups track at once (the agent's default when absent). */
+  connectionLimit?: number;
+}
 
 /** A host's part of the intended network, as the controller sends it. */
 export interface HostView {
@@ -129,4 +140,10 @@ export interface HostView {
   ports: PortState[];
   /** The routers' external gateways this host holds (absent: none). */
   nat?: NatState[];
+  /** The rules of the security groups its ports are in, by group: once per view, whatever
+   * the number of ports in them. */
+  securityGroups?: Record<string, FirewallRuleState[]>;
+  /** The addresses of the security groups those rules name as remote, by group (on this
+   * host's networks): once per view, whatever the number of rules naming them. */
+  addressSets?: Record<string, string[]>;
 }
