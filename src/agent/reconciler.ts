@@ -13,7 +13,7 @@ import { ROUTER_LINK_LOCAL } from '../datapath/ipv6.js';
 import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
 import { PortSecurity } from '../datapath/port-security.js';
-import { AddressSet, type FirewallRule } from '../datapath/firewall.js';
+import { AddressSet, type FirewallRule, type Prefix } from '../datapath/firewall.js';
 import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
 import type { FirewallRuleState } from '../view/host-view.js';
 
@@ -39,15 +39,19 @@ function words(addr: string): Uint32Array {
   return new Uint32Array([0, 1, 2, 3].map((i) => ((b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3]) >>> 0));
 }
 
+/** An address or prefix ("10.0.0.0/24", "fd00::1") in the firewall's form. */
+function prefix(cidr: string): Prefix {
+  const [addr, len] = cidr.split('/');
+  const v6 = addr.includes(':');
+  return { words: words(addr), length: (v6 ? 0 : 96) + (len === undefined ? (v6 ? 128 : 32) : Number(len)) };
+}
+
 /** A security group's rules in the data path's form; a rule naming a group as remote
  * shares that group's address set. */
 function compileRules(rules: FirewallRuleState[], sets: Map<string, AddressSet>): FirewallRule[] {
   return rules.map((r) => ({
     ...r,
-    remote: r.remote === null ? null : r.remote.map((cidr) => {
-      const [addr, len] = cidr.split('/');
-      return { words: words(addr), length: (addr.includes(':') ? 0 : 96) + (len === undefined ? (addr.includes(':') ? 128 : 32) : Number(len)) };
-    }),
+    remote: r.remote === null ? null : r.remote.map(prefix),
     remoteSet: r.remoteGroup === undefined ? null : sets.get(r.remoteGroup) ?? new AddressSet([]),
   }));
 }
@@ -130,7 +134,7 @@ export class Reconciler {
       const json = JSON.stringify(addresses);
       if (this.setJson.get(group) === json) continue;
       this.setJson.set(group, json);
-      this.sets.set(group, new AddressSet(addresses.map(words)));
+      this.sets.set(group, new AddressSet(addresses.map(prefix)));
       changedSets.add(group);
     }
     for (const group of [...this.setJson.keys()]) {

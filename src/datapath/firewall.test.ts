@@ -40,9 +40,13 @@ test('security groups: what a rule allows opens a connection; its replies pass w
   assert.equal(inn(udp(FAR, VM, 53, 5353)), -1);
   assert.equal(inn(udp(FAR, VM, 53, 5354)), Drop['sg-refused']);
   // A remote group: its members' addresses.
-  fw.setRules([rule({ direction: 'egress' }), rule({ direction: 'ingress', remoteSet: new AddressSet([new Uint32Array([0, 0, 0, PEER])]) })]);
+  fw.setRules([rule({ direction: 'egress' }), rule({ direction: 'ingress', remoteSet: new AddressSet([{ words: new Uint32Array([0, 0, 0, PEER]), length: 128 }]) })]);
   assert.equal(inn(udp(PEER, VM, 1, 9)), -1);
   assert.equal(inn(udp(FAR, VM, 1, 9)), Drop['sg-refused']);
+  // A member's allowed address pair may be a prefix: every address in it matches.
+  fw.setRules([rule({ direction: 'egress' }), rule({ direction: 'ingress', remoteSet: new AddressSet([{ words: new Uint32Array([0, 0, 0, (FAR & 0xffffff00) >>> 0]), length: 96 + 24 }]) })]);
+  assert.equal(inn(udp(FAR, VM, 1, 9)), -1);
+  assert.equal(inn(udp(((FAR ^ 0x100) >>> 0), VM, 1, 9)), Drop['sg-refused'], 'outside the prefix');
   // DHCP to the VM and ARP are never filtered.
   assert.equal(inn(udp(parseIpv4('10.0.0.254'), VM, 67, 68)), -1);
   const arp = compose.ethernet(mac, mac, EtherType.Arp, compose.arpRequest(mac, PEER, VM));

@@ -37,31 +37,44 @@ const UDP_MS = 30_000;
 const UDP_ANSWERED_MS = 180_000;
 const ICMP_MS = 30_000;
 
+/** A prefix in the firewall's form: four words (IPv4 in the last, as ::a.b.c.d) and a length of 0..128. */
+export interface Prefix {
+  words: Uint32Array;
+  length: number;
+}
+
 /**
  * The addresses of a security group's ports: what a rule whose remote is that group
  * matches. Shared by every rule naming the group on this host, and swapped whole when its
- * members change. Lookups hash the address; nothing is allocated per packet.
+ * members change. Single addresses are hashed; prefixes (an allowed address pair may be
+ * one) are few and checked in turn. Nothing is allocated per packet.
  */
 export class AddressSet {
   private readonly buckets = new Map<number, Uint32Array[]>();
+  private readonly prefixes: Prefix[] = [];
 
-  constructor(addresses: Array<Uint32Array>) {
-    for (const w of addresses) {
-      const key = fold(w);
+  constructor(entries: Prefix[]) {
+    for (const e of entries) {
+      if (e.length < 128) {
+        this.prefixes.push(e);
+        continue;
+      }
+      const key = fold(e.words);
       let b = this.buckets.get(key);
       if (!b) this.buckets.set(key, (b = []));
-      b.push(w);
+      b.push(e.words);
     }
   }
 
   has(addr: Uint32Array): boolean {
     const b = this.buckets.get(fold(addr));
-    if (b === undefined) return false;
-    for (let i = 0; i < b.length; i++) {
-      const w = b[i];
-      if (w[0] === addr[0] && w[1] === addr[1] && w[2] === addr[2] && w[3] === addr[3]) return true;
+    if (b !== undefined) {
+      for (let i = 0; i < b.length; i++) {
+        const w = b[i];
+        if (w[0] === addr[0] && w[1] === addr[1] && w[2] === addr[2] && w[3] === addr[3]) return true;
+      }
     }
-    return false;
+    return this.prefixes.length > 0 && inPrefixes(addr, this.prefixes);
   }
 }
 
@@ -79,7 +92,7 @@ export interface FirewallRule {
   icmpType: number;
   icmpCode: number;
   /** Remote prefixes as [words (4), prefix length] (IPv4 in the last word); null: any. */
-  remote: Array<{ words: Uint32Array; length: number }> | null;
+  remote: Prefix[] | null;
   /** A remote group's members (instead of prefixes); null: none named. */
   remoteSet: AddressSet | null;
 }
@@ -372,7 +385,7 @@ function parse(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inbound:
   return true;
 }
 
-function inPrefixes(addr: Uint32Array, prefixes: Array<{ words: Uint32Array; length: number }>): boolean {
+function inPrefixes(addr: Uint32Array, prefixes: Prefix[]): boolean {
   outer: for (let p = 0; p < prefixes.length; p++) {
     const { words, length } = prefixes[p];
     for (let w = 0; w < 4; w++) {
