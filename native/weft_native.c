@@ -7,7 +7,9 @@
  *   - open a raw packet socket (AF_PACKET) on a host interface, for provider networks, and
  *     receive many frames per call with their VLAN tags put back;
  *   - watch an fd for readability on libuv's event loop (uv_poll), so no read ever
- *     blocks a thread-pool thread.
+ *     blocks a thread-pool thread;
+ *   - seal and open tunnel datagrams with ChaCha20-Poly1305, through the OpenSSL that
+ *     Node.js itself is built with (node:crypto would allocate a cipher object per packet).
  *
  * All packet memory belongs to JavaScript: every call takes a Uint8Array and offsets into
  * it, and no pointer to it is kept after the call returns. All logic (what to read, where
@@ -16,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <openssl/evp.h>
 #include <uv.h>
 
 #include <errno.h>
@@ -1012,6 +1015,89 @@ static napi_value packet_recv(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- AEAD: ChaCha20-Poly1305 (RFC 8439) for tunnel datagrams ------------------------- */
+
+/*
+ * One context, reused: the addon runs on the JavaScript thread only. The nonce is
+ * WireGuard's: four zero bytes, then the 64-bit message counter, little-endian. No
+ * associated data: the header a datagram carries is bound by the receiver index choosing
+ * the key and the counter being the nonce.
+ */
+#define AEAD_TAG 16
+static EVP_CIPHER_CTX *aead_ctx;
+
+static int aead_init(int enc, const uint8_t *key, int64_t counter) {
+  uint8_t nonce[12] = {0};
+  uint64_t c = (uint64_t)counter;
+  for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(c >> (8 * i));
+  if (aead_ctx == NULL) {
+    aead_ctx = EVP_CIPHER_CTX_new();
+    if (aead_ctx == NULL || EVP_CipherInit_ex(aead_ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1) return 0;
+  }
+  return EVP_CipherInit_ex(aead_ctx, EVP_chacha20_poly1305(), NULL, key, nonce, enc) == 1;
+}
+
+/* Checks (key, counter, src, srcOff, len, dst, dstOff) and returns the pointers. */
+static int aead_args(napi_env env, napi_callback_info info, const char *name, uint8_t **key, int64_t *counter,
+                     uint8_t **src, int32_t *len, uint8_t **dst, int32_t out_len_delta) {
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) return 0;
+  uint8_t *k, *s, *d;
+  size_t klen, slen, dlen;
+  int32_t soff, doff;
+  if (!get_bytes(env, argv[0], &k, &klen) || klen != 32 || napi_get_value_int64(env, argv[1], counter) != napi_ok ||
+      !get_bytes(env, argv[2], &s, &slen) || !get_i32(env, argv[3], &soff) || !get_i32(env, argv[4], len) ||
+      !get_bytes(env, argv[5], &d, &dlen) || !get_i32(env, argv[6], &doff) || *counter < 0 || soff < 0 || *len < 0 ||
+      doff < 0 || (size_t)soff + (size_t)*len > slen || (int64_t)*len + out_len_delta < 0 ||
+      (size_t)doff + (size_t)(*len + out_len_delta) > dlen) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: bad arguments", name);
+    napi_throw_range_error(env, "ERANGE", msg);
+    return 0;
+  }
+  *key = k;
+  *src = s + soff;
+  *dst = d + doff;
+  return 1;
+}
+
+/* aeadSeal(key, counter, src, srcOff, len, dst, dstOff): the ciphertext and its tag
+ * (len + 16 bytes) at dst[dstOff]; src and dst may be the same bytes. */
+static napi_value aead_seal(napi_env env, napi_callback_info info) {
+  uint8_t *key, *src, *dst;
+  int64_t counter;
+  int32_t len;
+  if (!aead_args(env, info, "aeadSeal", &key, &counter, &src, &len, &dst, AEAD_TAG)) return NULL;
+  int n = 0, fin = 0;
+  if (!aead_init(1, key, counter) || EVP_CipherUpdate(aead_ctx, dst, &n, src, len) != 1 ||
+      EVP_CipherFinal_ex(aead_ctx, dst + n, &fin) != 1 ||
+      EVP_CIPHER_CTX_ctrl(aead_ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, dst + len) != 1) {
+    napi_throw_error(env, "EINTERNAL", "aeadSeal: the cipher failed");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, len + AEAD_TAG, &out));
+  return out;
+}
+
+/* aeadOpen(key, counter, src, srcOff, len, dst, dstOff): the plaintext's length (len - 16)
+ * at dst[dstOff], or -1 when the tag does not authenticate (dst then holds garbage). */
+static napi_value aead_open(napi_env env, napi_callback_info info) {
+  uint8_t *key, *src, *dst;
+  int64_t counter;
+  int32_t len;
+  if (!aead_args(env, info, "aeadOpen", &key, &counter, &src, &len, &dst, -AEAD_TAG)) return NULL;
+  int32_t plain = len - AEAD_TAG;
+  int n = 0, fin = 0, ok;
+  ok = aead_init(0, key, counter) && EVP_CipherUpdate(aead_ctx, dst, &n, src, plain) == 1 &&
+       EVP_CIPHER_CTX_ctrl(aead_ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, src + plain) == 1 &&
+       EVP_CipherFinal_ex(aead_ctx, dst + n, &fin) == 1;
+  napi_value out;
+  CHECK(napi_create_int32(env, ok ? plain : -1, &out));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL},
@@ -1028,6 +1114,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_default, NULL},
     {"packetRecv", NULL, packet_recv, NULL, NULL, NULL, napi_default, NULL},
     {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_default, NULL},
+    {"aeadSeal", NULL, aead_seal, NULL, NULL, NULL, napi_default, NULL},
+    {"aeadOpen", NULL, aead_open, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

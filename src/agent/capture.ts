@@ -35,10 +35,10 @@ export class PcapTap implements FrameTap {
     this.record(pcapRecord(now, mem, off, len));
   }
 
-  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, direction: 'rx' | 'tx',
+  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, innerLen: number, direction: 'rx' | 'tx',
     local: number, localPort: number, remote: number, remotePort: number, now: number): void {
     if (this.layer === 'inner') {
-      this.record(pcapRecord(now, mem, innerOff, off + len - innerOff));
+      this.record(pcapRecord(now, mem, innerOff, innerLen));
       return;
     }
     // The outer packet as the underlay carried it: the kernel wrote the IP and UDP headers,

@@ -14,7 +14,7 @@ import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
 import { PortSecurity } from '../datapath/port-security.js';
 import { AddressSet, type FirewallRule, type Prefix } from '../datapath/firewall.js';
-import type { BackendState, HostState, NatState, NetworkState, PortState } from './desired-state.js';
+import type { BackendState, HostState, NatState, NetworkState, PortState, RemoteHost } from './desired-state.js';
 import type { FirewallRuleState } from '../view/host-view.js';
 
 export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
@@ -126,7 +126,7 @@ export class Reconciler {
     const rebuilt = new Set<string>();
     for (const [name, net] of this.networks) {
       const want = wantNets.get(name);
-      if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation || Boolean(want.provider) !== Boolean(net.provider)) rebuilt.add(name);
+      if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation || Boolean(want.provider) !== Boolean(net.provider) || want.encryption !== net.encryption) rebuilt.add(name);
     }
     // Address sets first: a changed one is given again to every port whose rules name it.
     const changedSets = new Set<string>();
@@ -206,14 +206,15 @@ export class Reconciler {
       const json = JSON.stringify(want);
       if (have && this.networkJson.get(want.name) === json) continue;
       if (!have) {
-        dp.addNetwork(want);
+        dp.addNetwork({ ...want, encrypted: want.encryption === 'noise' });
         result.added.push(`network ${want.name}`);
       }
-      const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
+      // A remote host is its address and port, and on an encrypted network also its key.
+      const key = (r: RemoteHost) => `${r.address}:${r.port}:${r.publicKey ?? ''}`;
       const haveRemotes = new Set((have?.remotes ?? []).map(key));
       const wantRemotes = new Set(want.remotes.map(key));
       for (const r of have?.remotes ?? []) if (!wantRemotes.has(key(r))) dp.removeRemote(want.name, parseIpv4(r.address), r.port);
-      for (const r of want.remotes) if (!haveRemotes.has(key(r))) dp.addRemote(want.name, parseIpv4(r.address), r.port);
+      for (const r of want.remotes) if (!haveRemotes.has(key(r))) dp.addRemote(want.name, parseIpv4(r.address), r.port, r.publicKey);
       // Same VNI and encapsulation (else it was rebuilt above): its remotes, MTU or
       // neighbors changed.
       if (have) result.changed.push(`network ${want.name}`);

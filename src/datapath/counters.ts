@@ -92,8 +92,31 @@ export const DROP_REASONS = [
   /** The VNI names a network of the other encapsulation: VXLAN arrives on the VXLAN socket
    * (4789) only, Geneve on the Geneve socket (6081) only. */
   'wrong-encapsulation',
-  /** The sender is not a remote host of the network. */
+  /** The sender is not a remote host of the network (for an encrypted network: the host
+   * whose session opened the datagram does not share that network). */
   'unknown-vtep',
+  /** A plain VXLAN or Geneve datagram for an encrypted network: only sealed datagrams from
+   * an authenticated peer reach it (the forged-source attack plain overlays are open to). */
+  'not-encrypted',
+  /** To an encrypted network's remote host with no session yet: a handshake is under way
+   * (the frame is not queued; the VM's stack retries, as it would after ARP). */
+  'tunnel-no-session',
+  /** A tunnel datagram that is too short or of no known type. */
+  'tunnel-malformed',
+  /** Sealed for a session this host does not have (never made, or expired and forgotten). */
+  'tunnel-unknown-session',
+  /** Sealed, and authentication failed: not sealed by the peer, or altered on the way. */
+  'tunnel-auth-failed',
+  /** A counter seen already, or older than the replay window. */
+  'tunnel-replay',
+  /** Sealed with keys past their lifetime. */
+  'tunnel-expired',
+  /** A handshake refused: an unknown or revoked host's key, a bad MAC, a replayed
+   * initiation, or one that does not decrypt. Never answered. */
+  'tunnel-handshake-refused',
+  /** A handshake over the budget for its source address (or, under load, without a
+   * cookie: it is answered with one instead). */
+  'tunnel-rate-limited',
   /** The backend failed a read (the agent logs the error). */
   'rx-error',
 ] as const;

@@ -32,7 +32,7 @@ import { overlayMtu, type Encapsulation } from './encapsulation.js';
 import { Fdb, isRemote, Learned, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
 import { PacketMemory } from './packet-memory.js';
 import { DHCP_OUTCOMES, isDhcpToServer, type DhcpLease, type DhcpOutcome } from './dhcp-server.js';
-import { Network, Port, Underlay, UNDERLAY_TX_QUEUE, PORT_TX_QUEUE, Vtep, type FrameTap, type Output } from './model.js';
+import { Network, Port, Underlay, UNDERLAY_TX_QUEUE, PORT_TX_QUEUE, Vtep, type FrameTap, type Output, type TunnelEngine, type TunnelPeer, type TunnelStats, TUNNEL_HANDLED, TUNNEL_HEADER_LEN, TunnelRefusal } from './model.js';
 import { Router } from './router.js';
 import { isRouterMac } from './router-mac.js';
 import { LocalServices } from './services.js';
@@ -42,11 +42,25 @@ import { Nat, NatStage, type NatSpec } from './nat.js';
 
 export type { FrameTap } from './model.js';
 
+/** The drop reason for each of the tunnels' refusals (TunnelRefusal's codes, negated). */
+const TUNNEL_DROPS: number[] = [];
+TUNNEL_DROPS[-TunnelRefusal.malformed] = Drop['tunnel-malformed'];
+TUNNEL_DROPS[-TunnelRefusal.unknownSession] = Drop['tunnel-unknown-session'];
+TUNNEL_DROPS[-TunnelRefusal.authFailed] = Drop['tunnel-auth-failed'];
+TUNNEL_DROPS[-TunnelRefusal.replay] = Drop['tunnel-replay'];
+TUNNEL_DROPS[-TunnelRefusal.expired] = Drop['tunnel-expired'];
+TUNNEL_DROPS[-TunnelRefusal.handshakeRefused] = Drop['tunnel-handshake-refused'];
+TUNNEL_DROPS[-TunnelRefusal.rateLimited] = Drop['tunnel-rate-limited'];
+const tunnelDrop = (code: number): number => TUNNEL_DROPS[-code] ?? Drop['tunnel-malformed'];
+
 /** Implementation limits (ours, not a protocol's). */
 export const HEADROOM = 64;
 export const BATCH = 64;
 const UNDERLAY_RX_SLOTS = 128;
 const SCRATCH_SLOTS = 128;
+/** Sealed datagrams waiting to be sent (each needs its own slot: a flooded frame is sealed
+ * once per peer). The queue is flushed when full. */
+const SEALED_TX_SLOTS = 256;
 /** Unsolicited router advertisements, and how long a VM keeps this host's router as its
  * default (RFC 4861 §6.2.1: MaxRtrAdvInterval 600 s, AdvDefaultLifetime 3 × that). */
 const RA_INTERVAL_MS = 200_000;
@@ -75,6 +89,8 @@ export interface NetworkSpec {
   /** A provider network: on a host interface (an uplink port) instead of the overlay, so its
    * MTU is the physical network's (1500 by default), and it has no remote hosts. */
   provider?: boolean;
+  /** Carried only in encrypted tunnels (needs `attachTunnels`; VXLAN inside). */
+  encrypted?: boolean;
 }
 
 export type PortSpec =
@@ -90,9 +106,9 @@ export interface DatapathStats {
     dhcp: Partial<Record<DhcpOutcome, number>> | null;
     /** Its security groups' connection table (null: no groups apply). */
     conntrack: { entries: number; limit: number; refused: number } | null } & CounterSnapshot>;
-  tunnels: Array<{ remote: string; networks: string[] } & CounterSnapshot>;
-  underlays: Array<{ encapsulation: Encapsulation; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
+  tunnels: Array<{ remote: string; networks: string[]; encrypted: boolean; tunnel: TunnelStats | null } & CounterSnapshot>;
+  underlays: Array<{ encapsulation: Encapsulation | 'encrypted'; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; encrypted: boolean; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
   /** The routers' external gateways this host holds. */
   nats: Array<{ router: string; network: string; address: string; connections: number; limit: number; translatedOut: number; translatedIn: number; neighbors: number }>;
 }
@@ -114,6 +130,14 @@ export class Datapath implements Output {
   private readonly underlays: Underlay[] = [];
   private vxlanUnderlay: Underlay | null = null;
   private geneveUnderlay: Underlay | null = null;
+  /** The encrypted tunnels' socket, and which vtep each of their peers is. */
+  private tunnelUnderlay: Underlay | null = null;
+  private readonly vtepOfPeer = new Map<TunnelPeer, Vtep>();
+  /** How many tunnel peers are being captured (sealed datagrams are then copied before
+   * they are opened, for the capture to show them as they came). */
+  private tappedPeers = 0;
+  /** Remote hosts of encrypted networks came or went since the tunnels were told. */
+  private peersChanged = false;
 
   private readonly router: Router;
   private readonly nat: NatStage;
@@ -139,7 +163,8 @@ export class Datapath implements Output {
     // or a standard 1500-byte one) or the largest datagram the underlay can bring.
     this.slotCapacity = Math.max(1500, this.underlayMtu) + 14 + 4 + 4;
     const slotSize = Math.ceil((HEADROOM + this.slotCapacity) / 64) * 64;
-    this.memory = new PacketMemory(slotSize, maxPorts * BATCH + UNDERLAY_RX_SLOTS + SCRATCH_SLOTS);
+    // Receive rings for the VXLAN, Geneve and tunnel sockets; the tunnels' transmit slots.
+    this.memory = new PacketMemory(slotSize, maxPorts * BATCH + 3 * UNDERLAY_RX_SLOTS + SEALED_TX_SLOTS + SCRATCH_SLOTS);
     this.scratchSlot = this.memory.alloc(SCRATCH_SLOTS);
     this.nat = new NatStage(this);
     this.router = new Router(this, this.nat);
@@ -154,8 +179,10 @@ export class Datapath implements Output {
     if (clash) throw new Error(`VNI ${spec.vni} is taken by network ${clash.name}`);
     let index = this.networks.indexOf(undefined);
     if (index < 0) index = this.networks.length;
-    const most = this.mostMtu(spec.encapsulation, spec.provider === true);
-    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, Math.min(spec.mtu ?? (spec.provider ? 1500 : most), most), this.fdbLimit, this.fdbAgingMs, spec.provider === true);
+    const encrypted = spec.encrypted === true;
+    if (encrypted && (spec.encapsulation !== 'vxlan' || spec.provider)) throw new Error(`network ${spec.name}: encryption carries VXLAN over tunnels, not ${spec.provider ? 'a provider network' : spec.encapsulation}`);
+    const most = this.mostMtu(spec.encapsulation, spec.provider === true, encrypted);
+    const net = new Network(index, spec.name, spec.vni, spec.encapsulation, Math.min(spec.mtu ?? (spec.provider ? 1500 : most), most), this.fdbLimit, this.fdbAgingMs, spec.provider === true, encrypted);
     this.networks[index] = net;
     this.networkByName.set(net.name, net);
     this.networkByVni.set(net.vni, net);
@@ -177,8 +204,8 @@ export class Datapath implements Output {
 
   /** The largest MTU a network may have: the overlay's, or for a provider network what a
    * slot holds untagged-plus-tag (the physical network's MTU is the operator's to give). */
-  private mostMtu(encapsulation: Encapsulation, provider: boolean): number {
-    return provider ? this.slotCapacity - 14 - 4 - 4 : overlayMtu(this.underlayMtu, encapsulation);
+  private mostMtu(encapsulation: Encapsulation, provider: boolean, encrypted: boolean): number {
+    return provider ? this.slotCapacity - 14 - 4 - 4 : overlayMtu(this.underlayMtu, encapsulation, encrypted);
   }
 
   /** The overlay MTU of a network: what its VMs' interfaces should be set to. */
@@ -186,18 +213,24 @@ export class Datapath implements Output {
     return this.mustNetwork(name).mtu;
   }
 
-  /** Adds a remote host (VTEP) to a network: flooded frames are replicated to it, and
-   * frames from it are accepted. */
-  addRemote(network: string, address: number, port: number): void {
+  /**
+   * Adds a remote host (VTEP) to a network: flooded frames are replicated to it, and frames
+   * from it are accepted. An encrypted network's remote is a tunnel peer, known by its
+   * public key (base64): address:port is where it is until it is heard from elsewhere.
+   */
+  addRemote(network: string, address: number, port: number, publicKey?: string): void {
     const net = this.mustNetwork(network);
     if (net.provider) throw new Error(`network ${network} is a provider network: it reaches other hosts through its uplink, not tunnels`);
-    if (net.remotes.some((v) => v.address === address && v.port === port)) return;
-    let vtep = this.vteps.find((v) => v !== undefined && v.address === address && v.port === port);
+    if (net.encrypted !== (publicKey !== undefined)) throw new Error(`network ${network} is ${net.encrypted ? 'encrypted: a remote host needs its public key' : 'not encrypted: a remote host has no key in it'}`);
+    const key = publicKey ?? null;
+    if (net.remotes.some((v) => v.address === address && v.port === port && v.key === key)) return;
+    let vtep = this.vteps.find((v) => v !== undefined && v.address === address && v.port === port && v.key === key);
     if (!vtep) {
       let index = this.vteps.indexOf(undefined);
       if (index < 0) index = this.vteps.length;
-      vtep = new Vtep(index, address, port);
+      vtep = new Vtep(index, address, port, publicKey ?? null);
       this.vteps[index] = vtep;
+      if (publicKey !== undefined) this.peersChanged = true;
     }
     vtep.networks++;
     net.remotes.push(vtep);
@@ -211,13 +244,33 @@ export class Datapath implements Output {
     net.remotes.splice(i, 1);
     if (net.externalVtep === vtep) net.externalVtep = null;
     net.fdb.flushDestination(vtepDestination(vtep.index));
-    if (--vtep.networks === 0) this.vteps[vtep.index] = undefined;
+    if (--vtep.networks === 0) {
+      this.vteps[vtep.index] = undefined;
+      if (vtep.key !== null) this.peersChanged = true;
+    }
+  }
+
+  /** Tells the tunnels which peers this host may talk to now (the keys of every encrypted
+   * network's remote hosts): a peer no longer among them loses its session at once. Done
+   * before the next datagram after a change, so a remote host moved from one address to
+   * another within one reconcile keeps its session. */
+  private syncPeers(): void {
+    this.peersChanged = false;
+    const tunnels = this.tunnelUnderlay?.tunnels;
+    if (!tunnels) return;
+    const keyed = this.vteps.filter((v): v is Vtep => v !== undefined && v.key !== null);
+    tunnels.setPeers(keyed.map((v) => ({ publicKey: Buffer.from(v.key!, 'base64'), address: v.address, port: v.port })));
+    this.vtepOfPeer.clear();
+    for (const v of keyed) {
+      v.peer = tunnels.peerOf(Buffer.from(v.key!, 'base64')) ?? null;
+      if (v.peer) this.vtepOfPeer.set(v.peer, v);
+    }
   }
 
   /** Sets a network's MTU (capped at what the underlay allows); returns the one in force. */
   setNetworkMtu(name: string, mtu: number | undefined): number {
     const net = this.mustNetwork(name);
-    const most = this.mostMtu(net.encapsulation, net.provider);
+    const most = this.mostMtu(net.encapsulation, net.provider, net.encrypted);
     net.mtu = Math.min(mtu ?? (net.provider ? 1500 : most), most);
     return net.mtu;
   }
@@ -425,6 +478,37 @@ export class Datapath implements Output {
     else this.geneveUnderlay = u;
   }
 
+  /**
+   * Attaches the encrypted tunnels' socket: encrypted networks' frames go out through it,
+   * sealed by `tunnels` per peer, and come in only through it, opened and authenticated.
+   */
+  attachTunnels(backend: UnderlayBackend, localAddress: number, localPort: number, tunnels: TunnelEngine): void {
+    if (this.tunnelUnderlay !== null) throw new Error('the tunnels\' socket is attached already');
+    const rxSlot = this.memory.alloc(UNDERLAY_RX_SLOTS);
+    const txSlot = this.memory.alloc(SEALED_TX_SLOTS);
+    if (rxSlot < 0 || txSlot < 0) throw new Error('no packet memory left for the tunnels');
+    const u = new Underlay(backend, localAddress, localPort, 'vxlan', rxSlot, tunnels, txSlot);
+    this.underlays.push(u);
+    this.tunnelUnderlay = u;
+    this.syncPeers();
+  }
+
+  /** Queues a datagram the tunnels send of their own (a handshake message, a keepalive, a
+   * frame held for a handshake): a copy, since it is not in packet memory. */
+  private readonly queueTunnelMessage = (datagram: Uint8Array, address: number, port: number): void => {
+    const u = this.tunnelUnderlay;
+    if (u === null || datagram.length > this.slotCapacity) return;
+    if (u.txCount === SEALED_TX_SLOTS) this.flushUnderlay(u);
+    const k = u.txCount++;
+    const at = this.memory.offsetOf(u.txSlot + k) + HEADROOM;
+    this.memory.bytes.set(datagram, at);
+    u.txOffsets[k] = at;
+    u.txLengths[k] = datagram.length;
+    u.txAddrs[k] = address;
+    u.txPorts[k] = port;
+    u.txVteps[k] = -1;
+  };
+
   startUnderlay(now: () => number): void {
     for (const u of this.underlays) u.backend.start(() => this.pumpUnderlay(u, now()));
   }
@@ -439,17 +523,19 @@ export class Datapath implements Output {
   setTunnelTap(address: number | null, tap: FrameTap | null): number {
     let n = 0;
     for (const v of this.vteps) {
-      if (v && (address === null || v.address === address)) {
+      if (v && (address === null || v.address === address || v.peer?.address === address)) {
         v.tap = tap;
         n++;
       }
     }
+    this.tappedPeers = this.vteps.filter((v) => v?.tap && v.key !== null).length;
     return n;
   }
 
   /** Forgets learned MACs not seen for the aging time, and expired NAT connections; asks for
    * the NATs' next hops now and then. Call every second or so. */
   age(now: number): void {
+    this.tunnelUnderlay?.tunnels?.tick();
     for (const net of this.networks) net?.fdb.age(now);
     for (const nat of this.nats.values()) this.nat.tick(nat, now);
     for (const p of this.ports) p?.firewall?.expire(now);
@@ -553,7 +639,11 @@ export class Datapath implements Output {
         u.counters.drop(Drop['rx-error']);
         return;
       }
-      for (let i = 0; i < n; i++) this.outside(u, base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
+      if (u.tunnels !== null) {
+        for (let i = 0; i < n; i++) this.sealedOutside(u, u.tunnels, base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
+      } else {
+        for (let i = 0; i < n; i++) this.outside(u, base + i * stride, this.rxLengths[i], this.rxAddrs[i], this.rxPorts[i], now);
+      }
       this.flush();
       if (n < UNDERLAY_RX_SLOTS) return;
     }
@@ -639,6 +729,7 @@ export class Datapath implements Output {
     const net = this.networkByVni.get(readU24(mem, off + 4));
     if (net === undefined) return uc.drop(Drop['unknown-vni']);
     if (net.encapsulation !== u.encapsulation) return uc.drop(Drop['wrong-encapsulation']);
+    if (net.encrypted) return uc.drop(Drop['not-encrypted']);
     let vtep: Vtep | undefined;
     const remotes = net.remotes;
     for (let i = 0; i < remotes.length; i++) {
@@ -649,9 +740,52 @@ export class Datapath implements Output {
       }
     }
     if (vtep === undefined) return uc.drop(Drop['unknown-vtep']);
+    vtep.counters.rx(len);
+    this.decapsulated(u, net, vtep, off, len, fromAddr, fromPort, now);
+  }
+
+  /**
+   * A datagram from the encrypted tunnels' socket. Handshake messages are the tunnels'
+   * business; a data message is opened in place and authenticated, and its plaintext (a
+   * VXLAN datagram) is taken for a frame from the peer that sealed it, whatever address it
+   * came from (a peer may roam), into a network that peer shares with this host only.
+   */
+  private sealedOutside(u: Underlay, tunnels: TunnelEngine, off: number, len: number, fromAddr: number, fromPort: number, now: number): void {
+    const uc = u.counters;
+    if (len < 0) {
+      uc.rx(this.slotCapacity);
+      return uc.drop(Drop['datagram-oversize']);
+    }
+    uc.rx(len);
+    if (this.peersChanged) this.syncPeers();
+    const mem = this.memory.bytes;
+    // A capture of the outer layer shows the datagram as it came: sealed.
+    let sealedCopy = -1;
+    if (this.tappedPeers > 0 && len <= this.slotCapacity) {
+      sealedCopy = this.scratch();
+      mem.copyWithin(sealedCopy, off, off + len);
+    }
+    const plain = tunnels.receive(mem, off, len, fromAddr, fromPort);
+    if (plain === TUNNEL_HANDLED || plain === 0) return;
+    if (plain < 0) return uc.drop(tunnelDrop(plain));
+    const vtep = this.vtepOfPeer.get(tunnels.lastPeer!);
+    if (vtep === undefined) return uc.drop(Drop['unknown-vtep']);
     const c = vtep.counters;
     c.rx(len);
+    const inner = off + TUNNEL_HEADER_LEN;
+    if (plain < 8 + 14) return c.drop(Drop.truncated);
+    if (vtep.tap !== null && sealedCopy >= 0) vtep.tap.datagram(mem, sealedCopy, len, inner + 8, plain - 8, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    const net = this.networkByVni.get(readU24(mem, inner + 4));
+    if (net === undefined || !net.encrypted) return c.drop(Drop['unknown-vni']);
+    if (!net.remotes.includes(vtep)) return c.drop(Drop['unknown-vtep']);
+    this.decapsulated(u, net, vtep, inner, plain, fromAddr, fromPort, now);
+  }
 
+  /** The rest of `outside`, once the datagram is known to come from `vtep`, a remote host of
+   * `net` (counted on it): the same rules as `inside` apply to the inner frame. */
+  private decapsulated(u: Underlay, net: Network, vtep: Vtep, off: number, len: number, fromAddr: number, fromPort: number, now: number): void {
+    const mem = this.memory.bytes;
+    const c = vtep.counters;
     let headerLen = 8;
     if (net.isVxlan) {
       if ((mem[off] & FLAG_I) === 0) return c.drop(Drop['vxlan-bad-flags']);
@@ -666,7 +800,7 @@ export class Datapath implements Output {
     }
     const inner = off + headerLen;
     const innerLen = len - headerLen;
-    if (vtep.tap !== null) vtep.tap.datagram(mem, off, len, inner, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, now);
     if (isGroupMac(mem, inner + 6) || isZeroMac(mem, inner + 6)) return c.drop(Drop['invalid-src-mac']);
     // Frames cross the underlay untagged (the VNI is the network): a tag is never valid here.
     const innerType = readU16(mem, inner + 12);
@@ -751,7 +885,7 @@ export class Datapath implements Output {
   }
 
   toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void {
-    const u = net.isVxlan ? this.vxlanUnderlay : this.geneveUnderlay;
+    const u = net.encrypted ? this.tunnelUnderlay : net.isVxlan ? this.vxlanUnderlay : this.geneveUnderlay;
     if (u === null) return c.drop(Drop['tx-error']);
     const at = off - net.encapLen;
     if (this.encapAt !== at) {
@@ -759,6 +893,7 @@ export class Datapath implements Output {
       else writeGeneveHeader(this.memory.bytes, at, net.vni);
       this.encapAt = at;
     }
+    if (u.tunnels !== null) return this.sealTo(u, u.tunnels, vtep, off, at, len + net.encapLen, c, now);
     if (u.txCount === UNDERLAY_TX_QUEUE) this.flushUnderlay(u);
     const k = u.txCount++;
     u.txOffsets[k] = at;
@@ -767,14 +902,38 @@ export class Datapath implements Output {
     u.txPorts[k] = vtep.port;
     u.txVteps[k] = vtep.index;
     if (vtep.tap !== null) {
-      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, 'tx', u.address, u.port, vtep.address, vtep.port, now);
+      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, len, 'tx', u.address, u.port, vtep.address, vtep.port, now);
     }
+  }
+
+  /** Seals the VXLAN datagram at (at, len) for `vtep`'s peer into a slot of its own (the
+   * plaintext may go to other peers too) and queues it to where the peer is now. */
+  private sealTo(u: Underlay, tunnels: TunnelEngine, vtep: Vtep, frame: number, at: number, len: number, c: Counters, now: number): void {
+    if (this.peersChanged) this.syncPeers();
+    const peer = vtep.peer;
+    if (peer === null) return c.drop(Drop['tunnel-no-session']);
+    if (u.txCount === SEALED_TX_SLOTS) this.flushUnderlay(u);
+    const k = u.txCount;
+    const slot = this.memory.offsetOf(u.txSlot + k) + HEADROOM;
+    const mem = this.memory.bytes;
+    const sealed = tunnels.seal(peer, mem, at, len, mem, slot);
+    if (sealed === 0) return; // held until the handshake under way finishes
+    if (sealed < 0) return c.drop(Drop['tunnel-no-session']);
+    u.txCount++;
+    u.txOffsets[k] = slot;
+    u.txLengths[k] = sealed;
+    u.txAddrs[k] = peer.address;
+    u.txPorts[k] = peer.port;
+    u.txVteps[k] = vtep.index;
+    if (vtep.tap !== null) vtep.tap.datagram(mem, slot, sealed, frame, len - 8, 'tx', u.address, u.port, peer.address, peer.port, now);
   }
 
   /** Writes every queued frame. Called at the end of each batch. */
   flush(): void {
     for (let i = 0; i < this.dirtyPorts.length; i++) this.flushPort(this.dirtyPorts[i]);
     this.dirtyPorts.length = 0;
+    const tunnels = this.tunnelUnderlay?.tunnels;
+    if (tunnels?.pending) tunnels.drain(this.queueTunnelMessage);
     for (let i = 0; i < this.underlays.length; i++) if (this.underlays[i].txCount > 0) this.flushUnderlay(this.underlays[i]);
     this.scratchUsed = 0;
   }
@@ -837,6 +996,7 @@ export class Datapath implements Output {
   }
 
   stats(formatAddress: (a: number) => string): DatapathStats {
+    if (this.peersChanged) this.syncPeers();
     const netNames = (v: Vtep) => this.networks.filter((n) => n?.remotes.includes(v)).map((n) => n!.name);
     return {
       ports: [...this.portByName.values()].map((p) => ({
@@ -851,12 +1011,15 @@ export class Datapath implements Output {
         ...p.counters.snapshot(),
       })),
       tunnels: this.vteps.filter((v): v is Vtep => v !== undefined).map((v) => ({
-        remote: `${formatAddress(v.address)}:${v.port}`,
+        tunnel: v.peer !== null && this.tunnelUnderlay?.tunnels ? this.tunnelUnderlay.tunnels.stats(v.peer) : null,
+        // An encrypted tunnel's peer is where it was last heard from (it may have roamed).
+        remote: v.peer ? `${formatAddress(v.peer.address)}:${v.peer.port}` : `${formatAddress(v.address)}:${v.port}`,
         networks: netNames(v),
+        encrypted: v.key !== null,
         ...v.counters.snapshot(),
       })),
       underlays: this.underlays.map((u) => ({
-        encapsulation: u.encapsulation,
+        encapsulation: u.tunnels ? 'encrypted' : u.encapsulation,
         backend: u.backend.description,
         local: `${formatAddress(u.address)}:${u.port}`,
         mtu: this.underlayMtu,
@@ -867,6 +1030,7 @@ export class Datapath implements Output {
         name: n.name,
         vni: n.vni,
         encapsulation: n.encapsulation,
+        encrypted: n.encrypted,
         mtu: n.mtu,
         ports: n.ports.length,
         remotes: n.remotes.length,

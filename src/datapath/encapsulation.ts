@@ -19,7 +19,11 @@ export function encapHeaderLen(encap: Encapsulation): number {
   return encap === 'vxlan' ? VXLAN_HEADER_LEN : GENEVE_HEADER_LEN;
 }
 
+/** What an encrypted tunnel adds around a VXLAN datagram it seals: its 16-byte header
+ * (type, receiver index, counter) and the 16-byte authentication tag (src/tunnel). */
+export const SEALED_OVERHEAD = 16 + 16;
+
 /** The largest IP packet a VM can send across the overlay without it being dropped. */
-export function overlayMtu(underlayMtu: number, encap: Encapsulation): number {
-  return underlayMtu - IPV4_HEADER_LEN - UDP_HEADER_LEN - encapHeaderLen(encap) - ETHERNET_HEADER_LEN;
+export function overlayMtu(underlayMtu: number, encap: Encapsulation, encrypted = false): number {
+  return underlayMtu - IPV4_HEADER_LEN - UDP_HEADER_LEN - encapHeaderLen(encap) - ETHERNET_HEADER_LEN - (encrypted ? SEALED_OVERHEAD : 0);
 }

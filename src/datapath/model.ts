@@ -22,8 +22,9 @@ export const UNDERLAY_TX_QUEUE = 1024;
 export interface FrameTap {
   /** A frame entering ('rx') or leaving ('tx') a port. */
   frame(mem: Uint8Array, off: number, len: number, direction: 'rx' | 'tx', now: number): void;
-  /** A datagram on a tunnel: the UDP payload at (off, len), the inner frame at innerOff. */
-  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, direction: 'rx' | 'tx',
+  /** A datagram on a tunnel: the UDP payload at (off, len), the inner frame at (innerOff,
+   * innerLen) (inside the payload; for a sealed datagram, its plaintext elsewhere). */
+  datagram(mem: Uint8Array, off: number, len: number, innerOff: number, innerLen: number, direction: 'rx' | 'tx',
     local: number, localPort: number, remote: number, remotePort: number, now: number): void;
 }
 
@@ -90,6 +91,8 @@ export class Network {
     fdbAgingMs: number,
     /** On a host interface (an uplink port), not the overlay: no remote hosts. */
     readonly provider: boolean,
+    /** Carried only in sealed tunnels (VXLAN inside, then encrypted per peer). */
+    readonly encrypted: boolean,
   ) {
     this.fdb = new Fdb(fdbLimit, fdbAgingMs);
     this.encapLen = encapHeaderLen(encapsulation);
@@ -142,7 +145,81 @@ export class Vtep {
     readonly index: number,
     readonly address: number,
     readonly port: number,
+    /** An encrypted tunnel's remote host: its public key (base64). */
+    readonly key: string | null = null,
   ) {}
+
+  /** The tunnels' peer for `key`: frames to it are sealed in its session and go where it was
+   * last heard from (it may roam), not necessarily to address:port. */
+  peer: TunnelPeer | null = null;
+}
+
+/** What `TunnelEngine.receive` returns for a handshake message it consumed. */
+export const TUNNEL_HANDLED = -1;
+/** What else it refuses, and why (each a drop reason of its own). */
+export const TunnelRefusal = {
+  malformed: -2,
+  /** A data message for no session this host has (never had, forgotten, or a revoked peer's). */
+  unknownSession: -3,
+  authFailed: -4,
+  replay: -5,
+  /** A session past its time or message limit. */
+  expired: -6,
+  /** A handshake not meant for this host (mac1), or from a key that is not a peer's. */
+  handshakeRefused: -7,
+  /** A handshake over the per-source rate, or without a cookie under load. */
+  rateLimited: -8,
+} as const;
+/** A sealed datagram's header (type, receiver index, counter): the plaintext follows it. */
+export const TUNNEL_HEADER_LEN = 16;
+
+/** A remote host of the encrypted tunnels: where to send to it (updated as it roams). */
+export interface TunnelPeer {
+  address: number;
+  port: number;
+}
+
+export interface TunnelPeerSpec {
+  publicKey: Uint8Array;
+  address: number;
+  port: number;
+  name?: string;
+}
+
+/** One peer's tunnel, for `weft stats`. */
+export interface TunnelStats {
+  endpoint: string;
+  session: { ageMs: number; initiator: boolean; sent: number } | null;
+  handshakes: number;
+  rotations: number;
+  authFailures: number;
+  replays: number;
+  roams: number;
+}
+
+/**
+ * What the data path needs of the encrypted tunnels (src/tunnel/tunnels.ts): seal a datagram
+ * for a peer, open one from the tunnel socket, and keep time. Allocation-free per packet.
+ */
+export interface TunnelEngine {
+  /** Seals src[srcOff, +len) for `peer` into dst at dstOff; the datagram's length, 0 when
+   * there is no session yet and the frame is held for the handshake under way, or -1 when it
+   * could not be held either. */
+  seal(peer: TunnelPeer, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
+  /** A datagram from the tunnel socket: >= 0, a data message opened in place (its plaintext
+   * at buf[off + 16, + result), from `lastPeer`; 0 is a keepalive); TUNNEL_HANDLED, a
+   * handshake message consumed; a TunnelRefusal, a drop. */
+  receive(buf: Uint8Array, off: number, len: number, fromAddress: number, fromPort: number): number;
+  readonly lastPeer: TunnelPeer | null;
+  /** The peers this host may talk to: anyone else's traffic is refused. */
+  setPeers(peers: TunnelPeerSpec[]): void;
+  peerOf(publicKey: Uint8Array): TunnelPeer | undefined;
+  /** Timers: handshake retries, rekeys, expiry, keepalives. */
+  tick(): void;
+  /** Whether the tunnels have datagrams of their own to send; `drain` hands them over. */
+  readonly pending: boolean;
+  drain(send: (data: Uint8Array, address: number, port: number) => void): void;
+  stats(peer: TunnelPeer): TunnelStats;
 }
 
 /** One underlay socket: it carries every network of one encapsulation. */
@@ -161,5 +238,9 @@ export class Underlay {
     readonly port: number,
     readonly encapsulation: Encapsulation,
     readonly rxSlot: number,
+    /** The encrypted tunnels' socket: datagrams are sealed, and carry VXLAN inside. */
+    readonly tunnels: TunnelEngine | null = null,
+    /** Sealed datagrams are written to these slots (encrypted tunnels only). */
+    readonly txSlot = -1,
   ) {}
 }

@@ -13,12 +13,17 @@ export interface RemoteHost {
   address: string;
   /** Its UDP port for the network's encapsulation. */
   port: number;
+  /** On an encrypted network: the remote host's tunnel key (X25519 public, base64); `port`
+   * is then its tunnel port. */
+  publicKey?: string;
 }
 
 export interface NetworkState {
   name: string;
   vni: number;
   encapsulation: Encapsulation;
+  /** 'noise': carried only in encrypted tunnels between hosts (absent: in clear). */
+  encryption?: 'noise';
   /** The hosts that share this network: flooded frames are replicated to each. */
   remotes: RemoteHost[];
   /** An MTU below what the underlay allows, if the network asks for one. */

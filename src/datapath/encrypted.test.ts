@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatIpv4, parseIpv4, parseMac } from '../wire/bytes.js';
+import * as compose from '../wire/compose.js';
+import { EtherType } from '../wire/ethernet.js';
+import { Tunnels } from '../tunnel/tunnels.js';
+import { generateKeyPair } from '../tunnel/noise.js';
+import { Datapath } from './datapath.js';
+import { MemoryFabric } from './memory.js';
+
+const VXLAN = 4789;
+const TUNNEL = 4793;
+const H1 = parseIpv4('192.0.2.1');
+const H2 = parseIpv4('192.0.2.2');
+const mac = (n: number) => parseMac(`02:00:00:00:00:0${n}`);
+const ip = (n: number) => parseIpv4(`10.0.0.${n}`);
+const SECRET = 'a secret only the VMs know';
+
+/** Two hosts with `green`, an encrypted network (VNI 300), and their VXLAN sockets too. */
+function twoHosts() {
+  const fabric = new MemoryFabric();
+  const seen: Uint8Array[] = [];
+  const deliver = fabric.deliver.bind(fabric);
+  fabric.deliver = (toAddress, toPort, data, fromAddress, fromPort) => {
+    seen.push(Uint8Array.from(data));
+    deliver(toAddress, toPort, data, fromAddress, fromPort);
+  };
+  let now = 1000;
+  const keys = [generateKeyPair(), generateKeyPair()];
+  const hosts = [H1, H2].map((address, i) => {
+    const dp = new Datapath();
+    const vxlan = fabric.underlay(address, VXLAN);
+    dp.attachUnderlay(vxlan, address, VXLAN, 'vxlan');
+    const tunnels = new Tunnels({ privateKey: keys[i].privateKey, maxPlaintext: 2048 });
+    dp.attachTunnels(fabric.underlay(address, TUNNEL), address, TUNNEL, tunnels);
+    dp.startUnderlay(() => now);
+    dp.addNetwork({ name: 'green', vni: 300, encapsulation: 'vxlan', encrypted: true });
+    dp.addRemote('green', address === H1 ? H2 : H1, TUNNEL, Buffer.from(keys[1 - i].publicKey).toString('base64'));
+    const port = fabric.port(`green${i + 1}`);
+    dp.addPort({ name: `green${i + 1}`, backend: port, mode: 'access', network: 'green' });
+    dp.startPort(`green${i + 1}`, () => now);
+    return { dp, vxlan, port, tunnels };
+  });
+  return { fabric, hosts, seen, advance: (ms: number) => (now += ms) };
+}
+
+const ping = (from: number, to: number) =>
+  compose.ethernet(mac(to), mac(from), EtherType.Ipv4, compose.icmpEchoV4(ip(from), ip(to), 1, 1, new TextEncoder().encode(SECRET)));
+
+test('an encrypted network: frames cross sealed, the first held for the handshake, and nothing of them shows on the underlay', () => {
+  const { fabric, hosts, seen } = twoHosts();
+  assert.equal(hosts[0].dp.networkMtu('green'), 1500 - 50 - 32, 'VXLAN plus the tunnel header and tag');
+  hosts[0].port.send(compose.ethernet(0xffffffffffff, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2))));
+  fabric.run();
+  assert.equal(hosts[1].port.take().length, 1, 'the ARP request, held and then sealed');
+  for (let i = 0; i < 5; i++) hosts[0].port.send(ping(1, 2));
+  hosts[1].port.send(ping(2, 1));
+  fabric.run();
+  assert.equal(hosts[1].port.take().length, 5);
+  assert.equal(hosts[0].port.take().length, 1);
+  const text = (d: Uint8Array) => Buffer.from(d).toString('latin1');
+  assert.ok(seen.length >= 8);
+  assert.ok(seen.every((d) => !text(d).includes(SECRET) && d[0] >= 1 && d[0] <= 4), 'every datagram is a tunnel message, none with the payload');
+  const s = hosts[0].dp.stats(formatIpv4);
+  assert.deepEqual(s.tunnels.map((t) => [t.remote, t.encrypted, t.tunnel?.handshakes]), [['192.0.2.2:4793', true, 1]]);
+  assert.equal(s.networks[0].encrypted, true);
+  assert.deepEqual(s.underlays.map((u) => u.encapsulation), ['vxlan', 'encrypted']);
+});
+
+test('an encrypted network refuses plain VXLAN for its VNI, and counts what the tunnels refuse', () => {
+  const { fabric, hosts, seen } = twoHosts();
+  hosts[0].port.send(ping(1, 2));
+  fabric.run();
+  hosts[1].port.take();
+  // Someone who can reach the underlay sends plain VXLAN for green's VNI, from H1's address.
+  hosts[1].vxlan.inject(compose.vxlan(300, ping(1, 2)), H1, VXLAN);
+  // And replays the sealed datagrams it saw.
+  for (const d of seen.filter((x) => x[0] === 4)) fabric.deliver(H2, TUNNEL, d, H1, TUNNEL);
+  fabric.run();
+  assert.equal(hosts[1].port.take().length, 0, 'nothing delivered');
+  const u = hosts[1].dp.stats(formatIpv4).underlays;
+  assert.equal(u[0].drops['not-encrypted'], 1);
+  assert.ok((u[1].drops['tunnel-replay'] ?? 0) >= 1, JSON.stringify(u[1].drops));
+});
+
+test('a remote host removed from every encrypted network is cut off; one added back handshakes anew', () => {
+  const { fabric, hosts } = twoHosts();
+  hosts[0].port.send(ping(1, 2));
+  fabric.run();
+  assert.equal(hosts[1].port.take().length, 1);
+  hosts[1].dp.removeRemote('green', H1, TUNNEL);
+  hosts[0].port.send(ping(1, 2));
+  fabric.run();
+  assert.equal(hosts[1].port.take().length, 0);
+  assert.equal(hosts[1].dp.stats(formatIpv4).underlays[1].drops['tunnel-unknown-session'], 1);
+});
