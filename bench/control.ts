@@ -24,6 +24,8 @@ import { MemoryFabric } from '../src/datapath/memory.js';
 import { hostStateFromView } from '../src/agent/desired-state.js';
 import type { HostView } from '../src/view/host-view.js';
 import { formatIpv4 } from '../src/wire/bytes.js';
+import { Tunnels } from '../src/tunnel/tunnels.js';
+import { generateKeyPair } from '../src/tunnel/noise.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -55,11 +57,14 @@ class SimAgent {
     this.datapath.attachUnderlay(fabric.underlay(address, 4789), address, 4789, 'vxlan');
     this.datapath.attachUnderlay(fabric.underlay(address, 6081), address, 6081, 'geneve');
     this.reconciler = new Reconciler(this.datapath, () => fabric.port('vm'), Date.now);
-    const underlay = { address: formatIpv4(address), port: 4789, genevePort: 6081, mtu: 1500 };
+    const underlay = { address: formatIpv4(address), port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 };
+    // Networks are encrypted by default: a host without a tunnel key would be nobody's remote.
+    const tunnels = new Tunnels({ privateKey: generateKeyPair().privateKey, maxPlaintext: 1500 });
+    this.datapath.attachTunnels(fabric.underlay(address, 4793), address, 4793, tunnels);
     const limits = { maxPorts: PER_HOST + 8, fdbLimit: 4096, fdbAgingSeconds: 300 };
     this.source = new ControllerSource({
       url, token, log,
-      host: { name, ...underlay },
+      host: { name, ...underlay, tunnelKey: tunnels.publicKey.toString('base64') },
       apply: (view: HostView) => {
         this.reconciler.apply(hostStateFromView(view, { host: name, underlay, networks: [], ports: [], nat: [], securityGroups: {}, addressSets: {}, physicalNetworks: {}, limits }));
         const now = performance.now();

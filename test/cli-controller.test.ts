@@ -38,7 +38,7 @@ test('resources, refusals and apply from the command line; no token in any log l
     assert.equal(created.status, 0, created.stderr);
     assert.deepEqual(JSON.parse(created.stdout).ips, ['10.0.0.10']);
     assert.match(weft('port', 'list').stdout, /^NAME\s+NETWORK\s+HOST\s+MAC\s+IPS\s+BACKEND\s+PORT SECURITY\nvm1\s+blue\s+h1\s+02:\S+\s+10\.0\.0\.10\s+memory\s+on, groups default\n$/);
-    assert.match(weft('network', 'show', 'blue', '-o', 'yaml').stdout, /^name: blue\nvni: 100\nencapsulation: vxlan\n$/);
+    assert.match(weft('network', 'show', 'blue', '-o', 'yaml').stdout, /^name: blue\nvni: 100\nencapsulation: vxlan\nencryption: noise\n$/);
 
     const refused = weft('network', 'delete', 'blue');
     assert.equal(refused.status, 1);

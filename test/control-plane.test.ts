@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { generateKeyPair } from '../src/tunnel/noise.js';
 import { Agent } from '../src/agent/agent.js';
 import { hostStateFrom } from '../src/agent/config.js';
 import { MemoryFabric, type MemoryPort } from '../src/datapath/memory.js';
@@ -44,12 +45,13 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
     const port0 = 20000 + (process.pid % 20000);
     for (const [i, host] of ['h1', 'h2'].entries()) {
       const fabric = new MemoryFabric();
-      const state = hostStateFrom({ host, underlay: { address: `127.0.0.${i + 1}`, port: port0, genevePort: port0 + 1 } }, 'test');
+      // The tunnel socket is bound to every address (for roaming): one port per agent here.
+      const state = hostStateFrom({ host, underlay: { address: `127.0.0.${i + 1}`, port: port0, genevePort: port0 + 1, tunnelPort: port0 + 2 + i } }, 'test');
       const agent = new Agent(state, log, join(dir, `${host}.sock`), (p) => {
         const m = fabric.port(p.name);
         vmPorts.set(p.name, m);
         return m;
-      });
+      }, { tunnelKey: generateKeyPair() });
       await agent.start();
       await agent.followController(url, controller.tokens.join).ready;
       agents.push(agent);
@@ -119,7 +121,7 @@ test('a view the agent cannot apply is logged and the agent keeps its state', { 
   const source = new ControllerSource({
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     token: 't',
-    host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, mtu: 1500 },
+    host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
     log: { ...log, error: (o: { err: string }) => errors.push(o.err), info: () => {}, warn: () => {}, debug: () => {} } as never,
     apply: (view, revision) => {
       for (const n of view.networks) for (const nb of n.neighbors ?? []) parseMac(nb.mac);
@@ -154,7 +156,7 @@ test('after a controller restart, an agent at the current revision resumes witho
     const api = () => new ApiClient({ url, token: controller.tokens.admin });
     source = new ControllerSource({
       url, token: controller.tokens.join, log,
-      host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, mtu: 1500 },
+      host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
       apply: (_view, revision) => applied.push(revision),
       status: () => ({ ports: {}, counters: null }),
     });

@@ -71,7 +71,7 @@ test('an agent restart rebuilds its ports and tunnels from the controller', { sk
     await labRestart(lab.name, 'h2', 'SIGKILL');
     await until('h2 rebuilt its port', async () => (await lab.stats('h2')).ports.some((p) => p.name === 'blue2' && !p.failed));
     const s = await lab.stats('h2');
-    assert.deepEqual(s.tunnels.map((t) => t.remote), ['10.99.0.1:4789']);
+    assert.deepEqual(s.tunnels.map((t) => t.remote), ['10.99.0.1:4793']);
     await lab.run('blue1', 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.10.0.2');
     await lab.run('blue2', 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.10.0.1');
   });

@@ -19,6 +19,9 @@ import { hostStateFromView, type HostState } from './desired-state.js';
 import { Reconciler, type BackendOpener } from './reconciler.js';
 import { ControllerSource } from './controller-source.js';
 import { formatIpv4 } from '../wire/bytes.js';
+import { Tunnels } from '../tunnel/tunnels.js';
+import type { KeyPair } from '../tunnel/noise.js';
+import { UnderlayAddress } from './underlay-address.js';
 
 export function defaultSocketPath(host: string): string {
   return `/run/weft/agent-${host}.sock`;
@@ -35,6 +38,13 @@ export const openBackend: BackendOpener = (_port, backend) => {
 const RETRY_MS = 2000;
 const AGE_MS = 1000;
 
+export interface AgentOptions {
+  /** This host's tunnel key pair: without one, the agent has no encrypted networks. */
+  tunnelKey?: KeyPair | null;
+  /** Replace tunnel sessions this often (default: 120 s, as WireGuard). */
+  rekeyAfterMs?: number;
+}
+
 export class Agent {
   readonly datapath: Datapath;
   private readonly reconciler: Reconciler;
@@ -43,12 +53,15 @@ export class Agent {
   private readonly startedAt = Date.now();
   private source: ControllerSource | null = null;
   private lastPending = '{}';
+  private tunnels: Tunnels | null = null;
+  private underlayAddress: UnderlayAddress | null = null;
 
   constructor(
     private state: HostState,
     private readonly log: Logger,
     private readonly socketPath: string,
     opener: BackendOpener = openBackend,
+    private readonly opts: AgentOptions = {},
   ) {
     this.datapath = new Datapath({
       underlayMtu: state.underlay.mtu,
@@ -64,6 +77,14 @@ export class Agent {
     const local = parseIpv4(address);
     this.datapath.attachUnderlay(UdpUnderlay.open(local, port), local, port, 'vxlan');
     this.datapath.attachUnderlay(UdpUnderlay.open(local, genevePort), local, genevePort, 'geneve');
+    const key = this.opts.tunnelKey;
+    if (key) {
+      const { tunnelPort, mtu } = this.state.underlay;
+      this.tunnels = new Tunnels({ privateKey: key.privateKey, maxPlaintext: mtu, rekeyAfterMs: this.opts.rekeyAfterMs });
+      // Bound to every address: the tunnels carry on when this host's address changes.
+      this.datapath.attachTunnels(UdpUnderlay.open(0, tunnelPort), local, tunnelPort, this.tunnels);
+      this.underlayAddress = new UnderlayAddress(address);
+    }
     this.datapath.startUnderlay(Date.now);
     this.apply(this.state);
     this.server = await serveControl({
@@ -72,12 +93,25 @@ export class Agent {
       pendingPorts: () => this.reconciler.pendingPorts(),
       startedAt: this.startedAt,
     }, this.socketPath);
-    this.timers.push(setInterval(() => this.datapath.age(Date.now()), AGE_MS));
+    this.timers.push(setInterval(() => {
+      this.datapath.age(Date.now());
+      this.followAddress();
+    }, AGE_MS));
     this.timers.push(setInterval(() => {
       if (Object.keys(this.reconciler.pendingPorts()).length > 0) this.apply(this.state);
     }, RETRY_MS));
     for (const t of this.timers) t.unref();
-    this.log.info({ underlay: address, vxlanPort: port, genevePort, socket: this.socketPath }, 'agent ready');
+    this.log.info({ underlay: address, vxlanPort: port, genevePort, ...(this.tunnels ? { tunnelPort: this.state.underlay.tunnelPort, tunnelKey: this.tunnels.publicKey.toString('base64') } : {}), socket: this.socketPath }, 'agent ready');
+  }
+
+  /** When this host's underlay address changed (DHCP, a laptop moving), tells the controller,
+   * so peers that have not heard from this host since learn where it is. The tunnels need no
+   * telling: a peer follows the first authenticated datagram from the new address. */
+  private followAddress(): void {
+    const moved = this.underlayAddress?.check();
+    if (!moved) return;
+    this.log.warn({ underlay: moved }, 'this host\'s underlay address changed; encrypted tunnels follow it, plain VXLAN and Geneve sockets stay on the old one until a restart');
+    this.source?.moved(moved);
   }
 
   /** Makes the data path match `state` and logs what changed. */
@@ -105,7 +139,10 @@ export class Agent {
     this.source = new ControllerSource({
       url,
       token,
-      host: { name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu, physicalNetworks },
+      host: {
+        name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu, physicalNetworks,
+        tunnelPort: underlay.tunnelPort, ...(this.tunnels ? { tunnelKey: this.tunnels.publicKey.toString('base64') } : {}),
+      },
       log: this.log,
       apply: (view, revision) => {
         this.log.debug({ revision }, 'view from the controller');

@@ -24,7 +24,7 @@ function problems(doc: unknown): string[] {
 
 test('a good config fills in defaults', () => {
   const s = hostStateFrom(good, 'h1.yaml');
-  assert.deepEqual(s.underlay, { address: '10.99.0.1', port: 4789, genevePort: 6081, mtu: 1500 });
+  assert.deepEqual(s.underlay, { address: '10.99.0.1', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 });
   assert.equal(s.networks[0].encapsulation, 'vxlan');
   assert.deepEqual(s.networks[0].remotes, [{ address: '10.99.0.2', port: 4789 }, { address: '10.99.0.3', port: 5000 }]);
   assert.deepEqual(s.ports[1], { name: 'vm2', mode: 'trunk', vlans: { 10: 'blue' }, nativeNetwork: undefined, backend: { type: 'memory' } });

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
-import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
+import { GENEVE_PORT, TUNNEL_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { ifname, ipv4, name, netnsName, underlayAddress, underlayMtu, unixSocketPath } from '../config/fields.js';
@@ -27,7 +27,10 @@ export class ConfigError extends Error {
 
 const udpPort = z.number().int().min(1).max(65535);
 
-const remote = z.union([ipv4, z.object({ address: ipv4, port: udpPort.optional() }).strict()]);
+/** A remote host: its address, or address, port and (on an encrypted network) its tunnel
+ * public key, as `weft agent --show-key` prints it on that host. */
+const publicKey = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'an X25519 public key: 32 bytes in base64');
+const remote = z.union([ipv4, z.object({ address: ipv4, port: udpPort.optional(), publicKey: publicKey.optional() }).strict()]);
 
 const backend = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
@@ -43,12 +46,17 @@ const schema = z.object({
     address: underlayAddress,
     port: udpPort.default(VXLAN_PORT),
     genevePort: udpPort.default(GENEVE_PORT),
+    tunnelPort: udpPort.default(TUNNEL_PORT),
     mtu: underlayMtu.default(1500),
-  }).strict().refine((u) => u.port !== u.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' }),
+  }).strict()
+    .refine((u) => u.port !== u.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' })
+    .refine((u) => u.tunnelPort !== u.port && u.tunnelPort !== u.genevePort, { path: ['tunnelPort'], message: 'the encrypted tunnels need a UDP port of their own' }),
   networks: z.array(z.object({
     name,
     vni: z.number().int().min(1).max(VNI_MAX),
     encapsulation: z.enum(ENCAPSULATIONS as [string, ...string[]]).default('vxlan'),
+    /** Without a controller, plain unless said: each remote of an encrypted one needs its key. */
+    encryption: z.enum(['noise', 'none']).default('none'),
     remotes: z.array(remote).default([]),
   }).strict()).default([]),
   ports: z.array(z.object({
@@ -90,9 +98,13 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
     const other = byVni.get(n.vni);
     if (other !== undefined) problems.push(`networks[${i}].vni: VNI ${n.vni} is used by network ${other} already`);
     byVni.set(n.vni, n.name);
+    if (n.encryption === 'noise' && n.encapsulation !== 'vxlan') problems.push(`networks[${i}].encryption: encrypted tunnels carry VXLAN, not ${n.encapsulation}`);
     n.remotes.forEach((r, k) => {
       const address = typeof r === 'string' ? r : r.address;
       if (address === c.underlay.address) problems.push(`networks[${i}].remotes[${k}]: ${address} is this host's own underlay address`);
+      const key = typeof r === 'string' ? undefined : r.publicKey;
+      if (n.encryption === 'noise' && key === undefined) problems.push(`networks[${i}].remotes[${k}]: an encrypted network's remote host needs its publicKey`);
+      if (n.encryption === 'none' && key !== undefined) problems.push(`networks[${i}].remotes[${k}].publicKey: network ${n.name} is not encrypted (encryption: noise to encrypt it)`);
     });
   });
   const portNames = new Set<string>();
@@ -129,10 +141,11 @@ export function hostStateFrom(doc: unknown, file: string): HostState {
       name: n.name,
       vni: n.vni,
       encapsulation: n.encapsulation as HostState['networks'][number]['encapsulation'],
+      ...(n.encryption === 'noise' ? { encryption: 'noise' as const } : {}),
       // A remote without a port listens where this host does, for the network's encapsulation.
       remotes: n.remotes.map((r) => {
-        const port = n.encapsulation === 'geneve' ? c.underlay.genevePort : c.underlay.port;
-        return typeof r === 'string' ? { address: r, port } : { address: r.address, port: r.port ?? port };
+        const port = n.encryption === 'noise' ? c.underlay.tunnelPort : n.encapsulation === 'geneve' ? c.underlay.genevePort : c.underlay.port;
+        return typeof r === 'string' ? { address: r, port } : { address: r.address, port: r.port ?? port, ...(r.publicKey ? { publicKey: r.publicKey } : {}) };
       }),
     })),
     ports,

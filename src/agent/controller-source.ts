@@ -11,7 +11,7 @@ import type { HostView } from '../view/host-view.js';
 export interface ControllerSourceOptions {
   url: string;
   token: string;
-  host: { name: string; address: string; port: number; genevePort: number; mtu: number; physicalNetworks?: Record<string, string> };
+  host: { name: string; address: string; port: number; genevePort: number; tunnelPort: number; tunnelKey?: string; mtu: number; physicalNetworks?: Record<string, string> };
   log: Logger;
   apply(view: HostView, revision: number): void;
   /** What to report back after each apply and periodically. */
@@ -47,20 +47,34 @@ export class ControllerSource {
     this.statusTimer.unref();
   }
 
+  /** This host's underlay address changed: joins again with the new one (the watch stays). */
+  moved(address: string): void {
+    this.opts.host = { ...this.opts.host, address };
+    this.join().then(
+      () => this.opts.log.info({ underlay: address }, 'told the controller this host\'s new underlay address'),
+      (err: Error) => this.opts.log.warn({ err: err.message }, 'cannot tell the controller the new underlay address; the next join will'),
+    );
+  }
+
+  private async join(): Promise<void> {
+    const { url, token, host } = this.opts;
+    const res = await fetch(new URL('/v1/agents/join', url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(host),
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) {
+      const body = (await res.json().catch(() => ({}))) as { detail?: string };
+      throw new Error(`join refused (${res.status}): ${body.detail ?? res.statusText}`);
+    }
+  }
+
   private async connect(): Promise<void> {
     if (this.stopped) return;
     const { url, token, host, log } = this.opts;
     try {
-      const res = await fetch(new URL('/v1/agents/join', url), {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(host),
-        signal: AbortSignal.timeout(5000),
-      });
-      if (!res.ok) {
-        const body = (await res.json().catch(() => ({}))) as { detail?: string };
-        throw new Error(`join refused (${res.status}): ${body.detail ?? res.statusText}`);
-      }
+      await this.join();
     } catch (err) {
       log.warn({ err: (err as Error).message, retryMs: this.backoff }, 'cannot join the controller; forwarding with the last known state');
       return this.retry();

@@ -12,7 +12,7 @@ export interface HostState {
   host: string;
   /** Where this host's tunnels end: its address, the UDP port of VXLAN (4789 by default) and
    * of Geneve (6081 by default), and the underlay's MTU. */
-  underlay: { address: string; port: number; genevePort: number; mtu: number };
+  underlay: { address: string; port: number; genevePort: number; tunnelPort: number; mtu: number };
   networks: NetworkState[];
   ports: PortState[];
   /** The routers' external gateways this host holds. */

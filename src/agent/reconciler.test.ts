@@ -27,7 +27,7 @@ function setup() {
 const port = (name: string, network: string): PortState => ({ name, mode: 'access', network, backend: { type: 'memory' } });
 const state = (networks: HostState['networks'], ports: PortState[]): HostState => ({
   host: 'h1',
-  underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 },
+  underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
   physicalNetworks: {},
   nat: [],
   securityGroups: {},

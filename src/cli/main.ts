@@ -7,6 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { Agent, defaultSocketPath } from '../agent/agent.js';
+import { defaultKeyFile, loadOrCreateKey } from '../agent/identity.js';
 import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
@@ -35,7 +36,14 @@ program.command('agent')
   .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller; default: the address this host reaches the controller from)')
   .option('--underlay-port <port>', 'the UDP port of VXLAN tunnels', '4789')
   .option('--underlay-geneve-port <port>', 'the UDP port of Geneve tunnels', '6081')
+  .option('--underlay-tunnel-port <port>', 'the UDP port of the encrypted tunnels', '4793')
   .option('--underlay-mtu <mtu>', 'the underlay MTU', '1500')
+  .option('--key-file <file>', 'this host\'s tunnel key, made there if missing (default /var/lib/weft/agent-HOST/tunnel.key)')
+  .addOption(new Option('--rekey-after <seconds>', 'replace tunnel sessions this often (default 120, as WireGuard; lower only to test rotation)').argParser((v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 1 || n > 86_400) throw new UsageError(`--rekey-after: ${v} is not a number of seconds from 1 to 86400`);
+    return n;
+  }))
   .option('--physical-network <name=interface>', 'this host\'s interface on a physical network, for provider networks (repeatable)', collect, [])
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -50,10 +58,18 @@ program.command('agent')
     } else {
       if (!opts.controller) throw new UsageError('give --config FILE, or --controller URL');
       const address = opts.underlayAddress ?? (await sourceAddressTowards(opts.controller));
-      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayGenevePort), Number(opts.underlayMtu), physicalNetworks(opts.physicalNetwork));
+      state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayGenevePort), Number(opts.underlayTunnelPort), Number(opts.underlayMtu), physicalNetworks(opts.physicalNetwork));
     }
     const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
-    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host));
+    const keyFile = opts.keyFile ?? defaultKeyFile(state.host);
+    let key;
+    try {
+      key = loadOrCreateKey(keyFile);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (key.created) log.info({ keyFile }, 'made this host\'s tunnel key');
+    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host), undefined, { tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined });
     await agent.start();
     if (opts.controller) {
       const token = opts.joinTokenFile ? readFileSync(opts.joinTokenFile, 'utf8').trim() : opts.joinToken ?? process.env.WEFT_JOIN_TOKEN;
@@ -91,8 +107,8 @@ async function sourceAddressTowards(url: string): Promise<string> {
 }
 
 /** A host state with no networks yet, from flags; validated like a config file. */
-function loadConfigFromFlags(host: string, address: string, port: number, genevePort: number, mtu: number, physicalNetworks: Record<string, string>): HostState {
-  return hostStateFrom({ host, underlay: { address, port, genevePort, mtu }, physicalNetworks }, 'the command line');
+function loadConfigFromFlags(host: string, address: string, port: number, genevePort: number, tunnelPort: number, mtu: number, physicalNetworks: Record<string, string>): HostState {
+  return hostStateFrom({ host, underlay: { address, port, genevePort, tunnelPort, mtu }, physicalNetworks }, 'the command line');
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -12,7 +12,7 @@ import { UsageError } from './errors.js';
 type Format = 'table' | 'json' | 'yaml';
 
 const columns: Record<string, { headers: string[]; row(r: never): string[] }> = {
-  networks: { headers: ['NAME', 'VNI', 'CARRIED', 'MTU', 'IPV6'], row: (n: Network) => [n.name, String(n.vni), n.provider ? `provider ${n.provider.physicalNetwork}${n.provider.vlan === undefined ? ' (flat)' : `:${n.provider.vlan}`}` : n.encapsulation, n.mtu ? String(n.mtu) : 'auto', n.ipv6?.prefix ?? '-'] },
+  networks: { headers: ['NAME', 'VNI', 'CARRIED', 'ENCRYPTED', 'MTU', 'IPV6'], row: (n: Network) => [n.name, String(n.vni), n.provider ? `provider ${n.provider.physicalNetwork}${n.provider.vlan === undefined ? ' (flat)' : `:${n.provider.vlan}`}` : n.encapsulation, n.encryption === 'noise' ? 'yes' : 'NO', n.mtu ? String(n.mtu) : 'auto', n.ipv6?.prefix ?? '-'] },
   subnets: { headers: ['NAME', 'NETWORK', 'CIDR', 'GATEWAY', 'ALLOCATION', 'DNS', 'DHCP'], row: (s: Subnet) => [s.name, s.network, s.cidr, s.gateway, `${s.allocation.start}-${s.allocation.end}`, s.dns.join(',') || '-', s.dhcp === false ? 'off' : 'on'] },
   ports: {
     headers: ['NAME', 'NETWORK', 'HOST', 'MAC', 'IPS', 'BACKEND', 'PORT SECURITY'],
@@ -144,6 +144,7 @@ export function registerResourceCommands(program: Command): void {
   targetOptions(network.command('create').argument('<name>').description('create a network')
     .option('--vni <n>', 'the VNI (allocated when not given)', int('--vni'))
     .addOption(new Option('--encapsulation <e>', 'how hosts carry it').choices(['vxlan', 'geneve']).default('vxlan'))
+    .addOption(new Option('--encryption <e>', 'noise: only in the hosts\' encrypted tunnels (the default for VXLAN overlay networks); none: plain VXLAN or Geneve, as Linux kernels and switches speak it').choices(['noise', 'none']))
     .option('--mtu <n>', 'an MTU below what the underlay allows', int('--mtu'))
     .option('--provider <physnet[:vlan]>', 'a provider network: on each host\'s interface on this physical network (flat, or with this 802.1Q VLAN) instead of the overlay')
     .option('--ipv6-prefix <prefix>', 'its IPv6 /64: VMs make their addresses from the hosts\' router advertisements (SLAAC)')
@@ -152,7 +153,7 @@ export function registerResourceCommands(program: Command): void {
     .action(async (name, o) => {
       if (o.ipv6Dns && !o.ipv6Prefix) throw new UsageError('--ipv6-dns goes with --ipv6-prefix');
       const ipv6 = o.ipv6Prefix ? { prefix: o.ipv6Prefix, dns: o.ipv6Dns ? String(o.ipv6Dns).split(',') : [] } : undefined;
-      print('networks', await client(o).call('POST', '/v1/networks', { name, vni: o.vni, encapsulation: o.encapsulation, mtu: o.mtu, provider: o.provider ? provider(o.provider) : undefined, ipv6 }), o.output);
+      print('networks', await client(o).call('POST', '/v1/networks', { name, vni: o.vni, encapsulation: o.encapsulation, encryption: o.encryption, mtu: o.mtu, provider: o.provider ? provider(o.provider) : undefined, ipv6 }), o.output);
     });
 
   const subnet = basic(program, 'subnets', 'subnet');

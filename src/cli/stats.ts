@@ -1,6 +1,7 @@
 /** `weft stats`: what an agent's data path has counted. */
 import type { KernelCounters } from '../datapath/backend.js';
 import type { DatapathStats } from '../datapath/datapath.js';
+import type { TunnelStats } from '../datapath/model.js';
 import { drops, table } from './format.js';
 import { getJson } from './unix-http.js';
 
@@ -20,8 +21,10 @@ export function renderStats(s: AgentStats): string {
   for (const [port, why] of Object.entries(s.pendingPorts)) out.push(`${port}: not attached: ${why}`);
   out.push('');
   out.push(table(
-    ['TUNNEL', 'NETWORKS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
-    s.tunnels.map((t) => [t.remote, t.networks.join(','), String(t.rx.frames), String(t.rx.bytes), String(t.tx.frames), String(t.tx.bytes), drops(t.drops)]),
+    ['TUNNEL', 'NETWORKS', 'ENCRYPTED', 'SESSION AGE', 'ROTATIONS', 'AUTH FAILED', 'REPLAYS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
+    s.tunnels.map((t) => [t.remote, t.networks.join(','), t.encrypted ? 'yes' : 'NO', session(t.tunnel), t.tunnel ? String(t.tunnel.rotations) : '-',
+      t.tunnel ? String(t.tunnel.authFailures) : '-', t.tunnel ? String(t.tunnel.replays) : '-',
+      String(t.rx.frames), String(t.rx.bytes), String(t.tx.frames), String(t.tx.bytes), drops(t.drops)]),
   ));
   if (s.underlays.length > 0) {
     out.push('');
@@ -35,9 +38,16 @@ export function renderStats(s: AgentStats): string {
       s.nats.map((n) => [n.router, n.network, n.address, `${n.connections}/${n.limit}`, `${n.translatedOut}/${n.translatedIn}`, String(n.neighbors)])));
   }
   out.push('');
-  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
-    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused), `${n.arpAnswered}/${n.ndAnswered}`])));
+  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'ENCRYPTED', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
+    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, n.encrypted ? 'yes' : 'NO', String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused), `${n.arpAnswered}/${n.ndAnswered}`])));
   return out.join('\n');
+}
+
+/** An encrypted tunnel's session: how old, or why there is none. */
+function session(t: TunnelStats | null): string {
+  if (t === null) return '-';
+  if (t.session === null) return 'none';
+  return `${Math.round(t.session.ageMs / 1000)}s`;
 }
 
 /** What the kernel dropped before Weft read (rx) and of what Weft wrote (tx). */

@@ -18,13 +18,18 @@ async function setup() {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null, type: res.headers.get('content-type') };
   };
-  for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal((await call('POST', '/v1/hosts', { name, address })).status, 201);
+  for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal((await call('POST', '/v1/hosts', { name, address, tunnelKey: KEY[name] })).status, 201);
   return { call, store };
 }
 
+/** Hosts' tunnel public keys (any 32 bytes do for the controller). */
+const KEY: Record<string, string> = Object.fromEntries([1, 2, 3, 4].map((i) => [`h${i}`, Buffer.alloc(32, i).toString('base64')]));
+/** A remote host of an encrypted network, as views give it. */
+const tunnelTo = (address: string, host: string) => ({ address, port: 4793, publicKey: KEY[host] });
+
 test('a network, a subnet and a port: VNI, MAC and IP allocated', async () => {
   const { call } = await setup();
-  assert.deepEqual((await call('POST', '/v1/networks', { name: 'blue' })).body, { name: 'blue', vni: 1, encapsulation: 'vxlan' });
+  assert.deepEqual((await call('POST', '/v1/networks', { name: 'blue' })).body, { name: 'blue', vni: 1, encapsulation: 'vxlan', encryption: 'noise' });
   const s = await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24' });
   assert.equal(s.status, 201);
   assert.deepEqual(s.body, { name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', gateway: '10.0.0.1', allocation: { start: '10.0.0.2', end: '10.0.0.254' }, dns: [], dhcp: true });
@@ -255,8 +260,8 @@ test('routers: join subnets, refuse a subnet on two routers or overlapping ones,
   const view = (await ModelCache.load(store)).viewFor('h1');
   assert.deepEqual(view.networks.map((n) => n.name), ['blue', 'red'], 'red is in h1\'s view: h1 routes into it');
   assert.deepEqual(view.networks.find((n) => n.name === 'blue')!.routes, [{ cidr: '10.20.0.0/24', network: 'red' }]);
-  assert.deepEqual(view.networks.find((n) => n.name === 'red')!.remotes, [{ address: '192.0.2.2', port: 4789 }]);
-  assert.deepEqual((await ModelCache.load(store)).viewFor('h2').networks.find((n) => n.name === 'blue')!.remotes, [{ address: '192.0.2.1', port: 4789 }], 'h2 accepts blue from h1');
+  assert.deepEqual(view.networks.find((n) => n.name === 'red')!.remotes, [tunnelTo('192.0.2.2', 'h2')]);
+  assert.deepEqual((await ModelCache.load(store)).viewFor('h2').networks.find((n) => n.name === 'blue')!.remotes, [tunnelTo('192.0.2.1', 'h1')], 'h2 accepts blue from h1');
   assert.equal((await call('DELETE', '/v1/routers/r1')).status, 204);
   assert.equal((await call('DELETE', '/v1/subnets/red4')).status, 409, 'still has a port');
   assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks.map((n) => n.name), ['blue']);
@@ -281,8 +286,8 @@ test('static routes: the next hop must be a host address in one of the router\'s
 
 test('a way out: an external gateway on a provider network, floating addresses and forwards, with the rules users hit', async () => {
   const { call, store } = await setup();
-  await call('POST', '/v1/hosts', { name: 'h3', address: '192.0.2.3', physicalNetworks: { physnet: 'eth1' } });
-  await call('POST', '/v1/hosts', { name: 'h4', address: '192.0.2.4', physicalNetworks: { physnet: 'eth1' } });
+  await call('POST', '/v1/hosts', { name: 'h3', address: '192.0.2.3', physicalNetworks: { physnet: 'eth1' }, tunnelKey: KEY.h3 });
+  await call('POST', '/v1/hosts', { name: 'h4', address: '192.0.2.4', physicalNetworks: { physnet: 'eth1' }, tunnelKey: KEY.h4 });
   await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
   await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.10.0.0/24' });
   assert.equal((await call('POST', '/v1/networks', { name: 'public', provider: { physicalNetwork: 'physnet' } })).status, 201);
@@ -329,7 +334,7 @@ test('a way out: an external gateway on a provider network, floating addresses a
     inside: [{ cidr: '10.10.0.0/24', network: 'blue' }], limit: 65536,
   }]);
   assert.deepEqual(h3.ports.map((p) => [p.name, p.backend]), [['uplink:physnet', { type: 'uplink', interface: 'eth1' }]]);
-  assert.deepEqual(model.viewFor('h1').networks.find((n) => n.name === 'blue')!.external, { router: 'r1', remote: { address: '192.0.2.3', port: 4789 } });
+  assert.deepEqual(model.viewFor('h1').networks.find((n) => n.name === 'blue')!.external, { router: 'r1', remote: tunnelTo('192.0.2.3', 'h3') });
   // h3's agent is away while h4's is connected: the gateway moves to h4, and back it stays.
   assert.ok(model.setConnected('h4', true).has('h1'), 'the hosts sending to the gateway are told');
   assert.equal(model.gatewayHost(model.routers.get('r1')!), 'h4');
@@ -398,4 +403,31 @@ test('security groups: the default group for new ports, rules with remote groups
   const id = added.body.rules[1].id;
   assert.equal((await call('DELETE', `/v1/security-groups/web/rules/${id}`)).body.rules.length, 1);
   assert.equal((await call('DELETE', `/v1/security-groups/web/rules/${id}`)).status, 404);
+});
+
+test('encryption: on by default for VXLAN overlay networks, plain where it cannot be, and views name each peer by key', async () => {
+  const { call, store } = await setup();
+  assert.equal((await call('POST', '/v1/networks', { name: 'blue', vni: 100 })).body.encryption, 'noise');
+  assert.equal((await call('POST', '/v1/networks', { name: 'red', vni: 200, encapsulation: 'geneve' })).body.encryption, 'none');
+  assert.equal((await call('POST', '/v1/networks', { name: 'plain', vni: 300, encryption: 'none' })).body.encryption, 'none');
+  const geneve = await call('POST', '/v1/networks', { name: 'g', vni: 400, encapsulation: 'geneve', encryption: 'noise' });
+  assert.deepEqual([geneve.status, geneve.body.detail], [422, 'network g cannot be encrypted: encrypted tunnels carry VXLAN; geneve is for interoperating with other VTEPs; give encryption none']);
+  const badKey = await call('POST', '/v1/hosts', { name: 'h9', address: '192.0.2.9', tunnelKey: 'not a key' });
+  assert.deepEqual([badKey.status, badKey.body.errors[0].field], [400, 'tunnelKey']);
+  // h3 has no tunnel key (an agent from before encryption): it is nobody's encrypted peer.
+  await call('POST', '/v1/hosts', { name: 'h3', address: '192.0.2.3' });
+  for (const [port, network, host] of [['b1', 'blue', 'h1'], ['b2', 'blue', 'h2'], ['b3', 'blue', 'h3'], ['p1', 'plain', 'h1'], ['p3', 'plain', 'h3']]) {
+    assert.equal((await call('POST', '/v1/ports', { name: port, network, host })).status, 201);
+  }
+  // An administrator registering h2 again does not lose the key its agent reported.
+  await call('POST', '/v1/hosts', { name: 'h2', address: '192.0.2.2' });
+  const { ModelCache } = await import('./model-cache.js');
+  const view = (await ModelCache.load(store)).viewFor('h1');
+  const blue = view.networks.find((n) => n.name === 'blue')!;
+  assert.equal(blue.encryption, 'noise');
+  assert.deepEqual(blue.remotes, [tunnelTo('192.0.2.2', 'h2')]);
+  const plain = view.networks.find((n) => n.name === 'plain')!;
+  assert.equal(plain.encryption, undefined);
+  assert.deepEqual(plain.remotes, [{ address: '192.0.2.3', port: 4789 }]);
+  assert.deepEqual((await call('GET', '/v1/networks')).body.map((n: { name: string; encryption: string }) => [n.name, n.encryption]), [['blue', 'noise'], ['plain', 'none'], ['red', 'none']]);
 });

@@ -150,6 +150,7 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       immutable('networks', i, 'vni', h.vni, want.vni);
       immutable('networks', i, 'encapsulation', h.encapsulation, want.encapsulation);
       immutable('networks', i, 'provider', h.provider ?? null, want.provider ?? null);
+      if (want.encryption !== undefined) immutable('networks', i, 'encryption', h.encryption ?? 'none', want.encryption);
       const change: Record<string, unknown> = {};
       const said: string[] = [];
       if ((h.mtu ?? null) !== (want.mtu ?? null)) {

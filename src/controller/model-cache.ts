@@ -9,7 +9,7 @@ import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import { eui64 } from '../datapath/ipv6.js';
 import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
-import { GENEVE_PORT } from '../wire/udp.js';
+import { GENEVE_PORT, TUNNEL_PORT } from '../wire/udp.js';
 
 export class ModelCache {
   readonly hosts = new Map<string, Host>();
@@ -354,7 +354,7 @@ export class ModelCache {
     const networks: NetworkState[] = netNames.map((n) => {
       const net = this.networks.get(n)!;
       const members = [...(this.byNetwork.get(n) ?? [])].sort().map((pn) => this.ports.get(pn)!);
-      const remotes = new Map<string, { address: string; port: number }>();
+      const remotes = new Map<string, RemoteHost>();
       const neighbors = [];
       for (const p of members) {
         const ips = withSlaac(attachments(p).find((a) => a.network === n)!.ips, net, p.mac);
@@ -369,10 +369,9 @@ export class ModelCache {
           continue;
         }
         const h = this.hosts.get(p.host);
-        if (!h) continue; // its host has not joined yet: nowhere to send to
-        // Each encapsulation has its own UDP port on every host.
-        const remote = { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };
-        remotes.set(`${h.address}:${h.port}`, remote);
+        const remote = h && remoteOf(h, net);
+        if (!remote) continue; // its host has not joined yet (or has no tunnel key): nowhere to send to
+        remotes.set(h.name, remote);
         neighbors.push({ mac: p.mac, ips, remote });
       }
       // Hosts whose VMs are routed into this network send into it from their own host: they
@@ -380,8 +379,8 @@ export class ModelCache {
       for (const m of this.routedWith(n)) {
         for (const pn of this.byNetwork.get(m) ?? []) {
           const h = this.hosts.get(this.ports.get(pn)!.host);
-          if (!h || h.name === host) continue;
-          remotes.set(`${h.address}:${h.port}`, { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port });
+          const remote = h && h.name !== host && remoteOf(h, net);
+          if (remote) remotes.set(h.name, remote);
         }
       }
       // The way out, through the external gateway of the network's router.
@@ -394,9 +393,9 @@ export class ModelCache {
           external = { router: r.name };
         } else {
           const h = this.hosts.get(gh);
-          if (!h) continue;
-          const remote: RemoteHost = { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };
-          remotes.set(`${h.address}:${h.port}`, remote);
+          const remote = h && remoteOf(h, net);
+          if (!remote) continue;
+          remotes.set(h.name, remote);
           external = { router: r.name, remote };
         }
         break;
@@ -424,6 +423,7 @@ export class ModelCache {
         name: n,
         vni: net.vni,
         encapsulation: net.encapsulation,
+        ...(net.encryption === 'noise' ? { encryption: 'noise' as const } : {}),
         ...(net.mtu ? { mtu: net.mtu } : {}),
         remotes: [...remotes.values()].sort((a, b) => (a.address < b.address ? -1 : 1)),
         neighbors,
@@ -491,4 +491,12 @@ function remove(m: Map<string, Set<string>>, k: string, v: string): void {
   if (!s) return;
   s.delete(v);
   if (s.size === 0) m.delete(k);
+}
+
+/** Where a network's frames go to reach host `h`: its VXLAN or Geneve port, or for an
+ * encrypted network its tunnel port and key (null: it has no key, so it cannot be reached). */
+function remoteOf(h: Host, net: Network): RemoteHost | null {
+  if (net.encryption === 'noise') return h.tunnelKey ? { address: h.address, port: h.tunnelPort ?? TUNNEL_PORT, publicKey: h.tunnelKey } : null;
+  // Each encapsulation has its own UDP port on every host.
+  return { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };
 }

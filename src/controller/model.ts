@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
 import { addressOrPrefix, ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
-import { GENEVE_PORT, VXLAN_PORT } from '../wire/udp.js';
+import { GENEVE_PORT, TUNNEL_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 
@@ -35,6 +35,9 @@ export const networkCreate = z.object({
     vlan: z.number().int().min(VID_MIN).max(VID_MAX).optional(),
   }).strict().optional(),
   ipv6: networkIpv6.optional(),
+  /** noise: carried only in the encrypted tunnels between hosts (the default for VXLAN
+   * overlay networks); none: plain VXLAN or Geneve, as a Linux kernel or a switch speaks it. */
+  encryption: z.enum(['noise', 'none']).optional(),
 }).strict();
 export const networkUpdate = z.object({ mtu: z.number().int().min(576).max(9000).nullable(), ipv6: networkIpv6.nullable() }).partial().strict();
 
@@ -172,7 +175,13 @@ export const hostJoin = z.object({
   mtu: underlayMtu.default(1500),
   /** Physical network name -> the host's interface on it (provider networks land there). */
   physicalNetworks: z.record(name, ifname).refine((m) => Object.keys(m).length <= 16, 'at most 16 physical networks').default({}),
-}).strict().refine((h) => h.port !== h.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' });
+  /** The host's tunnel public key (X25519, base64): without one, it has no encrypted networks. */
+  tunnelKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'an X25519 public key: 32 bytes in base64').optional(),
+  /** The UDP port of its encrypted tunnels. */
+  tunnelPort: udpPort.default(TUNNEL_PORT),
+}).strict()
+  .refine((h) => h.port !== h.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' })
+  .refine((h) => h.tunnelPort !== h.port && h.tunnelPort !== h.genevePort, { path: ['tunnelPort'], message: 'the tunnels need a UDP port of their own' });
 
 /** A router joins subnets (of different networks): every host routes between them for its
  * own VMs, and answers for each subnet's gateway. */
@@ -260,6 +269,8 @@ export interface Network {
   provider?: { physicalNetwork: string; vlan?: number };
   /** Its IPv6 prefix (a /64, SLAAC) and the DNS servers its advertisements name. */
   ipv6?: { prefix: string; dns: string[] };
+  /** Absent in networks stored before encryption: none. */
+  encryption?: 'noise' | 'none';
 }
 
 export interface Subnet {
@@ -308,6 +319,10 @@ export interface Host {
   mtu: number;
   /** Physical network -> interface (absent in hosts stored before provider networks). */
   physicalNetworks?: Record<string, string>;
+  /** Its tunnel public key and port (absent in hosts stored before encryption, or whose
+   * agent has none). */
+  tunnelKey?: string;
+  tunnelPort?: number;
   joinedAt: string;
 }
 

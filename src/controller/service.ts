@@ -376,7 +376,7 @@ export class NetworkService {
   // ---- hosts -----------------------------------------------------------------------------
 
   /** An agent joins (or re-joins, perhaps with a new address). */
-  async joinHost(body: Omit<z.infer<typeof hostJoin>, 'physicalNetworks'> & { physicalNetworks?: Record<string, string> }): Promise<Host> {
+  async joinHost(body: Omit<z.infer<typeof hostJoin>, 'physicalNetworks' | 'tunnelPort'> & { physicalNetworks?: Record<string, string>; tunnelPort?: number }): Promise<Host> {
     const ip = parseIpv4(body.address);
     const why = notUnicast(ip);
     if (why && !(this.opts.loopbackUnderlay && ip >>> 24 === 127)) {
@@ -386,7 +386,10 @@ export class NetworkService {
     const others = (await this.list<Host>('hosts')).filter((h) => h.name !== body.name && h.address === body.address && h.port === body.port);
     if (others.length > 0) throw new ApiError(409, 'Conflict', `underlay address ${body.address}:${body.port} is used by host ${others[0].name}`, [{ field: 'address', message: 'in use' }]);
     const prev = await this.store.get<Host>(Keys.host(body.name));
-    const host: Host = { ...body, joinedAt: prev?.value.joinedAt ?? new Date().toISOString() };
+    // A host registered ahead of its agent (or again by an administrator) keeps the tunnel key
+    // its agent reported: only the agent knows it.
+    const tunnelKey = body.tunnelKey ?? prev?.value.tunnelKey;
+    const host: Host = { ...body, ...(tunnelKey ? { tunnelKey } : {}), joinedAt: prev?.value.joinedAt ?? new Date().toISOString() };
     if (prev && JSON.stringify(prev.value) === JSON.stringify(host)) return host;
     await this.commit([{ key: Keys.host(body.name), modRevision: prev?.modRevision ?? 0 }], [{ type: 'put', key: Keys.host(body.name), value: host }],
       () => new ApiError(409, 'Conflict', `host ${body.name} changed while joining; try again`));
@@ -411,7 +414,11 @@ export class NetworkService {
         vni = allocate(1, VNI_MAX, taken)!;
       }
       if (body.provider && body.ipv6) throw new ApiError(422, 'Unprocessable', 'a provider network\'s IPv6 is the physical network\'s (its own router advertises it); leave ipv6 out', [{ field: 'ipv6', message: 'on a provider network' }]);
-      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}), ...(body.ipv6 ? { ipv6: body.ipv6 } : {}) };
+      // Encrypted by default where it can be: an overlay network carried in VXLAN.
+      const plainOnly = body.provider ? 'a provider network is on the physical network, not in tunnels' : body.encapsulation !== 'vxlan' ? `encrypted tunnels carry VXLAN; ${body.encapsulation} is for interoperating with other VTEPs` : null;
+      if (body.encryption === 'noise' && plainOnly) throw new ApiError(422, 'Unprocessable', `network ${body.name} cannot be encrypted: ${plainOnly}; give encryption none`, [{ field: 'encryption', message: 'not possible here' }]);
+      const encryption = body.encryption ?? (plainOnly ? 'none' : 'noise');
+      const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}), ...(body.ipv6 ? { ipv6: body.ipv6 } : {}), encryption };
       const provider = body.provider ? [Keys.provider(body.provider.physicalNetwork, body.provider.vlan)] : [];
       const r = await this.store.commit(
         [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }, ...provider.map((key) => ({ key, modRevision: 0 }))],

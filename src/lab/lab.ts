@@ -198,7 +198,7 @@ function buildHost(plan: LabPlan, host: LabHost): void {
 function networkMtu(plan: LabPlan, network: string): number {
   const net = plan.networks.find((n) => n.name === network)!;
   if (net.provider) return net.mtu ?? 1500;
-  return Math.min(overlayMtu(plan.underlayMtu, net.encapsulation), net.mtu ?? Infinity);
+  return Math.min(overlayMtu(plan.underlayMtu, net.encapsulation, net.encrypted), net.mtu ?? Infinity);
 }
 
 function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
@@ -350,7 +350,9 @@ function agentArgv(plan: LabPlan, host: LabHost): string[] {
       '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu),
       ...(plan.physical ? ['--physical-network', `${plan.physical.name}=phys0`] : [])]
     : ['--config', agentConfigFile(plan, host)];
-  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, '--socket', agentSocket(plan.name, host.name)];
+  // Each host's tunnel key lives in the lab's directory, gone with the lab.
+  const tunnels = ['--key-file', join(labDir(plan.name), `${host.name}.key`), ...(plan.rekeyAfter ? ['--rekey-after', String(plan.rekeyAfter)] : [])];
+  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, ...tunnels, '--socket', agentSocket(plan.name, host.name)];
 }
 
 export const CONTROLLER_PORT = 7411;
@@ -424,7 +426,7 @@ async function provision(plan: LabPlan): Promise<string[]> {
   }
   for (const net of plan.networks) {
     await api.call('POST', '/v1/networks', {
-      name: net.name, vni: net.vni, encapsulation: net.encapsulation, ...(net.mtu ? { mtu: net.mtu } : {}),
+      name: net.name, vni: net.vni, encapsulation: net.encapsulation, encryption: net.encrypted ? 'noise' : 'none', ...(net.mtu ? { mtu: net.mtu } : {}),
       ...(net.provider ? { provider: { physicalNetwork: plan.physical!.name, ...net.provider } } : {}),
       ...(net.ipv6 ? { ipv6: { prefix: net.ipv6 } } : {}),
     });

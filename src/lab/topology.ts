@@ -42,7 +42,13 @@ const schema = z.object({
     /** An IPv6 /64 (labs with a controller): the VMs make their addresses from the hosts'
      * router advertisements (SLAAC). */
     ipv6: z.string().optional(),
+    /** noise: only in the hosts' encrypted tunnels; none: plain VXLAN or Geneve. Labs with a
+     * controller encrypt every VXLAN overlay network whose hosts all run Weft unless told
+     * none; labs without one do not encrypt. */
+    encryption: z.enum(['noise', 'none']).optional(),
   }).strict()).default([]),
+  /** Replace tunnel sessions this often, in seconds (to watch rotation; default 120). */
+  rekeyAfter: z.number().int().min(1).max(86_400).optional(),
   /** Security groups to create (labs with a controller), as the API takes them: `{ name,
    * rules: [{ direction: ingress, protocol: tcp, ports: { min: 80, max: 80 } }] }`. */
   securityGroups: z.array(z.object({ name, rules: z.array(z.record(z.string(), z.unknown())).default([]) }).strict()).default([]),
@@ -136,7 +142,8 @@ export interface LabPlan {
   underlayPrefix: number;
   underlayMtu: number;
   hosts: LabHost[];
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; provider?: { vlan?: number }; ipv6?: string; hosts: string[] }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; mtu?: number; provider?: { vlan?: number }; ipv6?: string; hosts: string[]; encrypted: boolean }>;
+  rekeyAfter: number | null;
   /** The physical network (a bridge beside the underlay's) that provider networks and the
    * outside machine are on; null when the lab has neither. */
   physical: { name: string; bridge: string } | null;
@@ -180,7 +187,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
   // The controller takes the last host address of the underlay.
   const controller = t.controller ? { netns: `${prefix}controller`, address: formatIpv4(base + 2 ** (32 - prefixLen) - 2) } : null;
   if (controller) claim('controller', 'the controller');
-  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), ...(n.provider ? { provider: n.provider } : {}), ...(n.ipv6 ? { ipv6: n.ipv6 } : {}), hosts: [] as string[] }]));
+  const nets = new Map(t.networks.map((n) => [n.name, { name: n.name, vni: n.vni, encapsulation: n.encapsulation as Encapsulation, ...(n.mtu ? { mtu: n.mtu } : {}), ...(n.provider ? { provider: n.provider } : {}), ...(n.ipv6 ? { ipv6: n.ipv6 } : {}), hosts: [] as string[], encrypted: false }]));
   t.networks.forEach((n, i) => {
     if (n.provider && !t.controller) problems.push(`networks[${i}].provider: provider networks are made through the controller; set controller: true`);
     if (n.ipv6 && !t.controller) problems.push(`networks[${i}].ipv6: router advertisements come with a controller; set controller: true`);
@@ -245,9 +252,18 @@ export function planLab(doc: unknown, file: string): LabPlan {
     }
     if (r.forwards.length > 0 && r.externalGateway === undefined) problems.push(`routers[${i}].forwards: a router forwards from its external gateway; give externalGateway`);
   });
-  if (problems.length > 0) throw new ConfigError(file, problems);
+  t.networks.forEach((n, i) => {
+    const net = nets.get(n.name)!;
+    const linux = net.hosts.filter((h) => hosts.find((x) => x.name === h)?.datapath === 'linux');
+    const plainOnly = !t.controller ? 'labs without a controller do not encrypt' : n.provider ? 'a provider network is on the physical network'
+      : n.encapsulation !== 'vxlan' ? 'encrypted tunnels carry VXLAN' : linux.length ? `host ${linux[0]} runs the kernel's VXLAN` : null;
+    if (n.encryption === 'noise' && plainOnly) problems.push(`networks[${i}].encryption: cannot encrypt ${n.name}: ${plainOnly}`);
+    net.encrypted = plainOnly === null && n.encryption !== 'none';
+  });
   if (t.securityGroups.length > 0 && !t.controller) problems.push('securityGroups: security groups are made through the controller; set controller: true');
+  if (problems.length > 0) throw new ConfigError(file, problems);
   return {
+    rekeyAfter: t.rekeyAfter ?? null,
     securityGroups: t.securityGroups,
     routers: t.routers,
     name: t.name,

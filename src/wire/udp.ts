@@ -23,6 +23,8 @@ export const HEADER_LEN = CHECKSUM + 2;
 
 /** IANA: VXLAN (RFC 7348 §5) and Geneve (RFC 8926 §3.3). */
 export const VXLAN_PORT = 4789;
+/** Weft's encrypted tunnels (ours: not an IANA assignment). */
+export const TUNNEL_PORT = 4793;
 export const GENEVE_PORT = 6081;
 
 export class UdpDatagram {
