@@ -37,6 +37,9 @@ export const openBackend: BackendOpener = (_port, backend) => {
 
 const RETRY_MS = 2000;
 const AGE_MS = 1000;
+/** How often the underlay address is looked at (its change is what a roaming host's peers
+ * wait for: packets to the old address are lost until then). */
+const ADDRESS_MS = 250;
 
 export interface AgentOptions {
   /** This host's tunnel key pair: without one, the agent has no encrypted networks. */
@@ -93,10 +96,8 @@ export class Agent {
       pendingPorts: () => this.reconciler.pendingPorts(),
       startedAt: this.startedAt,
     }, this.socketPath);
-    this.timers.push(setInterval(() => {
-      this.datapath.age(Date.now());
-      this.followAddress();
-    }, AGE_MS));
+    this.timers.push(setInterval(() => this.datapath.age(Date.now()), AGE_MS));
+    if (this.underlayAddress) this.timers.push(setInterval(() => this.followAddress(), ADDRESS_MS));
     this.timers.push(setInterval(() => {
       if (Object.keys(this.reconciler.pendingPorts()).length > 0) this.apply(this.state);
     }, RETRY_MS));
@@ -111,6 +112,8 @@ export class Agent {
     const moved = this.underlayAddress?.check();
     if (!moved) return;
     this.log.warn({ underlay: moved }, 'this host\'s underlay address changed; encrypted tunnels follow it, plain VXLAN and Geneve sockets stay on the old one until a restart');
+    this.tunnels?.announce();
+    this.datapath.flush();
     this.source?.moved(moved);
   }
 

@@ -249,6 +249,14 @@ test('tunnels: a peer removed is cut off at once; authenticated datagrams from a
   net.deliver();
   assert.equal(b.peer(a).address, 0x0a630063);
   assert.equal(b.t.stats(b.peer(a)).roams, 1);
+  // Moving again, a announces itself: b follows before a has anything to send.
+  a.sendingAddress = 0x0a630064;
+  a.t.announce();
+  net.deliver();
+  assert.equal(b.peer(a).address, 0x0a630064);
+  a.sendingAddress = 0x0a630063;
+  a.t.announce();
+  net.deliver();
   // A forged datagram from elsewhere does not move it.
   a.send(b, 'y');
   const d = net.wire.splice(0)[0].data;

@@ -290,6 +290,13 @@ export class Tunnels implements TunnelEngine {
     }
   }
 
+  /** This host's address changed: a keepalive to every peer with a session, so each follows
+   * at once instead of sending to the old address until it hears from this host. */
+  announce(): void {
+    const now = this.now();
+    for (const p of this.peers.values()) if (p.current !== null) this.sendSealed(p, p.current, new Uint8Array(0), now);
+  }
+
   drain(send: (data: Uint8Array, address: number, port: number) => void): void {
     for (let i = 0; i < this.outbox.length; i++) send(this.outbox[i].data, this.outbox[i].address, this.outbox[i].port);
     this.outbox.length = 0;
