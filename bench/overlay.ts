@@ -12,7 +12,11 @@
  *   - the same kernel path with transmit checksum offload off on the underlay link, which
  *     also turns segmentation offload off (a handicapped reference, labelled as such),
  *   - the bare underlay (host to host, no overlay), offloads on,
- * all in the same run on the same machine, printed side by side with ratios.
+ *   - Weft's encrypted tunnels (Noise IK, ChaCha20-Poly1305) next to the same controller
+ *     lab unencrypted, and the encrypted overlays users compare them with: wireguard-go and
+ *     nebula (bench/encrypted-peers.ts), host to host over their tunnel interfaces,
+ * all in the same run on the same machine, printed side by side with ratios. The routed,
+ * NAT and security-group labs are unencrypted, to compare with the plain switched path.
  *
  * TCP: one iperf3 stream. Packet rate: iperf3 UDP with 18-byte payloads (64-byte Ethernet
  * frames on the wire, FCS included), unlimited rate; what the receiver got per second.
@@ -21,6 +25,7 @@
 import { readFileSync } from 'node:fs';
 import { labDown, labExec, labUp, type LabState } from '../src/lab/lab.js';
 import { planLab } from '../src/lab/topology.js';
+import { withNebula, withWireguardGo } from './encrypted-peers.js';
 
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] || 0) || 8;
 const CLOCK_TICKS = 100;
@@ -78,7 +83,7 @@ function routedTopology(name: string) {
     name,
     controller: true,
     hosts: [{ name: 'h1' }, { name: 'h2' }],
-    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }, { name: 'red', vni: 200, encapsulation: 'vxlan' }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan', encryption: 'none' }, { name: 'red', vni: 200, encapsulation: 'vxlan', encryption: 'none' }],
     routers: [{ name: 'r1', networks: ['blue', 'red'] }],
     vms: [
       { name: 'vm1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
@@ -93,7 +98,7 @@ function snatTopology(name: string) {
     name,
     controller: true,
     hosts: [{ name: 'h1' }, { name: 'h2' }],
-    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }, { name: 'public', vni: 900, provider: {} }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan', encryption: 'none' }, { name: 'public', vni: 900, provider: {} }],
     outside: { ip: '203.0.113.1/24' },
     routers: [{ name: 'r1', networks: ['blue'], externalGateway: 'public', gatewayHost: 'h2' }],
     vms: [{ name: 'vm1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' }],
@@ -101,8 +106,9 @@ function snatTopology(name: string) {
 }
 
 /** vm1 and vm2 on blue in a controller lab: port security off, or on with ten groups of
- * 100 rules each on both ports, the one that lets the other VM in coming last. */
-function groupsTopology(name: string, rules: boolean) {
+ * 100 rules each on both ports, the one that lets the other VM in coming last; blue plain,
+ * or encrypted. */
+function groupsTopology(name: string, rules: boolean, encrypted = false) {
   const groups = Array.from({ length: 10 }, (_, g) => ({
     name: `g${g}`,
     rules: Array.from({ length: 100 }, (_, r) => (g === 9 && r === 99
@@ -115,15 +121,15 @@ function groupsTopology(name: string, rules: boolean) {
     name,
     controller: true,
     hosts: [{ name: 'h1' }, { name: 'h2' }],
-    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan', encryption: encrypted ? 'noise' : 'none' }],
     ...(rules ? { securityGroups: groups } : {}),
     vms: [vm(1, 'h1'), vm(2, 'h2')],
   }, 'benchmark');
 }
 
-async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed' | 'snat' | 'open' | 'groups', body: (state: LabState) => Promise<T>): Promise<T> {
+async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'routed' | 'snat' | 'open' | 'groups' | 'sealed', body: (state: LabState) => Promise<T>): Promise<T> {
   const plan = datapath === 'routed' ? routedTopology(name) : datapath === 'snat' ? snatTopology(name)
-    : datapath === 'open' || datapath === 'groups' ? groupsTopology(name, datapath === 'groups') : topology(name, datapath);
+    : datapath === 'open' || datapath === 'groups' || datapath === 'sealed' ? groupsTopology(name, datapath === 'groups', datapath === 'sealed') : topology(name, datapath);
   labDown(name);
   const state = await labUp(plan);
   try {
@@ -155,16 +161,26 @@ async function main(): Promise<void> {
   console.log(`weft no groups      tcp ${gbit(open.tcpBps)} Gbit/s  udp64 ${kpps(open.udpPps)} kpps`);
   const groups = await withBenchLab('benchgroups', 'groups', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', agentsOf(s)));
   console.log(`weft 1,000 rules    tcp ${gbit(groups.tcpBps)} Gbit/s  udp64 ${kpps(groups.udpPps)} kpps`);
-  const { linux, handicapped, underlay } = await withBenchLab('benchlinux', 'linux', async (s) => {
+  const sealed = await withBenchLab('benchsealed', 'sealed', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', agentsOf(s)));
+  console.log(`weft encrypted      tcp ${gbit(sealed.tcpBps)} Gbit/s  udp64 ${kpps(sealed.udpPps)} kpps`);
+  const { linux, handicapped, underlay, wireguard, nebula } = await withBenchLab('benchlinux', 'linux', async (s) => {
     // The lab builds a linux host with transmit checksum offload off (so that a Weft peer
     // gets finished checksums); between two kernels that is needless, and a real NIC has it.
     const off = await measure(s.name, 'vm1', 'vm2', '10.10.0.2');
     await underlayOffload(s.name, true);
-    return { handicapped: off, linux: await measure(s.name, 'vm1', 'vm2', '10.10.0.2'), underlay: await measure(s.name, 'h1', 'h2', '10.99.0.2') };
+    return {
+      handicapped: off,
+      linux: await measure(s.name, 'vm1', 'vm2', '10.10.0.2'),
+      underlay: await measure(s.name, 'h1', 'h2', '10.99.0.2'),
+      wireguard: await withWireguardGo(s.name, (address) => measure(s.name, 'h1', 'h2', address)),
+      nebula: await withNebula(s.name, (address) => measure(s.name, 'h1', 'h2', address)),
+    };
   });
   console.log(`linux (offloads)    tcp ${gbit(linux.tcpBps)} Gbit/s  udp64 ${kpps(linux.udpPps)} kpps`);
   console.log(`linux (tx csum off) tcp ${gbit(handicapped.tcpBps)} Gbit/s  udp64 ${kpps(handicapped.udpPps)} kpps`);
   console.log(`underlay            tcp ${gbit(underlay.tcpBps)} Gbit/s  udp64 ${kpps(underlay.udpPps)} kpps`);
+  console.log(`wireguard-go        tcp ${gbit(wireguard.tcpBps)} Gbit/s  udp64 ${kpps(wireguard.udpPps)} kpps`);
+  console.log(`nebula              tcp ${gbit(nebula.tcpBps)} Gbit/s  udp64 ${kpps(nebula.udpPps)} kpps`);
   console.log('');
   console.log('| path | TCP, 1 stream | 64-byte packets | Weft vs this (TCP / packets) |');
   console.log('|---|---|---|---|');
@@ -183,9 +199,25 @@ async function main(): Promise<void> {
   console.log(`Security groups: port security and 1,000 rules on both ports carried ${gbit(groups.tcpBps)} Gbit/s and ${kpps(groups.udpPps)} kpps`
     + ` against ${gbit(open.tcpBps)} Gbit/s and ${kpps(open.udpPps)} kpps with port security off: ${(groups.tcpBps / open.tcpBps).toFixed(2)} / ${(groups.udpPps / open.udpPps).toFixed(2)}.`);
   console.log('');
+  console.log('| encrypted path | TCP, 1 stream | 64-byte packets | Weft encrypted vs this (TCP / packets) |');
+  console.log('|---|---|---|---|');
+  console.log(`| Weft, encrypted (VM to VM) | ${gbit(sealed.tcpBps)} Gbit/s | ${kpps(sealed.udpPps)} kpps | 1.00 / 1.00 |`);
+  const encryptedRows = [
+    ['Weft, the same lab unencrypted (the cost of encryption)', open],
+    ['wireguard-go (host to host)', wireguard],
+    ['nebula (host to host)', nebula],
+    ['bare underlay (veth), offloads on', underlay],
+  ] as const;
+  for (const [label, r] of encryptedRows) {
+    console.log(`| ${label} | ${gbit(r.tcpBps)} Gbit/s | ${kpps(r.udpPps)} kpps | ${(sealed.tcpBps / r.tcpBps).toFixed(2)} / ${(sealed.udpPps / r.udpPps).toFixed(2)} |`);
+  }
+  console.log('');
   const cpu = weft.agentCpu!;
   console.log(`Weft agents' CPU during the TCP run: ${cpu.map((c) => `${(c * 100).toFixed(0)}%`).join(', ')} of a core`
     + ` (${cpu.map((c) => (c / (weft.tcpBps / 1e9)).toFixed(2)).join(', ')} core-seconds per Gbit)`);
+  const sealedCpu = sealed.agentCpu!;
+  console.log(`Encrypted: ${sealedCpu.map((c) => `${(c * 100).toFixed(0)}%`).join(', ')} of a core`
+    + ` (${sealedCpu.map((c) => (c / (sealed.tcpBps / 1e9)).toFixed(2)).join(', ')} core-seconds per Gbit)`);
 }
 
 main().catch((err) => {

@@ -1018,23 +1018,29 @@ static napi_value packet_recv(napi_env env, napi_callback_info info) {
 /* ---- AEAD: ChaCha20-Poly1305 (RFC 8439) for tunnel datagrams ------------------------- */
 
 /*
- * One context, reused: the addon runs on the JavaScript thread only. The nonce is
+ * One context each way, reused: the addon runs on the JavaScript thread only. The nonce is
  * WireGuard's: four zero bytes, then the 64-bit message counter, little-endian. No
  * associated data: the header a datagram carries is bound by the receiver index choosing
  * the key and the counter being the nonce.
  */
 #define AEAD_TAG 16
-static EVP_CIPHER_CTX *aead_ctx;
+static EVP_CIPHER_CTX *seal_ctx, *open_ctx;
 
-static int aead_init(int enc, const uint8_t *key, int64_t counter) {
+/* Sets `*ctx` up for (key, counter): the cipher is fetched once per context, as fetching it
+ * per packet (OpenSSL 3's implicit fetch) costs more than the key setup itself. */
+static int aead_init(EVP_CIPHER_CTX **ctx, int enc, const uint8_t *key, int64_t counter) {
   uint8_t nonce[12] = {0};
   uint64_t c = (uint64_t)counter;
   for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(c >> (8 * i));
-  if (aead_ctx == NULL) {
-    aead_ctx = EVP_CIPHER_CTX_new();
-    if (aead_ctx == NULL || EVP_CipherInit_ex(aead_ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1) return 0;
+  if (*ctx == NULL) {
+    *ctx = EVP_CIPHER_CTX_new();
+    if (*ctx == NULL || EVP_CipherInit_ex(*ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1) {
+      EVP_CIPHER_CTX_free(*ctx);
+      *ctx = NULL;
+      return 0;
+    }
   }
-  return EVP_CipherInit_ex(aead_ctx, EVP_chacha20_poly1305(), NULL, key, nonce, enc) == 1;
+  return EVP_CipherInit_ex(*ctx, NULL, NULL, key, nonce, enc) == 1;
 }
 
 /* Checks (key, counter, src, srcOff, len, dst, dstOff) and returns the pointers. */
@@ -1070,9 +1076,9 @@ static napi_value aead_seal(napi_env env, napi_callback_info info) {
   int32_t len;
   if (!aead_args(env, info, "aeadSeal", &key, &counter, &src, &len, &dst, AEAD_TAG)) return NULL;
   int n = 0, fin = 0;
-  if (!aead_init(1, key, counter) || EVP_CipherUpdate(aead_ctx, dst, &n, src, len) != 1 ||
-      EVP_CipherFinal_ex(aead_ctx, dst + n, &fin) != 1 ||
-      EVP_CIPHER_CTX_ctrl(aead_ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, dst + len) != 1) {
+  if (!aead_init(&seal_ctx, 1, key, counter) || EVP_CipherUpdate(seal_ctx, dst, &n, src, len) != 1 ||
+      EVP_CipherFinal_ex(seal_ctx, dst + n, &fin) != 1 ||
+      EVP_CIPHER_CTX_ctrl(seal_ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, dst + len) != 1) {
     napi_throw_error(env, "EINTERNAL", "aeadSeal: the cipher failed");
     return NULL;
   }
@@ -1090,9 +1096,9 @@ static napi_value aead_open(napi_env env, napi_callback_info info) {
   if (!aead_args(env, info, "aeadOpen", &key, &counter, &src, &len, &dst, -AEAD_TAG)) return NULL;
   int32_t plain = len - AEAD_TAG;
   int n = 0, fin = 0, ok;
-  ok = aead_init(0, key, counter) && EVP_CipherUpdate(aead_ctx, dst, &n, src, plain) == 1 &&
-       EVP_CIPHER_CTX_ctrl(aead_ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, src + plain) == 1 &&
-       EVP_CipherFinal_ex(aead_ctx, dst + n, &fin) == 1;
+  ok = aead_init(&open_ctx, 0, key, counter) && EVP_CipherUpdate(open_ctx, dst, &n, src, plain) == 1 &&
+       EVP_CIPHER_CTX_ctrl(open_ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, src + plain) == 1 &&
+       EVP_CipherFinal_ex(open_ctx, dst + n, &fin) == 1;
   napi_value out;
   CHECK(napi_create_int32(env, ok ? plain : -1, &out));
   return out;
