@@ -26,6 +26,7 @@ import type { HostView } from '../src/view/host-view.js';
 import { formatIpv4 } from '../src/wire/bytes.js';
 import { Tunnels } from '../src/tunnel/tunnels.js';
 import { generateKeyPair } from '../src/tunnel/noise.js';
+import { generateIdentity, identityFromPem } from '../src/view/agent-auth.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -63,7 +64,7 @@ class SimAgent {
     this.datapath.attachTunnels(fabric.underlay(address, 4793), address, 4793, tunnels);
     const limits = { maxPorts: PER_HOST + 8, fdbLimit: 4096, fdbAgingSeconds: 300 };
     this.source = new ControllerSource({
-      url, token, log,
+      url, token, log, identity: identityFromPem(generateIdentity().pem),
       host: { name, ...underlay, tunnelKey: tunnels.publicKey.toString('base64') },
       apply: (view: HostView) => {
         this.reconciler.apply(hostStateFromView(view, { host: name, underlay, networks: [], ports: [], nat: [], securityGroups: {}, addressSets: {}, physicalNetworks: {}, limits }));
@@ -121,12 +122,15 @@ async function main(): Promise<void> {
       }
     }
     const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
-    const join_ = readFileSync(join(dir, 'join.token'), 'utf8').trim();
     const rss0 = rssMiB(ctl.pid!);
     global.gc?.();
     const heap0 = process.memoryUsage().heapUsed;
 
-    for (let h = 0; h < HOSTS; h++) agents.push(new SimAgent(`h${h}`, h, url, join_));
+    // Each host registered, and its agent enrolled with its own join token and identity.
+    for (let h = 0; h < HOSTS; h++) {
+      const { joinToken } = await call(url, admin, 'POST', '/v1/hosts', { name: `h${h}`, address: formatIpv4(0x0a000000 + h + 1) }) as { joinToken: string };
+      agents.push(new SimAgent(`h${h}`, h, url, joinToken));
+    }
     for (const a of agents) a.source.start();
     await Promise.all(agents.map((a) => a.source.ready));
     const netCount = HOSTS;

@@ -148,7 +148,9 @@ test('generated hostile requests at every route: no 5xx, no hang, every refusal 
       await new Promise((r) => setTimeout(r, 25));
     }
     const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
-    const joinToken = readFileSync(join(dir, 'join.token'), 'utf8').trim();
+    // A host's join token (an agent's credential): it may join as that host, and nothing else.
+    const registered = await fetch(`${base}/v1/hosts`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'fuzzhost', address: '192.0.2.99' }) });
+    const { joinToken } = await registered.json() as { joinToken: string };
     // Each request on a connection of its own, as the CLI sends them: what one request does
     // to its connection (a body refused half-way) must not decide the next one's fate.
     const send = (s: Sent) => new Promise<{ status: number; type: string | null; text: string }>((resolve, reject) => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { generateKeyPair } from '../src/tunnel/noise.js';
+import { generateIdentity, identityFromPem, signAgentRequest } from '../src/view/agent-auth.js';
 import { Agent } from '../src/agent/agent.js';
 import { hostStateFrom } from '../src/agent/config.js';
 import { MemoryFabric, type MemoryPort } from '../src/datapath/memory.js';
@@ -23,10 +24,10 @@ import { EthernetFrame, EtherType } from '../src/wire/ethernet.js';
 
 const log = pino({ level: 'silent' });
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
+async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
@@ -51,9 +52,11 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
         const m = fabric.port(p.name);
         vmPorts.set(p.name, m);
         return m;
-      }, { tunnelKey: generateKeyPair() });
+      }, { tunnelKey: generateKeyPair(), identity: identityFromPem(generateIdentity().pem) });
       await agent.start();
-      await agent.followController(url, controller.tokens.join).ready;
+      // Each host registered by the administrator, its agent enrolled with its own token.
+      const { joinToken } = await api.call<{ joinToken: string }>('POST', '/v1/hosts', { name: host, address: `127.0.0.${i + 1}` });
+      await agent.followController(url, joinToken).ready;
       agents.push(agent);
     }
 
@@ -121,6 +124,7 @@ test('a view the agent cannot apply is logged and the agent keeps its state', { 
   const source = new ControllerSource({
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     token: 't',
+    identity: identityFromPem(generateIdentity().pem),
     host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
     log: { ...log, error: (o: { err: string }) => errors.push(o.err), info: () => {}, warn: () => {}, debug: () => {} } as never,
     apply: (view, revision) => {
@@ -154,8 +158,9 @@ test('after a controller restart, an agent at the current revision resumes witho
     const port = controller.port;
     const url = `http://127.0.0.1:${port}`;
     const api = () => new ApiClient({ url, token: controller.tokens.admin });
+    const { joinToken } = await api().call<{ joinToken: string }>('POST', '/v1/hosts', { name: 'h1', address: '127.0.0.1' });
     source = new ControllerSource({
-      url, token: controller.tokens.join, log,
+      url, token: joinToken, log, identity: identityFromPem(generateIdentity().pem),
       host: { name: 'h1', address: '127.0.0.1', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
       apply: (_view, revision) => applied.push(revision),
       status: () => ({ ports: {}, counters: null }),
@@ -185,6 +190,51 @@ test('after a controller restart, an agent at the current revision resumes witho
     assert.ok(source.appliedRevision > revision);
   } finally {
     source?.stop();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the watch stream: a host\'s own, signed with its identity; another host\'s signature is refused, and a revoked host\'s watch is closed', { timeout: 20_000 }, async () => {
+  const { ControllerSource } = await import('../src/agent/controller-source.js');
+  const { default: WebSocket } = await import('ws');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-watch-auth-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log });
+  const sources: Array<InstanceType<typeof ControllerSource>> = [];
+  try {
+    await controller.start();
+    const url = `http://127.0.0.1:${controller.port}`;
+    const api = new ApiClient({ url, token: controller.tokens.admin });
+    const ids = ['h1', 'h2'].map(() => identityFromPem(generateIdentity().pem));
+    for (const [i, name] of ['h1', 'h2'].entries()) {
+      const { joinToken } = await api.call<{ joinToken: string }>('POST', '/v1/hosts', { name, address: `127.0.0.${i + 1}` });
+      const source = new ControllerSource({
+        url, token: joinToken, log, identity: ids[i],
+        host: { name, address: `127.0.0.${i + 1}`, port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
+        apply: () => {}, status: () => ({ ports: {}, counters: null }),
+      });
+      source.start();
+      await source.ready;
+      sources.push(source);
+    }
+    // h2's agent asks for h1's view, signing as itself, then as h1 with its own key.
+    const attempt = (header: string) => new Promise<number>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${controller.port}/v1/agents/h1/watch`, { headers: { authorization: header } });
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => { ws.close(); resolve(101); });
+      ws.on('error', () => {});
+    });
+    assert.equal(await attempt(signAgentRequest('h2', ids[1].key, 'GET', '/v1/agents/h1/watch')), 403);
+    assert.equal(await attempt(signAgentRequest('h1', ids[1].key, 'GET', '/v1/agents/h1/watch')), 401);
+    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, 'GET', '/v1/agents/h1/watch')), 101, 'h1 itself');
+    // Revoked: its watch is closed and it cannot come back.
+    await until('h1 watching', async () => (await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected);
+    await api.call('POST', '/v1/hosts/h1/revoke');
+    await until('h1\'s watch closed', async () => !(await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected);
+    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, 'GET', '/v1/agents/h1/watch')), 401);
+    assert.ok((await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h2')).status.connected, 'h2 is untouched');
+  } finally {
+    for (const s of sources) s.stop();
     await controller.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -57,8 +57,10 @@ test('oversized and mistyped bodies are refused as problems, without the control
   const port = 29411 + (process.pid % 1000);
   const ctl = await startController(dir, port);
   try {
-    const joinToken = readFileSync(join(dir, 'join.token'), 'utf8').trim();
     const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    // An agent's route, with a host's join token.
+    const registered = await fetch(`http://127.0.0.1:${port}/v1/hosts`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'h1', address: '192.0.2.1' }) });
+    const { joinToken } = await registered.json() as { joinToken: string };
     const r = await flood(port, '/v1/agents/join', joinToken, 100 * 1024 * 1024);
     assert.equal(r.status, 413);
     assert.deepEqual(JSON.parse(r.body).errors, [{ field: '(body)', message: 'too large' }]);
@@ -76,7 +78,7 @@ test('oversized and mistyped bodies are refused as problems, without the control
     const fine = await fetch(`${base}/v1/networks`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json; charset=utf-8' }, body: '{"name":"blue"}' });
     assert.equal(fine.status, 201, 'the controller still works');
 
-    for (const f of ['weft.db', 'admin.token', 'join.token']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+    for (const f of ['weft.db', 'admin.token']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
   } finally {
     ctl.kill('SIGTERM');

@@ -34,7 +34,7 @@ test('the quick start brings up the lab and shows traffic crossing both networks
     assert.deepEqual(JSON.parse(hosts.stdout).map((h: { name: string; status: { connected: boolean } }) => [h.name, h.status.connected]), [['h1', true], ['h2', true]]);
     // No token in any log line of the controller or the agents.
     const dir = labDir('quickstart');
-    const tokens = ['admin.token', 'join.token'].map((f) => readFileSync(join(dir, 'controller', f), 'utf8').trim());
+    const tokens = [join(dir, 'controller', 'admin.token'), ...['h1', 'h2'].map((h) => join(dir, 'hosts', h, 'join.token'))].map((f) => readFileSync(f, 'utf8').trim());
     const logs = readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => readFileSync(join(dir, f), 'utf8'));
     assert.deepEqual(logs.length, 4, 'the controller, two agents, the outside web server');
     for (const log of logs) for (const t of tokens) assert.ok(!log.includes(t), 'a token appears in a log');

@@ -3,8 +3,8 @@
  * what crosses the underlay is sealed (tcpdump's bytes and tshark's decoding show no inner
  * frame), plain VXLAN for an encrypted network and replayed datagrams deliver nothing and
  * are counted, sessions rotate under a 100-packet-a-second ping without a loss, a handshake
- * flood leaves the tunnels in use working, and a host whose underlay address changes keeps
- * its tunnels while the controller learns the new address.
+ * flood leaves the tunnels in use working, a host whose underlay address changes keeps its
+ * tunnels while the controller learns the new address, and a revoked host is cut off.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -80,7 +80,7 @@ function losses(pingOutput: string): number {
   return Number(m[1]) - Number(m[2]);
 }
 
-test('encrypted networks: sealed on the wire, forgeries and replays counted, rotation and floods lose nothing, a host moves', { skip, timeout: 240_000 }, async () => {
+test('encrypted networks: sealed on the wire, forgeries and replays counted, rotation and floods lose nothing, a host moves, a host revoked', { skip, timeout: 240_000 }, async () => {
   await withLab({
     name: 'e2esecure',
     controller: true,
@@ -165,6 +165,22 @@ test('encrypted networks: sealed on the wire, forgeries and replays counted, rot
     await until('the controller to learn h1\'s address', async () => (await client.call<{ address: string }>('GET', '/v1/hosts/h1')).address === '10.99.0.51');
     await until('h3 to learn it from the controller', async () => (await lab.stats('h3')).tunnels.some((t) => t.remote === `10.99.0.51:${TUNNEL_PORT}`));
     await lab.run('blue3', 'ping', '-c', '3', '-i', '0.2', '-W', '1', '10.10.0.1');
+
+    // Revoked: h3's agent loses its watch, and within seconds every other host drops its
+    // sessions with h3 and refuses what h3 sends.
+    await client.call('POST', '/v1/hosts/h3/revoke');
+    const gone = Date.now();
+    await until('h1 and h2 to forget h3', async () => {
+      const [s1, s2] = await Promise.all([lab.stats('h1'), lab.stats('h2')]);
+      return [s1, s2].every((s) => !s.tunnels.some((t) => t.remote.startsWith('10.99.0.3:')));
+    }).catch(async (err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify((await lab.stats('h2')).tunnels.map((t) => [t.remote, t.networks]))}`);
+    });
+    assert.ok(Date.now() - gone < 5000, `forgotten ${Date.now() - gone} ms after the revocation`);
+    const cut = await lab.exec('blue3', 'ping', '-c', '3', '-i', '0.2', '-W', '1', '10.10.0.2');
+    assert.equal(losses(cut.stdout), 3, 'nothing from the revoked host gets through');
+    assert.equal((await client.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h3')).status.connected, false);
+    await lab.run('blue1', 'ping', '-c', '3', '-i', '0.2', '-W', '1', '10.10.0.2');
     rmSync(join(pcap, '..'), { recursive: true, force: true });
   });
 });

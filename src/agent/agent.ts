@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http';
 import { rmSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Datapath } from '../datapath/datapath.js';
 import { MemoryFabric } from '../datapath/memory.js';
@@ -46,6 +47,8 @@ export interface AgentOptions {
   tunnelKey?: KeyPair | null;
   /** Replace tunnel sessions this often (default: 120 s, as WireGuard). */
   rekeyAfterMs?: number;
+  /** This host's identity key: what the agent enrolls and signs with (a controller only). */
+  identity?: { key: KeyObject; publicKey: string };
 }
 
 export class Agent {
@@ -136,12 +139,15 @@ export class Agent {
    * Follows a controller instead of a config file: the controller's views replace the
    * networks and ports of the state this agent started with.
    */
-  followController(url: string, token: string): ControllerSource {
+  followController(url: string, token?: string): ControllerSource {
     const started = this.state;
+    const identity = this.opts.identity;
+    if (!identity) throw new Error('following a controller needs the host\'s identity key');
     const { host, underlay, physicalNetworks } = started;
     this.source = new ControllerSource({
       url,
       token,
+      identity,
       host: {
         name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu, physicalNetworks,
         tunnelPort: underlay.tunnelPort, ...(this.tunnels ? { tunnelKey: this.tunnels.publicKey.toString('base64') } : {}),

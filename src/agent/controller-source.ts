@@ -6,11 +6,17 @@
  */
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import type { KeyObject } from 'node:crypto';
 import type { HostView } from '../view/host-view.js';
+import { signAgentRequest } from '../view/agent-auth.js';
 
 export interface ControllerSourceOptions {
   url: string;
-  token: string;
+  /** The host's join token, to enroll with the first time (spent then); afterwards the
+   * agent signs with `identity` alone. */
+  token?: string;
+  /** The host's identity key: what it enrolls and signs with. */
+  identity: { key: KeyObject; publicKey: string };
   host: { name: string; address: string; port: number; genevePort: number; tunnelPort: number; tunnelKey?: string; mtu: number; physicalNetworks?: Record<string, string> };
   log: Logger;
   apply(view: HostView, revision: number): void;
@@ -21,6 +27,7 @@ export interface ControllerSourceOptions {
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 5000;
 const STATUS_MS = 5000;
+const SILENT_MS = 15_000;
 
 export class ControllerSource {
   private ws: WebSocket | null = null;
@@ -51,19 +58,33 @@ export class ControllerSource {
   moved(address: string): void {
     this.opts.host = { ...this.opts.host, address };
     this.join().then(
-      () => this.opts.log.info({ underlay: address }, 'told the controller this host\'s new underlay address'),
+      () => {
+        this.opts.log.info({ underlay: address }, 'told the controller this host\'s new underlay address');
+        // The watch's connection left from the old address: it is dead, though nothing says
+        // so yet. Connect again from the new one.
+        this.ws?.terminate();
+      },
       (err: Error) => this.opts.log.warn({ err: err.message }, 'cannot tell the controller the new underlay address; the next join will'),
     );
   }
 
+  /** Joins signed with the host's identity; the first time (the controller does not know
+   * the identity yet), with the join token, which enrolls it. */
   private async join(): Promise<void> {
-    const { url, token, host } = this.opts;
-    const res = await fetch(new URL('/v1/agents/join', url), {
+    const { url, host, identity } = this.opts;
+    const post = (authorization: string) => fetch(new URL('/v1/agents/join', url), {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(host),
+      headers: { authorization, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...host, identityKey: identity.publicKey }),
       signal: AbortSignal.timeout(5000),
     });
+    let res = await post(signAgentRequest(host.name, identity.key, 'POST', '/v1/agents/join'));
+    if (res.status === 401 && this.opts.token) {
+      res = await post(`Bearer ${this.opts.token}`);
+      // Spent, or refused: either way it is not to be tried again.
+      if (res.ok) this.opts.log.info('enrolled this host\'s identity with its join token');
+      this.opts.token = undefined;
+    }
     if (!res.ok) {
       const body = (await res.json().catch(() => ({}))) as { detail?: string };
       throw new Error(`join refused (${res.status}): ${body.detail ?? res.statusText}`);
@@ -72,7 +93,7 @@ export class ControllerSource {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const { url, token, host, log } = this.opts;
+    const { url, host, log, identity } = this.opts;
     try {
       await this.join();
     } catch (err) {
@@ -81,14 +102,28 @@ export class ControllerSource {
     }
     const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}`, url);
     wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
+    const ws = new WebSocket(wsUrl, { headers: { authorization: signAgentRequest(host.name, identity.key, 'GET', wsUrl.pathname) }, handshakeTimeout: 5000 });
     this.ws = ws;
+    // The controller pings every 5 s: a watch silent for three times that is dead (a
+    // connection whose far end vanished says nothing by itself), and is made anew.
+    let heard = Date.now();
+    const deadman = setInterval(() => {
+      if (Date.now() - heard > SILENT_MS) {
+        log.warn({ silentMs: Date.now() - heard }, 'the controller has been silent; reconnecting');
+        ws.terminate();
+      }
+    }, SILENT_MS / 3);
+    deadman.unref();
+    ws.on('ping', () => (heard = Date.now()));
+    ws.on('message', () => (heard = Date.now()));
     ws.on('open', () => {
       this.backoff = BACKOFF_MIN_MS;
+      heard = Date.now();
       log.info({ controller: url, revision: this.revision }, 'watching the controller');
     });
     ws.on('message', (data) => this.message(String(data)));
     ws.on('close', (code, reason) => {
+      clearInterval(deadman);
       if (this.ws !== ws) return;
       this.ws = null;
       if (!this.stopped) {

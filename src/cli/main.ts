@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { Agent, defaultSocketPath } from '../agent/agent.js';
-import { defaultKeyFile, loadOrCreateKey } from '../agent/identity.js';
+import { defaultKeyFile, loadOrCreateIdentity, loadOrCreateKey } from '../agent/identity.js';
 import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
@@ -20,6 +20,7 @@ import { apply } from './apply.js';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { HostState } from '../agent/desired-state.js';
 
 const program = new Command('weft')
@@ -30,7 +31,7 @@ program.command('agent')
   .description('run the agent of this host, from a config file or following a controller')
   .option('-c, --config <file>', 'the host\'s YAML config (networks, remote hosts, ports)')
   .option('--controller <url>', 'follow this controller (http://HOST:PORT) instead of a config file\'s networks and ports')
-  .option('--join-token <token>', 'the controller\'s join token')
+  .option('--join-token <token>', 'this host\'s join token (weft host create prints it): needed to enroll, the first time')
   .option('--join-token-file <file>', 'read the join token from this file')
   .option('--host <name>', 'this host\'s name (with --controller; default: the hostname)')
   .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller; default: the address this host reaches the controller from)')
@@ -69,12 +70,21 @@ program.command('agent')
       throw new UsageError((err as Error).message);
     }
     if (key.created) log.info({ keyFile }, 'made this host\'s tunnel key');
-    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host), undefined, { tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined });
+    // The identity key lives beside the tunnel key: what the host enrolls and signs with.
+    const identityFile = join(dirname(keyFile), 'identity.key');
+    let identity;
+    try {
+      identity = opts.controller ? loadOrCreateIdentity(identityFile) : undefined;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (identity?.created) log.info({ identityFile }, 'made this host\'s identity key');
+    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host), undefined, { tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined, identity });
     await agent.start();
     if (opts.controller) {
+      // Needed the first time only (to enroll); a later start signs with the identity key.
       const token = opts.joinTokenFile ? readFileSync(opts.joinTokenFile, 'utf8').trim() : opts.joinToken ?? process.env.WEFT_JOIN_TOKEN;
-      if (!token) throw new UsageError('give --join-token or --join-token-file (or set WEFT_JOIN_TOKEN)');
-      agent.followController(opts.controller, token);
+      agent.followController(opts.controller, token || undefined);
     } else {
       process.on('SIGHUP', () => agent.reload(opts.config));
     }

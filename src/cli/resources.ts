@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
+import { writeFileSync } from 'node:fs';
 import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
 import { table } from './format.js';
@@ -35,9 +36,10 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
   'floating-ips': { headers: ['NAME', 'ADDRESS', 'NETWORK', 'PORT'], row: (f: FloatingIp) => [f.name, f.address, f.network, f.port] },
   'port-forwards': { headers: ['NAME', 'ROUTER', 'EXTERNAL', 'PORT', 'TO'], row: (f: PortForward) => [f.name, f.router, `${f.protocol}/${f.externalPort}`, f.port, `${f.protocol}/${f.internalPort}`] },
   hosts: {
-    headers: ['NAME', 'UNDERLAY', 'MTU', 'AGENT', 'APPLIED', 'PORTS UP'],
+    headers: ['NAME', 'UNDERLAY', 'MTU', 'IDENTITY', 'AGENT', 'APPLIED', 'PORTS UP'],
     row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
-      h.name, `${h.address}:${h.port}`, String(h.mtu), h.status?.connected ? 'connected' : 'away', String(h.status?.appliedRevision ?? '-'),
+      h.name, `${h.address}:${h.port}`, String(h.mtu), h.revokedAt ? `REVOKED ${h.revokedAt}` : h.identityKey ? 'enrolled' : 'not enrolled',
+      h.status?.connected ? 'connected' : 'away', String(h.status?.appliedRevision ?? '-'),
       `${Object.values(h.status?.ports ?? {}).filter((p) => p.attached).length}/${Object.keys(h.status?.ports ?? {}).length}`,
     ],
   },
@@ -290,11 +292,36 @@ export function registerResourceCommands(program: Command): void {
     .action(async (name, o) => print('port-forwards', await client(o).call('POST', '/v1/port-forwards', { name, router: o.router, protocol: o.protocol, externalPort: o.externalPort, port: o.port, internalPort: o.internalPort }), o.output));
 
   const host = basic(program, 'hosts', 'host');
-  targetOptions(host.command('create').argument('<name>').description('register a host before its agent joins (the agent may change its address when it does)')
+  /** A join token goes to the terminal alone on its line (or into a file with --token-file):
+   * it is the host's until it is spent, and shown once. */
+  const showToken = (name: string, r: { joinToken: string; joinTokenExpiresAt: string }, file: string | undefined) => {
+    if (file) {
+      writeFileSync(file, `${r.joinToken}\n`, { mode: 0o600 });
+      console.error(`join token for host ${name} written to ${file} (single use, until ${r.joinTokenExpiresAt}): weft agent --host ${name} --join-token-file ${file} ...`);
+    } else {
+      console.error(`join token for host ${name} (single use, until ${r.joinTokenExpiresAt}); start its agent with --join-token:`);
+      console.log(r.joinToken);
+    }
+  };
+  targetOptions(host.command('create').argument('<name>').description('register a host and make a join token for its agent (the agent may change its address when it joins)')
     .requiredOption('--address <ip>', 'its underlay IPv4 address')
     .option('--port <port>', 'its tunnel UDP port', int('--port'), 4789)
     .option('--mtu <mtu>', 'its underlay MTU', int('--mtu'), 1500)
     .option('--physical-network <name=interface>', 'its interface on a physical network (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--join-token-file <file>', 'write the join token to this file (0600) instead of printing it')
     .addOption(output()))
-    .action(async (name, o) => print('hosts', await client(o).call('POST', '/v1/hosts', { name, address: o.address, port: o.port, mtu: o.mtu, physicalNetworks: physicalNetworks(o.physicalNetwork) }), o.output));
+    .action(async (name, o) => {
+      const r = await client(o).call<Host & { joinToken: string; joinTokenExpiresAt: string }>('POST', '/v1/hosts', { name, address: o.address, port: o.port, mtu: o.mtu, physicalNetworks: physicalNetworks(o.physicalNetwork) });
+      const { joinToken: _t, joinTokenExpiresAt: _e, ...host } = r;
+      if (o.output !== 'table') return print('hosts', r, o.output);
+      print('hosts', host, o.output);
+      showToken(name, r, o.joinTokenFile);
+    });
+  targetOptions(host.command('token').argument('<name>').description('make a new join token for a host (its agent was reinstalled, or it was revoked); the last one stops working')
+    .option('--ttl <seconds>', 'how long it is good for', int('--ttl'), 3600)
+    .option('--join-token-file <file>', 'write it to this file (0600) instead of printing it'))
+    .action(async (name, o) => showToken(name, await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/join-token`, { ttlSeconds: o.ttl }), o.joinTokenFile));
+  targetOptions(host.command('revoke').argument('<name>').description('cut a host off: its agent is refused, and every other host stops taking its tunnel traffic')
+    .addOption(output()))
+    .action(async (name, o) => print('hosts', await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/revoke`), o.output));
 }

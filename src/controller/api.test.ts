@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { generateIdentity, identityFromPem, signAgentRequest } from '../view/agent-auth.js';
 import assert from 'node:assert/strict';
 import { apiApp } from './api.js';
 import { Applier } from './apply.js';
@@ -8,11 +9,12 @@ import { MemoryStore } from './store/memory-store.js';
 /** An API on an in-memory store, with hosts h1 and h2 registered. */
 async function setup() {
   const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', joinToken: 'join-secret', agents: { status: () => ({ connected: false }) } });
-  const call = async (method: string, path: string, body?: unknown, token = 'admin-secret') => {
+  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
+  /** `raw`: `token` is the whole Authorization header (a signed agent request). */
+  const call = async (method: string, path: string, body?: unknown, token = 'admin-secret', raw = false) => {
     const res = await app.request(path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: raw ? token : `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -101,16 +103,49 @@ test('updates: a port moves and changes address; its old address is free again',
   assert.equal((await call('PATCH', '/v1/networks/blue', { vni: 7 })).status, 400, 'the VNI cannot be patched');
 });
 
-test('tokens: none is 401; the join token may join but not administer', async () => {
-  const { call } = await setup();
+test('hosts: a join token per host, single use; then the host signs with the identity it enrolled, as itself only; revoked is cut off', async () => {
+  const { call, store } = await setup();
   assert.equal((await call('GET', '/v1/networks', undefined, '')).status, 401);
-  assert.equal((await call('GET', '/v1/networks', undefined, 'join-secret')).status, 401);
-  const joined = await call('POST', '/v1/agents/join', { name: 'h1', address: '10.99.0.1' }, 'join-secret');
-  assert.equal(joined.status, 200);
-  assert.equal(joined.body.port, 4789);
-  const clash = await call('POST', '/v1/agents/join', { name: 'h2', address: '10.99.0.1' }, 'join-secret');
-  assert.equal(clash.status, 409);
-  assert.equal(clash.body.detail, 'underlay address 10.99.0.1:4789 is used by host h1');
+  const h3 = await call('POST', '/v1/hosts', { name: 'h3', address: '10.99.0.3' });
+  const h4 = await call('POST', '/v1/hosts', { name: 'h4', address: '10.99.0.4' });
+  assert.equal(h3.status, 201);
+  assert.match(h3.body.joinToken, /^[A-Za-z0-9_-]{43}$/);
+  assert.equal((await call('GET', '/v1/networks', undefined, h3.body.joinToken)).status, 401, 'a join token does not administer');
+  const id3 = generateIdentity();
+  const id4 = generateIdentity();
+  const key3 = identityFromPem(id3.pem).key;
+  const join3 = { name: 'h3', address: '10.99.0.3', identityKey: id3.publicKey };
+  // h4's token does not enroll h3; without an identity key nothing enrolls.
+  assert.match((await call('POST', '/v1/agents/join', join3, h4.body.joinToken)).body.detail, /this join token is not host h3's/);
+  assert.equal((await call('POST', '/v1/agents/join', { name: 'h3', address: '10.99.0.3' }, h3.body.joinToken)).status, 400);
+  const enrolled = await call('POST', '/v1/agents/join', join3, h3.body.joinToken);
+  assert.equal(enrolled.status, 200);
+  assert.equal(enrolled.body.identityKey, id3.publicKey);
+  assert.equal((await call('POST', '/v1/agents/join', join3, h3.body.joinToken)).status, 401, 'spent');
+  // Signed from now on: as h3, for this method and path, within two minutes.
+  const signedCall = (body: unknown, header: string) => call('POST', '/v1/agents/join', body, header, true);
+  assert.equal((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'))).status, 200);
+  assert.equal((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/other'))).status, 401, 'another path');
+  assert.equal((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/join', Date.now() - 200_000))).status, 401, 'too old');
+  assert.equal((await signedCall({ ...join3, name: 'h4', address: '10.99.0.4' }, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'))).status, 403, 'as another host');
+  assert.equal((await signedCall(join3, signAgentRequest('h3', identityFromPem(id4.pem).key, 'POST', '/v1/agents/join'))).status, 401, 'another key');
+  const clash = await signedCall({ ...join3, address: '192.0.2.1' }, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'));
+  assert.deepEqual([clash.status, clash.body.detail], [409, 'underlay address 192.0.2.1:4789 is used by host h1']);
+  // Revoked: refused, nobody's peer; a new token brings it back.
+  await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+  await call('POST', '/v1/ports', { name: 'b1', network: 'blue', host: 'h1' });
+  await call('POST', '/v1/ports', { name: 'b3', network: 'blue', host: 'h3' });
+  await signedCall({ ...join3, tunnelKey: KEY.h3 }, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'));
+  const { ModelCache } = await import('./model-cache.js');
+  assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks[0].remotes, [{ address: '10.99.0.3', port: 4793, publicKey: KEY.h3 }]);
+  const revoked = await call('POST', '/v1/hosts/h3/revoke');
+  assert.equal(revoked.status, 200);
+  assert.ok(revoked.body.revokedAt);
+  assert.match((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'))).body.detail, /host h3 is not enrolled \(revoked at/);
+  assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks[0].remotes, [], 'no host takes its tunnel traffic');
+  const again = await call('POST', '/v1/hosts/h3/join-token', { ttlSeconds: 600 });
+  assert.equal((await call('POST', '/v1/agents/join', join3, again.body.joinToken)).status, 200);
+  assert.equal((await call('GET', '/v1/hosts/h3')).body.revokedAt, undefined);
 });
 
 test('the OpenAPI document lists every route with its request schema', async () => {

@@ -3,7 +3,9 @@
  * document at /openapi.json. Every request body is validated against its schema; every
  * error leaves as an RFC 9457 problem body that says which field is wrong and why.
  *
- * Two tokens: the admin token for everything, the join token only for /v1/agents/*.
+ * Who may call what: the admin token, everything; an agent, only /v1/agents/join, as its
+ * own host (with the host's single-use join token to enroll, then signed with the host's
+ * identity key: src/view/agent-auth.ts), and its own host's watch stream (watch.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
@@ -13,7 +15,10 @@ import type { Router } from './model.js';
 import { securityGroupCreate, securityGroupRule } from './model.js';
 import { floatingIpCreate, hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portForwardCreate, portUpdate, routerCreate, routerUpdate, subnetCreate, subnetUpdate } from './model.js';
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
-import { ApiError, type NetworkService } from './service.js';
+import { ApiError, type AgentAuth, type NetworkService } from './service.js';
+import { parseAgentAuth } from '../view/agent-auth.js';
+
+const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
 export interface AgentStatusSource {
   status(host: string): unknown;
@@ -26,7 +31,6 @@ export interface ApiOptions {
   /** Carries out `weft apply` files in one transaction. */
   applier: Applier;
   adminToken: string;
-  joinToken: string;
   agents: AgentStatusSource;
 }
 
@@ -50,7 +54,8 @@ interface Route {
   /** Bytes; BODY_LIMIT when not given. */
   bodyLimit?: number;
   status?: 200 | 201 | 204;
-  handle(params: Record<string, string>, body: unknown): Promise<unknown>;
+  /** `auth`: who an agent route's caller is (admin routes: always the administrator). */
+  handle(params: Record<string, string>, body: unknown, auth: AgentAuth): Promise<unknown>;
 }
 
 function problem(c: Context, err: ApiError): Response {
@@ -112,12 +117,17 @@ export function apiApp(opts: ApiOptions): Hono {
     { method: 'delete', path: '/v1/port-forwards/:name', summary: 'delete a port forward', role: 'admin', status: 204, handle: async (p) => { await s.deletePortForward(p.name); return null; } },
     { method: 'get', path: '/v1/hosts', summary: 'list hosts, with what their agents report', role: 'admin',
       handle: async () => (await s.list<{ name: string }>('hosts')).map((h) => ({ ...h, status: opts.agents.status(h.name) })) },
-    { method: 'post', path: '/v1/hosts', summary: 'register a host before its agent joins', role: 'admin', body: hostJoin, status: 201,
-      handle: (_p, b) => s.joinHost(b as z.infer<typeof hostJoin>) },
+    { method: 'post', path: '/v1/hosts', summary: 'register a host: its record, and a join token (single use, one hour) for its agent to enroll with', role: 'admin', body: hostJoin, status: 201,
+      handle: (_p, b) => s.registerHost(b as z.infer<typeof hostJoin>) },
+    { method: 'post', path: '/v1/hosts/:name/join-token', summary: 'a new join token for a host (replacing any other), good for ttlSeconds (3600 by default)', role: 'admin', body: joinTokenRequest, status: 201,
+      handle: (p, b) => s.issueJoinToken(p.name, (b as z.infer<typeof joinTokenRequest>).ttlSeconds) },
+    { method: 'post', path: '/v1/hosts/:name/revoke', summary: 'cut a host off: its agent is refused and its watch closed; no host takes its tunnel traffic', role: 'admin',
+      handle: (p) => s.revokeHost(p.name) },
     { method: 'get', path: '/v1/hosts/:name', summary: 'show a host, with what its agent reports', role: 'admin',
       handle: async (p) => ({ ...(await s.getHost(p.name)), status: opts.agents.status(p.name) }) },
     { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },
-    { method: 'post', path: '/v1/agents/join', summary: 'an agent registers its host (join token)', role: 'agent', body: hostJoin, handle: (_p, b) => s.joinHost(b as z.infer<typeof hostJoin>) },
+    { method: 'post', path: '/v1/agents/join', summary: 'an agent joins as its host: with the host\'s join token (enrolling its identity key), then signed with that key', role: 'agent', body: hostJoin,
+      handle: (_p, b, auth) => s.agentJoin(auth, b as z.infer<typeof hostJoin>) },
     { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest, bodyLimit: APPLY_BODY_LIMIT,
       handle: (_p, b) => opts.applier.apply(b as ApplyRequest) },
     { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },
@@ -143,10 +153,15 @@ export function apiApp(opts: ApiOptions): Hono {
       },
     });
     app[r.method](r.path, limited, async (c) => {
+      let auth: AgentAuth = { kind: 'admin' };
       if (r.role !== 'public') {
-        const token = bearer(c.req.header('authorization'));
-        const ok = sameToken(token, opts.adminToken) || (r.role === 'agent' && sameToken(token, opts.joinToken));
-        if (!ok) throw new ApiError(401, 'Unauthorized', token ? 'the token is not valid for this request' : 'send a token: Authorization: Bearer TOKEN');
+        const header = c.req.header('authorization');
+        const token = bearer(header);
+        const signed = parseAgentAuth(header);
+        if (sameToken(token, opts.adminToken)) auth = { kind: 'admin' };
+        else if (r.role === 'agent' && signed) auth = { kind: 'signed', signed, method: c.req.method, path: c.req.path };
+        else if (r.role === 'agent' && token) auth = { kind: 'token', token };
+        else throw new ApiError(401, 'Unauthorized', token || signed ? 'the token is not valid for this request' : 'send a token: Authorization: Bearer TOKEN');
       }
       const params = c.req.param() as Record<string, string>;
       if (params.name !== undefined && !nameSchema.safeParse(params.name).success) {
@@ -171,7 +186,7 @@ export function apiApp(opts: ApiOptions): Hono {
         }
         body = parsed.data;
       }
-      const result = await r.handle(params, body);
+      const result = await r.handle(params, body, auth);
       if (r.status === 204) return c.body(null, 204);
       return c.json(result as object, r.status ?? 200);
     });

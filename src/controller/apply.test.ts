@@ -124,8 +124,8 @@ for (const kind of stores()) {
       const { store, done } = kind.open();
       try {
         const service = new NetworkService(store);
-        await service.joinHost({ name: 'h1', address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 });
-        await service.joinHost({ name: 'h2', address: '192.0.2.2', port: 4789, genevePort: 6081, mtu: 1500 });
+        await service.registerHost({ name: 'h1', address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 });
+        await service.registerHost({ name: 'h2', address: '192.0.2.2', port: 4789, genevePort: 6081, mtu: 1500 });
         await body({ store, service, applier: new Applier(store) });
       } finally {
         await done();

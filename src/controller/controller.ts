@@ -3,9 +3,10 @@
  * serves the REST API over TCP (and, for local administration, a unix socket), and streams
  * each agent its part of the network.
  *
- * Tokens: at first start an admin token and a join token are generated and written to
- * DATA_DIR/admin.token and DATA_DIR/join.token, readable only by their owner. Neither is
- * ever logged.
+ * The admin token is generated at first start and written to DATA_DIR/admin.token,
+ * readable only by its owner, and never logged. Agents have no shared token: each host gets
+ * a join token of its own from `weft host create` (single use, expiring), and its agent
+ * then signs with the identity key it enrolled.
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -101,7 +102,7 @@ export class Controller {
   private unsubscribe: (() => void) | null = null;
   /** The TCP port actually bound (useful with port 0). */
   port = 0;
-  tokens = { admin: '', join: '' };
+  tokens = { admin: '' };
 
   constructor(private readonly opts: ControllerOptions) {}
 
@@ -109,7 +110,9 @@ export class Controller {
     const { dataDir, log } = this.opts;
     const store = dataDirStep(dataDir, () => {
       prepareDataDir(dataDir);
-      this.tokens = { admin: tokenFile(join(dataDir, 'admin.token')), join: tokenFile(join(dataDir, 'join.token')) };
+      this.tokens = { admin: tokenFile(join(dataDir, 'admin.token')) };
+      // The shared join token of earlier versions let any agent be any host: gone.
+      rmSync(join(dataDir, 'join.token'), { force: true });
       return this.opts.store ?? new SqliteStore(join(dataDir, 'weft.db'));
     });
     this.store = store;
@@ -126,7 +129,7 @@ export class Controller {
     deliver = (c) => hub.onChanges(c);
 
     const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false };
-    const app = apiApp({ service: new NetworkService(store, rules), applier: new Applier(store, rules), adminToken: this.tokens.admin, joinToken: this.tokens.join, agents: hub });
+    const app = apiApp({ service: new NetworkService(store, rules), applier: new Applier(store, rules), adminToken: this.tokens.admin, agents: hub });
     const listen = async (bind: (server: Server, ready: () => void) => void): Promise<Server> => {
       const server = createAdaptorServer({ fetch: app.fetch }) as Server;
       // What one client can make the controller hold: a connection that sends its headers

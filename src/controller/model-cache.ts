@@ -496,6 +496,8 @@ function remove(m: Map<string, Set<string>>, k: string, v: string): void {
 /** Where a network's frames go to reach host `h`: its VXLAN or Geneve port, or for an
  * encrypted network its tunnel port and key (null: it has no key, so it cannot be reached). */
 function remoteOf(h: Host, net: Network): RemoteHost | null {
+  // A revoked host is nobody's peer: its traffic is refused everywhere.
+  if (h.revokedAt !== undefined) return null;
   if (net.encryption === 'noise') return h.tunnelKey ? { address: h.address, port: h.tunnelPort ?? TUNNEL_PORT, publicKey: h.tunnelKey } : null;
   // Each encapsulation has its own UDP port on every host.
   return { address: h.address, port: net.encapsulation === 'geneve' ? h.genevePort ?? GENEVE_PORT : h.port };

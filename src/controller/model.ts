@@ -179,6 +179,9 @@ export const hostJoin = z.object({
   tunnelKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'an X25519 public key: 32 bytes in base64').optional(),
   /** The UDP port of its encrypted tunnels. */
   tunnelPort: udpPort.default(TUNNEL_PORT),
+  /** The host's identity key (Ed25519, base64): pinned when the host enrolls with its join
+   * token; from then on its agent signs with it. */
+  identityKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'an Ed25519 public key: 32 bytes in base64').optional(),
 }).strict()
   .refine((h) => h.port !== h.genevePort, { path: ['genevePort'], message: 'VXLAN and Geneve need a UDP port each' })
   .refine((h) => h.tunnelPort !== h.port && h.tunnelPort !== h.genevePort, { path: ['tunnelPort'], message: 'the tunnels need a UDP port of their own' });
@@ -323,13 +326,24 @@ export interface Host {
    * agent has none). */
   tunnelKey?: string;
   tunnelPort?: number;
+  /** Its agent's identity key, pinned when it enrolled (absent: not enrolled yet). */
+  identityKey?: string;
+  /** When it was revoked: its agent is refused, and no host takes its tunnel traffic. */
+  revokedAt?: string;
   joinedAt: string;
+}
+
+/** A host's outstanding join token: only its hash is kept. */
+export interface JoinToken {
+  sha256: string;
+  expiresAt: string;
 }
 
 /** Store keys: one prefix per resource, plus unique indexes that a commit's conditions use
  * to refuse duplicates atomically. */
 export const Keys = {
   host: (n: string) => `/hosts/${n}`,
+  joinToken: (host: string) => `/join-tokens/${host}`,
   network: (n: string) => `/networks/${n}`,
   subnet: (n: string) => `/subnets/${n}`,
   port: (n: string) => `/ports/${n}`,

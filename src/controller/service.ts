@@ -4,14 +4,15 @@
  * conditions make it safe against concurrent writers: a name, VNI, MAC or IP is claimed
  * through an index key that must not exist yet, and an update names the revision it read.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { verifyAgentAuth, type SignedRequest } from '../view/agent-auth.js';
 import type { z } from 'zod';
 import { notUnicast } from '../config/fields.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
-  attachments, Keys, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type Subnet,
+  attachments, Keys, type FloatingIp, type Host, type JoinToken, type Network, type Port, type PortForward, type Router, type Subnet,
   type floatingIpCreate, type portForwardCreate, type routerCreate, type routerUpdate,
   type SecurityGroup, type securityGroupCreate, type securityGroupRule,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
@@ -39,6 +40,21 @@ export interface ServiceOptions {
    * 127.0.0.1 is a mistake that would send every tunnel to the sender itself. */
   loopbackUnderlay?: boolean;
 }
+
+type HostBody = Omit<z.infer<typeof hostJoin>, 'physicalNetworks' | 'tunnelPort'> & { physicalNetworks?: Record<string, string>; tunnelPort?: number };
+
+/** Who is asking to join: an administrator, an agent with its host's join token, or an
+ * agent signing with its host's identity (for this method and path). */
+export type AgentAuth =
+  | { kind: 'admin' }
+  | { kind: 'token'; token: string }
+  | { kind: 'signed'; signed: SignedRequest; method: string; path: string };
+
+/** How long a join token is good for, unless said otherwise. */
+export const JOIN_TOKEN_SECONDS = 3600;
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 export class NetworkService {
   constructor(
@@ -375,8 +391,72 @@ export class NetworkService {
 
   // ---- hosts -----------------------------------------------------------------------------
 
-  /** An agent joins (or re-joins, perhaps with a new address). */
-  async joinHost(body: Omit<z.infer<typeof hostJoin>, 'physicalNetworks' | 'tunnelPort'> & { physicalNetworks?: Record<string, string>; tunnelPort?: number }): Promise<Host> {
+  /**
+   * An administrator registers (or registers again) a host: its record, and a join token
+   * for its agent, single use, good for `ttlSeconds` (a new one replaces the last). The
+   * identity the host enrolled with and the tunnel key its agent reported are kept: only
+   * the agent knows them.
+   */
+  async registerHost(body: HostBody, ttlSeconds = JOIN_TOKEN_SECONDS): Promise<Host & { joinToken: string; joinTokenExpiresAt: string }> {
+    const { identityKey: _ignored, ...rest } = body;
+    const host = await this.saveHost(rest, null);
+    return { ...host, ...(await this.issueJoinToken(body.name, ttlSeconds)) };
+  }
+
+  /** A fresh join token for a registered host (its agent was reinstalled, or revoked). */
+  async issueJoinToken(name: string, ttlSeconds = JOIN_TOKEN_SECONDS): Promise<{ joinToken: string; joinTokenExpiresAt: string }> {
+    await this.entry<Host>(Keys.host(name), 'host', name);
+    const joinToken = randomBytes(32).toString('base64url');
+    const joinTokenExpiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
+    const value: JoinToken = { sha256: sha256(joinToken), expiresAt: joinTokenExpiresAt };
+    await this.store.commit([], [{ type: 'put', key: Keys.joinToken(name), value }]);
+    return { joinToken, joinTokenExpiresAt };
+  }
+
+  /**
+   * An agent joins (at start, and again when its address changes): enrolling with its
+   * host's join token, which pins the identity key it sends and is spent; or signed with the
+   * identity pinned before. It can join only as the host the token or the key is for.
+   */
+  async agentJoin(auth: AgentAuth, body: HostBody): Promise<Host> {
+    if (auth.kind === 'admin') return this.saveHost(body, null);
+    if (auth.kind === 'token') {
+      const e = await this.store.get<JoinToken>(Keys.joinToken(body.name));
+      if (!e || !sameText(e.value.sha256, sha256(auth.token))) {
+        throw new ApiError(401, 'Unauthorized', `this join token is not host ${body.name}'s: it is another host's, spent, or replaced by a newer one (weft host create ${body.name} makes a new one)`);
+      }
+      if (Date.parse(e.value.expiresAt) < Date.now()) throw new ApiError(401, 'Unauthorized', `host ${body.name}'s join token expired at ${e.value.expiresAt} (weft host create ${body.name} makes a new one)`);
+      if (!body.identityKey) throw new ApiError(400, 'Bad Request', 'identityKey: an agent enrolling with a join token sends its identity key', [{ field: 'identityKey', message: 'required with a join token' }]);
+      return this.saveHost(body, { key: Keys.joinToken(body.name), modRevision: e.modRevision });
+    }
+    const prev = (await this.store.get<Host>(Keys.host(auth.signed.host)))?.value;
+    if (auth.signed.host !== body.name) throw new ApiError(403, 'Forbidden', `signed as host ${auth.signed.host}: it cannot join as ${body.name}`);
+    if (!prev?.identityKey) {
+      throw new ApiError(401, 'Unauthorized', `host ${body.name} is not enrolled${prev?.revokedAt ? ` (revoked at ${prev.revokedAt})` : ''}: start its agent with a join token (weft host create ${body.name} makes one)`);
+    }
+    if (!verifyAgentAuth(auth.signed, prev.identityKey, auth.method, auth.path)) {
+      throw new ApiError(401, 'Unauthorized', `the signature is not host ${body.name}'s (or its clock is more than two minutes off the controller's)`);
+    }
+    if (body.identityKey !== undefined && body.identityKey !== prev.identityKey) {
+      throw new ApiError(403, 'Forbidden', `host ${body.name} enrolled with another identity key; to change it, enroll again with a new join token`);
+    }
+    return this.saveHost(body, null);
+  }
+
+  /** Cuts a host off: its identity is forgotten (its agent is refused and its watch closed)
+   * and no host takes its tunnel traffic any more. A new join token brings it back. */
+  async revokeHost(name: string): Promise<Host> {
+    const e = await this.entry<Host>(Keys.host(name), 'host', name);
+    const { identityKey: _forgotten, ...rest } = e.value;
+    const host: Host = { ...rest, revokedAt: new Date().toISOString() };
+    await this.commit([{ key: Keys.host(name), modRevision: e.modRevision }], [{ type: 'put', key: Keys.host(name), value: host }, { type: 'delete', key: Keys.joinToken(name) }],
+      () => new ApiError(409, 'Conflict', `host ${name} changed meanwhile; try again`));
+    return host;
+  }
+
+  /** Stores a host's record. `enrolling`: the join token being spent in the same commit
+   * (the identity key in `body` is pinned, and a revocation lifted). */
+  private async saveHost(body: HostBody, enrolling: { key: string; modRevision: number } | null): Promise<Host> {
     const ip = parseIpv4(body.address);
     const why = notUnicast(ip);
     if (why && !(this.opts.loopbackUnderlay && ip >>> 24 === 127)) {
@@ -386,13 +466,19 @@ export class NetworkService {
     const others = (await this.list<Host>('hosts')).filter((h) => h.name !== body.name && h.address === body.address && h.port === body.port);
     if (others.length > 0) throw new ApiError(409, 'Conflict', `underlay address ${body.address}:${body.port} is used by host ${others[0].name}`, [{ field: 'address', message: 'in use' }]);
     const prev = await this.store.get<Host>(Keys.host(body.name));
-    // A host registered ahead of its agent (or again by an administrator) keeps the tunnel key
-    // its agent reported: only the agent knows it.
+    const { identityKey: sent, ...rest } = body;
     const tunnelKey = body.tunnelKey ?? prev?.value.tunnelKey;
-    const host: Host = { ...body, ...(tunnelKey ? { tunnelKey } : {}), joinedAt: prev?.value.joinedAt ?? new Date().toISOString() };
-    if (prev && JSON.stringify(prev.value) === JSON.stringify(host)) return host;
-    await this.commit([{ key: Keys.host(body.name), modRevision: prev?.modRevision ?? 0 }], [{ type: 'put', key: Keys.host(body.name), value: host }],
-      () => new ApiError(409, 'Conflict', `host ${body.name} changed while joining; try again`));
+    const identityKey = enrolling ? sent : prev?.value.identityKey;
+    const revokedAt = enrolling ? undefined : prev?.value.revokedAt;
+    const host: Host = {
+      ...rest, ...(tunnelKey ? { tunnelKey } : {}), ...(identityKey ? { identityKey } : {}), ...(revokedAt ? { revokedAt } : {}),
+      joinedAt: prev?.value.joinedAt ?? new Date().toISOString(),
+    };
+    if (prev && !enrolling && JSON.stringify(prev.value) === JSON.stringify(host)) return host;
+    await this.commit(
+      [{ key: Keys.host(body.name), modRevision: prev?.modRevision ?? 0 }, ...(enrolling ? [enrolling] : [])],
+      [{ type: 'put', key: Keys.host(body.name), value: host }, ...(enrolling ? [{ type: 'delete' as const, key: enrolling.key }] : [])],
+      () => new ApiError(enrolling ? 401 : 409, enrolling ? 'Unauthorized' : 'Conflict', enrolling ? `host ${body.name}'s join token was spent meanwhile` : `host ${body.name} changed while joining; try again`));
     return host;
   }
 

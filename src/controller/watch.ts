@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { bearer, sameToken, type AgentStatusSource } from './api.js';
+import { parseAgentAuth, verifyAgentAuth } from '../view/agent-auth.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
 
@@ -57,7 +58,7 @@ export class WatchHub implements AgentStatusSource {
 
   constructor(
     private readonly model: ModelCache,
-    private readonly tokens: { admin: string; join: string },
+    private readonly tokens: { admin: string },
     private readonly log: Logger,
   ) {
     this.pinger = setInterval(() => {
@@ -86,9 +87,16 @@ export class WatchHub implements AgentStatusSource {
       socket.end(`HTTP/1.1 ${code} ${why}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`);
     };
     if (!m) return refuse(404, 'Not Found');
-    const token = bearer(req.headers.authorization);
-    if (!sameToken(token, this.tokens.join) && !sameToken(token, this.tokens.admin)) return refuse(401, 'Unauthorized');
     const host = m[1];
+    // The administrator, or the host's own agent, signing with the identity it enrolled.
+    if (!sameToken(bearer(req.headers.authorization), this.tokens.admin)) {
+      const signed = parseAgentAuth(req.headers.authorization);
+      if (!signed) return refuse(401, 'Unauthorized');
+      if (signed.host !== host) return refuse(403, `Forbidden: signed as host ${signed.host}, not ${host}`);
+      const key = this.model.hosts.get(host)?.identityKey;
+      if (!key) return refuse(401, `Unauthorized: host ${host} is not enrolled (or was revoked)`);
+      if (!verifyAgentAuth(signed, key, 'GET', url.pathname)) return refuse(401, 'Unauthorized');
+    }
     if (!this.model.hosts.has(host)) return refuse(409, `host ${host} has not joined: POST /v1/agents/join first`);
     const revision = Number(url.searchParams.get('revision') ?? '-1');
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(host, ws, Number.isFinite(revision) ? revision : -1));
@@ -147,6 +155,13 @@ export class WatchHub implements AgentStatusSource {
   /** Feeds committed changes (from the store's subscription). */
   onChanges(changes: Change[]): void {
     this.touch(this.model.apply(changes));
+    // A revoked host's agent is cut off at once.
+    for (const [host, s] of this.sessions) {
+      if (this.model.hosts.get(host)?.revokedAt !== undefined) {
+        this.log.warn({ host }, 'host revoked; closing its watch');
+        s.ws.close(4003, 'host revoked');
+      }
+    }
   }
 
   /** Sends the views of `hosts` (those connected), once per event-loop turn. */

@@ -535,6 +535,7 @@ export class Datapath implements Output {
   /** Forgets learned MACs not seen for the aging time, and expired NAT connections; asks for
    * the NATs' next hops now and then. Call every second or so. */
   age(now: number): void {
+    if (this.peersChanged) this.syncPeers();
     this.tunnelUnderlay?.tunnels?.tick();
     for (const net of this.networks) net?.fdb.age(now);
     for (const nat of this.nats.values()) this.nat.tick(nat, now);

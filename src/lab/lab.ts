@@ -115,6 +115,8 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
       remember(state, 'controller', controllerArgv(plan));
       await waitController(plan, state);
     }
+    // Each host registered first, its join token in the host's own directory for its agent.
+    if (plan.controller) await registerHosts(plan);
     for (const host of plan.hosts) {
       if (host.datapath === 'weft') {
         if (!plan.controller) writeFileSync(agentConfigFile(plan, host), stringify(agentConfig(plan, host)));
@@ -346,12 +348,12 @@ function agentConfigFile(plan: LabPlan, host: LabHost): string {
 /** How a host's agent is started: following the lab's controller, or from its config file. */
 function agentArgv(plan: LabPlan, host: LabHost): string[] {
   const source = plan.controller
-    ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(labDir(plan.name), 'controller', 'join.token'),
+    ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(hostDir(plan, host), 'join.token'),
       '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu),
       ...(plan.physical ? ['--physical-network', `${plan.physical.name}=phys0`] : [])]
     : ['--config', agentConfigFile(plan, host)];
   // Each host's tunnel key lives in the lab's directory, gone with the lab.
-  const tunnels = ['--key-file', join(labDir(plan.name), `${host.name}.key`), ...(plan.rekeyAfter ? ['--rekey-after', String(plan.rekeyAfter)] : [])];
+  const tunnels = ['--key-file', join(hostDir(plan, host), 'tunnel.key'), ...(plan.rekeyAfter ? ['--rekey-after', String(plan.rekeyAfter)] : [])];
   return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, ...tunnels, '--socket', agentSocket(plan.name, host.name)];
 }
 
@@ -417,13 +419,26 @@ export async function dhcpClient(plan: LabPlan, vm: LabPlan['vms'][number], extr
 /** Creates the lab's hosts, networks, subnets and ports through the controller's API.
  * Every host is registered first, as an administrator would (`weft host create`): a port
  * names a registered host, and hosts with the linux datapath have no agent to join. */
-async function provision(plan: LabPlan): Promise<string[]> {
+/** Registers the lab's hosts with its controller, and gives each Weft host's agent its
+ * join token (single use: the agent enrolls its identity key with it). */
+async function registerHosts(plan: LabPlan): Promise<void> {
   const api = labApi(plan);
   for (const host of plan.hosts) {
     const body = { name: host.name, address: host.address, mtu: plan.underlayMtu, ...(plan.physical && host.datapath === 'weft' ? { physicalNetworks: { [plan.physical.name]: 'phys0' } } : {}) };
-    // The host's agent may be joining at this very moment: a 409 says so; once more is enough.
-    await api.call('POST', '/v1/hosts', body).catch((err) => (err instanceof ApiClientError && err.status === 409 ? api.call('POST', '/v1/hosts', body) : Promise.reject(err)));
+    const r = await api.call<{ joinToken: string }>('POST', '/v1/hosts', body);
+    if (host.datapath !== 'weft') continue;
+    mkdirSync(hostDir(plan, host), { recursive: true, mode: 0o700 });
+    writeFileSync(join(hostDir(plan, host), 'join.token'), `${r.joinToken}\n`, { mode: 0o600 });
   }
+}
+
+/** A Weft host's files: its join token, identity and tunnel keys. */
+function hostDir(plan: LabPlan, host: LabHost): string {
+  return join(labDir(plan.name), 'hosts', host.name);
+}
+
+async function provision(plan: LabPlan): Promise<string[]> {
+  const api = labApi(plan);
   for (const net of plan.networks) {
     await api.call('POST', '/v1/networks', {
       name: net.name, vni: net.vni, encapsulation: net.encapsulation, encryption: net.encrypted ? 'noise' : 'none', ...(net.mtu ? { mtu: net.mtu } : {}),

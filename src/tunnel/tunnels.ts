@@ -109,6 +109,8 @@ class Peer implements TunnelPeer {
   lastInitiationAt = -Infinity;
   lastSentAt = 0;
   lastReceivedAt = 0;
+  /** When the last unanswered-data handshake was started (see tick). */
+  unansweredSince = 0;
   held: Uint8Array | null = null;
   readonly heldLengths = new Int32Array(HELD_FRAMES);
   heldCount = 0;
@@ -215,7 +217,12 @@ export class Tunnels implements TunnelEngine {
       if (s.publicKey.length !== 32) throw new Error(`peer ${s.name ?? text}: a public key is 32 bytes, not ${s.publicKey.length}`);
       const have = this.peers.get(text);
       if (have === undefined) {
-        this.peers.set(text, new Peer(Buffer.from(s.publicKey), text, s.name, s.address, s.port));
+        const p = new Peer(Buffer.from(s.publicKey), text, s.name, s.address, s.port);
+        this.peers.set(text, p);
+        // Handshake at once, not at the first frame: a peer still holding a session from
+        // before this host restarted moves to the new one now, instead of sending into a
+        // session nobody has until it expires.
+        this.initiate(p, this.now());
       } else if (have.configuredAddress !== s.address || have.configuredPort !== s.port) {
         // The controller learned where it is now: believe it over an older roam.
         have.address = have.configuredAddress = s.address;
@@ -283,6 +290,12 @@ export class Tunnels implements TunnelEngine {
       }
       const s = p.current;
       if (s === null) continue;
+      // Data sent and nothing heard since for 15 s (WireGuard's rule): the peer may have lost
+      // its side of the session (a restart); a new handshake settles it.
+      if (p.lastSentAt > p.lastReceivedAt && now - Math.max(p.lastReceivedAt, p.unansweredSince) >= KEEPALIVE_MS + REKEY_TIMEOUT_MS && p.handshake === null) {
+        p.unansweredSince = now;
+        this.initiate(p, now);
+      }
       const quietFor = now - p.lastSentAt;
       if ((this.keepaliveMs > 0 && quietFor >= this.keepaliveMs) || (p.lastReceivedAt > p.lastSentAt && now - p.lastReceivedAt >= KEEPALIVE_MS)) {
         this.sendSealed(p, s, new Uint8Array(0), now);
@@ -496,9 +509,17 @@ export class Tunnels implements TunnelEngine {
     if (now - p.lastInitiationAt < INITIATION_MIN_GAP_MS) return TunnelRefusal.rateLimited;
     p.lastTimestamp = c.timestamp;
     p.lastInitiationAt = now;
+    if (p.handshake !== null) {
+      // Both hosts started a handshake at once: the one whose key sorts lower wins, so the
+      // pair ends up with one new session rather than two that push each other out.
+      if (Buffer.compare(this.local.publicKey, p.key) < 0) return TUNNEL_HANDLED;
+      this.handshakes.delete(p.handshake.localIndex);
+      p.handshake = null;
+      p.handshakeStartedAt = 0;
+    }
     const index = this.newIndex();
     const { message, keys } = createResponse(c, index);
-    this.addMacs(message, p, now);
+    p.lastMac1Sent = this.addMacs(message, p, now);
     this.forget(p.next);
     const s = new Session(p, index, c.remoteIndex, keys.send, keys.receive, false, now);
     p.next = s;
@@ -545,15 +566,22 @@ export class Tunnels implements TunnelEngine {
     return TUNNEL_HANDLED;
   }
 
+  /** A cookie for a handshake message this host sent: an initiation (its index a handshake
+   * under way) or a response (its index the session it offered). */
   private onCookieReply(msg: Uint8Array, now: number): number {
-    const p = this.handshakes.get(readU32le(msg, 4));
+    const index = readU32le(msg, 4);
+    const p = this.handshakes.get(index) ?? this.sessions.get(index)?.peer;
     if (p === undefined || p.lastMac1Sent === null) return TunnelRefusal.unknownSession;
     const cookie = aeadOpen(p.cookieKey, Buffer.from(msg.subarray(8, 20)), p.lastMac1Sent, msg.subarray(20, 52));
     if (cookie === null) return TunnelRefusal.authFailed;
     p.cookie = cookie;
     p.cookieAt = now;
-    // Try again at the next tick, now with mac2.
-    p.handshakeSentAt = now - REKEY_TIMEOUT_MS;
+    // An initiation is sent again at once, now with mac2 (the peer is there, only busy); a
+    // response goes with mac2 when the peer tries again.
+    if (p.handshake !== null && p.handshake.localIndex === index) {
+      p.handshakeSentAt = now - REKEY_TIMEOUT_MS;
+      this.initiate(p, now);
+    }
     return TUNNEL_HANDLED;
   }
 }
