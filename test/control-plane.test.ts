@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -16,6 +16,7 @@ import { Agent } from '../src/agent/agent.js';
 import { hostStateFrom } from '../src/agent/config.js';
 import { MemoryFabric, type MemoryPort } from '../src/datapath/memory.js';
 import { Controller } from '../src/controller/controller.js';
+import { loadOrCreateTls } from '../src/controller/tls.js';
 import { ApiClient } from '../src/cli/api-client.js';
 import { ArpOperation, ArpPacket } from '../src/wire/arp.js';
 import { parseIpv4, parseMac } from '../src/wire/bytes.js';
@@ -233,6 +234,50 @@ test('the watch stream: a host\'s own, signed with its identity; another host\'s
     await until('h1\'s watch closed', async () => !(await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected);
     assert.equal(await attempt(signAgentRequest('h1', ids[0].key, 'GET', '/v1/agents/h1/watch')), 401);
     assert.ok((await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h2')).status.connected, 'h2 is untouched');
+  } finally {
+    for (const s of sources) s.stop();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('TLS: the join token pins the controller\'s certificate authority; the agent checks it before sending anything, and keeps it', { timeout: 20_000 }, async () => {
+  const { ControllerSource } = await import('../src/agent/controller-source.js');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-tls-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, tls: true, loopbackUnderlay: true, log });
+  const sources: Array<InstanceType<typeof ControllerSource>> = [];
+  try {
+    await controller.start();
+    assert.ok(controller.tls);
+    const url = `https://127.0.0.1:${controller.port}`;
+    const admin = new ApiClient({ url, token: controller.tokens.admin, ca: controller.tls.ca });
+    const warnings: string[] = [];
+    const source = (name: string, token: string, caFile: string) => {
+      const s = new ControllerSource({
+        url, token, caFile, identity: identityFromPem(generateIdentity().pem),
+        log: { ...log, warn: (o: { err?: string }) => warnings.push(o.err ?? ''), info: () => {}, debug: () => {}, error: () => {} } as never,
+        host: { name, address: name === 'h1' ? '127.0.0.1' : '127.0.0.2', port: 4789, genevePort: 6081, tunnelPort: 4793, mtu: 1500 },
+        apply: () => {}, status: () => ({ ports: {}, counters: null }),
+      });
+      sources.push(s);
+      s.start();
+      return s;
+    };
+    const t1 = (await admin.call<{ joinToken: string }>('POST', '/v1/hosts', { name: 'h1', address: '127.0.0.1' })).joinToken;
+    assert.equal(t1.split('.')[1], controller.tls.fingerprint, 'the token names the authority');
+    await source('h1', t1, join(dir, 'h1-ca.pem')).ready;
+    assert.equal(readFileSync(join(dir, 'h1-ca.pem'), 'utf8').trim(), controller.tls.ca.trim(), 'pinned for later starts');
+    // A token naming another authority (the controller was swapped, or someone is in between).
+    const t2 = (await admin.call<{ joinToken: string }>('POST', '/v1/hosts', { name: 'h2', address: '127.0.0.2' })).joinToken;
+    const forged = `${t2.split('.')[0]}.${'A'.repeat(43)}`;
+    source('h2', forged, join(dir, 'h2-ca.pem'));
+    await until('the refusal', () => warnings.find((w) => w.includes('is not the controller')));
+    assert.match(warnings.find((w) => w.includes('is not the controller'))!, /its certificate authority's fingerprint is [A-Za-z0-9_-]{43}, the token names A{43}; nothing was sent to it/);
+    assert.equal((await admin.call<{ identityKey?: string }>('GET', '/v1/hosts/h2')).identityKey, undefined, 'h2 did not enroll');
+    assert.equal(existsSync(join(dir, 'h2-ca.pem')), false);
+    // The admin's CLI with the wrong authority is refused too.
+    const other = await loadOrCreateTls(join(dir, 'another-controller'));
+    await assert.rejects(new ApiClient({ url, token: controller.tokens.admin, ca: other.ca }).call('GET', '/v1/hosts'), /certificate/);
   } finally {
     for (const s of sources) s.stop();
     await controller.stop();

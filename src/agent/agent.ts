@@ -49,6 +49,8 @@ export interface AgentOptions {
   rekeyAfterMs?: number;
   /** This host's identity key: what the agent enrolls and signs with (a controller only). */
   identity?: { key: KeyObject; publicKey: string };
+  /** Where an https:// controller's certificate authority is kept once pinned. */
+  caFile?: string;
 }
 
 export class Agent {
@@ -148,6 +150,7 @@ export class Agent {
       url,
       token,
       identity,
+      caFile: this.opts.caFile,
       host: {
         name: host, address: underlay.address, port: underlay.port, genevePort: underlay.genevePort, mtu: underlay.mtu, physicalNetworks,
         tunnelPort: underlay.tunnelPort, ...(this.tunnels ? { tunnelKey: this.tunnels.publicKey.toString('base64') } : {}),

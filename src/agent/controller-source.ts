@@ -6,7 +6,11 @@
  */
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import type { HostView } from '../view/host-view.js';
 import { signAgentRequest } from '../view/agent-auth.js';
 
@@ -17,6 +21,9 @@ export interface ControllerSourceOptions {
   token?: string;
   /** The host's identity key: what it enrolls and signs with. */
   identity: { key: KeyObject; publicKey: string };
+  /** Where the https:// controller's certificate authority is kept once pinned (by the
+   * fingerprint the join token carries), for the starts after the token is spent. */
+  caFile?: string;
   host: { name: string; address: string; port: number; genevePort: number; tunnelPort: number; tunnelKey?: string; mtu: number; physicalNetworks?: Record<string, string> };
   log: Logger;
   apply(view: HostView, revision: number): void;
@@ -31,6 +38,8 @@ const SILENT_MS = 15_000;
 
 export class ControllerSource {
   private ws: WebSocket | null = null;
+  /** The pinned certificate authority of an https:// controller (PEM). */
+  private ca: string | null = null;
   private revision = -1;
   private stopped = false;
   private backoff = BACKOFF_MIN_MS;
@@ -72,12 +81,9 @@ export class ControllerSource {
    * the identity yet), with the join token, which enrolls it. */
   private async join(): Promise<void> {
     const { url, host, identity } = this.opts;
-    const post = (authorization: string) => fetch(new URL('/v1/agents/join', url), {
-      method: 'POST',
-      headers: { authorization, 'content-type': 'application/json' },
-      body: JSON.stringify({ ...host, identityKey: identity.publicKey }),
-      signal: AbortSignal.timeout(5000),
-    });
+    const ca = await this.trust();
+    const body = JSON.stringify({ ...host, identityKey: identity.publicKey });
+    const post = (authorization: string) => request(new URL('/v1/agents/join', url), 'POST', { authorization, 'content-type': 'application/json' }, body, ca);
     let res = await post(signAgentRequest(host.name, identity.key, 'POST', '/v1/agents/join'));
     if (res.status === 401 && this.opts.token) {
       res = await post(`Bearer ${this.opts.token}`);
@@ -86,9 +92,35 @@ export class ControllerSource {
       this.opts.token = undefined;
     }
     if (!res.ok) {
-      const body = (await res.json().catch(() => ({}))) as { detail?: string };
-      throw new Error(`join refused (${res.status}): ${body.detail ?? res.statusText}`);
+      let detail = res.body;
+      try {
+        detail = (JSON.parse(res.body) as { detail?: string }).detail ?? res.body;
+      } catch { /* not a problem body: its text */ }
+      throw new Error(`join refused (${res.status}): ${detail}`);
     }
+  }
+
+  /**
+   * The https:// controller's certificate authority: pinned before anything is sent. The
+   * first time, the join token names its fingerprint; the authority the controller shows
+   * must have it, and is kept (caFile) for later starts. null: plain http.
+   */
+  private async trust(): Promise<string | null> {
+    const { url, caFile } = this.opts;
+    if (new URL(url).protocol !== 'https:') return null;
+    if (this.ca !== null) return this.ca;
+    if (caFile && existsSync(caFile)) return (this.ca = readFileSync(caFile, 'utf8'));
+    const pinned = this.opts.token?.split('.')[1];
+    if (!pinned) throw new Error(`cannot trust ${url}: no join token naming its certificate authority, and none pinned${caFile ? ` in ${caFile}` : ''}`);
+    const shown = await authorityOf(new URL(url));
+    const fingerprint = createHash('sha256').update(shown).digest('base64url');
+    if (fingerprint !== pinned) {
+      throw new Error(`${url} is not the controller this host's join token is for: its certificate authority's fingerprint is ${fingerprint}, the token names ${pinned}; nothing was sent to it`);
+    }
+    const pem = `-----BEGIN CERTIFICATE-----\n${shown.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+    if (caFile) writeFileSync(caFile, pem, { mode: 0o644 });
+    this.opts.log.info({ caFingerprint: fingerprint }, 'pinned the controller\'s certificate authority');
+    return (this.ca = pem);
   }
 
   private async connect(): Promise<void> {
@@ -102,7 +134,11 @@ export class ControllerSource {
     }
     const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}`, url);
     wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(wsUrl, { headers: { authorization: signAgentRequest(host.name, identity.key, 'GET', wsUrl.pathname) }, handshakeTimeout: 5000 });
+    const ws = new WebSocket(wsUrl, {
+      headers: { authorization: signAgentRequest(host.name, identity.key, 'GET', wsUrl.pathname) }, handshakeTimeout: 5000,
+      // The pinned authority is the trust: the controller's name need not be in its certificate.
+      ...(this.ca ? { ca: this.ca, checkServerIdentity: () => undefined } : {}),
+    });
     this.ws = ws;
     // The controller pings every 5 s: a watch silent for three times that is dead (a
     // connection whose far end vanished says nothing by itself), and is made anew.
@@ -179,4 +215,41 @@ export class ControllerSource {
     this.ws?.close(1000, 'agent stopping');
     this.ws = null;
   }
+}
+
+/** One HTTP(S) request: https verified against `ca` alone (names unchecked: the pin is the
+ * trust). */
+function request(url: URL, method: string, headers: Record<string, string>, body: string, ca: string | null): Promise<{ status: number; ok: boolean; body: string }> {
+  return new Promise((resolve, reject) => {
+    const options = { method, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, timeout: 5000 };
+    const done = (res: import('node:http').IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ok: (res.statusCode ?? 0) < 300, body: text }));
+      res.on('error', reject);
+    };
+    const req = url.protocol === 'https:'
+      ? httpsRequest(url, { ...options, ca: ca ?? undefined, checkServerIdentity: () => undefined }, done)
+      : httpRequest(url, options, done);
+    req.on('timeout', () => req.destroy(new Error(`${url.origin} did not answer in 5 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The certificate authority (DER) at the end of the chain a TLS server shows. Nothing is
+ * sent on the connection but the handshake. */
+function authorityOf(url: URL): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: url.hostname, port: Number(url.port) || 443, rejectUnauthorized: false, timeout: 5000 }, () => {
+      let cert: DetailedPeerCertificate = socket.getPeerCertificate(true);
+      for (let i = 0; i < 8 && cert.issuerCertificate && cert.issuerCertificate !== cert && cert.issuerCertificate.raw; i++) cert = cert.issuerCertificate;
+      socket.end();
+      if (!cert?.raw) return reject(new Error(`${url.origin} showed no certificate`));
+      resolve(cert.raw);
+    });
+    socket.on('timeout', () => socket.destroy(new Error(`${url.origin} did not complete a TLS handshake in 5 s`)));
+    socket.on('error', reject);
+  });
 }

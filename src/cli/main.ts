@@ -30,7 +30,7 @@ const program = new Command('weft')
 program.command('agent')
   .description('run the agent of this host, from a config file or following a controller')
   .option('-c, --config <file>', 'the host\'s YAML config (networks, remote hosts, ports)')
-  .option('--controller <url>', 'follow this controller (http://HOST:PORT) instead of a config file\'s networks and ports')
+  .option('--controller <url>', 'follow this controller (https://HOST:PORT; http:// on loopback) instead of a config file\'s networks and ports')
   .option('--join-token <token>', 'this host\'s join token (weft host create prints it): needed to enroll, the first time')
   .option('--join-token-file <file>', 'read the join token from this file')
   .option('--host <name>', 'this host\'s name (with --controller; default: the hostname)')
@@ -79,7 +79,10 @@ program.command('agent')
       throw new UsageError((err as Error).message);
     }
     if (identity?.created) log.info({ identityFile }, 'made this host\'s identity key');
-    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host), undefined, { tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined, identity });
+    const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host), undefined, {
+      tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined, identity,
+      caFile: join(dirname(keyFile), 'controller-ca.pem'),
+    });
     await agent.start();
     if (opts.controller) {
       // Needed the first time only (to enroll); a later start signs with the identity key.
@@ -132,12 +135,19 @@ program.command('controller')
   .option('-l, --listen <host:port>', 'the API\'s TCP address', '0.0.0.0:7411')
   .option('-s, --socket <path>', 'also serve the API on this unix socket')
   .option('--allow-loopback-underlay', 'accept agents whose underlay address is a loopback address (all agents on this machine, as in tests)')
+  .option('--tls', 'TLS on a loopback --listen too (it is always on for any other address)')
+  .option('--no-tls', 'plain HTTP on a loopback --listen (the default there; refused for any other address)')
+  .option('--tls-cert <file>', 'the serving certificate chain (PEM, ending with its authority) instead of the one made in DATA_DIR/tls')
+  .option('--tls-key <file>', 'its key (PEM)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => {
     const m = /^(.*):(\d+)$/.exec(opts.listen);
     if (!m) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(opts.listen)}`);
+    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
     const log = pino({ level: opts.logLevel }, pino.destination(2));
-    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, loopbackUnderlay: Boolean(opts.allowLoopbackUnderlay), log });
+    // commander sets tls to true by default because of --no-tls: only an explicit flag counts.
+    const tlsFlag = process.argv.includes('--tls') ? true : process.argv.includes('--no-tls') ? false : undefined;
+    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, loopbackUnderlay: Boolean(opts.allowLoopbackUnderlay), tls: tlsFlag, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, log });
     await controller.start();
     const stop = () => void controller.stop().then(() => process.exit(0));
     process.once('SIGTERM', stop);

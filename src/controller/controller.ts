@@ -14,7 +14,9 @@ import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
+import { createServer as createHttpsServer } from 'node:https';
 import { apiApp } from './api.js';
+import { loadOrCreateTls, tlsFromFiles, type ControllerTls } from './tls.js';
 import { Applier } from './apply.js';
 import { ModelCache } from './model-cache.js';
 import { NetworkService } from './service.js';
@@ -40,6 +42,12 @@ export interface ControllerOptions {
   loopbackUnderlay?: boolean;
   /** A store to use instead of DATA_DIR/weft.db (tests, benchmarks). */
   store?: Store;
+  /** TLS on the TCP listener: always where it is not a loopback address (plain HTTP is
+   * only for loopback and the unix socket); on loopback when true. */
+  tls?: boolean;
+  /** The operator's certificate chain and key, instead of DATA_DIR/tls's. */
+  tlsCert?: string;
+  tlsKey?: string;
   log: Logger;
 }
 
@@ -103,6 +111,8 @@ export class Controller {
   /** The TCP port actually bound (useful with port 0). */
   port = 0;
   tokens = { admin: '' };
+  /** The TCP listener's TLS (null: plain HTTP, on loopback). */
+  tls: ControllerTls | null = null;
 
   constructor(private readonly opts: ControllerOptions) {}
 
@@ -128,10 +138,19 @@ export class Controller {
     for (const c of early) hub.onChanges(c.filter((x) => x.revision > model.revision));
     deliver = (c) => hub.onChanges(c);
 
-    const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false };
+    const { host: listenHost } = this.opts.listen;
+    const loopback = /^127\./.test(listenHost) || listenHost === 'localhost' || listenHost === '::1';
+    if (this.opts.tls === false && !loopback) throw new DataDirError(`plain HTTP is only for loopback addresses and the unix socket: drop --no-tls, or listen on 127.0.0.1`);
+    const tls = this.opts.tls ?? !loopback
+      ? (this.opts.tlsCert && this.opts.tlsKey ? tlsFromFiles(this.opts.tlsCert, this.opts.tlsKey) : await loadOrCreateTls(join(dataDir, 'tls')))
+      : null;
+    this.tls = tls;
+    const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint };
     const app = apiApp({ service: new NetworkService(store, rules), applier: new Applier(store, rules), adminToken: this.tokens.admin, agents: hub });
-    const listen = async (bind: (server: Server, ready: () => void) => void): Promise<Server> => {
-      const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    const listen = async (bind: (server: Server, ready: () => void) => void, secure: boolean): Promise<Server> => {
+      const server = (secure && tls
+        ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { key: tls.key, cert: tls.cert } })
+        : createAdaptorServer({ fetch: app.fetch })) as Server;
       // What one client can make the controller hold: a connection that sends its headers
       // slowly, or its body never, is closed; so are connections beyond MAX_CONNECTIONS.
       server.headersTimeout = HEADERS_TIMEOUT_MS;
@@ -147,16 +166,16 @@ export class Controller {
       });
       return server;
     };
-    const tcp = await listen((server, ready) => server.listen(this.opts.listen.port, this.opts.listen.host, ready));
+    const tcp = await listen((server, ready) => server.listen(this.opts.listen.port, this.opts.listen.host, ready), true);
     const addr = tcp.address();
     this.port = typeof addr === 'object' && addr ? addr.port : this.opts.listen.port;
     const socket = this.opts.socket;
     if (socket) {
       rmSync(socket, { force: true });
-      await listen((server, ready) => server.listen(socket, ready));
+      await listen((server, ready) => server.listen(socket, ready), false);
       chmodSync(socket, 0o600);
     }
-    log.info({ listen: `${this.opts.listen.host}:${this.port}`, socket: this.opts.socket, revision: model.revision, dataDir }, 'controller ready');
+    log.info({ listen: `${tls ? 'https' : 'http'}://${this.opts.listen.host}:${this.port}`, ...(tls ? { caFingerprint: tls.fingerprint } : {}), socket: this.opts.socket, revision: model.revision, dataDir }, 'controller ready');
   }
 
   async stop(): Promise<void> {

@@ -39,6 +39,8 @@ export interface ServiceOptions {
    * machine, as in tests and single-machine trials. Off by default: a real host reached at
    * 127.0.0.1 is a mistake that would send every tunnel to the sender itself. */
   loopbackUnderlay?: boolean;
+  /** The fingerprint of the TLS authority agents must find (carried in join tokens). */
+  tlsFingerprint?: string;
 }
 
 type HostBody = Omit<z.infer<typeof hostJoin>, 'physicalNetworks' | 'tunnelPort'> & { physicalNetworks?: Record<string, string>; tunnelPort?: number };
@@ -406,7 +408,10 @@ export class NetworkService {
   /** A fresh join token for a registered host (its agent was reinstalled, or revoked). */
   async issueJoinToken(name: string, ttlSeconds = JOIN_TOKEN_SECONDS): Promise<{ joinToken: string; joinTokenExpiresAt: string }> {
     await this.entry<Host>(Keys.host(name), 'host', name);
-    const joinToken = randomBytes(32).toString('base64url');
+    // The secret, then the fingerprint of the controller's TLS authority: the agent checks
+    // the controller is the one the token came from before it sends the token.
+    const fingerprint = this.opts.tlsFingerprint;
+    const joinToken = `${randomBytes(32).toString('base64url')}${fingerprint ? `.${fingerprint}` : ''}`;
     const joinTokenExpiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
     const value: JoinToken = { sha256: sha256(joinToken), expiresAt: joinTokenExpiresAt };
     await this.store.commit([], [{ type: 'put', key: Keys.joinToken(name), value }]);

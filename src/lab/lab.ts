@@ -348,7 +348,7 @@ function agentConfigFile(plan: LabPlan, host: LabHost): string {
 /** How a host's agent is started: following the lab's controller, or from its config file. */
 function agentArgv(plan: LabPlan, host: LabHost): string[] {
   const source = plan.controller
-    ? ['--controller', `http://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(hostDir(plan, host), 'join.token'),
+    ? ['--controller', `https://${plan.controller.address}:${CONTROLLER_PORT}`, '--join-token-file', join(hostDir(plan, host), 'join.token'),
       '--host', host.name, '--underlay-address', host.address, '--underlay-mtu', String(plan.underlayMtu),
       ...(plan.physical ? ['--physical-network', `${plan.physical.name}=phys0`] : [])]
     : ['--config', agentConfigFile(plan, host)];

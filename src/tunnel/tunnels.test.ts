@@ -286,3 +286,20 @@ test('tunnels: a session past its time is not used; the next frame starts a hand
   net.deliver();
   assert.deepEqual(b.got, ['x', 'later']);
 });
+
+test('tunnels: a host told of its peer before the peer is told of it still gets a session at once, whichever key wins', () => {
+  for (let run = 0; run < 8; run++) {
+    const net = new Net();
+    const a = net.host(A);
+    const b = net.host(B);
+    a.knows(b);
+    net.deliver(); // a's initiation: b does not know a yet, and refuses it
+    assert.deepEqual(b.refused, [TunnelRefusal.handshakeRefused]);
+    b.knows(a);
+    net.deliver();
+    assert.ok(a.send(b, 'now') > 0, `run ${run}: a has a session`);
+    assert.ok(b.send(a, 'back') > 0, `run ${run}: b has one`);
+    net.deliver();
+    assert.deepEqual([b.got, a.got], [['now'], ['back']]);
+  }
+});

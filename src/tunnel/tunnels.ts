@@ -503,6 +503,9 @@ export class Tunnels implements TunnelEngine {
     const p = this.peers.get(c.initiatorKey.toString('base64'));
     if (p === undefined) return TunnelRefusal.handshakeRefused;
     if (p.lastTimestamp !== null && Buffer.compare(c.timestamp, p.lastTimestamp) <= 0) {
+      // The latest one again is the peer sending it twice (see the tie-break below): not
+      // an attack; an older one is a replay.
+      if (Buffer.compare(c.timestamp, p.lastTimestamp) === 0) return TUNNEL_HANDLED;
       p.stats.replays++;
       return TunnelRefusal.replay;
     }
@@ -511,8 +514,13 @@ export class Tunnels implements TunnelEngine {
     p.lastInitiationAt = now;
     if (p.handshake !== null) {
       // Both hosts started a handshake at once: the one whose key sorts lower wins, so the
-      // pair ends up with one new session rather than two that push each other out.
-      if (Buffer.compare(this.local.publicKey, p.key) < 0) return TUNNEL_HANDLED;
+      // pair ends up with one new session rather than two that push each other out. The
+      // winner sends its initiation again: the first may have reached the peer before the
+      // peer knew this host, and been refused.
+      if (Buffer.compare(this.local.publicKey, p.key) < 0) {
+        this.outbox.push({ data: p.handshake.message, address: p.address, port: p.port });
+        return TUNNEL_HANDLED;
+      }
       this.handshakes.delete(p.handshake.localIndex);
       p.handshake = null;
       p.handshakeStartedAt = 0;
@@ -534,9 +542,12 @@ export class Tunnels implements TunnelEngine {
     return TUNNEL_HANDLED;
   }
 
+  /** A response: mac1 as any handshake message, but no cookie even under load. It must name
+   * a handshake of ours by its random index, which only the peer we sent it to (or someone
+   * on the path) knows, so it cannot come from a flood of forged sources. */
   private onResponse(msg: Uint8Array, fromAddress: number, fromPort: number, now: number): number {
-    const admitted = this.admit(msg, fromAddress, fromPort, now);
-    if (admitted !== 0) return admitted;
+    const at = msg.length - 32;
+    if (!sameMac(mac16(this.ownMac1Key, msg.subarray(0, at)), msg.subarray(at, at + 16))) return TunnelRefusal.handshakeRefused;
     const index = readU32le(msg, 8);
     const p = this.handshakes.get(index);
     if (p === undefined || p.handshake === null || p.handshake.localIndex !== index) return TunnelRefusal.unknownSession;
