@@ -6,8 +6,9 @@
  *   Authorization: WeftHost h1:1795582270098:BASE64URL(signature)
  *
  * over "weft agent v1\n" HOST "\n" MILLISECONDS "\n" METHOD " " PATH. A signature is good
- * for two minutes either side of the controller's clock and for that method and path only.
- * (Without TLS a listener on the path could replay it within that time; TLS is the next step.)
+ * for two minutes either side of the controller's clock and for that method and path only;
+ * it crosses the network only inside TLS (an agent reaches its controller over https://,
+ * plain http:// being for loopback), so nobody on the path can replay it.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
