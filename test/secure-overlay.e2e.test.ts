@@ -1,15 +1,15 @@
 /**
  * Encrypted networks end to end, in a lab of three hosts whose agents follow a controller:
- * what crosses the underlay is sealed (tcpdump's bytes and tshark's decoding show no inner
- * frame), plain VXLAN for an encrypted network and replayed datagrams deliver nothing and
- * are counted, sessions rotate under a 100-packet-a-second ping without a loss, a handshake
+ * what crosses the underlay is sealed (tcpdump's bytes, tshark's decoding and `weft capture
+ * --layer outer` show no inner frame), plain VXLAN for an encrypted network and replayed
+ * datagrams deliver nothing and are counted, sessions rotate under a 100-packet-a-second ping without a loss, a handshake
  * flood leaves the tunnels in use working, a host whose underlay address changes keeps its
  * tunnels while the controller learns the new address, and a revoked host is cut off.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import { observe, withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump', 'tshark');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const api = (lab: string) => new ApiClient({ url: `unix:${controllerSocket(lab)}`, token: readFileSync(join(labDir(lab), 'controller', 'admin.token'), 'utf8').trim() });
 /** What the VMs send: a pattern ping repeats through its payload. */
@@ -107,6 +108,17 @@ test('encrypted networks: sealed on the wire, forgeries and replays counted, rot
     const decoded = spawnSync('tshark', ['-r', pcap, '-d', `udp.port==${TUNNEL_PORT},vxlan`, '-Y', 'icmp or arp', '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' });
     assert.equal(decoded.status, 0, decoded.stderr);
     assert.equal(decoded.stdout.trim(), '', 'tshark finds no inner ICMP or ARP');
+
+    // weft capture of the tunnels' outer layer shows them as the underlay does: sealed.
+    const outer = join(pcap, '..', 'outer.pcap');
+    const cap = spawn(process.execPath, [CLI, 'capture', '--lab', lab.name, '--host', 'h1', '--tunnel', 'all', '--layer', 'outer', '-d', '2', '-w', outer], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const capDone = new Promise<number>((resolve) => cap.on('close', (code) => resolve(code ?? 1)));
+    await until('the capture to start', async () => existsSync(outer) && statSync(outer).size >= 24);
+    await lab.run('blue1', 'ping', '-c', '3', '-i', '0.2', '-p', hex(PATTERN), '10.10.0.2');
+    assert.equal(await capDone, 0);
+    const captured = udpPayloads(outer);
+    assert.ok(captured.filter((d) => d.dstPort === TUNNEL_PORT && d.payload[0] === 4).length >= 3, `weft capture saw the sealed datagrams: ${captured.length}`);
+    assert.ok(captured.every((d) => !d.payload.includes(PATTERN)), 'and nothing in clear');
 
     // Plain VXLAN for blue's VNI, from another host of the lab (its real address), and the
     // sealed datagrams captured above, replayed from h1's address: blue2 sees none of it.
