@@ -140,6 +140,15 @@ async function withBenchLab<T>(name: string, datapath: 'weft' | 'linux' | 'route
 }
 
 const gbit = (bps: number) => (bps / 1e9).toFixed(2);
+
+/** A Markdown table of `base` and each other path, with base's ratio to each. */
+function ratioTable(what: string, name: string, base: { label: string; r: Result }, others: Array<readonly [string, Result]>): void {
+  console.log(`| ${what} | TCP, 1 stream | 64-byte packets | ${name} vs this (TCP / packets) |`);
+  console.log('|---|---|---|---|');
+  for (const [label, r] of [[base.label, base.r] as const, ...others]) {
+    console.log(`| ${label} | ${gbit(r.tcpBps)} Gbit/s | ${kpps(r.udpPps)} kpps | ${(base.r.tcpBps / r.tcpBps).toFixed(2)} / ${(base.r.udpPps / r.udpPps).toFixed(2)} |`);
+  }
+}
 const kpps = (pps: number) => (pps / 1e3).toFixed(0);
 
 /** Turns transmit checksum offload (and with it segmentation offload) on or off on a lab
@@ -182,35 +191,23 @@ async function main(): Promise<void> {
   console.log(`wireguard-go        tcp ${gbit(wireguard.tcpBps)} Gbit/s  udp64 ${kpps(wireguard.udpPps)} kpps`);
   console.log(`nebula              tcp ${gbit(nebula.tcpBps)} Gbit/s  udp64 ${kpps(nebula.udpPps)} kpps`);
   console.log('');
-  console.log('| path | TCP, 1 stream | 64-byte packets | Weft vs this (TCP / packets) |');
-  console.log('|---|---|---|---|');
-  console.log(`| Weft (userspace, VXLAN) | ${gbit(weft.tcpBps)} Gbit/s | ${kpps(weft.udpPps)} kpps | 1.00 / 1.00 |`);
-  const rows = [
+  ratioTable('path', 'Weft', { label: 'Weft (userspace, VXLAN)', r: weft }, [
     ['Weft, routed between two networks (the switched path vs this)', routed],
     ['Weft, through source NAT to the outside (the switched path vs this)', snat],
     ['Linux kernel VXLAN, offloads on (the reference)', linux],
     ['Linux kernel VXLAN, tx checksum offload off (handicapped)', handicapped],
     ['bare underlay (veth), offloads on', underlay],
-  ] as const;
-  for (const [label, r] of rows) {
-    console.log(`| ${label} | ${gbit(r.tcpBps)} Gbit/s | ${kpps(r.udpPps)} kpps | ${(weft.tcpBps / r.tcpBps).toFixed(2)} / ${(weft.udpPps / r.udpPps).toFixed(2)} |`);
-  }
+  ]);
   console.log('');
   console.log(`Security groups: port security and 1,000 rules on both ports carried ${gbit(groups.tcpBps)} Gbit/s and ${kpps(groups.udpPps)} kpps`
     + ` against ${gbit(open.tcpBps)} Gbit/s and ${kpps(open.udpPps)} kpps with port security off: ${(groups.tcpBps / open.tcpBps).toFixed(2)} / ${(groups.udpPps / open.udpPps).toFixed(2)}.`);
   console.log('');
-  console.log('| encrypted path | TCP, 1 stream | 64-byte packets | Weft encrypted vs this (TCP / packets) |');
-  console.log('|---|---|---|---|');
-  console.log(`| Weft, encrypted (VM to VM) | ${gbit(sealed.tcpBps)} Gbit/s | ${kpps(sealed.udpPps)} kpps | 1.00 / 1.00 |`);
-  const encryptedRows = [
+  ratioTable('encrypted path', 'Weft encrypted', { label: 'Weft, encrypted (VM to VM)', r: sealed }, [
     ['Weft, the same lab unencrypted (the cost of encryption)', open],
     ['wireguard-go (host to host)', wireguard],
     ['nebula (host to host)', nebula],
     ['bare underlay (veth), offloads on', underlay],
-  ] as const;
-  for (const [label, r] of encryptedRows) {
-    console.log(`| ${label} | ${gbit(r.tcpBps)} Gbit/s | ${kpps(r.udpPps)} kpps | ${(sealed.tcpBps / r.tcpBps).toFixed(2)} / ${(sealed.udpPps / r.udpPps).toFixed(2)} |`);
-  }
+  ]);
   console.log('');
   const cpu = weft.agentCpu!;
   console.log(`Weft agents' CPU during the TCP run: ${cpu.map((c) => `${(c * 100).toFixed(0)}%`).join(', ')} of a core`
