@@ -302,3 +302,38 @@ test('tunnels: a host told of its peer before the peer is told of it still gets 
     assert.deepEqual([b.got, a.got], [['now'], ['back']]);
   }
 });
+
+test('tunnels: 20,000 hostile datagrams (random, truncated, with real headers and indexes) are refused with a reason each, never thrown on, and the session carries on', () => {
+  const { net, a, b } = pair({ loadThreshold: 1_000_000 });
+  a.send(b, 'x');
+  net.deliver();
+  a.send(b, 'template');
+  const template = net.wire.splice(0)[0].data;
+  // A fixed seed: the same datagrams every run.
+  let seed = 0x5eed;
+  const rand = () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  const allowed = new Set<number>([TUNNEL_HANDLED, ...Object.values(TunnelRefusal)]);
+  for (let i = 0; i < 20_000; i++) {
+    const kind = i % 4;
+    let d: Uint8Array;
+    if (kind === 0) {
+      d = new Uint8Array(Math.floor(rand() * 200)).map(() => Math.floor(rand() * 256));
+    } else if (kind === 1) {
+      d = Uint8Array.from(template.subarray(0, Math.floor(rand() * template.length))); // cut short
+    } else if (kind === 2) {
+      d = Uint8Array.from(template); // a real session's header, a byte of it changed
+      d[16 + Math.floor(rand() * (d.length - 16))] ^= 1 + Math.floor(rand() * 255);
+    } else {
+      d = new Uint8Array([148, 92, 52, 32][Math.floor(rand() * 4)]).map(() => Math.floor(rand() * 256));
+      d[0] = 1 + Math.floor(rand() * 4);
+      d[1] = d[2] = d[3] = 0;
+    }
+    const r = b.receive(d, C, 1 + Math.floor(rand() * 65535));
+    assert.ok(allowed.has(r) || r === 0, `datagram ${i} (kind ${kind}): ${r}`);
+    b.t.drain(() => {});
+  }
+  assert.deepEqual(b.got, ['x'], 'nothing forged was delivered (the template itself never was)');
+  a.send(b, 'after');
+  net.deliver();
+  assert.deepEqual(b.got.at(-1), 'after');
+});
