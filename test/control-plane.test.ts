@@ -7,6 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { get as httpGet } from 'node:http';
+import { hasCommand } from './support/env.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -97,6 +100,37 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
     }
     assert.equal(h1!.status.connected, true);
     assert.deepEqual(h1!.status.ports, { vm1: { attached: true } });
+
+    // Metrics, as Prometheus reads them: checked by promtool (Prometheus's own linter and
+    // parser) where it is installed, and for the series that say what happened here.
+    const agentText = await new Promise<string>((resolve, reject) => {
+      httpGet({ socketPath: join(dir, 'h1.sock'), path: '/metrics' }, (res) => {
+        let t = '';
+        res.on('data', (d) => (t += d));
+        res.on('end', () => resolve(t));
+      }).on('error', reject);
+    });
+    const ctlRes = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${controller.tokens.admin}` } });
+    assert.equal(ctlRes.status, 200);
+    const ctlText = await ctlRes.text();
+    assert.equal((await fetch(`${url}/metrics`)).status, 401, 'metrics need the admin token');
+    const series = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(series(agentText, /^weft_tunnel_handshakes_total\{remote="127\.0\.0\.\d:\d+",host="h1"\} (\d+)$/m) >= 1, 'a handshake with h2');
+    assert.ok(series(agentText, /^weft_port_rx_frames_total\{port="vm1",host="h1"\} (\d+)$/m) >= 1, 'frames from vm1');
+    assert.equal(series(agentText, /^weft_tunnel_encrypted\{remote="127\.0\.0\.\d:\d+",host="h1"\} (\d+)$/m), 1);
+    assert.ok(series(ctlText, /^weft_controller_http_request_duration_seconds_count\{method="POST",route="\/v1\/ports",status="201"\} (\d+)$/m) >= 2);
+    assert.equal(series(ctlText, /^weft_controller_watches (\d+)$/m), 2);
+    assert.ok(series(ctlText, /^weft_controller_store_commit_duration_seconds_count\{outcome="ok"\} (\d+)$/m) >= 4);
+    if (hasCommand('promtool')) {
+      for (const text of [agentText, ctlText]) {
+        // Exit 1: it did not parse; 3: it parsed, with lint findings. prom-client's own Node.js
+        // gauges (active handles, requests, resources) end in _total, which the linter
+        // dislikes; every series of ours must be clean.
+        const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+        const findings = `${check.stdout}${check.stderr}`.split('\n').filter((l) => l.trim() && !/^weft_(agent|controller)_nodejs_active_\w+_total /.test(l));
+        assert.ok(check.status === 0 || (check.status === 3 && findings.length === 0), `promtool (exit ${check.status}): ${findings.join('\n')}`);
+      }
+    }
 
     await api.call('DELETE', '/v1/ports/vm2');
     await until('vm2 removed on h2', () => !agents[1].datapath.hasPort('vm2'));

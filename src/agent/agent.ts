@@ -15,7 +15,8 @@ import { UdpUnderlay } from '../io/udp-underlay.js';
 import { PacketPort } from '../io/packet.js';
 import { parseIpv4 } from '../wire/bytes.js';
 import { loadConfig } from './config.js';
-import { serveControl } from './control.js';
+import { serveControl, serveMetrics } from './control.js';
+import { AgentMetrics } from './metrics.js';
 import { hostStateFromView, type HostState } from './desired-state.js';
 import { Reconciler, type BackendOpener } from './reconciler.js';
 import { ControllerSource } from './controller-source.js';
@@ -51,12 +52,15 @@ export interface AgentOptions {
   identity?: { key: KeyObject; publicKey: string };
   /** Where an https:// controller's certificate authority is kept once pinned. */
   caFile?: string;
+  /** Serve /metrics on this TCP address too (the control socket always has it). */
+  metricsListen?: { host: string; port: number };
 }
 
 export class Agent {
   readonly datapath: Datapath;
   private readonly reconciler: Reconciler;
   private server: Server | null = null;
+  private metricsServer: Server | null = null;
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
   private source: ControllerSource | null = null;
@@ -95,12 +99,16 @@ export class Agent {
     }
     this.datapath.startUnderlay(Date.now);
     this.apply(this.state);
+    const metrics = new AgentMetrics(this.state.host, this.datapath);
     this.server = await serveControl({
       host: this.state.host,
       datapath: this.datapath,
       pendingPorts: () => this.reconciler.pendingPorts(),
       startedAt: this.startedAt,
+      metrics,
     }, this.socketPath);
+    const ml = this.opts.metricsListen;
+    if (ml) this.metricsServer = await serveMetrics(metrics, ml.host, ml.port);
     this.timers.push(setInterval(() => this.datapath.age(Date.now()), AGE_MS));
     if (this.underlayAddress) this.timers.push(setInterval(() => this.followAddress(), ADDRESS_MS));
     this.timers.push(setInterval(() => {
@@ -191,6 +199,7 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     rmSync(this.socketPath, { force: true });
     this.datapath.close();
     this.log.info('agent stopped');

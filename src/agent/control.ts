@@ -2,6 +2,8 @@
  * The agent's local control API, served on a unix socket (only root can reach it):
  *
  *   GET /v1/stats                                  counters of every port, tunnel, network
+ *   GET /metrics                                   the same, for Prometheus (also on
+ *                                                  --metrics-listen HOST:PORT, metrics only)
  *   GET /v1/capture?port=NAME[&count=N]            a pcap stream of a port's frames
  *   GET /v1/capture?tunnel=ADDR|all&layer=inner|outer[&count=N]
  *
@@ -16,12 +18,14 @@ import { HTTPException } from 'hono/http-exception';
 import type { Datapath } from '../datapath/datapath.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { PcapTap, type CaptureLayer } from './capture.js';
+import type { AgentMetrics } from './metrics.js';
 
 export interface ControlContext {
   host: string;
   datapath: Datapath;
   pendingPorts(): Record<string, string>;
   startedAt: number;
+  metrics: AgentMetrics;
 }
 
 /** Records a slow reader may leave unread before new ones are dropped. */
@@ -44,6 +48,8 @@ export function controlApp(ctx: ControlContext): Hono {
       ...ctx.datapath.stats(formatIpv4),
     }),
   );
+
+  app.get('/metrics', async (c) => c.body(await ctx.metrics.text(), 200, { 'content-type': ctx.metrics.contentType }));
 
   app.get('/v1/capture', (c) => {
     const port = c.req.query('port');
@@ -111,5 +117,17 @@ export async function serveControl(ctx: ControlContext, socketPath: string): Pro
     server.listen(socketPath, () => resolve());
   });
   chmodSync(socketPath, 0o600);
+  return server;
+}
+
+/** Serves only /metrics on a TCP address, for a Prometheus server to scrape. */
+export async function serveMetrics(metrics: AgentMetrics, host: string, port: number): Promise<Server> {
+  const app = new Hono();
+  app.get('/metrics', async (c) => c.body(await metrics.text(), 200, { 'content-type': metrics.contentType }));
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
   return server;
 }

@@ -47,9 +47,12 @@ program.command('agent')
   }))
   .option('--physical-network <name=interface>', 'this host\'s interface on a physical network, for provider networks (repeatable)', collect, [])
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
+  .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (they are on the control socket too)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => {
     let state: HostState;
+    const metricsAt = opts.metricsListen ? /^(.*):(\d+)$/.exec(opts.metricsListen) : null;
+    if (opts.metricsListen && !metricsAt) throw new UsageError(`--metrics-listen takes HOST:PORT, not ${JSON.stringify(opts.metricsListen)}`);
     if (opts.config) {
       if (opts.physicalNetwork.length > 0) throw new UsageError(`${opts.config}: give physical networks in the file (physicalNetworks:), not with --physical-network`);
       state = loadConfig(opts.config);
@@ -82,6 +85,7 @@ program.command('agent')
     const agent = new Agent(state, log, opts.socket ?? defaultSocketPath(state.host), undefined, {
       tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined, identity,
       caFile: join(dirname(keyFile), 'controller-ca.pem'),
+      ...(metricsAt ? { metricsListen: { host: metricsAt[1], port: Number(metricsAt[2]) } } : {}),
     });
     await agent.start();
     if (opts.controller) {

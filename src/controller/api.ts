@@ -17,6 +17,7 @@ import { floatingIpCreate, hostJoin, name as nameSchema, networkCreate, networkU
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type AgentAuth, type NetworkService } from './service.js';
 import { parseAgentAuth } from '../view/agent-auth.js';
+import type { ControllerMetrics } from './metrics.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -32,6 +33,8 @@ export interface ApiOptions {
   applier: Applier;
   adminToken: string;
   agents: AgentStatusSource;
+  /** Times every request, and serves GET /metrics (admin token). */
+  metrics?: ControllerMetrics;
 }
 
 type Role = 'admin' | 'agent' | 'public';
@@ -141,6 +144,21 @@ export function apiApp(opts: ApiOptions): Hono {
   app.notFound((c) => problem(c, new ApiError(404, 'Not Found', `no route ${c.req.method} ${c.req.path}`)));
 
   app.get('/openapi.json', (c) => c.json(openapi(routes)));
+
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.use('*', async (c, next) => {
+      const started = performance.now();
+      await next();
+      // The route's pattern (bounded), never the path a client sent.
+      const route = c.req.matchedRoutes.filter((m) => m.method !== 'ALL').at(-1)?.path ?? 'unmatched';
+      metrics.requests.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
+    });
+    app.get('/metrics', async (c) => {
+      if (!sameToken(bearer(c.req.header('authorization')), opts.adminToken)) throw new ApiError(401, 'Unauthorized', 'send the admin token: Authorization: Bearer TOKEN');
+      return c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType });
+    });
+  }
 
   for (const r of routes) {
     const limit = r.bodyLimit ?? BODY_LIMIT;

@@ -16,6 +16,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { createServer as createHttpsServer } from 'node:https';
 import { apiApp } from './api.js';
+import { ControllerMetrics } from './metrics.js';
 import { loadOrCreateTls, tlsFromFiles, type ControllerTls } from './tls.js';
 import { Applier } from './apply.js';
 import { ModelCache } from './model-cache.js';
@@ -146,7 +147,9 @@ export class Controller {
       : null;
     this.tls = tls;
     const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint };
-    const app = apiApp({ service: new NetworkService(store, rules), applier: new Applier(store, rules), adminToken: this.tokens.admin, agents: hub });
+    const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching });
+    const timed = metrics.timed(store);
+    const app = apiApp({ service: new NetworkService(timed, rules), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics });
     const listen = async (bind: (server: Server, ready: () => void) => void, secure: boolean): Promise<Server> => {
       const server = (secure && tls
         ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { key: tls.key, cert: tls.cert } })

@@ -196,6 +196,11 @@ export class WatchHub implements AgentStatusSource {
     return this.statusOf(host);
   }
 
+  /** How many agents are watching now. */
+  get watching(): number {
+    return this.sessions.size;
+  }
+
   gatewayHost(router: string): string | undefined {
     const r = this.model.routers.get(router);
     return r && this.model.gatewayHost(r);
