@@ -38,6 +38,11 @@ test('resources, refusals and apply from the command line; no token in any log l
     const revoked = weft('host', 'revoke', 'h9');
     assert.equal(revoked.status, 0, revoked.stderr);
     assert.match(revoked.stdout, /h9\s+192\.0\.2\.9:4789\s+1500\s+REVOKED /);
+    const events = weft('events');
+    assert.equal(events.status, 0, events.stderr);
+    assert.match(events.stdout, /controller\.started/);
+    assert.match(events.stdout, /network\.created\s+-\s+network blue created/);
+    assert.match(events.stdout, /host\.revoked\s+h9\s+host h9 revoked/);
     for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal(weft('host', 'create', name, '--address', address).status, 0);
     assert.equal(weft('subnet', 'create', 'blue4', '--network', 'blue', '--cidr', '10.0.0.0/24', '--range', '10.0.0.10-10.0.0.20').status, 0);
     const created = weft('port', 'create', 'vm1', '--network', 'blue', '--host', 'h1', '-o', 'json');

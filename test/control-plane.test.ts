@@ -134,6 +134,18 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
 
     await api.call('DELETE', '/v1/ports/vm2');
     await until('vm2 removed on h2', () => !agents[1].datapath.hasPort('vm2'));
+    // What happened, as `weft events` tells it.
+    const events = await until('the events of all that', async () => {
+      const e = await api.call<Array<{ kind: string; host?: string; message: string }>>('GET', '/v1/events?since=0');
+      return e.some((x) => x.kind === 'port.deleted') && e.some((x) => x.kind === 'port.attached' && x.host === 'h2') ? e : undefined;
+    });
+    const said = events.map((e) => `${e.kind} ${e.message}`);
+    for (const want of ['controller.started', 'host.created host h1 created', 'host.enrolled host h1 enrolled its identity', 'agent.connected the agent of h1 connected',
+      'network.created network blue created', 'port.created port vm1 created on h1', 'port.attached port vm1 is up on h1', 'port.deleted port vm2 deleted']) {
+      assert.ok(said.some((x) => x.startsWith(want)), `an event "${want}" in:\n${said.join('\n')}`);
+    }
+    const later = await api.call<unknown[]>('GET', `/v1/events?since=${(events.at(-1) as unknown as { id: number }).id}`);
+    assert.ok(Array.isArray(later));
     await until('h2 gone from h1\'s tunnels', () => agents[0].datapath.stats(String).networks.length === 1 && agents[0].datapath.stats(String).tunnels.length === 0);
   } finally {
     for (const a of agents) await a.stop();

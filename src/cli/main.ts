@@ -22,6 +22,7 @@ import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { HostState } from '../agent/desired-state.js';
+import type { WeftEvent } from '../controller/events.js';
 
 const program = new Command('weft')
   .description('Virtual networks for VMs and containers: an agent per host, overlays between them.')
@@ -159,6 +160,27 @@ program.command('controller')
   });
 
 registerResourceCommands(program);
+
+targetOptions(program.command('events'))
+  .description('what happened lately: resources created and deleted, hosts enrolled or revoked, agents coming and going, ports up or failing, gateways moving')
+  .option('-f, --follow', 'keep printing new events as they happen')
+  .option('--since <id>', 'only events after this one', '0')
+  .action(async (opts) => {
+    const api = client(opts);
+    let last = Number(opts.since);
+    if (!Number.isInteger(last) || last < 0) throw new UsageError(`--since takes an event id, not ${JSON.stringify(opts.since)}`);
+    for (;;) {
+      const events = await api.call<WeftEvent[]>('GET', `/v1/events?since=${last}`);
+      // A controller that restarted numbers its events from 1 again: start over with it.
+      if (events.length > 0 && events[0].id <= last) last = 0;
+      for (const e of events) {
+        console.log(`${e.at}  ${e.kind.padEnd(20)} ${(e.host ?? '-').padEnd(12)} ${e.message}`);
+        last = e.id;
+      }
+      if (!opts.follow) return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  });
 
 targetOptions(program.command('apply'))
   .description('make the controller match a YAML file of networks, subnets and ports: prints the plan, then carries it out entirely or not at all')

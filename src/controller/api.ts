@@ -18,6 +18,7 @@ import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type AgentAuth, type NetworkService } from './service.js';
 import { parseAgentAuth } from '../view/agent-auth.js';
 import type { ControllerMetrics } from './metrics.js';
+import type { EventLog } from './events.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -35,6 +36,8 @@ export interface ApiOptions {
   agents: AgentStatusSource;
   /** Times every request, and serves GET /metrics (admin token). */
   metrics?: ControllerMetrics;
+  /** Serves GET /v1/events?since=ID (admin token). */
+  events?: EventLog;
 }
 
 type Role = 'admin' | 'agent' | 'public';
@@ -144,6 +147,16 @@ export function apiApp(opts: ApiOptions): Hono {
   app.notFound((c) => problem(c, new ApiError(404, 'Not Found', `no route ${c.req.method} ${c.req.path}`)));
 
   app.get('/openapi.json', (c) => c.json(openapi(routes)));
+
+  const events = opts.events;
+  if (events) {
+    app.get('/v1/events', (c) => {
+      if (!sameToken(bearer(c.req.header('authorization')), opts.adminToken)) throw new ApiError(401, 'Unauthorized', 'send the admin token: Authorization: Bearer TOKEN');
+      const since = Number(c.req.query('since') ?? '0');
+      if (!Number.isInteger(since) || since < 0) throw new ApiError(400, 'Bad Request', 'since: the id of the last event seen, a whole number', [{ field: 'since', message: 'not a whole number' }]);
+      return c.json(events.since(since));
+    });
+  }
 
   const metrics = opts.metrics;
   if (metrics) {

@@ -20,6 +20,7 @@ import { bearer, sameToken, type AgentStatusSource } from './api.js';
 import { parseAgentAuth, verifyAgentAuth } from '../view/agent-auth.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
+import { EventLog } from './events.js';
 
 /** An agent's report, as far as the controller reads it (counters are passed on as they are). */
 const statusMessage = z.object({
@@ -60,6 +61,7 @@ export class WatchHub implements AgentStatusSource {
     private readonly model: ModelCache,
     private readonly tokens: { admin: string },
     private readonly log: Logger,
+    readonly events = new EventLog(),
   ) {
     this.pinger = setInterval(() => {
       for (const [host, s] of this.sessions) {
@@ -109,8 +111,9 @@ export class WatchHub implements AgentStatusSource {
     this.sessions.set(host, session);
     this.statusOf(host).connected = true;
     this.log.info({ host, revision }, 'agent connected');
+    this.events.add('agent.connected', `the agent of ${host} connected`, host);
     // An external gateway may move to it (one had no connected host to be on).
-    this.touch(this.model.setConnected(host, true));
+    this.touch(this.connectedChanged(host, true));
     ws.on('pong', () => (session.alive = true));
     ws.on('message', (data) => this.message(host, String(data)));
     ws.on('close', () => {
@@ -118,8 +121,9 @@ export class WatchHub implements AgentStatusSource {
       this.sessions.delete(host);
       this.statusOf(host).connected = false;
       this.log.info({ host }, 'agent disconnected');
+      this.events.add('agent.disconnected', `the agent of ${host} went away`, host);
       // External gateways it held move to another host.
-      this.touch(this.model.setConnected(host, false));
+      this.touch(this.connectedChanged(host, false));
     });
     ws.on('error', (err) => this.log.warn({ host, err: err.message }, 'agent connection failed'));
     if (revision === this.model.revision) {
@@ -129,6 +133,18 @@ export class WatchHub implements AgentStatusSource {
     } else {
       this.send(host);
     }
+  }
+
+  /** Tells the model a host's agent came or went, and says where external gateways moved. */
+  private connectedChanged(host: string, connected: boolean): Set<string> {
+    const holders = () => new Map([...this.model.routers.values()].map((r) => [r.name, this.model.gatewayHost(r)]));
+    const before = holders();
+    const affected = this.model.setConnected(host, connected);
+    for (const [router, now] of holders()) {
+      const was = before.get(router);
+      if (now !== was) this.events.add('gateway.moved', `router ${router}'s external gateway moved ${was ? `from ${was} ` : ''}to ${now ?? 'no host'}`, now);
+    }
+    return affected;
   }
 
   private message(host: string, text: string): void {
@@ -148,12 +164,19 @@ export class WatchHub implements AgentStatusSource {
     const s = this.statusOf(host);
     s.lastSeen = new Date().toISOString();
     s.appliedRevision = typeof msg.revision === 'number' ? msg.revision : s.appliedRevision;
+    for (const [port, now] of Object.entries(msg.ports ?? {})) {
+      const was = s.ports[port];
+      if (was?.attached === now.attached && was?.error === now.error) continue;
+      if (now.attached) this.events.add('port.attached', `port ${port} is up on ${host}`, host);
+      else this.events.add('port.failed', `port ${port} is not attached on ${host}: ${now.error ?? 'no reason given'}`, host);
+    }
     s.ports = msg.ports ?? s.ports;
     s.counters = msg.counters ?? s.counters;
   }
 
   /** Feeds committed changes (from the store's subscription). */
   onChanges(changes: Change[]): void {
+    this.record(changes);
     this.touch(this.model.apply(changes));
     // A revoked host's agent is cut off at once.
     for (const [host, s] of this.sessions) {
@@ -161,6 +184,29 @@ export class WatchHub implements AgentStatusSource {
         this.log.warn({ host }, 'host revoked; closing its watch');
         s.ws.close(4003, 'host revoked');
       }
+    }
+  }
+
+  /** Events for what the store committed, told apart from the model as it was before. */
+  private record(changes: Change[]): void {
+    const m = this.model;
+    const known: Record<string, Map<string, unknown>> = {
+      hosts: m.hosts, networks: m.networks, subnets: m.subnets, ports: m.ports, routers: m.routers, 'security-groups': m.securityGroups,
+    };
+    for (const c of changes) {
+      const [, kind, name] = c.key.split('/');
+      const have = known[kind];
+      if (!have || name === undefined) continue;
+      const one = kind === 'security-groups' ? 'security-group' : kind.slice(0, -1);
+      const before = have.get(name) as Record<string, unknown> | undefined;
+      const after = c.value as Record<string, unknown> | null;
+      const on = kind === 'ports' ? ((after ?? before)?.host as string | undefined) : kind === 'hosts' ? name : undefined;
+      if (after === null) this.events.add(`${one}.deleted`, `${one} ${name} deleted`, on);
+      else if (!before) this.events.add(`${one}.created`, `${one} ${name} created${on && kind === 'ports' ? ` on ${on}` : ''}`, on);
+      else if (kind === 'hosts' && after.revokedAt && !before.revokedAt) this.events.add('host.revoked', `host ${name} revoked`, name);
+      else if (kind === 'hosts' && after.identityKey && after.identityKey !== before.identityKey) this.events.add('host.enrolled', `host ${name} enrolled its identity`, name);
+      else if (kind === 'hosts' && after.address !== before.address) this.events.add('host.moved', `host ${name}'s underlay address moved from ${String(before.address)} to ${String(after.address)}`, name);
+      else if (kind !== 'hosts') this.events.add(`${one}.updated`, `${one} ${name} updated`, on);
     }
   }
 
