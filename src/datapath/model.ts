@@ -183,7 +183,6 @@ export interface TunnelPeerSpec {
   publicKey: Uint8Array;
   address: number;
   port: number;
-  name?: string;
 }
 
 /** One peer's tunnel, for `weft stats`. */

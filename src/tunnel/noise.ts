@@ -21,8 +21,6 @@ export const MessageType = { Initiation: 1, Response: 2, CookieReply: 3, Data: 4
 export const INITIATION_LEN = 148;
 export const RESPONSE_LEN = 92;
 export const COOKIE_REPLY_LEN = 52;
-/** Where mac1 and mac2 sit: the last 32 bytes of a handshake message. */
-export const macOffsets = (len: number) => ({ mac1: len - 32, mac2: len - 16 });
 
 const KEY = 32;
 const TAG = 16;
@@ -124,6 +122,9 @@ class Symmetric {
     this.ck = name;
     this.mixHash(Buffer.from(PROLOGUE));
   }
+  clone(): Symmetric {
+    return Object.assign(Object.create(Symmetric.prototype) as Symmetric, { ck: this.ck, h: this.h, k: this.k });
+  }
   mixHash(data: Uint8Array): void {
     this.h = hash(this.h, data);
   }
@@ -160,7 +161,6 @@ export interface Initiation {
   message: Buffer;
   localIndex: number;
   ephemeral: KeyObject;
-  ephemeralPublic: Uint8Array;
   sym: Symmetric;
 }
 
@@ -195,7 +195,7 @@ export function createInitiation(local: { key: KeyObject; publicKey: Uint8Array 
   sym.encryptAndHash(local.publicKey).copy(msg, 40); // s: 32 + 16
   sym.mixKey(dh(local.key, responder)); // ss
   sym.encryptAndHash(ts).copy(msg, 88); // timestamp: 12 + 16
-  return { message: msg, localIndex, ephemeral: e.key, ephemeralPublic: e.pub, sym };
+  return { message: msg, localIndex, ephemeral: e.key, sym };
 }
 
 /** What the responder learns from an initiation: who sent it and when, and the state to
@@ -248,9 +248,8 @@ export function createResponse(consumed: ConsumedInitiation, localIndex: number)
 export function consumeResponse(local: { key: KeyObject }, init: Initiation, msg: Uint8Array): SessionKeys | null {
   try {
     const m = Buffer.from(msg.buffer, msg.byteOffset, msg.length);
-    const sym = init.sym;
     // Work on a copy: a forged response must not spoil the state for the real one.
-    const s = Object.assign(Object.create(Object.getPrototypeOf(sym)) as Symmetric, { ck: sym.ck, h: sym.h, k: sym.k });
+    const s = init.sym.clone();
     const re = Buffer.from(m.subarray(12, 44));
     s.mixHash(re);
     s.mixKey(dh(init.ephemeral, re)); // ee

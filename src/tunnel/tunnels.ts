@@ -25,7 +25,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { native } from '../io/native.js';
-import { formatIpv4 } from '../wire/bytes.js';
+import { formatIpv4, readU32le, writeU32le } from '../wire/bytes.js';
 import { TUNNEL_HANDLED, TUNNEL_HEADER_LEN, TunnelRefusal, type TunnelEngine, type TunnelPeer, type TunnelPeerSpec, type TunnelStats } from '../datapath/model.js';
 import { ReplayWindow } from './replay.js';
 import {
@@ -47,6 +47,7 @@ const REJECT_AFTER_MESSAGES = 2 ** 53 - 2 ** 13;
 const INITIATION_MIN_GAP_MS = 20;
 /** Frames held per peer while its first handshake runs. */
 const HELD_FRAMES = 32;
+const EMPTY = new Uint8Array(0);
 /** Sources the handshake rate limiter remembers before it starts over. */
 const LIMITER_SOURCES = 4096;
 
@@ -66,7 +67,7 @@ export interface TunnelOptions {
   /** Send a keepalive when nothing was sent for this long (0: only as WireGuard's passive
    * keepalive, 10 s after receiving data and sending none). */
   persistentKeepaliveMs?: number;
-  /** Milliseconds, monotonic; Date.now by default (tests pass their own). */
+  /** The clock, in milliseconds: Date.now by default (tests pass their own). */
   now?: () => number;
 }
 
@@ -114,12 +115,10 @@ class Peer implements TunnelPeer {
   held: Uint8Array | null = null;
   readonly heldLengths = new Int32Array(HELD_FRAMES);
   heldCount = 0;
-  readonly stats = { handshakes: 0, rotations: 0, authFailures: 0, replays: 0, roams: 0, lastHandshakeAt: 0 };
+  readonly stats = { handshakes: 0, rotations: 0, authFailures: 0, replays: 0, roams: 0 };
 
   constructor(
     readonly key: Buffer,
-    readonly keyText: string,
-    readonly name: string | undefined,
     address: number,
     port: number,
   ) {
@@ -177,8 +176,6 @@ export class Tunnels implements TunnelEngine {
   private loadCount = 0;
   private loadPrevious = 0;
   private lastTimestampMs = 0;
-  /** Totals, for `weft stats`. */
-  readonly counters = { handshakesSent: 0, handshakesAnswered: 0, cookiesSent: 0 };
 
   constructor(opts: TunnelOptions) {
     this.local = { key: privateKeyObject(opts.privateKey), publicKey: Buffer.from(publicKeyOf(opts.privateKey)) };
@@ -210,14 +207,14 @@ export class Tunnels implements TunnelEngine {
       this.forget(peer.current);
       this.forget(peer.previous);
       this.forget(peer.next);
-      if (peer.handshake) this.handshakes.delete(peer.handshake.localIndex);
+      this.endHandshake(peer);
       this.peers.delete(text);
     }
     for (const [text, s] of want) {
-      if (s.publicKey.length !== 32) throw new Error(`peer ${s.name ?? text}: a public key is 32 bytes, not ${s.publicKey.length}`);
+      if (s.publicKey.length !== 32) throw new Error(`peer ${text}: a public key is 32 bytes, not ${s.publicKey.length}`);
       const have = this.peers.get(text);
       if (have === undefined) {
-        const p = new Peer(Buffer.from(s.publicKey), text, s.name, s.address, s.port);
+        const p = new Peer(Buffer.from(s.publicKey), s.address, s.port);
         this.peers.set(text, p);
         // Handshake at once, not at the first frame: a peer still holding a session from
         // before this host restarted moves to the new one now, instead of sending into a
@@ -280,9 +277,7 @@ export class Tunnels implements TunnelEngine {
       if (p.handshake !== null && now - p.handshakeSentAt >= REKEY_TIMEOUT_MS) {
         if (now - p.handshakeStartedAt >= REKEY_ATTEMPT_MS) {
           // Give up until there is something to send again.
-          this.handshakes.delete(p.handshake.localIndex);
-          p.handshake = null;
-          p.handshakeStartedAt = 0;
+          this.endHandshake(p);
           p.heldCount = 0;
         } else {
           this.initiate(p, now);
@@ -298,7 +293,7 @@ export class Tunnels implements TunnelEngine {
       }
       const quietFor = now - p.lastSentAt;
       if ((this.keepaliveMs > 0 && quietFor >= this.keepaliveMs) || (p.lastReceivedAt > p.lastSentAt && now - p.lastReceivedAt >= KEEPALIVE_MS)) {
-        this.sendSealed(p, s, new Uint8Array(0), now);
+        this.keepalive(p, s, now);
       }
     }
   }
@@ -307,7 +302,7 @@ export class Tunnels implements TunnelEngine {
    * at once instead of sending to the old address until it hears from this host. */
   announce(): void {
     const now = this.now();
-    for (const p of this.peers.values()) if (p.current !== null) this.sendSealed(p, p.current, new Uint8Array(0), now);
+    for (const p of this.peers.values()) if (p.current !== null) this.keepalive(p, p.current, now);
   }
 
   drain(send: (data: Uint8Array, address: number, port: number) => void): void {
@@ -367,21 +362,34 @@ export class Tunnels implements TunnelEngine {
     if (p.next === s) {
       // The initiator's first datagram in the session this host answered: it has the keys,
       // so this host may send in it too.
-      this.forget(p.previous);
-      p.previous = p.current;
-      p.current = s;
       p.next = null;
-      this.established(p, now);
+      this.promote(p, s, now);
     }
-    if (p.address !== fromAddress || p.port !== fromPort) {
-      // Only an authenticated datagram moves a peer (roaming).
-      p.address = fromAddress;
-      p.port = fromPort;
-      p.stats.roams++;
-    }
+    this.heardFrom(p, fromAddress, fromPort);
     p.lastReceivedAt = now;
     this.lastPeer = p;
     return plain;
+  }
+
+  /** `s` becomes the session `p` is sent to in; the one it replaces still receives. */
+  private promote(p: Peer, s: Session, now: number): void {
+    this.forget(p.previous);
+    p.previous = p.current;
+    p.current = s;
+    this.established(p, now);
+  }
+
+  /** An authenticated message came from here: the peer is here now (it may have roamed). */
+  private heardFrom(p: Peer, address: number, port: number): void {
+    if (p.address === address && p.port === port) return;
+    p.address = address;
+    p.port = port;
+    p.stats.roams++;
+  }
+
+  /** An empty datagram in `s`: the peer hears from this host (and confirms a session). */
+  private keepalive(p: Peer, s: Session, now: number): void {
+    this.sendSealed(p, s, EMPTY, now);
   }
 
   /** Seals `plain` in `s` into a datagram of its own, for the outbox. */
@@ -404,7 +412,6 @@ export class Tunnels implements TunnelEngine {
   private established(p: Peer, now: number): void {
     p.stats.handshakes++;
     if (p.previous !== null) p.stats.rotations++;
-    p.stats.lastHandshakeAt = now;
     const s = p.current!;
     for (let i = 0; i < p.heldCount; i++) this.sendSealed(p, s, p.held!, now, i * this.maxPlaintext, p.heldLengths[i]);
     p.heldCount = 0;
@@ -420,6 +427,20 @@ export class Tunnels implements TunnelEngine {
   }
 
   // ---- handshakes -----------------------------------------------------------------------
+
+  /** No handshake of this host's with `p` under way any more. */
+  private endHandshake(p: Peer): void {
+    if (p.handshake !== null) this.handshakes.delete(p.handshake.localIndex);
+    p.handshake = null;
+    p.handshakeStartedAt = 0;
+  }
+
+  /** Whether a handshake message carries mac1 for this host: made by someone who knows its
+   * public key. Checked before anything else is spent on it. */
+  private hasMac1(msg: Uint8Array): boolean {
+    const at = msg.length - 32;
+    return sameMac(mac16(this.ownMac1Key, msg.subarray(0, at)), msg.subarray(at, at + 16));
+  }
 
   private newIndex(): number {
     for (;;) {
@@ -442,7 +463,6 @@ export class Tunnels implements TunnelEngine {
     if (p.handshakeStartedAt === 0) p.handshakeStartedAt = now;
     this.handshakes.set(index, p);
     this.outbox.push({ data: init.message, address: p.address, port: p.port });
-    this.counters.handshakesSent++;
   }
 
   /** Writes mac1 (keyed by the recipient's public key) and mac2 (its cookie for us, while
@@ -458,8 +478,8 @@ export class Tunnels implements TunnelEngine {
   /** The checks every handshake message passes before any Diffie-Hellman is spent on it:
    * mac1, then under load mac2 (a cookie reply otherwise) and the source's rate. */
   private admit(msg: Uint8Array, fromAddress: number, fromPort: number, now: number): number {
+    if (!this.hasMac1(msg)) return TunnelRefusal.handshakeRefused;
     const at = msg.length - 32;
-    if (!sameMac(mac16(this.ownMac1Key, msg.subarray(0, at)), msg.subarray(at, at + 16))) return TunnelRefusal.handshakeRefused;
     if (now - this.loadWindowAt >= 1000) {
       this.loadPrevious = now - this.loadWindowAt >= 2000 ? 0 : this.loadCount;
       this.loadCount = 0;
@@ -492,7 +512,6 @@ export class Tunnels implements TunnelEngine {
     const at = msg.length - 32;
     aeadSeal(this.ownCookieKey, nonce, msg.subarray(at, at + 16), cookie).copy(reply, 20);
     this.outbox.push({ data: reply, address, port });
-    this.counters.cookiesSent++;
   }
 
   private onInitiation(msg: Uint8Array, fromAddress: number, fromPort: number, now: number): number {
@@ -521,9 +540,7 @@ export class Tunnels implements TunnelEngine {
         this.outbox.push({ data: p.handshake.message, address: p.address, port: p.port });
         return TUNNEL_HANDLED;
       }
-      this.handshakes.delete(p.handshake.localIndex);
-      p.handshake = null;
-      p.handshakeStartedAt = 0;
+      this.endHandshake(p);
     }
     const index = this.newIndex();
     const { message, keys } = createResponse(c, index);
@@ -532,13 +549,8 @@ export class Tunnels implements TunnelEngine {
     const s = new Session(p, index, c.remoteIndex, keys.send, keys.receive, false, now);
     p.next = s;
     this.sessions.set(index, s);
-    if (p.address !== fromAddress || p.port !== fromPort) {
-      p.address = fromAddress;
-      p.port = fromPort;
-      p.stats.roams++;
-    }
+    this.heardFrom(p, fromAddress, fromPort);
     this.outbox.push({ data: message, address: fromAddress, port: fromPort });
-    this.counters.handshakesAnswered++;
     return TUNNEL_HANDLED;
   }
 
@@ -546,8 +558,7 @@ export class Tunnels implements TunnelEngine {
    * a handshake of ours by its random index, which only the peer we sent it to (or someone
    * on the path) knows, so it cannot come from a flood of forged sources. */
   private onResponse(msg: Uint8Array, fromAddress: number, fromPort: number, now: number): number {
-    const at = msg.length - 32;
-    if (!sameMac(mac16(this.ownMac1Key, msg.subarray(0, at)), msg.subarray(at, at + 16))) return TunnelRefusal.handshakeRefused;
+    if (!this.hasMac1(msg)) return TunnelRefusal.handshakeRefused;
     const index = readU32le(msg, 8);
     const p = this.handshakes.get(index);
     if (p === undefined || p.handshake === null || p.handshake.localIndex !== index) return TunnelRefusal.unknownSession;
@@ -556,24 +567,15 @@ export class Tunnels implements TunnelEngine {
       p.stats.authFailures++;
       return TunnelRefusal.authFailed;
     }
-    this.handshakes.delete(index);
-    p.handshake = null;
-    p.handshakeStartedAt = 0;
+    this.endHandshake(p);
     const s = new Session(p, index, readU32le(msg, 4), keys.send, keys.receive, true, now);
     this.sessions.set(index, s);
-    this.forget(p.previous);
-    p.previous = p.current;
-    p.current = s;
-    if (p.address !== fromAddress || p.port !== fromPort) {
-      p.address = fromAddress;
-      p.port = fromPort;
-      p.stats.roams++;
-    }
+    this.heardFrom(p, fromAddress, fromPort);
     p.lastReceivedAt = now;
     const held = p.heldCount;
-    this.established(p, now);
+    this.promote(p, s, now);
     // The responder may send in the session once it hears from us in it.
-    if (held === 0) this.sendSealed(p, s, new Uint8Array(0), now);
+    if (held === 0) this.keepalive(p, s, now);
     return TUNNEL_HANDLED;
   }
 
@@ -595,15 +597,4 @@ export class Tunnels implements TunnelEngine {
     }
     return TUNNEL_HANDLED;
   }
-}
-
-function readU32le(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-}
-
-function writeU32le(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = (v >>> 8) & 0xff;
-  b[at + 2] = (v >>> 16) & 0xff;
-  b[at + 3] = (v >>> 24) & 0xff;
 }

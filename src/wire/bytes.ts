@@ -51,6 +51,18 @@ export function writeU32(buf: Uint8Array, off: number, v: number): void {
   buf[off + 3] = v & 0xff;
 }
 
+/** Little-endian, as WireGuard's message layout (the tunnels) has them. */
+export function readU32le(buf: Uint8Array, off: number): number {
+  return (buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)) >>> 0;
+}
+
+export function writeU32le(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v & 0xff;
+  buf[off + 1] = (v >>> 8) & 0xff;
+  buf[off + 2] = (v >>> 16) & 0xff;
+  buf[off + 3] = (v >>> 24) & 0xff;
+}
+
 /** A MAC address as a number (48 bits fit a double exactly). */
 export type MacNumber = number;
 
