@@ -252,8 +252,8 @@ export class Datapath implements Output {
 
   /** Tells the tunnels which peers this host may talk to now (the keys of every encrypted
    * network's remote hosts): a peer no longer among them loses its session at once. Done
-   * before the next datagram after a change, so a remote host moved from one address to
-   * another within one reconcile keeps its session. */
+   * at the next batch (or `age`, or `stats`) after a change, not at each change, so a remote
+   * host moved from one address to another within one reconcile keeps its session. */
   private syncPeers(): void {
     this.peersChanged = false;
     const tunnels = this.tunnelUnderlay?.tunnels;
@@ -497,7 +497,8 @@ export class Datapath implements Output {
    * frame held for a handshake): a copy, since it is not in packet memory. */
   private readonly queueTunnelMessage = (datagram: Uint8Array, address: number, port: number): void => {
     const u = this.tunnelUnderlay;
-    if (u === null || datagram.length > this.slotCapacity) return;
+    if (u === null) return;
+    if (datagram.length > this.slotCapacity) return u.counters.drop(Drop['tx-error']);
     if (u.txCount === SEALED_TX_SLOTS) this.flushUnderlay(u);
     const k = u.txCount++;
     const at = this.memory.offsetOf(u.txSlot + k) + HEADROOM;
@@ -610,6 +611,7 @@ export class Datapath implements Output {
   pumpPort(index: number, now: number): void {
     const port = this.ports[index];
     if (!port || port.failed !== null) return;
+    if (this.peersChanged) this.syncPeers();
     const mem = this.memory.bytes;
     const base = this.memory.offsetOf(port.rxSlot) + HEADROOM;
     const stride = this.memory.slotSize;
@@ -629,6 +631,7 @@ export class Datapath implements Output {
   }
 
   private pumpUnderlay(u: Underlay, now: number): void {
+    if (this.peersChanged) this.syncPeers();
     const mem = this.memory.bytes;
     const base = this.memory.offsetOf(u.rxSlot) + HEADROOM;
     const stride = this.memory.slotSize;
@@ -758,7 +761,6 @@ export class Datapath implements Output {
       return uc.drop(Drop['datagram-oversize']);
     }
     uc.rx(len);
-    if (this.peersChanged) this.syncPeers();
     const mem = this.memory.bytes;
     // A capture of the outer layer shows the datagram as it came: sealed.
     let sealedCopy = -1;
@@ -910,7 +912,6 @@ export class Datapath implements Output {
   /** Seals the VXLAN datagram at (at, len) for `vtep`'s peer into a slot of its own (the
    * plaintext may go to other peers too) and queues it to where the peer is now. */
   private sealTo(u: Underlay, tunnels: TunnelEngine, vtep: Vtep, frame: number, at: number, len: number, c: Counters, now: number): void {
-    if (this.peersChanged) this.syncPeers();
     const peer = vtep.peer;
     if (peer === null) return c.drop(Drop['tunnel-no-session']);
     if (u.txCount === SEALED_TX_SLOTS) this.flushUnderlay(u);
