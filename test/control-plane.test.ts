@@ -144,8 +144,10 @@ test('agents follow the controller: ports appear, ARP is answered locally, frame
       'network.created network blue created', 'port.created port vm1 created on h1', 'port.attached port vm1 is up on h1', 'port.deleted port vm2 deleted']) {
       assert.ok(said.some((x) => x.startsWith(want)), `an event "${want}" in:\n${said.join('\n')}`);
     }
-    const later = await api.call<unknown[]>('GET', `/v1/events?since=${(events.at(-1) as unknown as { id: number }).id}`);
-    assert.ok(Array.isArray(later));
+    const last = (events.at(-1) as unknown as { id: number }).id;
+    const later = await api.call<Array<{ id: number }>>('GET', `/v1/events?since=${last}`);
+    assert.ok(later.every((e) => e.id > last), 'since= gives only what came after');
+    assert.equal((await fetch(`${url}/v1/events?since=-1`, { headers: { authorization: `Bearer ${controller.tokens.admin}` } })).status, 400);
     await until('h2 gone from h1\'s tunnels', () => agents[0].datapath.stats(String).networks.length === 1 && agents[0].datapath.stats(String).tunnels.length === 0);
   } finally {
     for (const a of agents) await a.stop();

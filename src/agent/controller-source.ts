@@ -6,13 +6,13 @@
  */
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { createHash, type KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import type { HostView } from '../view/host-view.js';
-import { signAgentRequest } from '../view/agent-auth.js';
+import { caFingerprint, signAgentRequest } from '../view/agent-auth.js';
 
 export interface ControllerSourceOptions {
   url: string;
@@ -113,11 +113,11 @@ export class ControllerSource {
     const pinned = this.opts.token?.split('.')[1];
     if (!pinned) throw new Error(`cannot trust ${url}: no join token naming its certificate authority, and none pinned${caFile ? ` in ${caFile}` : ''}`);
     const shown = await authorityOf(new URL(url));
-    const fingerprint = createHash('sha256').update(shown).digest('base64url');
+    const fingerprint = caFingerprint(shown);
     if (fingerprint !== pinned) {
       throw new Error(`${url} is not the controller this host's join token is for: its certificate authority's fingerprint is ${fingerprint}, the token names ${pinned}; nothing was sent to it`);
     }
-    const pem = `-----BEGIN CERTIFICATE-----\n${shown.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+    const pem = new X509Certificate(shown).toString();
     if (caFile) writeFileSync(caFile, pem, { mode: 0o644 });
     this.opts.log.info({ caFingerprint: fingerprint }, 'pinned the controller\'s certificate authority');
     return (this.ca = pem);
@@ -151,13 +151,15 @@ export class ControllerSource {
     }, SILENT_MS / 3);
     deadman.unref();
     ws.on('ping', () => (heard = Date.now()));
-    ws.on('message', () => (heard = Date.now()));
     ws.on('open', () => {
       this.backoff = BACKOFF_MIN_MS;
       heard = Date.now();
       log.info({ controller: url, revision: this.revision }, 'watching the controller');
     });
-    ws.on('message', (data) => this.message(String(data)));
+    ws.on('message', (data) => {
+      heard = Date.now();
+      this.message(String(data));
+    });
     ws.on('close', (code, reason) => {
       clearInterval(deadman);
       if (this.ws !== ws) return;

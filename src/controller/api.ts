@@ -61,7 +61,7 @@ interface Route {
   bodyLimit?: number;
   status?: 200 | 201 | 204;
   /** `auth`: who an agent route's caller is (admin routes: always the administrator). */
-  handle(params: Record<string, string>, body: unknown, auth: AgentAuth): Promise<unknown>;
+  handle(params: Record<string, string>, body: unknown, auth: AgentAuth, query: Record<string, string>): Promise<unknown>;
 }
 
 function problem(c: Context, err: ApiError): Response {
@@ -134,6 +134,7 @@ export function apiApp(opts: ApiOptions): Hono {
     { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },
     { method: 'post', path: '/v1/agents/join', summary: 'an agent joins as its host: with the host\'s join token (enrolling its identity key), then signed with that key', role: 'agent', body: hostJoin,
       handle: (_p, b, auth) => s.agentJoin(auth, b as z.infer<typeof hostJoin>) },
+    ...(opts.events ? [eventsRoute(opts.events)] : []),
     { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest, bodyLimit: APPLY_BODY_LIMIT,
       handle: (_p, b) => opts.applier.apply(b as ApplyRequest) },
     { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },
@@ -148,16 +149,6 @@ export function apiApp(opts: ApiOptions): Hono {
 
   app.get('/openapi.json', (c) => c.json(openapi(routes)));
 
-  const events = opts.events;
-  if (events) {
-    app.get('/v1/events', (c) => {
-      if (!sameToken(bearer(c.req.header('authorization')), opts.adminToken)) throw new ApiError(401, 'Unauthorized', 'send the admin token: Authorization: Bearer TOKEN');
-      const since = Number(c.req.query('since') ?? '0');
-      if (!Number.isInteger(since) || since < 0) throw new ApiError(400, 'Bad Request', 'since: the id of the last event seen, a whole number', [{ field: 'since', message: 'not a whole number' }]);
-      return c.json(events.since(since));
-    });
-  }
-
   const metrics = opts.metrics;
   if (metrics) {
     app.use('*', async (c, next) => {
@@ -168,6 +159,7 @@ export function apiApp(opts: ApiOptions): Hono {
       metrics.requests.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
     });
     app.get('/metrics', async (c) => {
+      // Text, not JSON: outside the route table, with the same admin check.
       if (!sameToken(bearer(c.req.header('authorization')), opts.adminToken)) throw new ApiError(401, 'Unauthorized', 'send the admin token: Authorization: Bearer TOKEN');
       return c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType });
     });
@@ -217,12 +209,24 @@ export function apiApp(opts: ApiOptions): Hono {
         }
         body = parsed.data;
       }
-      const result = await r.handle(params, body, auth);
+      const result = await r.handle(params, body, auth, c.req.query());
       if (r.status === 204) return c.body(null, 204);
       return c.json(result as object, r.status ?? 200);
     });
   }
   return app;
+}
+
+/** GET /v1/events?since=ID: what happened after event ID (all that is kept, for 0). */
+function eventsRoute(events: EventLog): Route {
+  return {
+    method: 'get', path: '/v1/events', summary: 'what happened lately (since=ID: after that event)', role: 'admin',
+    handle: async (_p, _b, _a, query) => {
+      const since = Number(query.since ?? '0');
+      if (!Number.isInteger(since) || since < 0) throw new ApiError(400, 'Bad Request', 'since: the id of the last event seen, a whole number', [{ field: 'since', message: 'not a whole number' }]);
+      return events.since(since);
+    },
+  };
 }
 
 function openapi(routes: Route[]): object {

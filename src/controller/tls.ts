@@ -8,11 +8,12 @@
  * The fingerprint is the SHA-256 of the authority's certificate (DER), in base64url.
  */
 import 'reflect-metadata';
-import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import { KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { caFingerprint } from '../view/agent-auth.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -28,11 +29,8 @@ export interface ControllerTls {
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 const YEAR_MS = 365 * 86_400_000;
 
-/** The fingerprint of a certificate, PEM or DER. */
-export function fingerprintOf(cert: string | Uint8Array): string {
-  const der = typeof cert === 'string' ? new X509Certificate(cert).raw : cert;
-  return createHash('sha256').update(der).digest('base64url');
-}
+/** The fingerprint join tokens carry of a certificate in PEM. */
+const fingerprintOf = (pem: string) => caFingerprint(new X509Certificate(pem).raw);
 
 /** The certificates in a PEM text, in order. */
 function pemCertificates(text: string): string[] {
@@ -77,11 +75,11 @@ async function create(dir: string): Promise<void> {
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     ],
   });
-  const pem = async (k: CryptoKey) => `-----BEGIN PRIVATE KEY-----\n${Buffer.from(await webcrypto.subtle.exportKey('pkcs8', k)).toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
-  writeFileSync(join(dir, 'ca.key'), await pem(caKeys.privateKey), { mode: 0o600 });
+  const pem = (k: CryptoKey) => KeyObject.from(k).export({ type: 'pkcs8', format: 'pem' });
+  writeFileSync(join(dir, 'ca.key'), pem(caKeys.privateKey), { mode: 0o600 });
   writeFileSync(join(dir, 'ca.crt'), `${ca.toString('pem')}\n`, { mode: 0o644 });
   writeFileSync(join(dir, 'server.crt'), `${cert.toString('pem')}\n`, { mode: 0o644 });
-  writeFileSync(join(dir, 'server.key'), await pem(keys.privateKey), { mode: 0o600 });
+  writeFileSync(join(dir, 'server.key'), pem(keys.privateKey), { mode: 0o600 });
 }
 
 function serial(): string {

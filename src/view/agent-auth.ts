@@ -10,7 +10,7 @@
  * it crosses the network only inside TLS (an agent reaches its controller over https://,
  * plain http:// being for loopback), so nobody on the path can replay it.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
 export const AGENT_AUTH_SCHEME = 'WeftHost';
 export const AGENT_AUTH_SKEW_MS = 120_000;
@@ -61,4 +61,10 @@ export function identityFromPem(pem: string): { key: KeyObject; publicKey: strin
   const key = createPrivateKey(pem);
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`an Ed25519 private key, not ${key.asymmetricKeyType}`);
   return { key, publicKey: Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x!, 'base64url').toString('base64') };
+}
+
+/** How a join token names the controller's TLS authority, for the agent to pin: the
+ * SHA-256 of the authority's certificate (DER), in base64url. */
+export function caFingerprint(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('base64url');
 }
