@@ -87,9 +87,10 @@ export class ControllerSource {
     let res = await post(signAgentRequest(host.name, identity.key, 'POST', '/v1/agents/join'));
     if (res.status === 401 && this.opts.token) {
       res = await post(`Bearer ${this.opts.token}`);
-      // Spent, or refused: either way it is not to be tried again.
       if (res.ok) this.opts.log.info('enrolled this host\'s identity with its join token');
-      this.opts.token = undefined;
+      // Spent, or not valid (another host's, expired, replaced): not to be tried again. Any
+      // other refusal (an address in use, say) left it unspent, for the next try.
+      if (res.ok || res.status === 401) this.opts.token = undefined;
     }
     if (!res.ok) {
       let detail = res.body;
