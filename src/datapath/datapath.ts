@@ -265,6 +265,7 @@ export class Datapath implements Output {
       v.peer = tunnels.peerOf(Buffer.from(v.key!, 'base64')) ?? null;
       if (v.peer) this.vtepOfPeer.set(v.peer, v);
     }
+    this.countTappedPeers();
   }
 
   /** Sets a network's MTU (capped at what the underlay allows); returns the one in force. */
@@ -529,8 +530,12 @@ export class Datapath implements Output {
         n++;
       }
     }
-    this.tappedPeers = this.vteps.filter((v) => v?.tap && v.key !== null).length;
+    this.countTappedPeers();
     return n;
+  }
+
+  private countTappedPeers(): void {
+    this.tappedPeers = this.vteps.filter((v) => v?.tap && v.key !== null).length;
   }
 
   /** Forgets learned MACs not seen for the aging time, and expired NAT connections; asks for
