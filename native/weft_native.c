@@ -2,8 +2,11 @@
  * weft_native: the few system calls Node.js cannot make itself.
  *
  *   - attach to (or create) a TAP device, optionally inside another network namespace;
- *   - read and write many frames per call on a non-blocking fd (TAP);
- *   - receive and send many UDP datagrams per call (recvmmsg/sendmmsg);
+ *   - read and write many frames per call on a non-blocking fd (TAP), and with the
+ *     virtio-net header: cut the TCP super-frames a VM hands over into segments, and join
+ *     the segments of a flow into super-frames for it, checksums finished in the same pass;
+ *   - receive and send many UDP datagrams per call (recvmmsg/sendmmsg), runs of them as one
+ *     (UDP GSO and GRO);
  *   - open a raw packet socket (AF_PACKET) on a host interface, for provider networks, and
  *     receive many frames per call with their VLAN tags put back;
  *   - watch an fd for readability on libuv's event loop (uv_poll), so no read ever
@@ -36,6 +39,7 @@
 #include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,39 +250,55 @@ static int get_write_args(napi_env env, napi_callback_info info, const char *cal
 /* ---- TAP ------------------------------------------------------------------------------- */
 
 /*
- * tapOpen(name: string, netnsPath: string | null) -> { fd, name }
+ * tapOpen(name: string, netnsPath: string | null, offload: boolean) -> { fd, name, offload }
  * Attaches to the TAP device `name` (creating it if it does not exist; a persistent device
  * made by `ip tuntap add` is reused) in the namespace at netnsPath, or in ours when null.
  * The fd is non-blocking and close-on-exec. No packet information header (IFF_NO_PI).
+ * With offload, frames carry a virtio-net header (IFF_VNET_HDR; read them with tapRead,
+ * write with tapWrite) and the device is told Weft takes TCP super-frames and unfinished
+ * checksums (TUNSETOFFLOAD: TSO4, TSO6, CSUM); offload in the result says whether the
+ * kernel agreed (when not, the header is still there, always empty).
  */
 static napi_value tap_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ] = {0};
+  bool offload = false;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &offload);
   int saved = -1;
   if (!name_in_netns(env, argv, name, &saved)) return NULL;
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   int err = errno;
+  bool offloaded = false;
   struct ifreq ifr;
   if (fd >= 0) {
     memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
     memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int hdr = sizeof(struct virtio_net_hdr);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 || (offload && ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)) {
       err = errno;
       close(fd);
       fd = -1;
+    } else if (offload) {
+      offloaded = ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0;
+    } else {
+      /* A persistent device keeps what the last fd asked for: without the header, a
+       * super-frame could not be told from a frame. */
+      ioctl(fd, TUNSETOFFLOAD, 0UL);
     }
   }
   if (saved >= 0) leave_netns(saved);
   if (fd < 0) return throw_errno(env, "attaching TAP device", err);
-  napi_value out, vfd, vname;
+  napi_value out, vfd, vname, voff;
   CHECK(napi_create_object(env, &out));
   CHECK(napi_create_int32(env, fd, &vfd));
   CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname));
+  CHECK(napi_get_boolean(env, offloaded, &voff));
   CHECK(napi_set_named_property(env, out, "fd", vfd));
   CHECK(napi_set_named_property(env, out, "name", vname));
+  CHECK(napi_set_named_property(env, out, "offload", voff));
   return out;
 }
 
@@ -341,6 +361,422 @@ static napi_value write_frames(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- TAP with the virtio-net header: segmentation and receive offloads ---------------- */
+
+/*
+ * A TAP opened with IFF_VNET_HDR and offloads (TUNSETOFFLOAD) hands over TCP super-frames of
+ * up to 64 KiB with a virtio-net header saying how to cut them (gso_size) and, for any
+ * frame, a checksum the VM left for its NIC to finish. tapRead cuts them here into frames
+ * the overlay can carry, each with its IP and TCP headers and checksums finished, copying
+ * the payload and summing it in one pass; tapWrite does the reverse towards the VM: runs of
+ * TCP segments of one flow, in order, are joined into one super-frame (each segment's
+ * checksum checked in the same pass), so the VM's stack takes 64 KiB at a time.
+ */
+
+/* Implementation limits: a super-frame (a TAP's frame is at most 64 KiB plus the Ethernet
+ * header and a tag), and the smallest segment size cut to (Linux's TCP_MIN_MSS), which bounds
+ * the frames one read can make. */
+#define SUPER_MAX (65535 + 18)
+#define RAW_CAPACITY (SUPER_MAX + 64)
+#define MIN_MSS 88
+/* A frame's length when its virtio-net header asks for something that cannot be done
+ * (a segment size or offsets that do not fit the frame): the caller counts it. */
+#define BAD_OFFLOAD (-2)
+
+static uint64_t sum_bytes(uint64_t sum, const uint8_t *p, size_t n) {
+  /* Ones'-complement sum (RFC 1071) in host byte order: stored back as is, it is right. */
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    sum += (w & 0xffffffffu) + (w >> 32);
+    p += 8;
+    n -= 8;
+  }
+  if (n >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    sum += w;
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    sum += w;
+    p += 2;
+    n -= 2;
+  }
+  if (n) {
+    uint8_t last[2] = {p[0], 0};
+    uint16_t w;
+    memcpy(&w, last, 2);
+    sum += w;
+  }
+  return sum;
+}
+
+/* Copies n bytes and sums them in the same pass (the bytes are read once). n even except at
+ * the end of what is summed. */
+static uint64_t copy_sum(uint8_t *dst, const uint8_t *src, size_t n, uint64_t sum) {
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    uint64_t w;
+    memcpy(&w, src + k, 8);
+    memcpy(dst + k, &w, 8);
+    sum += (w & 0xffffffffu) + (w >> 32);
+  }
+  memcpy(dst + k, src + k, n - k);
+  return sum_bytes(sum, src + k, n - k);
+}
+
+static uint16_t fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)sum;
+}
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
+
+/* The pseudo-header's sum (RFC 793, RFC 8200 §8.1) for a TCP segment of tcp_len bytes. */
+static uint64_t pseudo_sum(const uint8_t *ip, int v6, uint32_t tcp_len) {
+  uint64_t sum = v6 ? sum_bytes(0, ip + 8, 32) : sum_bytes(0, ip + 12, 8);
+  sum += htons(IPPROTO_TCP);
+  sum += htons((uint16_t)(tcp_len >> 16)) + htons((uint16_t)tcp_len);
+  return sum;
+}
+
+static void ipv4_header_checksum(uint8_t *ip) {
+  ip[10] = ip[11] = 0;
+  uint16_t c = (uint16_t)~fold(sum_bytes(0, ip, 20));
+  memcpy(ip + 10, &c, 2);
+}
+
+/* Where a TCP super-frame's parts are: the IP header at l3, TCP at l4, payload at hdr. */
+struct tcp_frame {
+  int32_t l3, l4, hdr, v6;
+};
+
+/* Finds the headers of a TCP frame of len bytes (one VLAN tag allowed). Returns 0 if it is
+ * not IPv4 without fragments or IPv6 with TCP right after its header. */
+static int parse_tcp(const uint8_t *f, int32_t len, struct tcp_frame *t) {
+  if (len < 14) return 0;
+  int32_t l3 = 14;
+  uint16_t type = get16(f + 12);
+  if (type == ETH_P_8021Q) {
+    if (len < 18) return 0;
+    type = get16(f + 16);
+    l3 = 18;
+  }
+  if (type == ETH_P_IP) {
+    if (len < l3 + 20 || f[l3] >> 4 != 4 || f[l3 + 9] != IPPROTO_TCP) return 0;
+    if (get16(f + l3 + 6) & 0x3fff) return 0; /* a fragment: MF or an offset */
+    t->v6 = 0;
+    t->l4 = l3 + (f[l3] & 0x0f) * 4;
+    if ((f[l3] & 0x0f) < 5) return 0;
+  } else if (type == ETH_P_IPV6) {
+    if (len < l3 + 40 || f[l3] >> 4 != 6 || f[l3 + 6] != IPPROTO_TCP) return 0;
+    t->v6 = 1;
+    t->l4 = l3 + 40;
+  } else {
+    return 0;
+  }
+  t->l3 = l3;
+  if (len < t->l4 + 20) return 0;
+  int32_t doff = (f[t->l4 + 12] >> 4) * 4;
+  if (doff < 20 || len < t->l4 + doff) return 0;
+  t->hdr = t->l4 + doff;
+  return 1;
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_URG 0x20
+#define TCP_CWR 0x80
+
+/*
+ * Writes segment `i` (payload [i*mss, +n) of the super-frame f) at dst: the headers copied
+ * and fixed (IPv4 length, ID and checksum; IPv6 payload length; sequence number; FIN and PSH
+ * only on the last segment, CWR only on the first) and the TCP checksum computed while the
+ * payload is copied. Returns the segment's length.
+ */
+static int32_t write_segment(uint8_t *dst, const uint8_t *f, int32_t len, const struct tcp_frame *t, int32_t mss, int32_t i) {
+  int32_t from = t->hdr + i * mss;
+  int32_t n = len - from < mss ? len - from : mss;
+  int last = from + n == len;
+  memcpy(dst, f, (size_t)t->hdr);
+  uint8_t *ip = dst + t->l3, *tcp = dst + t->l4;
+  uint32_t tcp_len = (uint32_t)(t->hdr - t->l4 + n);
+  if (t->v6) {
+    put16(ip + 4, (uint16_t)tcp_len);
+  } else {
+    put16(ip + 2, (uint16_t)(t->l4 - t->l3 + tcp_len));
+    put16(ip + 4, (uint16_t)(get16(f + t->l3 + 4) + i));
+    ipv4_header_checksum(ip);
+  }
+  put32(tcp + 4, get32(f + t->l4 + 4) + (uint32_t)i * (uint32_t)mss);
+  if (!last) tcp[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
+  if (i > 0) tcp[13] &= (uint8_t)~TCP_CWR;
+  tcp[16] = tcp[17] = 0;
+  uint64_t sum = pseudo_sum(ip, t->v6, tcp_len);
+  sum = sum_bytes(sum, tcp, (size_t)(t->hdr - t->l4));
+  sum = copy_sum(dst + t->hdr, f + from, (size_t)n, sum);
+  uint16_t c = (uint16_t)~fold(sum);
+  memcpy(tcp + 16, &c, 2);
+  return t->hdr + n;
+}
+
+/* Finishes a checksum a VM left for its NIC (the field holds the pseudo-header's sum). */
+static int finish_checksum(uint8_t *f, int32_t len, uint32_t start, uint32_t offset) {
+  if (start >= (uint32_t)len || start + offset + 2 > (uint32_t)len) return 0;
+  uint16_t c = (uint16_t)~fold(sum_bytes(0, f + start, (size_t)len - start));
+  if (c == 0) c = 0xffff; /* a UDP checksum of 0 would mean none; the same value to TCP */
+  memcpy(f + start + offset, &c, 2);
+  return 1;
+}
+
+/* What tapRead keeps between calls in the caller's state array: a super-frame in `raw`
+ * that did not fit in the slots of the last call. */
+enum { ST_LEN, ST_NEXT, ST_MSS, ST_L3, ST_L4, ST_HDR, ST_V6, ST_SIZE };
+
+/*
+ * tapRead(fd, buf, base, stride, capacity, max, lengths, raw: Uint8Array, state: Int32Array)
+ *   -> count | -errno
+ * Like readFrames, for a TAP with the virtio-net header. Every frame comes out finished:
+ * a super-frame is cut into segments of its gso_size, one per slot (what does not fit waits
+ * in raw, described by state, for the next call), and a checksum left to finish is
+ * finished. A frame whose header cannot be honoured gets length -2; one that does not fit
+ * a slot (and is no super-frame) -1.
+ */
+static napi_value tap_read(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct read_args a;
+  uint8_t *raw, *state_raw, *lens_raw;
+  size_t buflen, lenslen, rawlen, statelen;
+  if (argc < 9 || !get_i32(env, argv[0], &a.fd) || !get_bytes(env, argv[1], &a.buf, &buflen) ||
+      !get_i32(env, argv[2], &a.base) || !get_i32(env, argv[3], &a.stride) ||
+      !get_i32(env, argv[4], &a.capacity) || !get_i32(env, argv[5], &a.max) ||
+      !get_bytes(env, argv[6], &lens_raw, &lenslen) || !get_bytes(env, argv[7], &raw, &rawlen) ||
+      !get_bytes(env, argv[8], &state_raw, &statelen) || rawlen < RAW_CAPACITY || statelen < ST_SIZE * 4) {
+    napi_throw_type_error(env, "EINVAL", "tapRead: bad arguments");
+    return NULL;
+  }
+  a.lens = (int32_t *)lens_raw;
+  if ((size_t)a.max > lenslen / 4) a.max = (int32_t)(lenslen / 4);
+  if (a.base < 0 || a.capacity < 64 || a.stride < a.capacity ||
+      (size_t)a.base + (size_t)(a.max > 0 ? a.max - 1 : 0) * a.stride + a.capacity > buflen) {
+    napi_throw_range_error(env, "ERANGE", "tapRead: buffer too small");
+    return NULL;
+  }
+  int32_t *st = (int32_t *)state_raw;
+  int32_t count = 0;
+  while (count < a.max) {
+    uint8_t *slot = a.buf + a.base + (size_t)count * a.stride;
+    if (st[ST_LEN] > 0) {
+      /* Cut the waiting super-frame into the slots left. */
+      struct tcp_frame t = {st[ST_L3], st[ST_L4], st[ST_HDR], st[ST_V6]};
+      int32_t len = st[ST_LEN];
+      a.lens[count++] = write_segment(slot, raw, len, &t, st[ST_MSS], st[ST_NEXT]);
+      st[ST_NEXT]++;
+      if (t.hdr + st[ST_NEXT] * st[ST_MSS] >= len) st[ST_LEN] = 0;
+      continue;
+    }
+    struct virtio_net_hdr vh;
+    struct iovec iov[2] = {{&vh, sizeof vh}, {raw, RAW_CAPACITY}};
+    ssize_t r = readv(a.fd, iov, 2);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || count > 0) break;
+      count = -errno;
+      break;
+    }
+    int32_t len = (int32_t)r - (int32_t)sizeof vh;
+    if (len < 0 || len > SUPER_MAX) {
+      a.lens[count++] = -1;
+      continue;
+    }
+    uint8_t gso = vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+    if (gso == VIRTIO_NET_HDR_GSO_NONE) {
+      if (len > a.capacity) {
+        a.lens[count++] = -1;
+        continue;
+      }
+      memcpy(slot, raw, (size_t)len);
+      if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !finish_checksum(slot, len, vh.csum_start, vh.csum_offset)) len = BAD_OFFLOAD;
+      a.lens[count++] = len;
+      continue;
+    }
+    struct tcp_frame t;
+    int want_v6 = gso == VIRTIO_NET_HDR_GSO_TCPV6;
+    if ((gso != VIRTIO_NET_HDR_GSO_TCPV4 && !want_v6) || !parse_tcp(raw, len, &t) || t.v6 != want_v6 ||
+        vh.gso_size < MIN_MSS || t.hdr + vh.gso_size > a.capacity || t.hdr >= len) {
+      a.lens[count++] = BAD_OFFLOAD;
+      continue;
+    }
+    st[ST_LEN] = len;
+    st[ST_NEXT] = 0;
+    st[ST_MSS] = vh.gso_size;
+    st[ST_L3] = t.l3;
+    st[ST_L4] = t.l4;
+    st[ST_HDR] = t.hdr;
+    st[ST_V6] = t.v6;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, count, &out));
+  return out;
+}
+
+/* The flow, flags and size of a TCP segment that may join others. */
+struct segment {
+  struct tcp_frame t;
+  const uint8_t *f;
+  int32_t len, payload;
+};
+
+/* A segment that may be joined: IPv4 without options or IPv6 without extensions, untagged,
+ * its length what its IP header says, carrying data, and with no flag but ACK and PSH. */
+static int joinable(const uint8_t *f, int32_t len, struct segment *s) {
+  if (len > SUPER_MAX || !parse_tcp(f, len, &s->t) || s->t.l3 != 14) return 0;
+  const uint8_t *ip = f + 14;
+  if (s->t.v6 ? get16(ip + 4) + 54 != len : (s->t.l4 != 34 || get16(ip + 2) + 14 != len)) return 0;
+  uint8_t flags = f[s->t.l4 + 13];
+  if ((flags & ~(TCP_ACK | TCP_PSH)) != 0 || !(flags & TCP_ACK)) return 0;
+  s->f = f;
+  s->len = len;
+  s->payload = len - s->t.hdr;
+  return s->payload > 0;
+}
+
+/* Whether b goes right after a in one flow: the same addresses, ports and IP fields, the
+ * same TCP header but for the sequence number (and the checksum), which follows on. */
+static int follows(const struct segment *a, const struct segment *b) {
+  if (a->t.hdr != b->t.hdr || a->t.v6 != b->t.v6 || memcmp(a->f, b->f, 14) != 0) return 0;
+  const uint8_t *ia = a->f + 14, *ib = b->f + 14;
+  if (a->t.v6) {
+    if (memcmp(ia, ib, 4) != 0 || ia[7] != ib[7] || memcmp(ia + 8, ib + 8, 32) != 0) return 0;
+  } else {
+    /* TOS, DF, TTL, protocol, addresses; not the ID, length or checksum. */
+    if (ia[1] != ib[1] || get16(ia + 6) != get16(ib + 6) || ia[8] != ib[8] || memcmp(ia + 12, ib + 12, 8) != 0) return 0;
+  }
+  const uint8_t *ta = a->f + a->t.l4, *tb = b->f + b->t.l4;
+  if (get32(ta) != get32(tb) || get32(tb + 4) != get32(ta + 4) + (uint32_t)a->payload) return 0;
+  /* Acknowledgement, offset, window, urgent pointer and options alike; flags but PSH too. */
+  if (memcmp(ta + 8, tb + 8, 5) != 0 || (ta[13] & ~TCP_PSH) != (tb[13] & ~TCP_PSH) ||
+      memcmp(ta + 14, tb + 14, 2) != 0 || memcmp(ta + 18, tb + 18, (size_t)(a->t.hdr - a->t.l4 - 18)) != 0) return 0;
+  return 1;
+}
+
+/* Whether a segment's TCP checksum is right (a frame from the underlay is not trusted). */
+static uint64_t segment_sum(const struct segment *s) {
+  uint64_t sum = pseudo_sum(s->f + s->t.l3, s->t.v6, (uint32_t)(s->len - s->t.l4));
+  return sum_bytes(sum, s->f + s->t.l4, (size_t)(s->t.hdr - s->t.l4));
+}
+
+/*
+ * tapWrite(fd, buf, offsets, lengths, count, join: Uint8Array) -> attempted
+ * Like writeFrames, for a TAP with the virtio-net header. A run of segments of one TCP flow
+ * in order (each of the first one's size, the last one at most that; PSH only on the last;
+ * each checksum right) is written as one super-frame, built in `join`, that the VM's stack
+ * takes whole (the header says its segment size, and that the checksum is to be trusted as
+ * checked). Any other frame goes as it is, with an empty header.
+ */
+static napi_value tap_write(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, count;
+  uint8_t *buf, *offs_raw, *lens_raw, *join;
+  size_t buflen, offslen, lenslen, joinlen;
+  if (argc < 6 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
+      !get_i32(env, argv[4], &count) || !get_bytes(env, argv[5], &join, &joinlen) || joinlen < RAW_CAPACITY) {
+    napi_throw_type_error(env, "EINVAL", "tapWrite: bad arguments");
+    return NULL;
+  }
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
+  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
+    napi_throw_range_error(env, "ERANGE", "tapWrite: count exceeds arrays");
+    return NULL;
+  }
+  struct virtio_net_hdr none;
+  memset(&none, 0, sizeof none);
+  int32_t i = 0;
+  while (i < count) {
+    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+      lens[i++] = -EFAULT;
+      continue;
+    }
+    struct segment first, prev, next;
+    int32_t n = 1;
+    if (i + 1 < count && joinable(buf + offs[i], lens[i], &first) && fold(segment_sum(&first) + sum_bytes(0, first.f + first.t.hdr, (size_t)first.payload)) == 0xffff) {
+      /* Join what follows into `join`: the virtio-net header, the first segment's headers,
+       * then each payload, checksummed while it is copied. */
+      uint8_t *out = join + sizeof(struct virtio_net_hdr);
+      memcpy(out, first.f, (size_t)first.len);
+      int32_t at = first.len;
+      prev = first;
+      while (i + n < count && !(prev.f[prev.t.l4 + 13] & TCP_PSH) && prev.payload == first.payload) {
+        int32_t k = i + n;
+        if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
+        if (!joinable(buf + offs[k], lens[k], &next) || next.payload > first.payload || !follows(&prev, &next)) break;
+        if (at + next.payload > SUPER_MAX - 4 || at - 14 + next.payload > 65535) break;
+        uint64_t sum = copy_sum(out + at, next.f + next.t.hdr, (size_t)next.payload, segment_sum(&next));
+        if (fold(sum) != 0xffff) break;
+        at += next.payload;
+        prev = next;
+        n++;
+      }
+      if (n > 1) {
+        struct virtio_net_hdr vh;
+        memset(&vh, 0, sizeof vh);
+        vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        vh.gso_type = first.t.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+        vh.hdr_len = (uint16_t)first.t.hdr;
+        vh.gso_size = (uint16_t)first.payload;
+        vh.csum_start = (uint16_t)first.t.l4;
+        vh.csum_offset = 16;
+        memcpy(join, &vh, sizeof vh);
+        uint8_t *ip = out + 14, *tcp = out + first.t.l4;
+        if (first.t.v6) {
+          put16(ip + 4, (uint16_t)(at - 54));
+        } else {
+          put16(ip + 2, (uint16_t)(at - 14));
+          ipv4_header_checksum(ip);
+        }
+        tcp[13] |= prev.f[prev.t.l4 + 13] & TCP_PSH;
+        /* The field holds the pseudo-header's sum, as a NIC would be handed it. */
+        uint16_t c = fold(pseudo_sum(ip, first.t.v6, (uint32_t)(at - first.t.l4)));
+        memcpy(tcp + 16, &c, 2);
+        ssize_t r;
+        do r = write(fd, join, sizeof vh + (size_t)at); while (r < 0 && errno == EINTR);
+        if (r < 0) {
+          if (errno == EAGAIN) break;
+          for (int32_t k = 0; k < n; k++) lens[i + k] = -errno;
+        }
+        i += n;
+        continue;
+      }
+    }
+    struct iovec iov[2] = {{&none, sizeof none}, {buf + offs[i], (size_t)lens[i]}};
+    ssize_t r;
+    do r = writev(fd, iov, 2); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN) break;
+      lens[i] = -errno;
+    }
+    i++;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, i, &out));
+  return out;
+}
+
 /* ---- UDP ------------------------------------------------------------------------------- */
 
 /*
@@ -380,6 +816,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufbytes, sizeof bufbytes) < 0)
       setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufbytes, sizeof bufbytes);
   }
+  /* Datagrams of one sender may come joined (udpRecv cuts them apart); a kernel without
+   * UDP GRO hands them over one by one, which udpRecv takes too. */
+  setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
     int err = errno;
     close(fd);
@@ -390,29 +829,51 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+/* Implementation limits for UDP GRO: messages per recvmmsg, and bytes each may bring (a
+ * message is up to 64 segments joined by the kernel, at most 64 KiB). */
+#define GRO_MESSAGES 32
+#define GRO_MESSAGE_BYTES 65536
+/* What udpRecvGro keeps between calls in the caller's state array: the messages of the
+ * last recvmmsg not yet handed out, each (length, segment size, address, port). */
+enum { GS_COUNT, GS_MESSAGE, GS_NEXT, GS_TABLE, GS_SIZE = GS_TABLE + 4 * GRO_MESSAGES };
+
 /*
  * udpRecv(fd, buf, base, stride, capacity, max, lengths: Int32Array, addrs: Uint32Array,
- *         ports: Uint16Array) -> count | -errno
+ *         ports: Uint16Array, staging: Uint8Array, state: Int32Array) -> count | -errno
  * Receives up to `max` datagrams, datagram i into buf[base + i*stride, +capacity). A
- * datagram longer than capacity gets length -1 (it was truncated). addrs[i] is the sender's
- * IPv4 address as a host-order number, ports[i] its port.
+ * datagram longer than capacity gets length -1. addrs[i] is the sender's IPv4 address as a
+ * host-order number, ports[i] its port.
+ *
+ * The socket has UDP GRO (udpOpen): the kernel hands over up to 64 datagrams of one sender
+ * joined in one message (a peer's UDP GSO send arrives whole, never cut into datagrams on
+ * the way), received with recvmmsg into `staging` (GRO_MESSAGES * 64 KiB) and cut apart
+ * here, one per slot. What does not fit in this call's slots waits for the next, described
+ * by `state` (GS_SIZE numbers).
  */
 static napi_value udp_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 11;
+  napi_value argv[11];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, base, stride, capacity, max;
-  uint8_t *buf, *lens_raw, *addrs_raw, *ports_raw;
-  size_t buflen, lenslen, addrslen, portslen;
-  if (!get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+  uint8_t *buf, *lens_raw, *addrs_raw, *ports_raw, *staging, *state_raw;
+  size_t buflen, lenslen, addrslen, portslen, staginglen, statelen;
+  if (argc < 11 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
       !get_i32(env, argv[2], &base) || !get_i32(env, argv[3], &stride) ||
       !get_i32(env, argv[4], &capacity) || !get_i32(env, argv[5], &max) ||
       !get_bytes(env, argv[6], &lens_raw, &lenslen) || !get_bytes(env, argv[7], &addrs_raw, &addrslen) ||
-      !get_bytes(env, argv[8], &ports_raw, &portslen)) {
+      !get_bytes(env, argv[8], &ports_raw, &portslen) || !get_bytes(env, argv[9], &staging, &staginglen) ||
+      !get_bytes(env, argv[10], &state_raw, &statelen) ||
+      staginglen < (size_t)GRO_MESSAGES * GRO_MESSAGE_BYTES || statelen < GS_SIZE * 4) {
     napi_throw_type_error(env, "EINVAL", "udpRecv: bad arguments");
     return NULL;
   }
-  if (max > MAX_BATCH) max = MAX_BATCH;
   if ((size_t)max > lenslen / 4) max = (int32_t)(lenslen / 4);
   if ((size_t)max > addrslen / 4) max = (int32_t)(addrslen / 4);
   if ((size_t)max > portslen / 2) max = (int32_t)(portslen / 2);
@@ -421,32 +882,73 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERANGE", "udpRecv: buffer too small");
     return NULL;
   }
-  struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iovs[MAX_BATCH];
-  struct sockaddr_in from[MAX_BATCH];
-  memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)max);
-  for (int32_t i = 0; i < max; i++) {
-    iovs[i].iov_base = buf + base + (size_t)i * stride;
-    iovs[i].iov_len = capacity;
-    msgs[i].msg_hdr.msg_iov = &iovs[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &from[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-  }
-  int r;
-  do r = recvmmsg(fd, msgs, max, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
-  int32_t count;
-  if (r < 0) {
-    count = errno == EAGAIN ? 0 : -errno;
-  } else {
-    count = r;
-    int32_t *lens = (int32_t *)lens_raw;
-    uint32_t *addrs = (uint32_t *)addrs_raw;
-    uint16_t *ports = (uint16_t *)ports_raw;
+  int32_t *lens = (int32_t *)lens_raw, *st = (int32_t *)state_raw;
+  uint32_t *addrs = (uint32_t *)addrs_raw;
+  uint16_t *ports = (uint16_t *)ports_raw;
+  int32_t count = 0;
+  while (count < max) {
+    if (st[GS_MESSAGE] < st[GS_COUNT]) {
+      /* Hand out the next datagram of the message being cut. */
+      int32_t m = st[GS_MESSAGE], *e = st + GS_TABLE + 4 * m;
+      int32_t total = e[0], size = e[1], from = st[GS_NEXT];
+      int32_t len = total - from < size ? total - from : size;
+      if (len > capacity) {
+        lens[count] = -1;
+      } else {
+        memcpy(buf + base + (size_t)count * stride, staging + (size_t)m * GRO_MESSAGE_BYTES + from, (size_t)len);
+        lens[count] = len;
+      }
+      addrs[count] = (uint32_t)e[2];
+      ports[count] = (uint16_t)e[3];
+      count++;
+      st[GS_NEXT] = from + len;
+      if (st[GS_NEXT] >= total) {
+        st[GS_MESSAGE]++;
+        st[GS_NEXT] = 0;
+      }
+      continue;
+    }
+    struct mmsghdr msgs[GRO_MESSAGES];
+    struct iovec iovs[GRO_MESSAGES];
+    struct sockaddr_in from[GRO_MESSAGES];
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl[GRO_MESSAGES];
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < GRO_MESSAGES; i++) {
+      iovs[i].iov_base = staging + (size_t)i * GRO_MESSAGE_BYTES;
+      iovs[i].iov_len = GRO_MESSAGE_BYTES;
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      msgs[i].msg_hdr.msg_control = ctl[i].buf;
+      msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+    }
+    int r;
+    do r = recvmmsg(fd, msgs, GRO_MESSAGES, MSG_DONTWAIT, NULL); while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+      if (r < 0 && errno != EAGAIN && count == 0) count = -errno;
+      break;
+    }
+    st[GS_COUNT] = r;
+    st[GS_MESSAGE] = 0;
+    st[GS_NEXT] = 0;
     for (int i = 0; i < r; i++) {
-      lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[i].msg_len;
-      addrs[i] = ntohl(from[i].sin_addr.s_addr);
-      ports[i] = ntohs(from[i].sin_port);
+      int32_t *e = st + GS_TABLE + 4 * i;
+      int32_t size = (int32_t)msgs[i].msg_len;
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != NULL; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int g;
+          memcpy(&g, CMSG_DATA(c), sizeof g);
+          if (g > 0) size = g;
+        }
+      }
+      /* A message the buffer cut (no joined message is that long) is one datagram, too long
+       * for any slot. An empty datagram still takes a slot (size 1 ends it at once). */
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) size = (int32_t)msgs[i].msg_len;
+      e[0] = (int32_t)msgs[i].msg_len;
+      e[1] = size > 0 ? size : 1;
+      e[2] = (int32_t)ntohl(from[i].sin_addr.s_addr);
+      e[3] = ntohs(from[i].sin_port);
     }
   }
   napi_value out;
@@ -454,9 +956,7 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   return out;
 }
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
+
 /* Implementation limits for UDP GSO: segments per send, bytes per send. */
 #define GSO_MAX_SEGMENTS 64
 #define GSO_MAX_BYTES 65000
@@ -514,12 +1014,15 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       int32_t n = 1;
       size_t bytes = (size_t)lens[k];
       if (gso[0]) {
+        /* Equal datagrams, and one shorter to end the run (the kernel allows the last
+         * segment to be short: a TCP super-frame's last piece). */
         while (k + n < count && niov + n < MAX_BATCH && n < GSO_MAX_SEGMENTS &&
-               lens[k + n] == lens[k] && addrs[k + n] == addrs[k] && ports[k + n] == ports[k] &&
+               lens[k + n] > 0 && lens[k + n] <= lens[k] && addrs[k + n] == addrs[k] && ports[k + n] == ports[k] &&
                offs[k + n] >= 0 && (size_t)offs[k + n] + (size_t)lens[k + n] <= buflen &&
                bytes + (size_t)lens[k] <= GSO_MAX_BYTES) {
-          bytes += (size_t)lens[k];
+          bytes += (size_t)lens[k + n];
           n++;
+          if (lens[k + n - 1] < lens[k]) break;
         }
       }
       struct msghdr *h = &msgs[nmsg].msg_hdr;
@@ -1109,6 +1612,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL},
     {"readFrames", NULL, read_frames, NULL, NULL, NULL, napi_default, NULL},
     {"writeFrames", NULL, write_frames, NULL, NULL, NULL, napi_default, NULL},
+    {"tapRead", NULL, tap_read, NULL, NULL, NULL, napi_default, NULL},
+    {"tapWrite", NULL, tap_write, NULL, NULL, NULL, napi_default, NULL},
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
     {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},

@@ -31,7 +31,7 @@ export function defaultSocketPath(host: string): string {
 
 /** Opens real backends: TAP devices. In-memory ports get a fabric of their own. */
 export const openBackend: BackendOpener = (_port, backend) => {
-  if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns);
+  if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns, { offload: backend.offload });
   if (backend.type === 'qemu') return QemuStreamPort.open(backend.socket);
   if (backend.type === 'uplink') return PacketPort.open(backend.interface);
   return new MemoryFabric().port('memory');

@@ -33,7 +33,7 @@ const publicKey = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'an X25519 public key
 const remote = z.union([ipv4, z.object({ address: ipv4, port: udpPort.optional(), publicKey: publicKey.optional() }).strict()]);
 
 const backend = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
+  z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional(), offload: z.boolean().optional() }).strict(),
   z.object({ type: z.literal('qemu'), socket: unixSocketPath }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);

@@ -12,7 +12,7 @@ import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 export { name };
 
 export const backendSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional() }).strict(),
+  z.object({ type: z.literal('tap'), device: ifname, netns: netnsName.optional(), offload: z.boolean().optional() }).strict(),
   z.object({ type: z.literal('qemu'), socket: unixSocketPath }).strict(),
   z.object({ type: z.literal('memory') }).strict(),
 ]);

@@ -9,12 +9,17 @@
  * in-memory ones for tests (src/datapath/memory.ts).
  */
 
+/** A frame's length from readBatch when the backend refused what it asked of the
+ * offloads (see the 'offload-refused' drop). */
+export const BAD_OFFLOAD = -2;
+
 export interface PortBackend {
   /** What a person would call it: the TAP's name, say. */
   readonly description: string;
   /**
    * Reads up to `max` frames; frame i goes to mem[base + i*stride, +capacity) and its length
-   * to lengths[i]. Returns how many were read (0 when none wait). Must not block.
+   * to lengths[i] (-1: it did not fit, BAD_OFFLOAD: its offload request was refused).
+   * Returns how many were read (0 when none wait). Must not block.
    * Throws when the backend is gone for good (a deleted TAP device).
    */
   readBatch(mem: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;

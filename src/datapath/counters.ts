@@ -8,6 +8,10 @@ export const DROP_REASONS = [
   'runt',
   /** A frame that filled the whole receive slot: it may have been cut, so it is not trusted. */
   'oversize',
+  /** From a TAP with offloads: a frame whose virtio-net header asks for what cannot be done
+   * (a TCP super-frame that is not TCP, cut to under 88 bytes or to segments larger than a
+   * frame may be; a checksum to finish outside the frame). */
+  'offload-refused',
   /** A source MAC that no station can have: a group (multicast/broadcast) address or all
    * zeros. Never learned; from a port or inside a datagram from a tunnel. */
   'invalid-src-mac',

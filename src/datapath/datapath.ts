@@ -26,7 +26,7 @@ import { FLAG_I } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { writeGeneveHeader } from '../wire/geneve.js';
 import { writeVxlanHeader } from '../wire/vxlan.js';
-import type { KernelCounters, PortBackend, UnderlayBackend } from './backend.js';
+import { BAD_OFFLOAD, type KernelCounters, type PortBackend, type UnderlayBackend } from './backend.js';
 import { Counters, Drop, type CounterSnapshot } from './counters.js';
 import { overlayMtu, type Encapsulation } from './encapsulation.js';
 import { Fdb, isRemote, Learned, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
@@ -662,9 +662,14 @@ export class Datapath implements Output {
   private inside(port: Port, off: number, len: number, now: number): void {
     const mem = this.memory.bytes;
     const c = port.counters;
+    if (len < 0) {
+      // The backend says why it has no frame to give: cut short, or an offload refused.
+      c.rx(0);
+      return c.drop(len === BAD_OFFLOAD ? Drop['offload-refused'] : Drop.oversize);
+    }
     c.rx(len);
     if (len < 14) return c.drop(Drop.runt);
-    if (len < 0 || len >= this.slotCapacity) return c.drop(Drop.oversize);
+    if (len >= this.slotCapacity) return c.drop(Drop.oversize);
     if (port.tap !== null) port.tap.frame(mem, off, len, 'rx', now);
     if (isGroupMac(mem, off + 6) || isZeroMac(mem, off + 6)) return c.drop(Drop['invalid-src-mac']);
     // The agent's own services answer from ROUTER_MAC: no VM may send as them.

@@ -14,7 +14,7 @@ export function netnsPath(nameOrPath: string): string {
 
 export abstract class FdPort implements PortBackend {
   readonly description: string;
-  private readonly watched: WatchedFd;
+  protected readonly watched: WatchedFd;
 
   protected constructor(
     protected readonly fd: number,

@@ -12,12 +12,21 @@ export interface WatchHandle {
 }
 
 export interface Native {
-  tapOpen(name: string, netnsPath: string | null): { fd: number; name: string };
+  tapOpen(name: string, netnsPath: string | null, offload: boolean): { fd: number; name: string; offload: boolean };
+  /** Like readFrames, for a TAP opened with offload: super-frames cut into segments (what
+   * does not fit waits in raw, described by state), checksums finished. A frame whose
+   * virtio-net header cannot be honoured has length BAD_OFFLOAD. raw: RAW_CAPACITY bytes;
+   * state: TAP_READ_STATE numbers. */
+  tapRead(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array, raw: Uint8Array, state: Int32Array): number;
+  /** Like writeFrames, for a TAP opened with offload: runs of one TCP flow's segments are
+   * joined into one super-frame (built in join: RAW_CAPACITY bytes). */
+  tapWrite(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number, join: Uint8Array): number;
   readFrames(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;
   writeFrames(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
   udpOpen(address: string, port: number, bufferBytes: number): number;
+  /** staging: GRO_STAGING bytes, where joined datagrams land; state: GRO_STATE numbers. */
   udpRecv(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number,
-    lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array): number;
+    lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array, staging: Uint8Array, state: Int32Array): number;
   udpSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, addrs: Uint32Array, ports: Uint16Array, count: number, gso: Int32Array): number;
   close(fd: number): void;
   watchReadable(fd: number, callback: (status: number) => void): WatchHandle;
@@ -40,6 +49,18 @@ export interface Native {
    * when the tag does not authenticate. */
   aeadOpen(key: Uint8Array, counter: number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
 }
+
+/** The C file's limits for a TAP with offload: its buffers for a whole super-frame, and
+ * what tapRead keeps between calls. */
+export const RAW_CAPACITY = 65535 + 18 + 64;
+export const TAP_READ_STATE = 7;
+/** The C file's limits for a UDP socket's receive: 32 messages of up to 64 KiB each (up to
+ * 64 datagrams joined by the kernel), and what is kept between calls. */
+export const GRO_STAGING = 32 * 65536;
+export const GRO_STATE = 3 + 4 * 32;
+/** In that state: how many messages the last recvmmsg brought, and which is being cut. */
+export const GRO_COUNT = 0;
+export const GRO_MESSAGE = 1;
 
 export interface LinkStats {
   rxPackets: number;

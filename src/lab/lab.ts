@@ -297,7 +297,7 @@ export function agentConfig(plan: LabPlan, host: LabHost): object {
       remotes: n.hosts.filter((h) => h !== host.name).map((h) => plan.hosts.find((x) => x.name === h)!.address),
     })),
     ports: vms.map((vm) => {
-      const backend = { type: 'tap', device: 'eth0', netns: vm.netns };
+      const backend = { type: 'tap', device: 'eth0', netns: vm.netns, ...(vm.offload ? {} : { offload: false }) };
       if (vm.attachments.length === 1 && vm.attachments[0].vid === null) {
         return { name: vm.name, network: vm.attachments[0].network, backend };
       }
@@ -476,7 +476,7 @@ async function provision(plan: LabPlan): Promise<string[]> {
   for (const vm of plan.vms) {
     const a = vm.attachments[0];
     const backend = vm.kind === 'qemu' ? { type: 'qemu', socket: guestSpec(plan.name, vm).portSocket }
-      : vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns } : { type: 'memory' };
+      : vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns, ...(vm.offload ? {} : { offload: false }) } : { type: 'memory' };
     const where = a.vid === null
       ? { network: a.network, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])] }
       : { vlans: vm.attachments.map((t) => ({ vid: t.vid, network: t.network, ips: [t.ip.split('/')[0]] })) };

@@ -94,6 +94,9 @@ const schema = z.object({
      * (a small Debian guest built once and cached), on its host's Weft port through QEMU's
      * `-netdev stream`; it takes its address by DHCP. */
     kind: z.enum(['netns', 'qemu']).default('netns'),
+    /** The TAP's offloads (TCP super-frames, checksums left to finish): on unless turned off,
+     * to see what they bring (a qemu VM's stream carries none). */
+    offload: z.boolean().default(true),
     /** Port security (labs with a controller): on unless turned off, and addresses or
      * prefixes the VM may also send from (`10.40.0.0/24`, or `10.10.0.100=02:00:5e:00:01:01`
      * with the MAC they use). */
@@ -126,6 +129,7 @@ export interface LabVm {
   dhcp: boolean;
   floating: boolean;
   kind: 'netns' | 'qemu';
+  offload: boolean;
   portSecurity: boolean;
   allowedAddresses: string[];
   securityGroups?: string[];
@@ -236,7 +240,7 @@ export function planLab(doc: unknown, file: string): LabPlan {
     if (v.kind === 'qemu' && (v.trunk || !t.controller || host?.datapath === 'linux' || v.ip6 || v.mtu)) {
       problems.push(`vms[${i}].kind: a qemu VM is an access VM on a weft host of a lab with a controller (its address, MTU and routes come by DHCP)`);
     }
-    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, portSecurity: v.portSecurity, allowedAddresses: v.allowedAddresses, ...(v.securityGroups ? { securityGroups: v.securityGroups } : {}), ...(v.connectionLimit ? { connectionLimit: v.connectionLimit } : {}), attachments };
+    return { name: v.name, host: host!, netns: prefix + v.name, mac: formatMac(0x025746000000 + i + 1), mtu: v.mtu, ip6: v.ip6, dhcp: v.dhcp || v.kind === 'qemu', floating: v.floating, kind: v.kind, offload: v.offload, portSecurity: v.portSecurity, allowedAddresses: v.allowedAddresses, ...(v.securityGroups ? { securityGroups: v.securityGroups } : {}), ...(v.connectionLimit ? { connectionLimit: v.connectionLimit } : {}), attachments };
   });
   t.networks.forEach((n, i) => {
     if (n.mtu !== undefined && !t.controller) problems.push(`networks[${i}].mtu: a network's own MTU is set through the controller; set controller: true`);

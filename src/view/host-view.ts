@@ -80,7 +80,8 @@ export interface Neighbor {
 }
 
 export type BackendState =
-  | { type: 'tap'; device: string; netns?: string }
+  /** offload false: one frame at a time, no TCP super-frames (on by default). */
+  | { type: 'tap'; device: string; netns?: string; offload?: boolean }
   /** A QEMU guest's NIC: the agent listens on `socket` for `-netdev stream`. */
   | { type: 'qemu'; socket: string }
   /** A host interface carrying provider networks (a trunk port: VLAN networks tagged, the
