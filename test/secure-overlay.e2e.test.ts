@@ -22,7 +22,7 @@ import { EtherType } from '../src/wire/ethernet.js';
 import { VXLAN_PORT, TUNNEL_PORT } from '../src/wire/udp.js';
 import { mac1Key, mac16 } from '../src/tunnel/noise.js';
 import { e2eSkipReason } from './support/env.js';
-import { observe, withLab, type Lab } from './support/lab.js';
+import { captureUnderlay, observe, withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump', 'tshark');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
@@ -40,24 +40,6 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>, m
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** Captures the underlay at a host's eth0 into a pcap file while `during` runs. */
-async function captureUnderlay(lab: Lab, host: string, filter: string, during: () => Promise<unknown>): Promise<string> {
-  const file = join(mkdtempSync(join(tmpdir(), 'weft-secure-')), 'underlay.pcap');
-  const child = spawn('ip', ['netns', 'exec', `weft-${lab.name}-${host}`, 'tcpdump', '-i', 'eth0', '-n', '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d) => { if (String(d).includes('listening on')) resolve(); });
-    child.on('exit', (code) => reject(new Error(`tcpdump exited ${code}`)));
-  });
-  try {
-    await during();
-    await new Promise((r) => setTimeout(r, 300));
-  } finally {
-    child.kill('SIGINT');
-    await new Promise((r) => child.once('exit', r));
-  }
-  return file;
 }
 
 /** The UDP payloads in a pcap file of Ethernet frames carrying IPv4. */

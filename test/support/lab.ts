@@ -4,6 +4,9 @@
  * the test, when it fails, and when the test process is interrupted.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { labDown, labExec, labUp, agentSocket } from '../../src/lab/lab.js';
 import { planLab } from '../../src/lab/topology.js';
 import { fetchStats, type AgentStats } from '../../src/cli/stats.js';
@@ -48,6 +51,24 @@ export async function withLab(topology: Record<string, unknown>, body: (lab: Lab
     labDown(plan.name);
     live.delete(plan.name);
   }
+}
+
+/** Captures the underlay at a host's eth0 into a pcap file (tcpdump) while `during` runs. */
+export async function captureUnderlay(lab: Lab, host: string, filter: string, during: () => Promise<unknown>): Promise<string> {
+  const file = join(mkdtempSync(join(tmpdir(), 'weft-underlay-')), 'underlay.pcap');
+  const child = spawn('ip', ['netns', 'exec', `weft-${lab.name}-${host}`, 'tcpdump', '-i', 'eth0', '-n', '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d) => { if (String(d).includes('listening on')) resolve(); });
+    child.on('exit', (code) => reject(new Error(`tcpdump exited ${code}`)));
+  });
+  try {
+    await during();
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+  }
+  return file;
 }
 
 /**
