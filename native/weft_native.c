@@ -679,12 +679,64 @@ static uint64_t segment_sum(const struct segment *s) {
 }
 
 /*
+ * Joins frames i.. of a batch into one super-frame in `join` when they are a run of one TCP
+ * flow's segments in order (each of the first one's size, the last one at most that; PSH
+ * only on the last; each checksum right): the virtio-net header (saying the segment size,
+ * and that the checksum is to be trusted as checked, as a NIC hands it over) and then the
+ * frame. Returns how many frames it took (at least 2; *len the bytes in join), or 1 when
+ * frame i goes as it is. Frame i must be within buf.
+ */
+static int32_t join_run(const uint8_t *buf, size_t buflen, const int32_t *offs, const int32_t *lens, int32_t i, int32_t count,
+                        uint8_t *join, size_t *len) {
+  struct segment first, prev, next;
+  if (i + 1 >= count || !joinable(buf + offs[i], lens[i], &first) ||
+      fold(segment_sum(&first) + sum_bytes(0, first.f + first.t.hdr, (size_t)first.payload)) != 0xffff) return 1;
+  /* The first segment's headers, then each payload, checksummed while it is copied. */
+  uint8_t *out = join + sizeof(struct virtio_net_hdr);
+  memcpy(out, first.f, (size_t)first.len);
+  int32_t at = first.len, n = 1;
+  prev = first;
+  while (i + n < count && !(prev.f[prev.t.l4 + 13] & TCP_PSH) && prev.payload == first.payload) {
+    int32_t k = i + n;
+    if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
+    if (!joinable(buf + offs[k], lens[k], &next) || next.payload > first.payload || !follows(&prev, &next)) break;
+    if (at + next.payload > SUPER_MAX - 4 || at - 14 + next.payload > 65535) break;
+    uint64_t sum = copy_sum(out + at, next.f + next.t.hdr, (size_t)next.payload, segment_sum(&next));
+    if (fold(sum) != 0xffff) break;
+    at += next.payload;
+    prev = next;
+    n++;
+  }
+  if (n == 1) return 1;
+  struct virtio_net_hdr vh;
+  memset(&vh, 0, sizeof vh);
+  vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  vh.gso_type = first.t.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+  vh.hdr_len = (uint16_t)first.t.hdr;
+  vh.gso_size = (uint16_t)first.payload;
+  vh.csum_start = (uint16_t)first.t.l4;
+  vh.csum_offset = 16;
+  memcpy(join, &vh, sizeof vh);
+  uint8_t *ip = out + 14, *tcp = out + first.t.l4;
+  if (first.t.v6) {
+    put16(ip + 4, (uint16_t)(at - 54));
+  } else {
+    put16(ip + 2, (uint16_t)(at - 14));
+    ipv4_header_checksum(ip);
+  }
+  tcp[13] |= prev.f[prev.t.l4 + 13] & TCP_PSH;
+  /* The field holds the pseudo-header's sum, as a NIC would be handed it. */
+  uint16_t c = fold(pseudo_sum(ip, first.t.v6, (uint32_t)(at - first.t.l4)));
+  memcpy(tcp + 16, &c, 2);
+  *len = sizeof vh + (size_t)at;
+  return n;
+}
+
+/*
  * tapWrite(fd, buf, offsets, lengths, count, join: Uint8Array) -> attempted
- * Like writeFrames, for a TAP with the virtio-net header. A run of segments of one TCP flow
- * in order (each of the first one's size, the last one at most that; PSH only on the last;
- * each checksum right) is written as one super-frame, built in `join`, that the VM's stack
- * takes whole (the header says its segment size, and that the checksum is to be trusted as
- * checked). Any other frame goes as it is, with an empty header.
+ * Like writeFrames, for a TAP with the virtio-net header: a run of one TCP flow's segments
+ * is written as one super-frame (join_run, built in `join`: RAW_CAPACITY bytes) that the
+ * VM's stack takes whole; any other frame goes as it is, with an empty header.
  */
 static napi_value tap_write(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -712,68 +764,50 @@ static napi_value tap_write(napi_env env, napi_callback_info info) {
       lens[i++] = -EFAULT;
       continue;
     }
-    struct segment first, prev, next;
-    int32_t n = 1;
-    if (i + 1 < count && joinable(buf + offs[i], lens[i], &first) && fold(segment_sum(&first) + sum_bytes(0, first.f + first.t.hdr, (size_t)first.payload)) == 0xffff) {
-      /* Join what follows into `join`: the virtio-net header, the first segment's headers,
-       * then each payload, checksummed while it is copied. */
-      uint8_t *out = join + sizeof(struct virtio_net_hdr);
-      memcpy(out, first.f, (size_t)first.len);
-      int32_t at = first.len;
-      prev = first;
-      while (i + n < count && !(prev.f[prev.t.l4 + 13] & TCP_PSH) && prev.payload == first.payload) {
-        int32_t k = i + n;
-        if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
-        if (!joinable(buf + offs[k], lens[k], &next) || next.payload > first.payload || !follows(&prev, &next)) break;
-        if (at + next.payload > SUPER_MAX - 4 || at - 14 + next.payload > 65535) break;
-        uint64_t sum = copy_sum(out + at, next.f + next.t.hdr, (size_t)next.payload, segment_sum(&next));
-        if (fold(sum) != 0xffff) break;
-        at += next.payload;
-        prev = next;
-        n++;
-      }
-      if (n > 1) {
-        struct virtio_net_hdr vh;
-        memset(&vh, 0, sizeof vh);
-        vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        vh.gso_type = first.t.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
-        vh.hdr_len = (uint16_t)first.t.hdr;
-        vh.gso_size = (uint16_t)first.payload;
-        vh.csum_start = (uint16_t)first.t.l4;
-        vh.csum_offset = 16;
-        memcpy(join, &vh, sizeof vh);
-        uint8_t *ip = out + 14, *tcp = out + first.t.l4;
-        if (first.t.v6) {
-          put16(ip + 4, (uint16_t)(at - 54));
-        } else {
-          put16(ip + 2, (uint16_t)(at - 14));
-          ipv4_header_checksum(ip);
-        }
-        tcp[13] |= prev.f[prev.t.l4 + 13] & TCP_PSH;
-        /* The field holds the pseudo-header's sum, as a NIC would be handed it. */
-        uint16_t c = fold(pseudo_sum(ip, first.t.v6, (uint32_t)(at - first.t.l4)));
-        memcpy(tcp + 16, &c, 2);
-        ssize_t r;
-        do r = write(fd, join, sizeof vh + (size_t)at); while (r < 0 && errno == EINTR);
-        if (r < 0) {
-          if (errno == EAGAIN) break;
-          for (int32_t k = 0; k < n; k++) lens[i + k] = -errno;
-        }
-        i += n;
-        continue;
-      }
-    }
+    size_t joined;
+    int32_t n = join_run(buf, buflen, offs, lens, i, count, join, &joined);
     struct iovec iov[2] = {{&none, sizeof none}, {buf + offs[i], (size_t)lens[i]}};
+    if (n > 1) {
+      iov[0].iov_base = join;
+      iov[0].iov_len = joined;
+    }
     ssize_t r;
-    do r = writev(fd, iov, 2); while (r < 0 && errno == EINTR);
+    do r = writev(fd, iov, n > 1 ? 1 : 2); while (r < 0 && errno == EINTR);
     if (r < 0) {
       if (errno == EAGAIN) break;
-      lens[i] = -errno;
+      for (int32_t k = 0; k < n; k++) lens[i + k] = -errno;
     }
-    i++;
+    i += n;
   }
   napi_value out;
   CHECK(napi_create_int32(env, i, &out));
+  return out;
+}
+
+/*
+ * checksum(src, srcOff, len, dst: Uint8Array | null, dstOff) -> number
+ * The Internet checksum (RFC 1071, complemented) of src[srcOff, +len), copying the bytes to
+ * dst[dstOff] in the same pass when dst is given: the routine cutting and joining segments
+ * use, exposed for `npm run bench:checksum` and tests.
+ */
+static napi_value checksum(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *src, *dst = NULL;
+  size_t srclen, dstlen = 0;
+  int32_t off, len, doff = 0;
+  napi_valuetype t = napi_null;
+  if (argc < 5 || !get_bytes(env, argv[0], &src, &srclen) || !get_i32(env, argv[1], &off) || !get_i32(env, argv[2], &len) ||
+      napi_typeof(env, argv[3], &t) != napi_ok || (t != napi_null && !get_bytes(env, argv[3], &dst, &dstlen)) || !get_i32(env, argv[4], &doff) ||
+      off < 0 || len < 0 || (size_t)off + (size_t)len > srclen || (dst && (doff < 0 || (size_t)doff + (size_t)len > dstlen))) {
+    napi_throw_range_error(env, "ERANGE", "checksum: bad arguments");
+    return NULL;
+  }
+  uint64_t sum = dst ? copy_sum(dst + doff, src + off, (size_t)len, 0) : sum_bytes(0, src + off, (size_t)len);
+  uint16_t c = (uint16_t)~fold(sum);
+  napi_value out;
+  CHECK(napi_create_uint32(env, ntohs(c), &out));
   return out;
 }
 
@@ -1368,34 +1402,52 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
 }
 
 /*
- * packetSend(fd, buf, offsets: Int32Array, lengths: Int32Array, count) -> attempted
+ * packetSend(fd, buf, offsets: Int32Array, lengths: Int32Array, count, join: Uint8Array)
+ *   -> attempted
  * Like writeFrames, for a packet socket, with sendmmsg (one system call per batch): each
  * frame goes with an empty virtio-net header (no offload: the frame is complete), which a
- * socket with PACKET_VNET_HDR expects in front. A frame refused for another reason than a
- * full queue is skipped with lengths[i] = -errno.
+ * socket with PACKET_VNET_HDR expects in front, except that a run of one TCP flow's
+ * segments goes as one super-frame (join_run, built in `join`: RAW_CAPACITY bytes), which
+ * the interface's driver or the kernel cuts again as late as it can. A frame refused for
+ * another reason than a full queue is skipped with lengths[i] = -errno.
  */
 static napi_value packet_send(napi_env env, napi_callback_info info) {
-  struct write_args a;
-  if (!get_write_args(env, info, "packetSend", &a)) return NULL;
-  int32_t fd = a.fd, count = a.count;
-  uint8_t *buf = a.buf;
-  size_t buflen = a.buflen;
-  int32_t *offs = a.offs, *lens = a.lens;
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, count;
+  uint8_t *buf, *offs_raw, *lens_raw, *join;
+  size_t buflen, offslen, lenslen, joinlen;
+  if (argc < 6 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
+      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
+      !get_i32(env, argv[4], &count) || !get_bytes(env, argv[5], &join, &joinlen) || joinlen < RAW_CAPACITY) {
+    napi_throw_type_error(env, "EINVAL", "packetSend: bad arguments");
+    return NULL;
+  }
+  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
+  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
+    napi_throw_range_error(env, "ERANGE", "packetSend: count exceeds arrays");
+    return NULL;
+  }
   struct virtio_net_hdr none;
   memset(&none, 0, sizeof none);
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iovs[MAX_BATCH][2];
-  /* Message k of a sendmmsg call is frame index[k]; frames out of bounds are skipped. */
+  /* Message k of a sendmmsg call is frame index[k]; frames out of bounds are skipped. A run
+   * to join is sent on its own, after the messages before it. */
   int32_t index[MAX_BATCH];
   int32_t i = 0;
   while (i < count) {
     int n = 0;
-    int32_t next = i;
+    int32_t next = i, run = 1;
+    size_t joined = 0;
     for (; next < count && n < MAX_BATCH; next++) {
       if (offs[next] < 0 || lens[next] < 0 || (size_t)offs[next] + (size_t)lens[next] > buflen) {
         lens[next] = -EFAULT;
         continue;
       }
+      run = join_run(buf, buflen, offs, lens, next, count, join, &joined);
+      if (run > 1) break;
       iovs[n][0].iov_base = &none;
       iovs[n][0].iov_len = sizeof none;
       iovs[n][1].iov_base = buf + offs[next];
@@ -1405,24 +1457,34 @@ static napi_value packet_send(napi_env env, napi_callback_info info) {
       msgs[n].msg_hdr.msg_iovlen = 2;
       index[n++] = next;
     }
-    if (n == 0) {
-      i = next;
-      continue;
-    }
-    int r;
-    do r = sendmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      if (errno == EAGAIN || errno == ENOBUFS) {
-        i = index[0];
-        break;
+    if (n > 0) {
+      int r;
+      do r = sendmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == ENOBUFS) {
+          i = index[0];
+          break;
+        }
+        lens[index[0]] = -errno; /* the first message failed: skip it, go on after it */
+        i = index[0] + 1;
+        continue;
       }
-      lens[index[0]] = -errno; /* the first message failed: skip it, go on after it */
-      i = index[0] + 1;
-      continue;
+      /* Stopped short: the next call says why message r failed (a full queue ends the
+       * batch, another error skips that frame). */
+      if (r < n) {
+        i = index[r];
+        continue;
+      }
     }
-    /* Stopped short: the next call says why message r failed (a full queue ends the batch,
-     * another error skips that frame). */
-    i = r < n ? index[r] : next;
+    i = next;
+    if (run > 1) {
+      /* The run was joined when it was met: send it now, then go on after it. */
+      ssize_t r;
+      do r = send(fd, join, joined, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
+      if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;
+      if (r < 0) for (int32_t k = 0; k < run; k++) lens[i + k] = -errno;
+      i += run;
+    }
   }
   napi_value out;
   CHECK(napi_create_int32(env, i, &out));
@@ -1614,6 +1676,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"writeFrames", NULL, write_frames, NULL, NULL, NULL, napi_default, NULL},
     {"tapRead", NULL, tap_read, NULL, NULL, NULL, napi_default, NULL},
     {"tapWrite", NULL, tap_write, NULL, NULL, NULL, napi_default, NULL},
+    {"checksum", NULL, checksum, NULL, NULL, NULL, napi_default, NULL},
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
     {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},

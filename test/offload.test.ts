@@ -19,6 +19,8 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Datapath } from '../src/datapath/datapath.js';
+import fc from 'fast-check';
+import { native } from '../src/io/native.js';
 import { TapPort } from '../src/io/tap.js';
 import { UdpUnderlay } from '../src/io/udp-underlay.js';
 import { parseIpv4, parseIpv6, readU16, readU32, writeU16, writeU32 } from '../src/wire/bytes.js';
@@ -365,4 +367,16 @@ describe('UDP segmentation and receive offloads (real sockets on loopback)', () 
       c.close();
     }
   });
+});
+
+test('the addon\'s checksum (alone, and while copying) is the Internet checksum, at any length and offset', () => {
+  const src = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 131 + (i >> 8)) & 255);
+  fc.assert(fc.property(fc.integer({ min: 0, max: 65_536 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 7 }), (len, off, doff) => {
+    const expected = finish(sumBytes(src, off, len));
+    const dst = new Uint8Array(len + 8);
+    assert.equal(native.checksum(src, off, len, null, 0), expected);
+    assert.equal(native.checksum(src, off, len, dst, doff), expected);
+    assert.deepEqual(dst.subarray(doff, doff + len), src.subarray(off, off + len));
+  }), { numRuns: 300 });
+  assert.throws(() => native.checksum(src, 69_999, 2, null, 0), RangeError);
 });

@@ -20,6 +20,9 @@ export interface Native {
   tapRead(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array, raw: Uint8Array, state: Int32Array): number;
   /** Like writeFrames, for a TAP opened with offload: runs of one TCP flow's segments are
    * joined into one super-frame (built in join: RAW_CAPACITY bytes). */
+  /** The Internet checksum of src[srcOff, +len) (as it goes in a header), copying the
+   * bytes to dst[dstOff] in the same pass when dst is given. */
+  checksum(src: Uint8Array, srcOff: number, len: number, dst: Uint8Array | null, dstOff: number): number;
   tapWrite(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number, join: Uint8Array): number;
   readFrames(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;
   writeFrames(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
@@ -39,8 +42,9 @@ export interface Native {
   packetOpen(name: string, netnsPath: string | null): number;
   /** Like readFrames, with each frame's VLAN tag put back; a cut frame's length is -1. */
   packetRecv(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;
-  /** Like writeFrames, for a packet socket. */
-  packetSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
+  /** Like writeFrames, for a packet socket; runs of one TCP flow's segments are joined into
+   * one super-frame (in join: RAW_CAPACITY bytes). */
+  packetSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number, join: Uint8Array): number;
   /** ChaCha20-Poly1305 (RFC 8439) with a 32-byte key and the nonce 0x00000000 || counter
    * (64-bit little-endian): writes len + 16 bytes (ciphertext, tag) at dst[dstOff] and
    * returns that length. src and dst may overlap exactly (in place). */

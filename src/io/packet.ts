@@ -8,13 +8,18 @@
  * beside); the addon puts the tag back, so the data path sees the wire. The socket does not
  * see what it sent itself, and holds the interface in promiscuous mode while open. A frame
  * from this host's own stack whose checksum was left for a NIC is finished by the addon.
+ * A run of one TCP flow's segments goes out as one super-frame with the virtio-net header
+ * (as from a TAP to a VM): the NIC, or the kernel for one that cannot, cuts it again.
  */
 import { existsSync } from 'node:fs';
 import type { KernelCounters } from '../datapath/backend.js';
 import { FdPort, netnsPath } from './fd-port.js';
-import { IoError, native } from './native.js';
+import { IoError, native, RAW_CAPACITY } from './native.js';
 
 export class PacketPort extends FdPort {
+  /** Where a run of one TCP flow's segments is joined to go out as one super-frame. */
+  private readonly join = new Uint8Array(RAW_CAPACITY);
+
   private constructor(fd: number, device: string, netns: string | null) {
     super(fd, device, netns, 'interface');
   }
@@ -37,7 +42,7 @@ export class PacketPort extends FdPort {
   }
 
   writeBatch(mem: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number {
-    return native.packetSend(this.fd, mem, offsets, lengths, count);
+    return native.packetSend(this.fd, mem, offsets, lengths, count, this.join);
   }
 
   /** The interface's own drop counters (a physical NIC's ring overruns show here). */
