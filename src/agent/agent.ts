@@ -21,6 +21,8 @@ import { hostStateFromView, type HostState } from './desired-state.js';
 import { Reconciler, type BackendOpener } from './reconciler.js';
 import { ControllerSource } from './controller-source.js';
 import { formatIpv4 } from '../wire/bytes.js';
+import { MAX_ARMED_MS, type TraceStep } from '../datapath/trace.js';
+import type { TraceOrder } from '../view/host-view.js';
 import { Tunnels } from '../tunnel/tunnels.js';
 import type { KeyPair } from '../tunnel/noise.js';
 import { UnderlayAddress } from './underlay-address.js';
@@ -175,9 +177,24 @@ export class Agent {
         for (const [name, why] of Object.entries(this.reconciler.pendingPorts())) ports[name] = { attached: false, error: why };
         return { ports, counters: { ports: stats.ports.map(({ name, rx, tx, drops }) => ({ name, rx, tx, drops })), tunnels: stats.tunnels } };
       },
+      trace: (order) => this.trace(order),
     });
     this.source.start();
     return this.source;
+  }
+
+  /** Follows a trace for order.ms: arms the data path, injects the probe if its port is
+   * here, and returns what the stages recorded. */
+  private async trace(order: TraceOrder): Promise<TraceStep[]> {
+    const ms = Math.min(order.ms, MAX_ARMED_MS);
+    this.datapath.armTrace({ id: order.id, src: parseIpv4(order.match.src), dst: parseIpv4(order.match.dst), protocol: order.match.protocol }, ms);
+    const wait = (t: number) => new Promise((r) => setTimeout(r, t));
+    if (order.inject) {
+      await wait(Math.min(order.inject.afterMs, ms));
+      this.datapath.inject(order.inject.port, Buffer.from(order.inject.frame, 'base64'), Date.now());
+    }
+    await wait(ms - (order.inject ? Math.min(order.inject.afterMs, ms) : 0));
+    return this.datapath.traceSteps(order.id);
   }
 
   /** Re-reads the config file (SIGHUP). */

@@ -11,7 +11,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
-import type { HostView } from '../view/host-view.js';
+import type { HostView, TraceOrder } from '../view/host-view.js';
+import type { TraceStep } from '../datapath/trace.js';
 import { caFingerprint, signAgentRequest } from '../view/agent-auth.js';
 
 export interface ControllerSourceOptions {
@@ -29,6 +30,8 @@ export interface ControllerSourceOptions {
   apply(view: HostView, revision: number): void;
   /** What to report back after each apply and periodically. */
   status(): { ports: Record<string, { attached: boolean; error?: string }>; counters: unknown };
+  /** Follows a trace (`weft trace`) and resolves with what this host saw of it. */
+  trace?(order: TraceOrder): Promise<TraceStep[]>;
 }
 
 const BACKOFF_MIN_MS = 200;
@@ -180,7 +183,7 @@ export class ControllerSource {
   }
 
   private message(text: string): void {
-    let msg: { type: string; revision: number; view?: HostView };
+    let msg: { type: string; revision: number; view?: HostView; order?: TraceOrder };
     try {
       msg = JSON.parse(text);
     } catch {
@@ -194,11 +197,19 @@ export class ControllerSource {
         // A view this agent cannot apply (from a newer or broken controller) must not stop
         // forwarding: keep the state we have and say why, once per revision.
         this.opts.log.error({ revision: msg.revision, err: (err as Error).message }, 'cannot apply the controller\'s view; keeping the last state');
+        this.send({ type: 'apply-failed', revision: msg.revision, error: (err as Error).message.slice(0, 1000) });
         return;
       }
       this.revision = msg.revision;
     } else if (msg.type === 'current') {
       this.revision = msg.revision;
+    } else if (msg.type === 'trace' && msg.order && this.opts.trace) {
+      const id = msg.order.id;
+      this.opts.trace(msg.order).then(
+        (steps) => this.send({ type: 'trace-report', id, steps }),
+        (err) => this.send({ type: 'trace-report', id, steps: [{ at: Date.now(), stage: 'inject', verdict: 'drop', detail: String((err as Error).message).slice(0, 500) }] }),
+      );
+      return;
     } else {
       return;
     }
@@ -207,8 +218,12 @@ export class ControllerSource {
   }
 
   private report(): void {
+    this.send({ type: 'status', revision: this.revision, ...this.opts.status() });
+  }
+
+  private send(message: object): void {
     if (this.ws?.readyState !== WebSocket.OPEN) return;
-    this.ws.send(JSON.stringify({ type: 'status', revision: this.revision, ...this.opts.status() }));
+    this.ws.send(JSON.stringify(message));
   }
 
   stop(): void {

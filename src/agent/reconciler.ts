@@ -48,16 +48,17 @@ function prefix(cidr: string): Prefix {
 
 /** A security group's rules in the data path's form; a rule naming a group as remote
  * shares that group's address set. */
-function compileRules(rules: FirewallRuleState[], sets: Map<string, AddressSet>): FirewallRule[] {
-  return rules.map((r) => ({
+function compileRules(group: string, rules: FirewallRuleState[], sets: Map<string, AddressSet>): FirewallRule[] {
+  return rules.map((r, i) => ({
     ...r,
+    source: `group ${group}, rule ${i + 1}`,
     remote: r.remote === null ? null : r.remote.map(prefix),
     remoteSet: r.remoteGroup === undefined ? null : sets.get(r.remoteGroup) ?? new AddressSet([]),
   }));
 }
 
 /** What a port with no security groups gets: nothing in, everything out. */
-const NO_GROUPS: FirewallRule[] = [false, true].map((ipv6) => ({ direction: 'egress', ipv6, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null }));
+const NO_GROUPS: FirewallRule[] = [false, true].map((ipv6) => ({ direction: 'egress', ipv6, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null, source: 'the port having no groups (all out, nothing in)' }));
 
 /** The data path's form of a port's security. */
 function security(p: PortState): PortSecurity | null {
@@ -148,7 +149,7 @@ export class Reconciler {
       const json = JSON.stringify(rules);
       if (this.groupJson.get(group) === json && !rules.some((r) => r.remoteGroup !== undefined && changedSets.has(r.remoteGroup))) continue;
       this.groupJson.set(group, json);
-      this.groupRules.set(group, compileRules(rules, this.sets));
+      this.groupRules.set(group, compileRules(group, rules, this.sets));
       changedGroups.add(group);
     }
     for (const group of [...this.groupJson.keys()]) {

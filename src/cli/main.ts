@@ -23,6 +23,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { HostState } from '../agent/desired-state.js';
 import type { WeftEvent } from '../controller/events.js';
+import type { TraceResult } from '../controller/trace.js';
 
 const program = new Command('weft')
   .description('Virtual networks for VMs and containers: an agent per host, overlays between them.')
@@ -180,6 +181,33 @@ targetOptions(program.command('events'))
       if (!opts.follow) return;
       await new Promise((r) => setTimeout(r, 1000));
     }
+  });
+
+targetOptions(program.command('trace'))
+  .description('follow a probe from a VM to an address through every stage of every host on its way: what each did, and where it ended')
+  .requiredOption('--from <vm>', 'the port (VM) the probe leaves from, as if the VM sent it')
+  .requiredOption('--to <address>', 'an IPv4 address')
+  .option('--proto <protocol>', 'icmp (an echo request), tcp (a SYN) or udp', 'icmp')
+  .option('--port <port>', 'the destination port for tcp (80) or udp (33434)')
+  .option('--size <bytes>', 'the IP packet\'s size', '64')
+  .option('--json', 'print the result as JSON')
+  .action(async (opts) => {
+    const size = Number(opts.size);
+    const port = opts.port === undefined ? undefined : Number(opts.port);
+    if (!['icmp', 'tcp', 'udp'].includes(opts.proto)) throw new UsageError(`--proto takes icmp, tcp or udp, not ${JSON.stringify(opts.proto)}`);
+    if (!Number.isInteger(size)) throw new UsageError(`--size takes a number of bytes, not ${JSON.stringify(opts.size)}`);
+    if (port !== undefined && !Number.isInteger(port)) throw new UsageError(`--port takes a port number, not ${JSON.stringify(opts.port)}`);
+    const r = await client(opts).call<TraceResult>('POST', '/v1/traces', { from: opts.from, to: opts.to, protocol: opts.proto, size, ...(port !== undefined ? { port } : {}) });
+    if (opts.json) return console.log(JSON.stringify(r, null, 2));
+    console.log(`trace ${r.id}: ${r.protocol}${r.port !== null ? `/${r.port}` : ''} from ${r.from} to ${r.to}, ${r.size} bytes`);
+    const width = Math.max(4, ...r.steps.map((s) => s.host.length));
+    for (const s of r.steps) {
+      const mark = s.verdict === 'drop' ? 'DROP ' : s.verdict === 'deliver' ? '  => ' : s.verdict === 'send' ? '  -> ' : '     ';
+      console.log(`  ${s.host.padEnd(width)} ${`+${s.ms.toFixed(3)}`.padStart(9)} ms  ${mark}${s.stage.padEnd(16)} ${s.detail}`);
+    }
+    if (r.silent.length > 0) console.log(`  (no answer in time from ${r.silent.join(', ')})`);
+    console.log(`verdict: ${r.verdict}`);
+    if (!r.delivered) process.exitCode = 1;
   });
 
 targetOptions(program.command('apply'))

@@ -19,6 +19,7 @@ import { ApiError, type AgentAuth, type NetworkService } from './service.js';
 import { parseAgentAuth } from '../view/agent-auth.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { EventLog } from './events.js';
+import { traceRequest, type TraceRequest, type Traces } from './trace.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -38,6 +39,8 @@ export interface ApiOptions {
   metrics?: ControllerMetrics;
   /** Serves GET /v1/events?since=ID (admin token). */
   events?: EventLog;
+  /** Serves POST /v1/traces (admin token). */
+  traces?: Traces;
 }
 
 type Role = 'admin' | 'agent' | 'public';
@@ -135,6 +138,10 @@ export function apiApp(opts: ApiOptions): Hono {
     { method: 'post', path: '/v1/agents/join', summary: 'an agent joins as its host: with the host\'s join token (enrolling its identity key), then signed with that key', role: 'agent', body: hostJoin,
       handle: (_p, b, auth) => s.agentJoin(auth, b as z.infer<typeof hostJoin>) },
     ...(opts.events ? [eventsRoute(opts.events)] : []),
+    ...(opts.traces ? [{
+      method: 'post', path: '/v1/traces', summary: 'follow a probe from a VM\'s port to an address through every stage of every host on its way (weft trace)', role: 'admin', body: traceRequest,
+      handle: (_p, b) => opts.traces!.run(b as TraceRequest),
+    } satisfies Route] : []),
     { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest, bodyLimit: APPLY_BODY_LIMIT,
       handle: (_p, b) => opts.applier.apply(b as ApplyRequest) },
     { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },

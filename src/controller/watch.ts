@@ -3,7 +3,10 @@
  *
  * Controller -> agent:  {"type":"state","revision":N,"view":HostView}   the host's full view
  *                       {"type":"current","revision":N}                 nothing to change
+ *                       {"type":"trace","order":TraceOrder}              follow a probe (weft trace)
  * Agent -> controller:  {"type":"status","revision":N,"ports":{...},"counters":{...}}
+ *                       {"type":"trace-report","id":ID,"steps":[...]}   what it saw of one
+ *                       {"type":"apply-failed","revision":N,"error":E}  a view it cannot apply
  *
  * A view is sent when the agent connects (unless it says it has the current revision) and
  * whenever a committed change touches the host; changes committed in one event-loop turn
@@ -21,6 +24,9 @@ import { parseAgentAuth, verifyAgentAuth } from '../view/agent-auth.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
 import { EventLog } from './events.js';
+import type { TraceStep } from '../datapath/trace.js';
+import type { TraceOrder } from '../view/host-view.js';
+import type { TraceCarrier } from './trace.js';
 
 /** An agent's report, as far as the controller reads it (counters are passed on as they are). */
 const statusMessage = z.object({
@@ -29,6 +35,18 @@ const statusMessage = z.object({
   ports: z.record(z.string().max(64), z.object({ attached: z.boolean(), error: z.string().max(1000).optional() })).optional(),
   counters: z.unknown().optional(),
 });
+
+/** What an agent recorded of a trace (trace.ts), bounded as the agent bounds it. */
+const traceReport = z.object({
+  type: z.literal('trace-report'),
+  id: z.string().regex(/^[0-9a-f]{8}$/),
+  steps: z.array(z.object({
+    at: z.number(), stage: z.string().max(64), verdict: z.enum(['pass', 'drop', 'deliver', 'send']), detail: z.string().max(512),
+  })).max(64),
+});
+
+/** An agent could not apply a view (it keeps forwarding with the last one). */
+const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().int(), error: z.string().max(1000) });
 
 const PATH = /^\/v1\/agents\/([a-z0-9][a-z0-9_.-]{0,62})\/watch$/i;
 const PING_MS = 5000;
@@ -47,7 +65,7 @@ interface Session {
   alive: boolean;
 }
 
-export class WatchHub implements AgentStatusSource {
+export class WatchHub implements AgentStatusSource, TraceCarrier {
   private readonly sessions = new Map<string, Session>();
   private readonly statuses = new Map<string, AgentStatus>();
   private readonly pending = new Set<string>();
@@ -155,6 +173,18 @@ export class WatchHub implements AgentStatusSource {
       this.log.warn({ host }, 'agent sent a message that is not JSON; ignored');
       return;
     }
+    const type = (parsed as { type?: unknown } | null)?.type;
+    if (type === 'trace-report') {
+      const t = traceReport.safeParse(parsed);
+      if (!t.success) return this.log.warn({ host, problem: t.error.issues[0]?.message }, 'agent sent a trace report the controller does not understand; ignored');
+      this.traceWaits.get(t.data.id)?.(host, t.data.steps);
+      return;
+    }
+    if (type === 'apply-failed') {
+      const f = applyFailed.safeParse(parsed);
+      if (f.success) this.events.add('view.failed', `${host} cannot apply revision ${f.data.revision} (it keeps forwarding with the last view it applied): ${f.data.error}`, host);
+      return;
+    }
     const r = statusMessage.safeParse(parsed);
     if (!r.success) {
       this.log.warn({ host, problem: r.error.issues[0]?.message }, 'agent sent a status the controller does not understand; ignored');
@@ -172,6 +202,36 @@ export class WatchHub implements AgentStatusSource {
     }
     s.ports = msg.ports ?? s.ports;
     s.counters = msg.counters ?? s.counters;
+  }
+
+  /** Trace reports awaited, by trace id. */
+  private readonly traceWaits = new Map<string, (host: string, steps: TraceStep[]) => void>();
+
+  connectedHosts(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** Sends each connected host its trace order; resolves with what each reported within
+   * `ms` (trace.ts). */
+  collect(orders: Map<string, TraceOrder>, ms: number): Promise<Map<string, TraceStep[]>> {
+    const got = new Map<string, TraceStep[]>();
+    const asked = [...orders].filter(([host]) => this.sessions.has(host));
+    const id = asked[0]?.[1].id;
+    if (id === undefined) return Promise.resolve(got);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.traceWaits.delete(id);
+        resolve(got);
+      };
+      const timer = setTimeout(done, ms);
+      this.traceWaits.set(id, (host, steps) => {
+        if (!orders.has(host) || got.has(host)) return;
+        got.set(host, steps);
+        if (got.size === asked.length) done();
+      });
+      for (const [host, order] of asked) this.sessions.get(host)!.ws.send(JSON.stringify({ type: 'trace', order }));
+    });
   }
 
   /** Feeds committed changes (from the store's subscription). */

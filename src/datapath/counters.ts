@@ -136,6 +136,13 @@ const TX_FRAMES = 2;
 const TX_BYTES = 3;
 const DROPS = 4;
 
+/** Told of every drop while a traced probe is handled (trace.ts); null otherwise. */
+let dropWatch: ((reason: number) => void) | null = null;
+
+export function setDropWatch(watch: ((reason: number) => void) | null): void {
+  dropWatch = watch;
+}
+
 /** One set of counters: a port's, a tunnel's or the underlay's. Increments allocate nothing. */
 export class Counters {
   readonly values = new Float64Array(DROPS + DROP_REASONS.length);
@@ -153,6 +160,7 @@ export class Counters {
   /** `reason` is an index from `Drop`. */
   drop(reason: number): void {
     this.values[DROPS + reason]++;
+    if (dropWatch !== null) dropWatch(reason);
   }
 
   drops(reason: DropReason): number {

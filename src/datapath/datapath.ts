@@ -18,7 +18,8 @@
  * copy is into a scratch slot when a trunk port needs a tag inserted. Offsets stay valid
  * until the end of the batch that read them, which is when every queue is flushed.
  */
-import { isGroupMac, parseIpv4, parseIpv6, readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
+import { formatIpv4, formatMac, isGroupMac, parseIpv4, parseIpv6, readU16, readU24, readU32, writeU16 } from '../wire/bytes.js';
+import { Tracer, type TraceMatch, type TraceStep } from './trace.js';
 import { Neighbors6, Prefix6 } from './ipv6.js';
 import { EtherType } from '../wire/ethernet.js';
 import { FLAG_CRITICAL, FLAG_OAM, PROTOCOL_ETHERNET } from '../wire/geneve.js';
@@ -139,6 +140,8 @@ export class Datapath implements Output {
   /** Remote hosts of encrypted networks came or went since the tunnels were told. */
   private peersChanged = false;
 
+  /** `weft trace`: follows one marked probe through the stages (trace.ts). */
+  readonly tracer = new Tracer();
   private readonly router: Router;
   private readonly nat: NatStage;
   /** The routers' external gateways this host holds, by router. */
@@ -658,8 +661,17 @@ export class Datapath implements Output {
     }
   }
 
-  /** A frame from a VM's port. */
+  /** A frame from a VM's port (followed, when it is an armed trace's probe). */
   private inside(port: Port, off: number, len: number, now: number): void {
+    if (this.tracer.armed && len >= 14 && this.tracer.enter(this.memory.bytes, off, len, `port ${port.name}`)) {
+      this.fromPort(port, off, len, now);
+      this.tracer.leave();
+      return;
+    }
+    this.fromPort(port, off, len, now);
+  }
+
+  private fromPort(port: Port, off: number, len: number, now: number): void {
     const mem = this.memory.bytes;
     const c = port.counters;
     if (len < 0) {
@@ -700,13 +712,22 @@ export class Datapath implements Output {
       return c.drop(Drop['vlan-not-allowed']);
     }
 
-    if (len - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    const tracer = this.tracer;
+    if (len - 14 > net.mtu) {
+      if (tracer.active) tracer.because(`${len - 14} bytes, network ${net.name}'s MTU is ${net.mtu}`);
+      return c.drop(Drop['mtu-exceeded']);
+    }
     if (port.security !== null) {
       const refused = port.security.check(mem, off, len);
       if (refused >= 0) return c.drop(refused);
+      if (tracer.active) tracer.step('port security', 'pass', `sent as the port's own MAC and address`);
     }
     if (port.firewall !== null) {
       const refused = port.firewall.egress(mem, off, len, now);
+      if (tracer.active) {
+        if (refused >= 0) tracer.because(port.firewall.explain(refused));
+        else tracer.step('security groups', 'pass', `egress: ${port.firewall.explain(refused)}`);
+      }
       if (refused >= 0) return c.drop(refused);
     }
     if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
@@ -814,11 +835,27 @@ export class Datapath implements Output {
     const inner = off + headerLen;
     const innerLen = len - headerLen;
     if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (this.tracer.armed && this.tracer.enter(mem, inner, innerLen, `${u.tunnels !== null ? 'encrypted tunnel' : 'tunnel'} from ${formatIpv4(fromAddr)}`)) {
+      this.tracer.step('decapsulate', 'pass', `${net.encapsulation === 'vxlan' ? 'VXLAN' : 'Geneve'} VNI ${net.vni}: network ${net.name}`);
+      this.fromTunnel(net, vtep, inner, innerLen, now);
+      this.tracer.leave();
+      return;
+    }
+    this.fromTunnel(net, vtep, inner, innerLen, now);
+  }
+
+  /** An inner frame from `vtep`, a remote host of `net`. */
+  private fromTunnel(net: Network, vtep: Vtep, inner: number, innerLen: number, now: number): void {
+    const mem = this.memory.bytes;
+    const c = vtep.counters;
     if (isGroupMac(mem, inner + 6) || isZeroMac(mem, inner + 6)) return c.drop(Drop['invalid-src-mac']);
     // Frames cross the underlay untagged (the VNI is the network): a tag is never valid here.
     const innerType = readU16(mem, inner + 12);
     if (innerType === EtherType.Vlan || innerType === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
-    if (innerLen - 14 > net.mtu) return c.drop(Drop['mtu-exceeded']);
+    if (innerLen - 14 > net.mtu) {
+      if (this.tracer.active) this.tracer.because(`${innerLen - 14} bytes, network ${net.name}'s MTU is ${net.mtu}`);
+      return c.drop(Drop['mtu-exceeded']);
+    }
     // A routed frame comes from the router MAC, which is every host's own: never learned.
     // Sent to the router: a VM elsewhere going out through the gateway this host holds.
     if (isRouterMac(mem, inner)) {
@@ -843,6 +880,7 @@ export class Datapath implements Output {
     const fromTunnel = from < 0;
     if (!isGroupMac(mem, off)) {
       const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
+      if (this.tracer.active) this.traceSwitch(net, mem, off, dest);
       if (dest !== NOT_FOUND) {
         if (dest === from) return c.drop(Drop.hairpin);
         if (!isRemote(dest)) return this.toPort(this.ports[dest]!, net, off, len, now);
@@ -851,6 +889,7 @@ export class Datapath implements Output {
       }
     }
     // Broadcast, multicast or unknown unicast: flood within the network.
+    if (this.tracer.active && isGroupMac(mem, off)) this.tracer.step('switch', 'pass', `network ${net.name}: ${formatMac(readU16(mem, off) * 2 ** 32 + readU32(mem, off + 2))} is a group address: flooded`);
     const ports = net.ports;
     for (let i = 0; i < ports.length; i++) {
       if (ports[i].index !== from) this.toPort(ports[i], net, off, len, now);
@@ -871,10 +910,16 @@ export class Datapath implements Output {
 
   toPort(port: Port, net: Network, off: number, len: number, now: number): void {
     if (port.failed !== null) return;
+    const tracer = this.tracer;
     if (port.firewall !== null) {
       const refused = port.firewall.ingress(this.memory.bytes, off, len, now);
+      if (tracer.active) {
+        if (refused >= 0) tracer.because(port.firewall.explain(refused));
+        else tracer.step('security groups', 'pass', `ingress to port ${port.name}: ${port.firewall.explain(refused)}`);
+      }
       if (refused >= 0) return port.counters.drop(refused);
     }
+    if (tracer.active) tracer.step('deliver', 'deliver', `to port ${port.name} on network ${net.name}`);
     if (port.trunk && net !== port.nativeNetwork) {
       // Insert the tag in a scratch copy: the original may still go out elsewhere untagged.
       const mem = this.memory.bytes;
@@ -907,6 +952,7 @@ export class Datapath implements Output {
       this.encapAt = at;
     }
     if (u.tunnels !== null) return this.sealTo(u, u.tunnels, vtep, off, at, len + net.encapLen, c, now);
+    if (this.tracer.active) this.tracer.step('encapsulate', 'send', `${net.encapsulation === 'vxlan' ? 'VXLAN' : 'Geneve'} VNI ${net.vni}, ${formatIpv4(u.address)}:${u.port} -> ${formatIpv4(vtep.address)}:${vtep.port}, ${len + net.encapLen + 28} bytes on the underlay (MTU ${this.underlayMtu})`);
     if (u.txCount === UNDERLAY_TX_QUEUE) this.flushUnderlay(u);
     const k = u.txCount++;
     u.txOffsets[k] = at;
@@ -929,8 +975,12 @@ export class Datapath implements Output {
     const slot = this.memory.offsetOf(u.txSlot + k) + HEADROOM;
     const mem = this.memory.bytes;
     const sealed = tunnels.seal(peer, mem, at, len, mem, slot);
-    if (sealed === 0) return; // held until the handshake under way finishes
+    if (sealed === 0) { // held until the handshake under way finishes
+      if (this.tracer.active) this.tracer.step('encrypt', 'send', `held until the handshake with ${formatIpv4(peer.address)} finishes`);
+      return;
+    }
     if (sealed < 0) return c.drop(Drop['tunnel-no-session']);
+    if (this.tracer.active) this.tracer.step('encrypt', 'send', `sealed in the tunnel to ${formatIpv4(peer.address)}:${peer.port} (VXLAN VNI ${readU24(mem, at + 4)} inside), ${sealed + 28} bytes on the underlay (MTU ${this.underlayMtu})`);
     u.txCount++;
     u.txOffsets[k] = slot;
     u.txLengths[k] = sealed;
@@ -992,6 +1042,35 @@ export class Datapath implements Output {
   }
 
   // ---- observation -----------------------------------------------------------------------
+
+  /** The switching step of a traced probe: where its destination MAC is. */
+  private traceSwitch(net: Network, mem: Uint8Array, off: number, dest: number): void {
+    const mac = formatMac(readU16(mem, off) * 2 ** 32 + readU32(mem, off + 2));
+    const where = dest === NOT_FOUND ? 'unknown here: flooded'
+      : isRemote(dest) ? `behind host ${formatIpv4(this.vteps[vtepOf(dest)]?.address ?? 0)}` : `at port ${this.ports[dest]?.name ?? '?'}`;
+    this.tracer.step('switch', 'pass', `network ${net.name}: ${mac} ${where}`);
+  }
+
+  /** Arms a trace (see trace.ts) for `ms`. */
+  armTrace(match: TraceMatch, ms: number): void {
+    this.tracer.arm(match, ms);
+  }
+
+  /** Ends a trace and returns what this host recorded of it. */
+  traceSteps(id: string): TraceStep[] {
+    return this.tracer.disarm(id);
+  }
+
+  /** Hands `frame` to the data path as if port `name` had sent it (a trace's probe). */
+  inject(name: string, frame: Uint8Array, now: number): void {
+    const port = this.portByName.get(name);
+    if (!port) throw new Error(`no port ${name}`);
+    if (frame.length > this.slotCapacity) throw new Error(`a probe of ${frame.length} bytes does not fit a slot (${this.slotCapacity})`);
+    const at = this.scratch();
+    this.memory.bytes.set(frame, at);
+    this.inside(port, at, frame.length, now);
+    this.flush();
+  }
 
   portCounters(name: string): Counters {
     const port = this.portByName.get(name);

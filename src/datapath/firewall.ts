@@ -95,6 +95,8 @@ export interface FirewallRule {
   remote: Prefix[] | null;
   /** A remote group's members (instead of prefixes); null: none named. */
   remoteSet: AddressSet | null;
+  /** What a person calls it (`group web, rule 2`), for `weft trace`. */
+  source?: string;
 }
 
 /** The packet being looked at: its 5-tuple from the port's side, as plain fields. */
@@ -109,6 +111,8 @@ class Tuple {
   /** ICMP type and code (-1 when not ICMP). */
   icmpType = -1;
   icmpCode = -1;
+  /** Coming in to the VM (else going out of it). */
+  inbound = false;
 }
 
 export class Firewall {
@@ -147,6 +151,25 @@ export class Firewall {
     this.buckets = new Int32Array(b).fill(NONE);
   }
 
+  /** The rule that let the last new connection through (null: none, or it was tracked). */
+  lastRule: FirewallRule | null = null;
+
+  /**
+   * What the last check decided, in words (for `weft trace`: only asked of a traced probe):
+   * the rule that allowed it, that its connection is tracked, or what no rule allows.
+   */
+  explain(refused: number): string {
+    const t = this.t;
+    const proto = t.protocol === TCP ? 'tcp' : t.protocol === UDP ? 'udp' : t.protocol === 1 || t.protocol === ICMP6 ? 'icmp' : `protocol ${t.protocol}`;
+    const what = t.protocol === TCP || t.protocol === UDP ? `${proto}/${t.inbound ? t.localPort : t.remotePort}` : proto;
+    const remote = t.ipv6 ? 'an IPv6 address' : [t.remote[3] >>> 24, (t.remote[3] >>> 16) & 255, (t.remote[3] >>> 8) & 255, t.remote[3] & 255].join('.');
+    if (refused === Drop['sg-refused']) return `no rule of the port's groups allows ${what} ${t.inbound ? 'from' : 'to'} ${remote}`;
+    if (refused === Drop['sg-revoked']) return `the rules no longer allow this ${what} connection`;
+    if (refused === Drop['conntrack-full']) return `the port's connection table is full (${this.capacity})`;
+    if (this.lastRule === null) return `${what} ${t.inbound ? 'from' : 'to'} ${remote}: a tracked connection, or traffic the network's own protocols need`;
+    return `${what} ${t.inbound ? 'from' : 'to'} ${remote} allowed by ${this.lastRule.source ?? 'a rule'}`;
+  }
+
   /** Replaces the rules; tracked connections are checked against them at their next packet. */
   setRules(rules: FirewallRule[]): void {
     this.rules = rules;
@@ -164,6 +187,8 @@ export class Firewall {
   }
 
   private check(mem: Uint8Array, off: number, len: number, inbound: boolean, now: number): number {
+    this.lastRule = null;
+    this.t.inbound = inbound;
     const type = readU16(mem, off + 12);
     if (type !== EtherType.Ipv4 && type !== EtherType.Ipv6) return -1; // ARP and the rest
     const t = this.t;
@@ -224,6 +249,7 @@ export class Firewall {
       if (rule.icmpCode >= 0 && rule.icmpCode !== t.icmpCode) continue;
       if (rule.remote !== null && !inPrefixes(remote, rule.remote)) continue;
       if (rule.remoteSet !== null && !rule.remoteSet.has(remote)) continue;
+      this.lastRule = rule;
       return true;
     }
     return false;

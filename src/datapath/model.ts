@@ -4,6 +4,7 @@
  * stages (switching in datapath.ts, routing in router.ts, the local services in
  * services.ts) work on these objects; only the data path creates and removes them.
  */
+import type { Tracer } from './trace.js';
 import type { PortBackend, UnderlayBackend } from './backend.js';
 import { Counters } from './counters.js';
 import { DHCP_OUTCOMES, type DhcpLease } from './dhcp-server.js';
@@ -34,6 +35,8 @@ export interface FrameTap {
  */
 export interface Output {
   readonly mem: Uint8Array;
+  /** `weft trace`: stages say what they did with a traced probe (when tracer.active). */
+  readonly tracer: Tracer;
   /** The offset of a free scratch buffer (one slot, with headroom in front) for a frame a
    * stage writes itself: an answer, an ICMP error. Valid until the end of the batch. */
   scratch(): number;

@@ -21,7 +21,7 @@
  * than TCP, UDP and ICMP echo under source NAT, ICMP errors a VM sends out, a VM reaching
  * its own floating address (hairpin).
  */
-import { readMac, readU16, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { readMac, readU16, readU32, writeMac, writeU16, writeU32, formatIpv4 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop, type Counters } from './counters.js';
@@ -150,6 +150,10 @@ export class NatStage {
       rewritePort(mem, l4, proto, proto === ICMP ? 4 : 0, outsidePort);
     }
     decrementTtl(mem, ip);
+    if (this.out.tracer.active) {
+      this.out.tracer.step('nat', 'pass', floating !== undefined ? `source ${formatIpv4(src)} -> floating ${formatIpv4(floating)}`
+        : `source ${formatIpv4(src)} -> ${formatIpv4(nat.spec.address)}${proto === ICMP ? '' : `:${readU16(mem, l4)}`} (router ${nat.spec.router}, network ${nat.network.name})`);
+    }
     const hop = ((dst ^ nat.spec.address) & nat.mask) === 0 || nat.spec.nextHop === 0 ? dst : nat.spec.nextHop;
     const mac = nat.arp.get(hop);
     if (mac === undefined) {

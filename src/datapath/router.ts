@@ -4,7 +4,7 @@
  * and sends the ICMP errors a router owes, for IPv4 and IPv6. Called by `inside` for frames
  * sent to ROUTER_MAC; synchronous and allocation-free like the rest of the per-frame path.
  */
-import { readU16, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
+import { formatIpv4, readU16, readU32, writeMac, writeU16, writeU32 } from '../wire/bytes.js';
 import { finish, sumBytes } from '../wire/checksum.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop, type Counters } from './counters.js';
@@ -70,9 +70,15 @@ export class Router {
         break;
       }
     }
+    const tracer = this.out.tracer;
     if (target === null) {
       if (port !== null && this.gatewayOf(net, dst) === dst) return this.answerGatewayPing(port, net, off, len, c, now);
       const nat = net.external;
+      if (tracer.active) {
+        tracer.step('route', 'pass', `${formatIpv4(dst)} is beyond every subnet: ${nat !== null ? 'to the external gateway, on this host' : net.externalVtep !== null && port !== null ? `to the external gateway, on host ${formatIpv4(net.externalVtep.address)}` : 'no way out'}`);
+        if (nat !== null && len - 14 > nat.network.mtu) tracer.because(`${len - 14} bytes, network ${nat.network.name}'s MTU is ${nat.network.mtu}`);
+        if (nat === null && (net.externalVtep === null || port === null)) tracer.because(`network ${net.name} has no route to ${formatIpv4(dst)} and no way out`);
+      }
       if (nat !== null) {
         if (mem[ip + 8] <= 1) {
           this.icmpError(port, net, off, len, ICMP_TIME_EXCEEDED, 0, 0, now);
@@ -87,6 +93,11 @@ export class Router {
       if (net.externalVtep !== null && port !== null) return this.out.toTunnel(net.externalVtep, net, off, len, c, now);
       this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 0 /* net unreachable */, 0, now);
       return c.drop(Drop['no-route']);
+    }
+    if (tracer.active) {
+      tracer.step('route', 'pass', `${formatIpv4(dst)} via network ${target.name}${hop !== dst ? ` (next hop ${formatIpv4(hop)})` : ''}, TTL ${mem[ip + 8]}`);
+      if (len - 14 > target.mtu) tracer.because(`${len - 14} bytes, network ${target.name}'s MTU is ${target.mtu}`);
+      else if (target.arp?.get(hop) === undefined) tracer.because(`no port on network ${target.name} has ${formatIpv4(hop)}`);
     }
     if (mem[ip + 8] <= 1) {
       this.icmpError(port, net, off, len, ICMP_TIME_EXCEEDED, 0, 0, now);
@@ -214,6 +225,16 @@ export class Router {
    * fragment other than the first, or a packet to or from a group or zero address), at
    * most ICMP_ERRORS_PER_SECOND per host; the packet itself is dropped by the caller. */
   private icmpError(port: Port | null, net: Network, off: number, len: number, type: number, code: number, mtu: number, now: number): void {
+    const tracer = this.out.tracer;
+    if (!tracer.active) return this.sendIcmpError(port, net, off, len, type, code, mtu, now);
+    // The error is not the traced probe: its own way back is not part of the path.
+    tracer.active = false;
+    this.sendIcmpError(port, net, off, len, type, code, mtu, now);
+    tracer.active = true;
+    if (port !== null) tracer.step('route', 'pass', `ICMP ${type === ICMP_UNREACHABLE ? 'destination unreachable' : 'time exceeded'} (code ${code}${mtu ? `, MTU ${mtu}` : ''}) sent back to port ${port.name}`);
+  }
+
+  private sendIcmpError(port: Port | null, net: Network, off: number, len: number, type: number, code: number, mtu: number, now: number): void {
     if (port === null) return;
     const mem = this.out.mem;
     const ip = off + 14;

@@ -153,3 +153,16 @@ export interface HostView {
    * host's networks): once per view, whatever the number of rules naming them. */
   addressSets?: Record<string, string[]>;
 }
+
+/**
+ * A trace order (`weft trace`), sent on the watch: follow probes of `match` (IPv4 text,
+ * protocol number) for `ms`, and, on the source port's host, hand the probe (`frame`,
+ * base64) to the data path as if the port sent it, `afterMs` after the order came (so that
+ * every host is following by then). The agent answers {type: "trace-report", id, steps}.
+ */
+export interface TraceOrder {
+  id: string;
+  ms: number;
+  match: { src: string; dst: string; protocol: number };
+  inject?: { port: string; frame: string; afterMs: number };
+}
