@@ -20,6 +20,7 @@ import { parseAgentAuth } from '../view/agent-auth.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { EventLog } from './events.js';
 import { traceRequest, type TraceRequest, type Traces } from './trace.js';
+import { serveConsole } from './console.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -41,6 +42,8 @@ export interface ApiOptions {
   events?: EventLog;
   /** Serves POST /v1/traces (admin token). */
   traces?: Traces;
+  /** The web console's files, served at /ui/ (console.ts). */
+  console?: Map<string, { body: Buffer; type: string }> | null;
 }
 
 type Role = 'admin' | 'agent' | 'public';
@@ -155,6 +158,7 @@ export function apiApp(opts: ApiOptions): Hono {
   app.notFound((c) => problem(c, new ApiError(404, 'Not Found', `no route ${c.req.method} ${c.req.path}`)));
 
   app.get('/openapi.json', (c) => c.json(openapi(routes)));
+  if (opts.console) serveConsole(app, opts.console);
 
   const metrics = opts.metrics;
   if (metrics) {

@@ -25,6 +25,7 @@ import { SqliteStore } from './store/sqlite-store.js';
 import type { Change, Store } from './store/store.js';
 import { WatchHub } from './watch.js';
 import { Traces } from './trace.js';
+import { loadConsole } from './console.js';
 
 /** Limits on what clients can make the controller hold (ours, not a protocol's). */
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -150,7 +151,7 @@ export class Controller {
     const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint };
     const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching });
     const timed = metrics.timed(store);
-    const app = apiApp({ service: new NetworkService(timed, rules), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub) });
+    const app = apiApp({ service: new NetworkService(timed, rules), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole() });
     hub.events.add('controller.started', `the controller started at revision ${model.revision}`);
     const listen = async (bind: (server: Server, ready: () => void) => void, secure: boolean): Promise<Server> => {
       const server = (secure && tls

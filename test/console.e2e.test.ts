@@ -1,0 +1,119 @@
+/**
+ * The web console in a real browser: Debian's Chromium, driven by playwright-core, opens
+ * the page a lab's controller serves (over its TLS, at /ui/), and is checked as a person
+ * would use it: it asks for the admin token and refuses a wrong one; it shows every host
+ * and network of the lab, the router and the tunnels; a port's counter goes up while
+ * traffic runs; the events of the lab's start are listed; a trace run from the form ends
+ * in the right verdict and is drawn on the graph (and a dropped one marks the host that
+ * dropped it). Screenshots are saved in test-results/console/ for a person to look at.
+ *
+ * Chromium runs inside the controller's namespace (the lab's underlay is not reachable
+ * from the machine's own), through a wrapper that enters it. The controller's certificate
+ * is the lab's own CA, which the browser is told to accept.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Page } from 'playwright-core';
+import { CONTROLLER_PORT, labDir, readLabState } from '../src/lab/lab.js';
+import { e2eSkipReason } from './support/env.js';
+import { withLab } from './support/lab.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = e2eSkipReason('ping') || (existsSync(CHROMIUM) ? false : `needs Debian's chromium at ${CHROMIUM} (see .ci/run)`);
+const SHOTS = join(process.cwd(), 'test-results', 'console');
+
+async function until<T>(what: string, page: Page, read: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) {
+      await page.screenshot({ path: join(SHOTS, 'failed.png') });
+      throw new Error(`timed out waiting for ${what}: last saw ${JSON.stringify(v)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+test('the web console shows the lab, its live counters and events, and draws a trace', { skip, timeout: 240_000 }, async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  await withLab({
+    name: 'e2econsole',
+    controller: true,
+    hosts: [{ name: 'h1' }, { name: 'h2' }, { name: 'h3' }],
+    networks: [{ name: 'blue', vni: 100, encapsulation: 'vxlan' }, { name: 'red', vni: 200, encapsulation: 'vxlan' }],
+    routers: [{ name: 'r1', networks: ['blue', 'red'] }],
+    vms: [
+      { name: 'vm1', host: 'h1', network: 'blue', ip: '10.10.0.1/24' },
+      { name: 'vm2', host: 'h2', network: 'blue', ip: '10.10.0.2/24' },
+      { name: 'vm3', host: 'h3', network: 'red', ip: '10.20.0.3/24' },
+    ],
+  }, async (lab) => {
+    const token = readFileSync(join(labDir(lab.name), 'controller', 'admin.token'), 'utf8').trim();
+    const ctl = readLabState(lab.name)!.plan.controller!;
+    const dir = mkdtempSync(join(tmpdir(), 'weft-console-'));
+    const wrapper = join(dir, 'chromium');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ctl.netns} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const browser = await chromium.launch({
+      executablePath: wrapper,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1600, height: 1000 } });
+      const page = await context.newPage();
+      const base = `https://${ctl.address}:${CONTROLLER_PORT}/ui/`;
+
+      // Without a token it asks for one, and a wrong one is refused.
+      await page.goto(base);
+      await page.waitForSelector('#login:not([hidden])');
+      await page.fill('#token', 'not-the-token');
+      await page.click('#login button');
+      await until('the wrong token refused', page, () => page.isVisible('#login'), (v) => v === true, 5000);
+      assert.equal(await page.isVisible('#app'), false);
+
+      // With the token (in the fragment, never sent to the server): every host and network.
+      await page.goto(`${base}#token=${token}`);
+      await until('the lab on the page', page, () => page.textContent('[data-testid=summary]'), (t) => t === '3 hosts, 2 networks, 1 routers, 3 ports');
+      const nodes = (await page.getAttribute('#graph', 'data-nodes'))!.split(' ');
+      for (const id of ['host:h1', 'host:h2', 'host:h3', 'net:blue', 'net:red', 'router:r1', 'port:vm1', 'port:vm2', 'port:vm3']) assert.ok(nodes.includes(id), `${id} in the graph (${nodes.join(' ')})`);
+      const edges = await until('the tunnels in the graph', page, async () => (await page.getAttribute('#graph', 'data-edges'))!.split(' '), (e) => e.includes('tun:h1:h2') && e.includes('tun:h1:h3'));
+      assert.ok(edges.includes('att:vm1:blue') && edges.includes('rt:r1:red'));
+      assert.match((await page.textContent('[data-testid=events]'))!, /agent\.connected \(h1\)/);
+      await page.screenshot({ path: join(SHOTS, 'topology.png') });
+
+      // A counter goes up while traffic runs (agents report every few seconds).
+      const rx = async () => Number(((await page.textContent('tr[data-port=vm2] .tx-frames')) ?? '0').replace(/,/g, '') || 0);
+      const before = await until('vm2\'s counters', page, rx, (n) => Number.isFinite(n));
+      const traffic = lab.run('vm1', 'ping', '-c', '60', '-i', '0.2', '10.10.0.2');
+      await until('vm2\'s frames counted while traffic runs', page, rx, (n) => n >= before + 10);
+      await traffic;
+      await page.click('text=Tunnels');
+      await page.screenshot({ path: join(SHOTS, 'counters.png'), fullPage: true });
+
+      // A trace from the form: delivered through the router to another host, drawn.
+      await page.selectOption('[data-testid=trace-from]', 'vm1');
+      await page.fill('[data-testid=trace-to]', '10.20.0.3');
+      await page.click('[data-testid=trace-run]');
+      await until('the trace\'s verdict', page, () => page.textContent('[data-testid=trace-verdict]'), (t) => t === 'delivered to vm3 on h3');
+      const path = (await page.getAttribute('#graph', 'data-path'))!.split(' ');
+      assert.deepEqual(path, ['host:h1', 'host:h3', 'port:vm1', 'port:vm3', 'tun:h1:h3']);
+      assert.match((await page.textContent('[data-testid=trace-steps]'))!, /h1 \+0\.000 ms port vm1: received[\s\S]*h1 .* route: 10\.20\.0\.3 via network red/);
+      await page.screenshot({ path: join(SHOTS, 'trace-delivered.png') });
+
+      // One over the MTU: dropped on h1, and h1 marked.
+      await page.fill('#trace-size', '1419');
+      await page.fill('[data-testid=trace-to]', '10.10.0.2');
+      await page.click('[data-testid=trace-run]');
+      await until('the dropped trace\'s verdict', page, () => page.textContent('[data-testid=trace-verdict]'), (t) => t === 'dropped on h1: mtu, mtu-exceeded: 1419 bytes, network blue\'s MTU is 1418');
+      assert.equal(await page.getAttribute('#graph', 'data-dropped'), 'host:h1');
+      await page.screenshot({ path: join(SHOTS, 'trace-dropped.png') });
+    } finally {
+      await browser.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
