@@ -8,8 +8,10 @@
  *
  * Reports: the time from empty to all 10,000 ports applied on every agent; for single-port
  * changes, the time from the API request to every affected agent having applied it (median,
- * p99); the controller's and one agent's memory per port; the API's requests per second.
- * Options: --hosts N --ports-per-host N --samples N (defaults 100, 100, 200).
+ * p99), and the same again with 10 web consoles open and /metrics scraped (what serving
+ * them costs); the controller's and one agent's memory per port; the API's requests per
+ * second. Options: --hosts N --ports-per-host N --samples N --viewers N (defaults 100,
+ * 100, 200, 10).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,6 +37,8 @@ const arg = (name: string, dflt: number) => {
 const HOSTS = arg('hosts', 100);
 const PER_HOST = arg('ports-per-host', 100);
 const SAMPLES = arg('samples', 200);
+/** Web consoles open during the second round of changes. */
+const VIEWERS = arg('viewers', 10);
 /** Each network spans this many hosts, with PER_HOST / HOSTS_PER_NETWORK ports on each; so
  * there are as many networks as hosts, and every host is in HOSTS_PER_NETWORK of them. */
 const HOSTS_PER_NETWORK = Math.min(10, HOSTS);
@@ -96,6 +100,13 @@ async function pool<T>(items: T[], n: number, f: (t: T) => Promise<void>): Promi
   await Promise.all(Array.from({ length: n }, async () => {
     while (next < items.length) await f(items[next++]);
   }));
+}
+
+/** CPU seconds a process has used (user and system). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 function rssMiB(pid: number): number {
@@ -166,27 +177,75 @@ async function main(): Promise<void> {
     const ctlMiBPerPort = (rssMiB(ctl.pid!) - rss0) / ports.length;
 
     // Single-port changes: create a port, then delete it; each time, wait until every host
-    // of its network has applied the change.
-    const latencies: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      const n = i % netCount;
-      const mac = macOf(1_000_000 + i);
-      const hosts = [...Array(HOSTS_PER_NETWORK).keys()].map((k) => agents[hostOf(n, k)]);
-      const start = performance.now();
-      if (i % 2 === 0) {
-        await call(url, admin, 'POST', '/v1/ports', { name: `s${i}`, network: `net${n}`, host: hosts[0].name, mac });
-        while (!hosts.every((a) => a.seen.has(mac))) await new Promise((r) => setImmediate(r));
-        latencies.push(Math.max(...hosts.map((a) => a.seen.get(mac)!)) - start);
-      } else {
-        const prev = `s${i - 1}`;
-        const prevMac = macOf(1_000_000 + i - 1);
-        const prevHosts = [...Array(HOSTS_PER_NETWORK).keys()].map((k) => agents[hostOf((i - 1) % netCount, k)]);
-        await call(url, admin, 'DELETE', `/v1/ports/${prev}`);
-        while (!prevHosts.every((a) => !a.seen.has(prevMac))) await new Promise((r) => setImmediate(r));
-        latencies.push(Math.max(...prevHosts.map((a) => a.gone.get(prevMac)!)) - start);
+    // of its network has applied the change. `base` keeps each round's names apart.
+    const changes = async (base: number): Promise<number[]> => {
+      const latencies: number[] = [];
+      for (let i = 0; i < SAMPLES; i++) {
+        const n = i % netCount;
+        const mac = macOf(base + i);
+        const hosts = [...Array(HOSTS_PER_NETWORK).keys()].map((k) => agents[hostOf(n, k)]);
+        const start = performance.now();
+        if (i % 2 === 0) {
+          await call(url, admin, 'POST', '/v1/ports', { name: `s${base + i}`, network: `net${n}`, host: hosts[0].name, mac });
+          while (!hosts.every((a) => a.seen.has(mac))) await new Promise((r) => setImmediate(r));
+          latencies.push(Math.max(...hosts.map((a) => a.seen.get(mac)!)) - start);
+        } else {
+          const prevMac = macOf(base + i - 1);
+          const prevHosts = [...Array(HOSTS_PER_NETWORK).keys()].map((k) => agents[hostOf((i - 1) % netCount, k)]);
+          await call(url, admin, 'DELETE', `/v1/ports/s${base + i - 1}`);
+          while (!prevHosts.every((a) => !a.seen.has(prevMac))) await new Promise((r) => setImmediate(r));
+          latencies.push(Math.max(...prevHosts.map((a) => a.gone.get(prevMac)!)) - start);
+        }
       }
-    }
-    console.log(`single-port change applied on every affected host (${SAMPLES} samples, ${HOSTS_PER_NETWORK} hosts each): median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`);
+      return latencies;
+    };
+    let cpu0 = cpuSeconds(ctl.pid!);
+    let w0 = performance.now();
+    const latencies = await changes(1_000_000);
+    const quietCpu = (cpuSeconds(ctl.pid!) - cpu0) / ((performance.now() - w0) / 1000);
+    console.log(`single-port change applied on every affected host (${SAMPLES} samples, ${HOSTS_PER_NETWORK} hosts each): median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms; controller ${(quietCpu * 100).toFixed(0)} % of a core`);
+
+    // The same with VIEWERS web consoles open (each reads what the console reads, every
+    // two seconds: hosts with their agents' reports, networks, subnets, routers, ports,
+    // events) and a Prometheus server scraping the controller's /metrics every two seconds.
+    let watching = true;
+    let polls = 0;
+    let bytes = 0;
+    const get = async (path: string) => {
+      const res = await fetch(url + path, { headers: { authorization: `Bearer ${admin}` } });
+      bytes += (await res.arrayBuffer()).byteLength;
+    };
+    const viewer = async (k: number) => {
+      await new Promise((r) => setTimeout(r, (2000 * k) / VIEWERS)); // not all at once
+      let since = 0;
+      while (watching) {
+        const t = performance.now();
+        await Promise.all(['/v1/hosts', '/v1/networks', '/v1/subnets', '/v1/routers', '/v1/ports'].map(get));
+        const events = await (await fetch(`${url}/v1/events?since=${since}`, { headers: { authorization: `Bearer ${admin}` } })).json() as Array<{ id: number }>;
+        since = events.at(-1)?.id ?? since;
+        polls++;
+        await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (performance.now() - t))));
+      }
+    };
+    const scraper = async () => {
+      while (watching) {
+        await get('/metrics');
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    };
+    const viewers = [...Array.from({ length: VIEWERS }, (_, k) => viewer(k)), scraper()];
+    await new Promise((r) => setTimeout(r, 2000));
+    cpu0 = cpuSeconds(ctl.pid!);
+    w0 = performance.now();
+    bytes = 0;
+    polls = 0;
+    const watched = await changes(2_000_000);
+    const seconds = (performance.now() - w0) / 1000;
+    const watchedCpu = (cpuSeconds(ctl.pid!) - cpu0) / seconds;
+    watching = false;
+    await Promise.all(viewers);
+    console.log(`with ${VIEWERS} consoles open and /metrics scraped: median ${pct(watched, 50).toFixed(1)} ms, p99 ${pct(watched, 99).toFixed(1)} ms; controller ${(watchedCpu * 100).toFixed(0)} % of a core;`
+      + ` ${(polls / seconds).toFixed(1)} console refreshes/s, ${(bytes / seconds / 1e6).toFixed(1)} MB/s served`);
 
     // API reads per second, CONCURRENCY at a time, for 3 s.
     let reads = 0;
@@ -204,6 +263,7 @@ async function main(): Promise<void> {
     console.log('|---|---|---|');
     console.log(`| ${ports.length} ports up from empty, applied on every host | ${bringUp.toFixed(1)} s | < 20 s |`);
     console.log(`| single-port change applied everywhere, p99 | ${pct(latencies, 99).toFixed(1)} ms (median ${pct(latencies, 50).toFixed(1)} ms) | < 200 ms |`);
+    console.log(`| the same, with ${VIEWERS} web consoles open and /metrics scraped, p99 | ${pct(watched, 99).toFixed(1)} ms (median ${pct(watched, 50).toFixed(1)} ms); controller CPU ${(watchedCpu * 100).toFixed(0)} % vs ${(quietCpu * 100).toFixed(0)} % without | |`);
     console.log(`| API creates / reads | ${(ports.length / apiSeconds).toFixed(0)} / ${(reads / 3).toFixed(0)} req/s | |`);
     console.log(`| memory per port: controller / one agent | ${(ctlMiBPerPort * 1024).toFixed(1)} / ${(agentBytesPerPort / 1024).toFixed(1)} KiB | |`);
   } finally {
