@@ -163,6 +163,12 @@ async function main(): Promise<void> {
   console.log(`measuring ${seconds}s per run on ${readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length} cores`);
   const weft = await withBenchLab('benchweft', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
   console.log(`weft                tcp ${gbit(weft.tcpBps)} Gbit/s  udp64 ${kpps(weft.udpPps)} kpps`);
+  // The same lab with its agents' data paths never checking frames for a trace's probe
+  // (WEFT_TRACING=off): what `weft trace` costs when no trace runs.
+  process.env.WEFT_TRACING = 'off';
+  const untraced = await withBenchLab('benchnotrace', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
+  delete process.env.WEFT_TRACING;
+  console.log(`weft, no tracing    tcp ${gbit(untraced.tcpBps)} Gbit/s  udp64 ${kpps(untraced.udpPps)} kpps`);
   const plain = await withBenchLab('benchplain', 'weft-no-offload', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
   console.log(`weft, no offloads   tcp ${gbit(plain.tcpBps)} Gbit/s  udp64 ${kpps(plain.udpPps)} kpps`);
   const routed = await withBenchLab('benchroute', 'routed', (s) => measure(s.name, 'vm1', 'vm2', '10.20.0.2', Object.entries(s.agents).filter(([k]) => k !== 'controller').map(([, pid]) => pid)));
@@ -196,6 +202,7 @@ async function main(): Promise<void> {
   console.log(`nebula              tcp ${gbit(nebula.tcpBps)} Gbit/s  udp64 ${kpps(nebula.udpPps)} kpps`);
   console.log('');
   ratioTable('path', 'Weft', { label: 'Weft (userspace, VXLAN)', r: weft }, [
+    ['Weft, its data paths never checking for a trace\'s probe (what tracing costs)', untraced],
     ['Weft, TAP offloads off (one frame at a time, as before issue 10)', plain],
     ['Weft, routed between two networks (the switched path vs this)', routed],
     ['Weft, through source NAT to the outside (the switched path vs this)', snat],

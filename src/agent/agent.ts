@@ -82,6 +82,8 @@ export class Agent {
       maxPorts: state.limits.maxPorts,
       fdbLimit: state.limits.fdbLimit,
       fdbAgingMs: state.limits.fdbAgingSeconds * 1000,
+      // WEFT_TRACING=off: for `npm run bench` to measure what following traces costs.
+      tracing: process.env.WEFT_TRACING !== 'off',
     });
     this.reconciler = new Reconciler(this.datapath, opener, Date.now);
   }

@@ -79,6 +79,9 @@ export interface DatapathOptions {
   /** Most MACs each network learns (the FDB limit per network). */
   fdbLimit?: number;
   fdbAgingMs?: number;
+  /** false: frames are never checked for a trace's probe (`weft trace` finds nothing on
+   * this host). Only to measure what the check costs (`npm run bench`); true by default. */
+  tracing?: boolean;
 }
 
 export interface NetworkSpec {
@@ -142,6 +145,10 @@ export class Datapath implements Output {
 
   /** `weft trace`: follows one marked probe through the stages (trace.ts). */
   readonly tracer = new Tracer();
+  /** Where frames enter: checked for a trace's probe, or (tracing: false, to measure what
+   * the check costs) handed straight on. */
+  private readonly enterFromPort: (port: Port, off: number, len: number, now: number) => void;
+  private readonly enterFromTunnel: (u: Underlay, net: Network, vtep: Vtep, inner: number, innerLen: number, fromAddr: number, now: number) => void;
   private readonly router: Router;
   private readonly nat: NatStage;
   /** The routers' external gateways this host holds, by router. */
@@ -169,6 +176,9 @@ export class Datapath implements Output {
     // Receive rings for the VXLAN, Geneve and tunnel sockets; the tunnels' transmit slots.
     this.memory = new PacketMemory(slotSize, maxPorts * BATCH + 3 * UNDERLAY_RX_SLOTS + SEALED_TX_SLOTS + SCRATCH_SLOTS);
     this.scratchSlot = this.memory.alloc(SCRATCH_SLOTS);
+    const tracing = options.tracing ?? true;
+    this.enterFromPort = tracing ? this.inside : this.fromPort;
+    this.enterFromTunnel = tracing ? this.fromTunnelTraced : (_u, net, vtep, inner, innerLen, _a, now) => this.fromTunnel(net, vtep, inner, innerLen, now);
     this.nat = new NatStage(this);
     this.router = new Router(this, this.nat);
     this.services = new LocalServices(this);
@@ -632,7 +642,7 @@ export class Datapath implements Output {
         port.backend.close();
         return;
       }
-      for (let i = 0; i < n; i++) this.inside(port, base + i * stride, this.rxLengths[i], now);
+      for (let i = 0; i < n; i++) this.enterFromPort(port, base + i * stride, this.rxLengths[i], now);
       this.flush();
       if (n < BATCH) return;
     }
@@ -669,6 +679,17 @@ export class Datapath implements Output {
       return;
     }
     this.fromPort(port, off, len, now);
+  }
+
+  /** Where decapsulated frames go on (followed, when it is an armed trace's probe). */
+  private fromTunnelTraced(u: Underlay, net: Network, vtep: Vtep, inner: number, innerLen: number, fromAddr: number, now: number): void {
+    if (this.tracer.armed && this.tracer.enter(this.memory.bytes, inner, innerLen, `${u.tunnels !== null ? 'encrypted tunnel' : 'tunnel'} from ${formatIpv4(fromAddr)}`)) {
+      this.tracer.step('decapsulate', 'pass', `${net.encapsulation === 'vxlan' ? 'VXLAN' : 'Geneve'} VNI ${net.vni}: network ${net.name}`);
+      this.fromTunnel(net, vtep, inner, innerLen, now);
+      this.tracer.leave();
+      return;
+    }
+    this.fromTunnel(net, vtep, inner, innerLen, now);
   }
 
   private fromPort(port: Port, off: number, len: number, now: number): void {
@@ -835,13 +856,7 @@ export class Datapath implements Output {
     const inner = off + headerLen;
     const innerLen = len - headerLen;
     if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, now);
-    if (this.tracer.armed && this.tracer.enter(mem, inner, innerLen, `${u.tunnels !== null ? 'encrypted tunnel' : 'tunnel'} from ${formatIpv4(fromAddr)}`)) {
-      this.tracer.step('decapsulate', 'pass', `${net.encapsulation === 'vxlan' ? 'VXLAN' : 'Geneve'} VNI ${net.vni}: network ${net.name}`);
-      this.fromTunnel(net, vtep, inner, innerLen, now);
-      this.tracer.leave();
-      return;
-    }
-    this.fromTunnel(net, vtep, inner, innerLen, now);
+    this.enterFromTunnel(u, net, vtep, inner, innerLen, fromAddr, now);
   }
 
   /** An inner frame from `vtep`, a remote host of `net`. */
