@@ -3,7 +3,8 @@
  * follows the probe through its real data path, and the path comes back hop by hop, host
  * by host, with a verdict: delivered across hosts (through the encrypted tunnel), through
  * the router, out through the external gateway's NAT; dropped by a security group (naming
- * what no rule allows), by the MTU (naming it), by the router (no neighbour). A trace
+ * what no rule allows), by the MTU (naming it), by port security (a spoofed source), by the
+ * router (no neighbour). A trace
  * changes nothing: the VM's own traffic and counters go on as before, and one trace runs
  * at a time.
  */
@@ -91,6 +92,11 @@ test('weft trace follows a probe across hosts and says where it ended and why', 
     const big = trace(lab.name, '--from', 'vm1', '--to', '10.10.0.2', '--size', '1419');
     assert.equal(big.result.verdict, 'dropped on h1: mtu, mtu-exceeded: 1419 bytes, network blue\'s MTU is 1418');
     assert.equal(trace(lab.name, '--from', 'vm1', '--to', '10.10.0.2', '--size', '1418').result.verdict, 'delivered to vm2 on h2');
+
+    // Dropped by port security: a probe from another address than vm1's, as a VM spoofing
+    // it would send.
+    const spoofed = trace(lab.name, '--from', 'vm1', '--to', '10.10.0.2', '--source', '10.10.0.99');
+    assert.equal(spoofed.result.verdict, 'dropped on h1: port security, spoofed-ip: the port sends only as 02:57:46:00:00:01 from 10.10.0.1');
 
     // Dropped by the router: no port has the address.
     const nobody = trace(lab.name, '--from', 'vm1', '--to', '10.20.0.99');

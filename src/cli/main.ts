@@ -190,6 +190,7 @@ targetOptions(program.command('trace'))
   .option('--proto <protocol>', 'icmp (an echo request), tcp (a SYN) or udp', 'icmp')
   .option('--port <port>', 'the destination port for tcp (80) or udp (33434)')
   .option('--size <bytes>', 'the IP packet\'s size', '64')
+  .option('--source <address>', 'send from another address than the VM\'s (as a VM spoofing it would)')
   .option('--json', 'print the result as JSON')
   .action(async (opts) => {
     const size = Number(opts.size);
@@ -197,7 +198,7 @@ targetOptions(program.command('trace'))
     if (!['icmp', 'tcp', 'udp'].includes(opts.proto)) throw new UsageError(`--proto takes icmp, tcp or udp, not ${JSON.stringify(opts.proto)}`);
     if (!Number.isInteger(size)) throw new UsageError(`--size takes a number of bytes, not ${JSON.stringify(opts.size)}`);
     if (port !== undefined && !Number.isInteger(port)) throw new UsageError(`--port takes a port number, not ${JSON.stringify(opts.port)}`);
-    const r = await client(opts).call<TraceResult>('POST', '/v1/traces', { from: opts.from, to: opts.to, protocol: opts.proto, size, ...(port !== undefined ? { port } : {}) });
+    const r = await client(opts).call<TraceResult>('POST', '/v1/traces', { from: opts.from, to: opts.to, protocol: opts.proto, size, ...(port !== undefined ? { port } : {}), ...(opts.source ? { source: opts.source } : {}) });
     if (opts.json) return console.log(JSON.stringify(r, null, 2));
     console.log(`trace ${r.id}: ${r.protocol}${r.port !== null ? `/${r.port}` : ''} from ${r.from} to ${r.to}, ${r.size} bytes`);
     const width = Math.max(4, ...r.steps.map((s) => s.host.length));

@@ -30,6 +30,9 @@ export const traceRequest = z.object({
   protocol: z.enum(['icmp', 'tcp', 'udp']).default('icmp'),
   /** The destination port (tcp: a SYN to it; udp: a datagram). */
   port: z.number().int().min(1).max(65535).optional(),
+  /** Another source address than the port's (what a VM spoofing it would send: port
+   * security is then what the trace shows). */
+  source: ipv4.optional(),
   /** The IP packet's size in bytes (the probe is padded to it). */
   size: z.number().int().min(64).max(9000).default(64),
 }).strict();
@@ -77,7 +80,7 @@ export class Traces {
     const port = this.model.ports.get(req.from);
     if (!port) throw new ApiError(404, 'Not Found', `no port ${req.from}`);
     if (port.network === undefined) throw new ApiError(422, 'Unprocessable Entity', `port ${req.from} is a trunk without an untagged network: trace from an access port`);
-    const src = port.ips.find((a) => !a.includes(':'));
+    const src = req.source ?? port.ips.find((a) => !a.includes(':'));
     if (src === undefined) throw new ApiError(422, 'Unprocessable Entity', `port ${req.from} has no IPv4 address to send a probe from`);
     const hosts = this.carrier.connectedHosts();
     if (!hosts.includes(port.host)) throw new ApiError(409, 'Conflict', `the agent of ${port.host}, where ${req.from} is, is not connected`);

@@ -740,6 +740,7 @@ export class Datapath implements Output {
     }
     if (port.security !== null) {
       const refused = port.security.check(mem, off, len);
+      if (refused >= 0 && tracer.active) tracer.because(port.security.allows);
       if (refused >= 0) return c.drop(refused);
       if (tracer.active) tracer.step('port security', 'pass', `sent as the port's own MAC and address`);
     }

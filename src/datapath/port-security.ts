@@ -15,7 +15,7 @@
  * Other ethertypes pass with the MAC checked. Each refusal is counted under a reason of its
  * own (counters.ts). Synchronous and allocation-free, as the rest of the per-frame path.
  */
-import { parseIpv4, parseIpv6, readMac, readU16, readU32 } from '../wire/bytes.js';
+import { parseIpv4, parseIpv6, readMac, readU16, readU32, formatMac } from '../wire/bytes.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop } from './counters.js';
 import { eui64, Prefix6 } from './ipv6.js';
@@ -27,8 +27,12 @@ export class PortSecurity {
   private readonly v6: Prefix6[];
 
   /** `ips`: addresses or prefixes (CIDR text), IPv4 and IPv6. */
+  /** What it allows, in words (for `weft trace`). */
+  readonly allows: string;
+
   constructor(macs: number[], ips: string[]) {
     this.macs = macs;
+    this.allows = `the port sends only as ${macs.map(formatMac).join(', ') || 'no MAC'}${ips.length ? ` from ${ips.join(', ')}` : ''}`;
     this.v4 = ips.filter((ip) => !ip.includes(':')).map((ip) => {
       const [addr, len] = ip.split('/');
       const length = len === undefined ? 32 : Number(len);
