@@ -21,7 +21,8 @@
  *
  * TCP: one iperf3 stream. Packet rate: iperf3 UDP with 18-byte payloads (64-byte Ethernet
  * frames on the wire, FCS included), unlimited rate; what the receiver got per second.
- * Options: --seconds N (per measurement, default 8).
+ * Options: --seconds N (per measurement, default 8); --tracing N: only Weft with and without
+ * the data path's check for a trace's probe, in turn, N times each.
  */
 import { readFileSync } from 'node:fs';
 import { labDown, labExec, labUp, type LabState } from '../src/lab/lab.js';
@@ -159,8 +160,25 @@ async function underlayOffload(lab: string, on: boolean): Promise<void> {
   for (const host of ['h1', 'h2']) await run(lab, host, 'ethtool', '-K', 'eth0', 'tx', on ? 'on' : 'off');
 }
 
+/** --tracing N: only what following traces costs, the two labs in turn, N times each. */
+async function tracingOnly(runs: number): Promise<void> {
+  const on: Result[] = [];
+  const off: Result[] = [];
+  for (let i = 0; i < runs; i++) {
+    on.push(await withBenchLab('benchtrace', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents))));
+    process.env.WEFT_TRACING = 'off';
+    off.push(await withBenchLab('benchnotrace', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents))));
+    delete process.env.WEFT_TRACING;
+    console.log(`run ${i + 1}: tracing compiled in ${gbit(on[i].tcpBps)} Gbit/s, ${kpps(on[i].udpPps)} kpps; never checked ${gbit(off[i].tcpBps)} Gbit/s, ${kpps(off[i].udpPps)} kpps`);
+  }
+  const mean = (rs: Result[], k: 'tcpBps' | 'udpPps') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
+  console.log(`mean of ${runs}: TCP ${(mean(on, 'tcpBps') / mean(off, 'tcpBps')).toFixed(2)}, 64-byte packets ${(mean(on, 'udpPps') / mean(off, 'udpPps')).toFixed(2)} (with the check / without)`);
+}
+
 async function main(): Promise<void> {
   console.log(`measuring ${seconds}s per run on ${readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length} cores`);
+  const tracingRuns = process.argv.indexOf('--tracing');
+  if (tracingRuns > 0) return tracingOnly(Number(process.argv[tracingRuns + 1]) || 3);
   const weft = await withBenchLab('benchweft', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
   console.log(`weft                tcp ${gbit(weft.tcpBps)} Gbit/s  udp64 ${kpps(weft.udpPps)} kpps`);
   // The same lab with its agents' data paths never checking frames for a trace's probe

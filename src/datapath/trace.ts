@@ -83,12 +83,12 @@ export class Tracer {
    */
   enter(mem: Uint8Array, off: number, len: number, where: string): boolean {
     const m = this.match;
-    if (m === null) return false;
+    if (m === null || !isProbe(mem, off, len, m)) return false;
+    // The clock only for the probe (the owner disarms on time; this is the backstop).
     if (this.clock() > this.until) {
       this.match = null;
       return false;
     }
-    if (!isProbe(mem, off, len, m)) return false;
     this.active = true;
     setDropWatch(this.onDrop);
     this.step(where, 'pass', 'received');
