@@ -213,26 +213,30 @@ static int get_read_args(napi_env env, napi_callback_info info, const char *call
   return 1;
 }
 
-/* A batch write's arguments: (fd, buf, offsets: Int32Array, lengths: Int32Array, count). */
+/* A batch write's arguments: (fd, buf, offsets: Int32Array, lengths: Int32Array, count),
+ * and for the calls that join segments, a buffer to join them in (join, joinlen). */
 struct write_args {
   int32_t fd, count;
-  uint8_t *buf;
-  size_t buflen;
+  uint8_t *buf, *join;
+  size_t buflen, joinlen;
   int32_t *offs, *lens;
 };
 
-/* Reads a batch write's arguments for `call`; count must fit both arrays. Returns 0 with a
- * JavaScript exception pending when they are wrong. */
-static int get_write_args(napi_env env, napi_callback_info info, const char *call, struct write_args *a) {
-  size_t argc = 5;
-  napi_value argv[5];
+/* Reads a batch write's arguments for `call` (with `join` as a sixth when join_min > 0, at
+ * least that long); count must fit both arrays. Returns 0 with a JavaScript exception
+ * pending when they are wrong. */
+static int get_write_args(napi_env env, napi_callback_info info, const char *call, size_t join_min, struct write_args *a) {
+  size_t argc = 6;
+  napi_value argv[6];
   uint8_t *offs_raw, *lens_raw;
   size_t offslen, lenslen;
   char what[64];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
+  a->join = NULL;
+  a->joinlen = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (join_min ? 6 : 5) ||
       !get_i32(env, argv[0], &a->fd) || !get_bytes(env, argv[1], &a->buf, &a->buflen) ||
       !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
-      !get_i32(env, argv[4], &a->count)) {
+      !get_i32(env, argv[4], &a->count) || (join_min && (!get_bytes(env, argv[5], &a->join, &a->joinlen) || a->joinlen < join_min))) {
     snprintf(what, sizeof what, "%s: bad arguments", call);
     napi_throw_type_error(env, "EINVAL", what);
     return 0;
@@ -338,7 +342,7 @@ static napi_value read_frames(napi_env env, napi_callback_info info) {
  */
 static napi_value write_frames(napi_env env, napi_callback_info info) {
   struct write_args a;
-  if (!get_write_args(env, info, "writeFrames", &a)) return NULL;
+  if (!get_write_args(env, info, "writeFrames", 0, &a)) return NULL;
   int32_t fd = a.fd, count = a.count;
   uint8_t *buf = a.buf;
   size_t buflen = a.buflen;
@@ -739,23 +743,12 @@ static int32_t join_run(const uint8_t *buf, size_t buflen, const int32_t *offs, 
  * VM's stack takes whole; any other frame goes as it is, with an empty header.
  */
 static napi_value tap_write(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw, *join;
-  size_t buflen, offslen, lenslen, joinlen;
-  if (argc < 6 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
-      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
-      !get_i32(env, argv[4], &count) || !get_bytes(env, argv[5], &join, &joinlen) || joinlen < RAW_CAPACITY) {
-    napi_throw_type_error(env, "EINVAL", "tapWrite: bad arguments");
-    return NULL;
-  }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
-  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
-    napi_throw_range_error(env, "ERANGE", "tapWrite: count exceeds arrays");
-    return NULL;
-  }
+  struct write_args a;
+  if (!get_write_args(env, info, "tapWrite", RAW_CAPACITY, &a)) return NULL;
+  int32_t fd = a.fd, count = a.count;
+  uint8_t *buf = a.buf, *join = a.join;
+  size_t buflen = a.buflen;
+  int32_t *offs = a.offs, *lens = a.lens;
   struct virtio_net_hdr none;
   memset(&none, 0, sizeof none);
   int32_t i = 0;
@@ -1412,23 +1405,12 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
  * another reason than a full queue is skipped with lengths[i] = -errno.
  */
 static napi_value packet_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, count;
-  uint8_t *buf, *offs_raw, *lens_raw, *join;
-  size_t buflen, offslen, lenslen, joinlen;
-  if (argc < 6 || !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &buflen) ||
-      !get_bytes(env, argv[2], &offs_raw, &offslen) || !get_bytes(env, argv[3], &lens_raw, &lenslen) ||
-      !get_i32(env, argv[4], &count) || !get_bytes(env, argv[5], &join, &joinlen) || joinlen < RAW_CAPACITY) {
-    napi_throw_type_error(env, "EINVAL", "packetSend: bad arguments");
-    return NULL;
-  }
-  int32_t *offs = (int32_t *)offs_raw, *lens = (int32_t *)lens_raw;
-  if (count < 0 || (size_t)count > offslen / 4 || (size_t)count > lenslen / 4) {
-    napi_throw_range_error(env, "ERANGE", "packetSend: count exceeds arrays");
-    return NULL;
-  }
+  struct write_args a;
+  if (!get_write_args(env, info, "packetSend", RAW_CAPACITY, &a)) return NULL;
+  int32_t fd = a.fd, count = a.count;
+  uint8_t *buf = a.buf, *join = a.join;
+  size_t buflen = a.buflen;
+  int32_t *offs = a.offs, *lens = a.lens;
   struct virtio_net_hdr none;
   memset(&none, 0, sizeof none);
   struct mmsghdr msgs[MAX_BATCH];
