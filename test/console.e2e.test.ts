@@ -17,7 +17,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
-import { CONTROLLER_PORT, labDir, readLabState } from '../src/lab/lab.js';
+import { CONTROLLER_PORT, labConsole, labDir, readLabState } from '../src/lab/lab.js';
 import { e2eSkipReason } from './support/env.js';
 import { withLab } from './support/lab.js';
 import { pino } from 'pino';
@@ -116,6 +116,19 @@ test('the web console shows the lab, its live counters and events, and draws a t
       await until('the dropped trace\'s verdict', page, () => page.textContent('[data-testid=trace-verdict]'), (t) => t === 'dropped on h1: mtu, mtu-exceeded: 1419 bytes, network blue\'s MTU is 1418');
       assert.equal(await page.getAttribute('#graph', 'data-dropped'), 'host:h1');
       await page.screenshot({ path: join(SHOTS, 'trace-dropped.png') });
+
+      // `weft lab console`: the same page on this machine's loopback, through the
+      // controller's unix socket.
+      // (The browser above lives in the controller's namespace; this checks from ours.)
+      const local = await labConsole(lab.name, 0);
+      try {
+        const [address, fragment] = local.url.split('#');
+        assert.match(await (await fetch(address)).text(), /<title>Weft console<\/title>/);
+        const hosts = await (await fetch(new URL('/v1/hosts', address), { headers: { authorization: `Bearer ${fragment.slice('token='.length)}` } })).json() as unknown[];
+        assert.equal(hosts.length, 3);
+      } finally {
+        local.server.close();
+      }
     } finally {
       await browser.close();
       rmSync(dir, { recursive: true, force: true });

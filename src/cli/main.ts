@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Agent, defaultSocketPath } from '../agent/agent.js';
 import { defaultKeyFile, loadOrCreateIdentity, loadOrCreateKey } from '../agent/identity.js';
 import { hostStateFrom, loadConfig } from '../agent/config.js';
-import { labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
+import { labConsole, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
 import { fetchStats, renderStats } from './stats.js';
@@ -356,6 +356,18 @@ lab.command('restart')
   .action(async (name: string, what: string, opts: { down: string; signal: string }) => {
     const pid = await labRestart(name, what, opts.signal as NodeJS.Signals, Number(opts.down));
     console.log(`${what} restarted (pid ${pid})`);
+  });
+
+lab.command('console')
+  .argument('<lab>')
+  .option('--port <port>', 'the local port to serve it on (0: any free one)', '7480')
+  .description('serve the lab controller\'s web console on this machine\'s loopback, and print its address (with the admin token); Ctrl-C stops')
+  .action(async (name: string, opts: { port: string }) => {
+    const port = Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port takes a port number, not ${JSON.stringify(opts.port)}`);
+    const { url } = await labConsole(name, port);
+    console.log(`the web console of lab ${name}: ${url}`);
+    console.log('(only on this machine\'s loopback; Ctrl-C stops it)');
   });
 
 lab.command('list')

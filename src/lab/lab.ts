@@ -14,6 +14,7 @@
  * a failed `up`, a killed agent or a lost state directory alike.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -361,6 +362,34 @@ export const CONTROLLER_PORT = 7411;
 
 export function controllerSocket(lab: string): string {
   return join(labDir(lab), 'controller.sock');
+}
+
+/**
+ * The lab controller's web console (and API), on this machine's loopback: the controller
+ * listens inside the lab's namespaces, but also on a unix socket, which any namespace can
+ * reach; each TCP connection to 127.0.0.1:port is joined to it. Returns the console's
+ * address, with the admin token in its fragment (which the browser never sends).
+ */
+export async function labConsole(lab: string, port: number): Promise<{ server: Server; url: string }> {
+  const socket = controllerSocket(lab);
+  if (!existsSync(socket)) throw new LabError(`lab ${lab} has no controller (no ${socket})`);
+  const token = readFileSync(join(labDir(lab), 'controller', 'admin.token'), 'utf8').trim();
+  const server = createServer((client) => {
+    const upstream = connect(socket);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${bound}/ui/#token=${token}` };
 }
 
 /** The controller runs in its own namespace on the underlay; the CLI reaches it over a
