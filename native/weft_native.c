@@ -39,6 +39,7 @@
 #include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -556,39 +557,87 @@ enum { ST_LEN, ST_NEXT, ST_MSS, ST_L3, ST_L4, ST_HDR, ST_V6, ST_SIZE };
  * finished. A frame whose header cannot be honoured gets length -2; one that does not fit
  * a slot (and is no super-frame) -1.
  */
+#define PENDING INT32_MIN
+
+/* Takes one frame read into raw (len bytes, after its virtio-net header vh): a plain frame
+ * is copied to slot, its checksum finished if asked, and its length (or -1, BAD_OFFLOAD)
+ * returned; a super-frame is left in raw, described in st, for cut_next (PENDING). */
+static int32_t take_frame(const struct virtio_net_hdr *vh, const uint8_t *raw, int32_t len, uint8_t *slot, int32_t capacity, int32_t *st) {
+  if (len < 0 || len > SUPER_MAX) return -1;
+  uint8_t gso = vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+  if (gso == VIRTIO_NET_HDR_GSO_NONE) {
+    if (len > capacity) return -1;
+    memcpy(slot, raw, (size_t)len);
+    if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !finish_checksum(slot, len, vh->csum_start, vh->csum_offset)) return BAD_OFFLOAD;
+    return len;
+  }
+  struct tcp_frame t;
+  int want_v6 = gso == VIRTIO_NET_HDR_GSO_TCPV6;
+  if ((gso != VIRTIO_NET_HDR_GSO_TCPV4 && !want_v6) || !parse_tcp(raw, len, &t) || t.v6 != want_v6 ||
+      vh->gso_size < MIN_MSS || t.hdr + vh->gso_size > capacity || t.hdr >= len) return BAD_OFFLOAD;
+  st[ST_LEN] = len;
+  st[ST_NEXT] = 0;
+  st[ST_MSS] = vh->gso_size;
+  st[ST_L3] = t.l3;
+  st[ST_L4] = t.l4;
+  st[ST_HDR] = t.hdr;
+  st[ST_V6] = t.v6;
+  return PENDING;
+}
+
+/* Writes the next segment of the super-frame waiting in raw to slot; returns its length. */
+static int32_t cut_next(const uint8_t *raw, uint8_t *slot, int32_t *st) {
+  struct tcp_frame t = {st[ST_L3], st[ST_L4], st[ST_HDR], st[ST_V6]};
+  int32_t len = st[ST_LEN];
+  int32_t n = write_segment(slot, raw, len, &t, st[ST_MSS], st[ST_NEXT]);
+  st[ST_NEXT]++;
+  if (t.hdr + st[ST_NEXT] * st[ST_MSS] >= len) st[ST_LEN] = 0;
+  return n;
+}
+
+/* tapRead's arguments from argv[first]: (buf, base, stride, capacity, max, lengths, raw,
+ * state). Returns 0 with a JavaScript exception pending when they are wrong. */
+static int get_tap_read_args(napi_env env, napi_value *argv, const char *call, struct read_args *a, uint8_t **raw, int32_t **st) {
+  uint8_t *state_raw, *lens_raw;
+  size_t buflen, lenslen, rawlen, statelen;
+  char what[64];
+  if (!get_bytes(env, argv[0], &a->buf, &buflen) || !get_i32(env, argv[1], &a->base) || !get_i32(env, argv[2], &a->stride) ||
+      !get_i32(env, argv[3], &a->capacity) || !get_i32(env, argv[4], &a->max) || !get_bytes(env, argv[5], &lens_raw, &lenslen) ||
+      !get_bytes(env, argv[6], raw, &rawlen) || !get_bytes(env, argv[7], &state_raw, &statelen) || rawlen < RAW_CAPACITY || statelen < ST_SIZE * 4) {
+    snprintf(what, sizeof what, "%s: bad arguments", call);
+    napi_throw_type_error(env, "EINVAL", what);
+    return 0;
+  }
+  a->lens = (int32_t *)lens_raw;
+  *st = (int32_t *)state_raw;
+  if ((size_t)a->max > lenslen / 4) a->max = (int32_t)(lenslen / 4);
+  if (a->base < 0 || a->capacity < 64 || a->stride < a->capacity ||
+      (size_t)a->base + (size_t)(a->max > 0 ? a->max - 1 : 0) * a->stride + a->capacity > buflen) {
+    snprintf(what, sizeof what, "%s: buffer too small", call);
+    napi_throw_range_error(env, "ERANGE", what);
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value tap_read(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct read_args a;
-  uint8_t *raw, *state_raw, *lens_raw;
-  size_t buflen, lenslen, rawlen, statelen;
-  if (argc < 9 || !get_i32(env, argv[0], &a.fd) || !get_bytes(env, argv[1], &a.buf, &buflen) ||
-      !get_i32(env, argv[2], &a.base) || !get_i32(env, argv[3], &a.stride) ||
-      !get_i32(env, argv[4], &a.capacity) || !get_i32(env, argv[5], &a.max) ||
-      !get_bytes(env, argv[6], &lens_raw, &lenslen) || !get_bytes(env, argv[7], &raw, &rawlen) ||
-      !get_bytes(env, argv[8], &state_raw, &statelen) || rawlen < RAW_CAPACITY || statelen < ST_SIZE * 4) {
+  uint8_t *raw;
+  int32_t *st;
+  if (argc < 9 || !get_i32(env, argv[0], &a.fd)) {
     napi_throw_type_error(env, "EINVAL", "tapRead: bad arguments");
     return NULL;
   }
-  a.lens = (int32_t *)lens_raw;
-  if ((size_t)a.max > lenslen / 4) a.max = (int32_t)(lenslen / 4);
-  if (a.base < 0 || a.capacity < 64 || a.stride < a.capacity ||
-      (size_t)a.base + (size_t)(a.max > 0 ? a.max - 1 : 0) * a.stride + a.capacity > buflen) {
-    napi_throw_range_error(env, "ERANGE", "tapRead: buffer too small");
-    return NULL;
-  }
-  int32_t *st = (int32_t *)state_raw;
+  if (!get_tap_read_args(env, argv + 1, "tapRead", &a, &raw, &st)) return NULL;
   int32_t count = 0;
   while (count < a.max) {
     uint8_t *slot = a.buf + a.base + (size_t)count * a.stride;
     if (st[ST_LEN] > 0) {
       /* Cut the waiting super-frame into the slots left. */
-      struct tcp_frame t = {st[ST_L3], st[ST_L4], st[ST_HDR], st[ST_V6]};
-      int32_t len = st[ST_LEN];
-      a.lens[count++] = write_segment(slot, raw, len, &t, st[ST_MSS], st[ST_NEXT]);
-      st[ST_NEXT]++;
-      if (t.hdr + st[ST_NEXT] * st[ST_MSS] >= len) st[ST_LEN] = 0;
+      a.lens[count++] = cut_next(raw, slot, st);
       continue;
     }
     struct virtio_net_hdr vh;
@@ -600,36 +649,48 @@ static napi_value tap_read(napi_env env, napi_callback_info info) {
       count = -errno;
       break;
     }
-    int32_t len = (int32_t)r - (int32_t)sizeof vh;
-    if (len < 0 || len > SUPER_MAX) {
-      a.lens[count++] = -1;
-      continue;
-    }
-    uint8_t gso = vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
-    if (gso == VIRTIO_NET_HDR_GSO_NONE) {
-      if (len > a.capacity) {
-        a.lens[count++] = -1;
-        continue;
-      }
-      memcpy(slot, raw, (size_t)len);
-      if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !finish_checksum(slot, len, vh.csum_start, vh.csum_offset)) len = BAD_OFFLOAD;
-      a.lens[count++] = len;
-      continue;
-    }
-    struct tcp_frame t;
-    int want_v6 = gso == VIRTIO_NET_HDR_GSO_TCPV6;
-    if ((gso != VIRTIO_NET_HDR_GSO_TCPV4 && !want_v6) || !parse_tcp(raw, len, &t) || t.v6 != want_v6 ||
-        vh.gso_size < MIN_MSS || t.hdr + vh.gso_size > a.capacity || t.hdr >= len) {
-      a.lens[count++] = BAD_OFFLOAD;
-      continue;
-    }
-    st[ST_LEN] = len;
-    st[ST_NEXT] = 0;
-    st[ST_MSS] = vh.gso_size;
-    st[ST_L3] = t.l3;
-    st[ST_L4] = t.l4;
-    st[ST_HDR] = t.hdr;
-    st[ST_V6] = t.v6;
+    int32_t n = take_frame(&vh, raw, (int32_t)r - (int32_t)sizeof vh, slot, a.capacity, st);
+    if (n != PENDING) a.lens[count++] = n;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, count, &out));
+  return out;
+}
+
+/*
+ * offloadTake(input: Uint8Array | null, buf, base, stride, capacity, max, lengths, raw,
+ *             state) -> count
+ * What tapRead does with a frame it read, for a frame given instead (input: its 10-byte
+ * virtio-net header, then the frame; null: only what waits in state), so that the cutting
+ * can be fuzzed without a TAP: tests only.
+ */
+static napi_value offload_take(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct read_args a;
+  uint8_t *raw, *input = NULL;
+  int32_t *st;
+  size_t inputlen = 0;
+  napi_valuetype t = napi_null;
+  if (argc < 9 || napi_typeof(env, argv[0], &t) != napi_ok || (t != napi_null && !get_bytes(env, argv[0], &input, &inputlen))) {
+    napi_throw_type_error(env, "EINVAL", "offloadTake: bad arguments");
+    return NULL;
+  }
+  if (!get_tap_read_args(env, argv + 1, "offloadTake", &a, &raw, &st)) return NULL;
+  int32_t count = 0;
+  if (input != NULL && st[ST_LEN] == 0 && a.max > 0 && inputlen >= sizeof(struct virtio_net_hdr)) {
+    struct virtio_net_hdr vh;
+    memcpy(&vh, input, sizeof vh);
+    size_t len = inputlen - sizeof vh;
+    if (len > RAW_CAPACITY) len = RAW_CAPACITY;
+    memcpy(raw, input + sizeof vh, len);
+    int32_t n = take_frame(&vh, raw, (int32_t)len, a.buf + a.base, a.capacity, st);
+    if (n != PENDING) a.lens[count++] = n;
+  }
+  while (count < a.max && st[ST_LEN] > 0) {
+    a.lens[count] = cut_next(raw, a.buf + a.base + (size_t)count * a.stride, st);
+    count++;
   }
   napi_value out;
   CHECK(napi_create_int32(env, count, &out));
@@ -774,6 +835,39 @@ static napi_value tap_write(napi_env env, napi_callback_info info) {
   }
   napi_value out;
   CHECK(napi_create_int32(env, i, &out));
+  return out;
+}
+
+/*
+ * offloadJoin(buf, offsets, lengths, count, join: Uint8Array, out: Int32Array) -> taken
+ * What tapWrite does with frames 0.. of a batch: how many it would join (1: frame 0 goes
+ * alone), and in out[0] the bytes of the joined frame (virtio-net header first) in join:
+ * tests only.
+ */
+static napi_value offload_join(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct write_args a;
+  uint8_t *out_raw, *offs_raw, *lens_raw;
+  size_t outlen, offslen, lenslen;
+  if (argc < 6 || !get_bytes(env, argv[0], &a.buf, &a.buflen) || !get_bytes(env, argv[1], &offs_raw, &offslen) ||
+      !get_bytes(env, argv[2], &lens_raw, &lenslen) || !get_i32(env, argv[3], &a.count) ||
+      !get_bytes(env, argv[4], &a.join, &a.joinlen) || !get_bytes(env, argv[5], &out_raw, &outlen) ||
+      outlen < 4 || a.joinlen < RAW_CAPACITY || a.count < 0 || (size_t)a.count > offslen / 4 || (size_t)a.count > lenslen / 4) {
+    napi_throw_type_error(env, "EINVAL", "offloadJoin: bad arguments");
+    return NULL;
+  }
+  a.offs = (int32_t *)offs_raw;
+  a.lens = (int32_t *)lens_raw;
+  int32_t n = 0;
+  size_t joined = 0;
+  if (a.count > 0 && a.offs[0] >= 0 && a.lens[0] >= 0 && (size_t)a.offs[0] + (size_t)a.lens[0] <= a.buflen) {
+    n = join_run(a.buf, a.buflen, a.offs, a.lens, 0, a.count, a.join, &joined);
+  }
+  ((int32_t *)out_raw)[0] = (int32_t)joined;
+  napi_value out;
+  CHECK(napi_create_int32(env, n, &out));
   return out;
 }
 
@@ -1659,6 +1753,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"tapRead", NULL, tap_read, NULL, NULL, NULL, napi_default, NULL},
     {"tapWrite", NULL, tap_write, NULL, NULL, NULL, napi_default, NULL},
     {"checksum", NULL, checksum, NULL, NULL, NULL, napi_default, NULL},
+    {"offloadTake", NULL, offload_take, NULL, NULL, NULL, napi_default, NULL},
+    {"offloadJoin", NULL, offload_join, NULL, NULL, NULL, napi_default, NULL},
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
     {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},

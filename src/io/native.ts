@@ -23,6 +23,12 @@ export interface Native {
   /** The Internet checksum of src[srcOff, +len) (as it goes in a header), copying the
    * bytes to dst[dstOff] in the same pass when dst is given. */
   checksum(src: Uint8Array, srcOff: number, len: number, dst: Uint8Array | null, dstOff: number): number;
+  /** Tests only: what tapRead does with a frame it read (input: the 10-byte virtio-net
+   * header, then the frame; null: only what waits in state). */
+  offloadTake(input: Uint8Array | null, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array, raw: Uint8Array, state: Int32Array): number;
+  /** Tests only: how many of frames 0.. tapWrite would join (1: frame 0 alone), and in
+   * out[0] the joined frame's bytes in join (virtio-net header first). */
+  offloadJoin(buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number, join: Uint8Array, out: Int32Array): number;
   tapWrite(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number, join: Uint8Array): number;
   readFrames(fd: number, buf: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number;
   writeFrames(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number): number;
