@@ -42,15 +42,28 @@ if (location.hash.includes('token=')) history.replaceState(null, '', location.pa
 
 class Unauthorized extends Error {}
 
+/** Lists as last read, by path, with the store revision they were at (ETag): a list the
+ * store has not changed since comes back 304, neither read nor sent again. */
+const lists = new Map<string, { etag: string; data: unknown }>();
+
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const cached = method === 'GET' ? lists.get(path) : undefined;
   const res = await fetch(path, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    cache: 'no-store',
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(cached ? { 'if-none-match': cached.etag } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (res.status === 401) throw new Unauthorized('the admin token was refused');
+  if (res.status === 304 && cached) return cached.data as T;
   const data = await res.json();
   if (!res.ok) throw new Error(data.detail ?? `${res.status} ${res.statusText}`);
+  const etag = res.headers.get('etag');
+  if (method === 'GET' && etag) lists.set(path, { etag, data });
   return data as T;
 }
 

@@ -21,7 +21,7 @@ async function setup() {
     return { status: res.status, body: text ? JSON.parse(text) : null, type: res.headers.get('content-type') };
   };
   for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal((await call('POST', '/v1/hosts', { name, address, tunnelKey: KEY[name] })).status, 201);
-  return { call, store };
+  return { call, store, app };
 }
 
 /** Hosts' tunnel public keys (any 32 bytes do for the controller). */
@@ -465,4 +465,25 @@ test('encryption: on by default for VXLAN overlay networks, plain where it canno
   assert.equal(plain.encryption, undefined);
   assert.deepEqual(plain.remotes, [{ address: '192.0.2.3', port: 4789 }]);
   assert.deepEqual((await call('GET', '/v1/networks')).body.map((n: { name: string; encryption: string }) => [n.name, n.encryption]), [['blue', 'noise'], ['plain', 'none'], ['red', 'none']]);
+});
+
+test('a list is as the store\'s revision says: asked again with its ETag, 304 until something changes', async () => {
+  const { call, app } = await setup();
+  const get = (path: string, tag?: string) => app.request(path, { headers: { authorization: 'Bearer admin-secret', ...(tag ? { 'if-none-match': tag } : {}) } });
+  await call('POST', '/v1/networks', { name: 'blue' });
+  const first = await get('/v1/networks');
+  const tag = first.headers.get('etag')!;
+  assert.match(tag, /^"r\d+"$/);
+  assert.equal((await first.json()).length, 1);
+  const again = await get('/v1/networks', tag);
+  assert.equal(again.status, 304);
+  assert.equal(await again.text(), '');
+  assert.equal((await get('/v1/ports', tag)).status, 304, 'every list of the store shares its revision');
+  await call('POST', '/v1/networks', { name: 'red' });
+  const changed = await get('/v1/networks', tag);
+  assert.equal(changed.status, 200);
+  assert.notEqual(changed.headers.get('etag'), tag);
+  assert.equal((await changed.json()).length, 2);
+  assert.equal((await get('/v1/hosts', tag)).status, 200, 'hosts carry their agents\' reports: never 304');
+  assert.equal((await get('/v1/networks', 'W/"other"')).status, 200);
 });

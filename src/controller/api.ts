@@ -66,6 +66,8 @@ interface Route {
   /** Bytes; BODY_LIMIT when not given. */
   bodyLimit?: number;
   status?: 200 | 201 | 204;
+  /** What it returns changes only with the store's revision (an ETag of it is sent). */
+  revisioned?: boolean;
   /** `auth`: who an agent route's caller is (admin routes: always the administrator). */
   handle(params: Record<string, string>, body: unknown, auth: AgentAuth, query: Record<string, string>): Promise<unknown>;
 }
@@ -96,7 +98,7 @@ export function apiApp(opts: ApiOptions): Hono {
   }) => {
     const one = kind.slice(0, -1);
     routes.push(
-      { method: 'get', path: `/v1/${kind}`, summary: `list ${kind}`, role: 'admin', handle: () => s.list(kind) },
+      { method: 'get', path: `/v1/${kind}`, summary: `list ${kind}`, role: 'admin', revisioned: true, handle: () => s.list(kind) },
       { method: 'post', path: `/v1/${kind}`, summary: `create a ${one}`, role: 'admin', body: create, status: 201, handle: (_p, b) => ops.create(b as never) },
       { method: 'get', path: `/v1/${kind}/:name`, summary: `show a ${one}`, role: 'admin', handle: (p) => ops.get(p.name) },
       { method: 'patch', path: `/v1/${kind}/:name`, summary: `change a ${one}`, role: 'admin', body: update, handle: (p, b) => ops.update(p.name, b as never) },
@@ -220,9 +222,13 @@ export function apiApp(opts: ApiOptions): Hono {
         }
         body = parsed.data;
       }
+      // A list that comes from the store alone is as the store's revision says: a client
+      // that has it (If-None-Match) is told so without the list being read or sent again.
+      const tag = r.revisioned ? `"r${await s.revision()}"` : null;
+      if (tag !== null && c.req.header('if-none-match') === tag) return c.body(null, 304, { etag: tag });
       const result = await r.handle(params, body, auth, c.req.query());
       if (r.status === 204) return c.body(null, 204);
-      return c.json(result as object, r.status ?? 200);
+      return c.json(result as object, r.status ?? 200, tag !== null ? { etag: tag } : {});
     });
   }
   return app;
