@@ -29,7 +29,7 @@ interface Subnet { name: string; network: string; cidr: string }
 interface Router { name: string; subnets: string[]; externalGateway?: { network: string; ip: string; activeHost?: string | null } }
 interface Port { name: string; host: string; network?: string; ips: string[]; mac: string; vlans?: Array<{ network: string }> }
 interface WeftEvent { id: number; at: string; kind: string; host?: string; message: string }
-interface TraceStep { host: string; ms: number; stage: string; verdict: 'pass' | 'drop' | 'deliver' | 'send'; detail: string }
+interface TraceStep { host: string; ms: number; stage: string; verdict: 'pass' | 'drop' | 'deliver' | 'send'; detail: string; port?: string }
 interface TraceResult { id: string; steps: TraceStep[]; verdict: string; delivered: boolean; silent: string[] }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -286,7 +286,7 @@ function drawPath(from: string, r: TraceResult): void {
     if (i > 0) cy.getElementById(`tun:${[hosts[i - 1], hosts[i]].sort().join(':')}`).addClass('path');
   }
   for (const s of r.steps) {
-    if (s.verdict === 'deliver') cy.getElementById(`port:${/^to port (\S+)/.exec(s.detail)?.[1]}`).addClass('path');
+    if (s.verdict === 'deliver' && s.port) cy.getElementById(`port:${s.port}`).addClass('path');
     if (s.verdict === 'drop') cy.getElementById(`host:${s.host}`).addClass('path-drop');
   }
   showIds();

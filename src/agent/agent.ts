@@ -191,12 +191,17 @@ export class Agent {
     const ms = Math.min(order.ms, MAX_ARMED_MS);
     this.datapath.armTrace({ id: order.id, src: parseIpv4(order.match.src), dst: parseIpv4(order.match.dst), protocol: order.match.protocol }, ms);
     const wait = (t: number) => new Promise((r) => setTimeout(r, t));
-    if (order.inject) {
-      await wait(Math.min(order.inject.afterMs, ms));
-      this.datapath.inject(order.inject.port, Buffer.from(order.inject.frame, 'base64'), Date.now());
+    try {
+      if (order.inject) {
+        await wait(Math.min(order.inject.afterMs, ms));
+        this.datapath.inject(order.inject.port, Buffer.from(order.inject.frame, 'base64'), Date.now());
+      }
+      await wait(ms - (order.inject ? Math.min(order.inject.afterMs, ms) : 0));
+      return this.datapath.traceSteps(order.id);
+    } finally {
+      // Disarmed also when the injection failed (no such port here): nothing stays armed.
+      this.datapath.traceSteps(order.id);
     }
-    await wait(ms - (order.inject ? Math.min(order.inject.afterMs, ms) : 0));
-    return this.datapath.traceSteps(order.id);
   }
 
   /** Re-reads the config file (SIGHUP). */

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { ipv4, name } from '../config/fields.js';
 import { parseIpv4, parseMac } from '../wire/bytes.js';
 import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
@@ -21,11 +22,9 @@ import type { TraceOrder } from '../view/host-view.js';
 import { ApiError } from './service.js';
 import type { ModelCache } from './model-cache.js';
 
-const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, 'an IPv4 address');
-
 export const traceRequest = z.object({
   /** The port (VM) the probe leaves from. */
-  from: z.string().min(1).max(64),
+  from: name,
   to: ipv4,
   protocol: z.enum(['icmp', 'tcp', 'udp']).default('icmp'),
   /** The destination port (tcp: a SYN to it; udp: a datagram). */
@@ -144,7 +143,7 @@ function verdict(steps: Array<TraceStep & { host: string }>): { verdict: string;
   if (drop) return { verdict: `dropped on ${drop.host}: ${drop.stage}, ${drop.detail}`, delivered: false };
   const delivered = steps.filter((s) => s.verdict === 'deliver');
   const where = (s: TraceStep & { host: string }) => {
-    const port = /^to port (\S+)/.exec(s.detail)?.[1] ?? '?';
+    const port = s.port ?? '?';
     return port.startsWith('uplink:') ? `out of ${s.host}'s uplink to physical network ${port.slice('uplink:'.length)}` : `to ${port} on ${s.host}`;
   };
   if (delivered.length > 0) return { verdict: `delivered ${delivered.map(where).join(', ')}`, delivered: true };

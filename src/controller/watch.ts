@@ -41,7 +41,7 @@ const traceReport = z.object({
   type: z.literal('trace-report'),
   id: z.string().regex(/^[0-9a-f]{8}$/),
   steps: z.array(z.object({
-    at: z.number(), stage: z.string().max(64), verdict: z.enum(['pass', 'drop', 'deliver', 'send']), detail: z.string().max(512),
+    at: z.number(), stage: z.string().max(64), verdict: z.enum(['pass', 'drop', 'deliver', 'send']), detail: z.string().max(512), port: z.string().max(64).optional(),
   })).max(64),
 });
 

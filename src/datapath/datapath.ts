@@ -177,7 +177,7 @@ export class Datapath implements Output {
     this.memory = new PacketMemory(slotSize, maxPorts * BATCH + 3 * UNDERLAY_RX_SLOTS + SEALED_TX_SLOTS + SCRATCH_SLOTS);
     this.scratchSlot = this.memory.alloc(SCRATCH_SLOTS);
     const tracing = options.tracing ?? true;
-    this.enterFromPort = tracing ? this.inside : this.fromPort;
+    this.enterFromPort = tracing ? this.insideTraced : this.inside;
     this.enterFromTunnel = tracing ? this.fromTunnelTraced : (_u, net, vtep, inner, innerLen, _a, now) => this.fromTunnel(net, vtep, inner, innerLen, now);
     this.nat = new NatStage(this);
     this.router = new Router(this, this.nat);
@@ -671,17 +671,17 @@ export class Datapath implements Output {
     }
   }
 
-  /** A frame from a VM's port (followed, when it is an armed trace's probe). */
-  private inside(port: Port, off: number, len: number, now: number): void {
+  /** `inside`, followed when the frame is an armed trace's probe. */
+  private insideTraced(port: Port, off: number, len: number, now: number): void {
     if (this.tracer.armed && len >= 14 && this.tracer.enter(this.memory.bytes, off, len, `port ${port.name}`)) {
-      this.fromPort(port, off, len, now);
+      this.inside(port, off, len, now);
       this.tracer.leave();
       return;
     }
-    this.fromPort(port, off, len, now);
+    this.inside(port, off, len, now);
   }
 
-  /** Where decapsulated frames go on (followed, when it is an armed trace's probe). */
+  /** `fromTunnel`, followed when the frame is an armed trace's probe. */
   private fromTunnelTraced(u: Underlay, net: Network, vtep: Vtep, inner: number, innerLen: number, fromAddr: number, now: number): void {
     if (this.tracer.armed && this.tracer.enter(this.memory.bytes, inner, innerLen, `${u.tunnels !== null ? 'encrypted tunnel' : 'tunnel'} from ${formatIpv4(fromAddr)}`)) {
       this.tracer.step('decapsulate', 'pass', `${net.encapsulation === 'vxlan' ? 'VXLAN' : 'Geneve'} VNI ${net.vni}: network ${net.name}`);
@@ -692,7 +692,8 @@ export class Datapath implements Output {
     this.fromTunnel(net, vtep, inner, innerLen, now);
   }
 
-  private fromPort(port: Port, off: number, len: number, now: number): void {
+  /** A frame from a VM's port. */
+  private inside(port: Port, off: number, len: number, now: number): void {
     const mem = this.memory.bytes;
     const c = port.counters;
     if (len < 0) {
@@ -935,7 +936,7 @@ export class Datapath implements Output {
       }
       if (refused >= 0) return port.counters.drop(refused);
     }
-    if (tracer.active) tracer.step('deliver', 'deliver', `to port ${port.name} on network ${net.name}`);
+    if (tracer.active) tracer.step('deliver', 'deliver', `to port ${port.name} on network ${net.name}`, port.name);
     if (port.trunk && net !== port.nativeNetwork) {
       // Insert the tag in a scratch copy: the original may still go out elsewhere untagged.
       const mem = this.memory.bytes;
@@ -1084,7 +1085,7 @@ export class Datapath implements Output {
     if (frame.length > this.slotCapacity) throw new Error(`a probe of ${frame.length} bytes does not fit a slot (${this.slotCapacity})`);
     const at = this.scratch();
     this.memory.bytes.set(frame, at);
-    this.inside(port, at, frame.length, now);
+    this.insideTraced(port, at, frame.length, now);
     this.flush();
   }
 

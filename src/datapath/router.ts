@@ -76,8 +76,6 @@ export class Router {
       const nat = net.external;
       if (tracer.active) {
         tracer.step('route', 'pass', `${formatIpv4(dst)} is beyond every subnet: ${nat !== null ? 'to the external gateway, on this host' : net.externalVtep !== null && port !== null ? `to the external gateway, on host ${formatIpv4(net.externalVtep.address)}` : 'no way out'}`);
-        if (nat !== null && len - 14 > nat.network.mtu) tracer.because(`${len - 14} bytes, network ${nat.network.name}'s MTU is ${nat.network.mtu}`);
-        if (nat === null && (net.externalVtep === null || port === null)) tracer.because(`network ${net.name} has no route to ${formatIpv4(dst)} and no way out`);
       }
       if (nat !== null) {
         if (mem[ip + 8] <= 1) {
@@ -86,19 +84,17 @@ export class Router {
         }
         if (len - 14 > nat.network.mtu) {
           if ((mem[ip + 6] & 0x40) !== 0) this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 4, nat.network.mtu, now);
+          if (tracer.active) tracer.because(`${len - 14} bytes, network ${nat.network.name}'s MTU is ${nat.network.mtu}`);
           return c.drop(Drop['mtu-exceeded']);
         }
         return this.nat.egress(nat, net, off, len, from, c, now);
       }
       if (net.externalVtep !== null && port !== null) return this.out.toTunnel(net.externalVtep, net, off, len, c, now);
       this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 0 /* net unreachable */, 0, now);
+      if (tracer.active) tracer.because(`network ${net.name} has no route to ${formatIpv4(dst)} and no way out`);
       return c.drop(Drop['no-route']);
     }
-    if (tracer.active) {
-      tracer.step('route', 'pass', `${formatIpv4(dst)} via network ${target.name}${hop !== dst ? ` (next hop ${formatIpv4(hop)})` : ''}, TTL ${mem[ip + 8]}`);
-      if (len - 14 > target.mtu) tracer.because(`${len - 14} bytes, network ${target.name}'s MTU is ${target.mtu}`);
-      else if (target.arp?.get(hop) === undefined) tracer.because(`no port on network ${target.name} has ${formatIpv4(hop)}`);
-    }
+    if (tracer.active) tracer.step('route', 'pass', `${formatIpv4(dst)} via network ${target.name}${hop !== dst ? ` (next hop ${formatIpv4(hop)})` : ''}, TTL ${mem[ip + 8]}`);
     if (mem[ip + 8] <= 1) {
       this.icmpError(port, net, off, len, ICMP_TIME_EXCEEDED, 0, 0, now);
       return c.drop(Drop['ttl-exceeded']);
@@ -106,11 +102,13 @@ export class Router {
     if (len - 14 > target.mtu) {
       // RFC 1191: with DF set, say which MTU fits; Weft does not fragment either way.
       if ((mem[ip + 6] & 0x40) !== 0) this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 4 /* fragmentation needed */, target.mtu, now);
+      if (tracer.active) tracer.because(`${len - 14} bytes, network ${target.name}'s MTU is ${target.mtu}`);
       return c.drop(Drop['mtu-exceeded']);
     }
     const mac = target.arp?.get(hop);
     if (mac === undefined) {
       this.icmpError(port, net, off, len, ICMP_UNREACHABLE, 1 /* host unreachable */, 0, now);
+      if (tracer.active) tracer.because(`no port on network ${target.name} has ${formatIpv4(hop)}`);
       return c.drop(Drop['no-neighbor']);
     }
     const before = readU16(mem, ip + 8);
@@ -228,9 +226,9 @@ export class Router {
     const tracer = this.out.tracer;
     if (!tracer.active) return this.sendIcmpError(port, net, off, len, type, code, mtu, now);
     // The error is not the traced probe: its own way back is not part of the path.
-    tracer.active = false;
+    tracer.pause();
     this.sendIcmpError(port, net, off, len, type, code, mtu, now);
-    tracer.active = true;
+    tracer.resume();
     if (port !== null) tracer.step('route', 'pass', `ICMP ${type === ICMP_UNREACHABLE ? 'destination unreachable' : 'time exceeded'} (code ${code}${mtu ? `, MTU ${mtu}` : ''}) sent back to port ${port.name}`);
   }
 

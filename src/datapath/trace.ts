@@ -26,6 +26,8 @@ export interface TraceStep {
    * `deliver` (written to a port), `send` (gone into a tunnel). */
   verdict: 'pass' | 'drop' | 'deliver' | 'send';
   detail: string;
+  /** For `deliver`: the port it was written to. */
+  port?: string;
 }
 
 /** Which packets an armed trace follows: IPv4 from `src` to `dst` carrying the marker. */
@@ -97,14 +99,28 @@ export class Tracer {
 
   leave(): void {
     this.active = false;
+    this.why = '';
     setDropWatch(null);
   }
 
-  step(stage: string, verdict: TraceStep['verdict'], detail: string): void {
-    if (this.steps.length < MAX_STEPS) this.steps.push({ at: this.clock(), stage, verdict, detail });
+  /** Stops recording while the stage handling the probe sends a frame of its own (an ICMP
+   * error: not the probe, and its drops are not the probe's); `resume` goes on. */
+  pause(): void {
+    this.active = false;
+    setDropWatch(null);
   }
 
-  /** Says more about the refusal about to be counted (the rule, the MTU in force). */
+  resume(): void {
+    this.active = true;
+    setDropWatch(this.onDrop);
+  }
+
+  step(stage: string, verdict: TraceStep['verdict'], detail: string, port?: string): void {
+    if (this.steps.length < MAX_STEPS) this.steps.push({ at: this.clock(), stage, verdict, detail, ...(port !== undefined ? { port } : {}) });
+  }
+
+  /** Says more about the refusal counted next (the rule, the MTU in force): call it just
+   * before that drop. */
   because(why: string): void {
     this.why = why;
   }
