@@ -160,15 +160,27 @@ async function underlayOffload(lab: string, on: boolean): Promise<void> {
   for (const host of ['h1', 'h2']) await run(lab, host, 'ethtool', '-K', 'eth0', 'tx', on ? 'on' : 'off');
 }
 
+/** The switched two-host lab: Weft's own path between vm1 and vm2. */
+const switched = (lab: string) => withBenchLab(lab, 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
+
+/** The same with its agents' data paths never checking frames for a trace's probe
+ * (WEFT_TRACING=off): beside `switched`, what `weft trace` costs when no trace runs. */
+async function untraced(): Promise<Result> {
+  process.env.WEFT_TRACING = 'off';
+  try {
+    return await switched('benchnotrace');
+  } finally {
+    delete process.env.WEFT_TRACING;
+  }
+}
+
 /** --tracing N: only what following traces costs, the two labs in turn, N times each. */
 async function tracingOnly(runs: number): Promise<void> {
   const on: Result[] = [];
   const off: Result[] = [];
   for (let i = 0; i < runs; i++) {
-    on.push(await withBenchLab('benchtrace', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents))));
-    process.env.WEFT_TRACING = 'off';
-    off.push(await withBenchLab('benchnotrace', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents))));
-    delete process.env.WEFT_TRACING;
+    on.push(await switched('benchtrace'));
+    off.push(await untraced());
     console.log(`run ${i + 1}: tracing compiled in ${gbit(on[i].tcpBps)} Gbit/s, ${kpps(on[i].udpPps)} kpps; never checked ${gbit(off[i].tcpBps)} Gbit/s, ${kpps(off[i].udpPps)} kpps`);
   }
   const mean = (rs: Result[], k: 'tcpBps' | 'udpPps') => rs.reduce((a, r) => a + r[k], 0) / rs.length;
@@ -179,14 +191,10 @@ async function main(): Promise<void> {
   console.log(`measuring ${seconds}s per run on ${readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length} cores`);
   const tracingRuns = process.argv.indexOf('--tracing');
   if (tracingRuns > 0) return tracingOnly(Number(process.argv[tracingRuns + 1]) || 3);
-  const weft = await withBenchLab('benchweft', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
+  const weft = await switched('benchweft');
   console.log(`weft                tcp ${gbit(weft.tcpBps)} Gbit/s  udp64 ${kpps(weft.udpPps)} kpps`);
-  // The same lab with its agents' data paths never checking frames for a trace's probe
-  // (WEFT_TRACING=off): what `weft trace` costs when no trace runs.
-  process.env.WEFT_TRACING = 'off';
-  const untraced = await withBenchLab('benchnotrace', 'weft', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
-  delete process.env.WEFT_TRACING;
-  console.log(`weft, no tracing    tcp ${gbit(untraced.tcpBps)} Gbit/s  udp64 ${kpps(untraced.udpPps)} kpps`);
+  const noTrace = await untraced();
+  console.log(`weft, no tracing    tcp ${gbit(noTrace.tcpBps)} Gbit/s  udp64 ${kpps(noTrace.udpPps)} kpps`);
   const plain = await withBenchLab('benchplain', 'weft-no-offload', (s) => measure(s.name, 'vm1', 'vm2', '10.10.0.2', Object.values(s.agents)));
   console.log(`weft, no offloads   tcp ${gbit(plain.tcpBps)} Gbit/s  udp64 ${kpps(plain.udpPps)} kpps`);
   const routed = await withBenchLab('benchroute', 'routed', (s) => measure(s.name, 'vm1', 'vm2', '10.20.0.2', Object.entries(s.agents).filter(([k]) => k !== 'controller').map(([, pid]) => pid)));
@@ -220,7 +228,7 @@ async function main(): Promise<void> {
   console.log(`nebula              tcp ${gbit(nebula.tcpBps)} Gbit/s  udp64 ${kpps(nebula.udpPps)} kpps`);
   console.log('');
   ratioTable('path', 'Weft', { label: 'Weft (userspace, VXLAN)', r: weft }, [
-    ['Weft, its data paths never checking for a trace\'s probe (what tracing costs)', untraced],
+    ['Weft, its data paths never checking for a trace\'s probe (what tracing costs)', noTrace],
     ['Weft, TAP offloads off (one frame at a time, as before issue 10)', plain],
     ['Weft, routed between two networks (the switched path vs this)', routed],
     ['Weft, through source NAT to the outside (the switched path vs this)', snat],

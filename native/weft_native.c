@@ -252,6 +252,14 @@ static int get_write_args(napi_env env, napi_callback_info info, const char *cal
   return 1;
 }
 
+/* The virtio-net header of a frame that asks nothing of the offloads (it is complete). */
+static const struct virtio_net_hdr NO_OFFLOAD;
+
+/* Whether frame i of a batch (offs[i], lens[i]) lies within the caller's buflen bytes. */
+static int frame_within(const int32_t *offs, const int32_t *lens, int32_t i, size_t buflen) {
+  return offs[i] >= 0 && lens[i] >= 0 && (size_t)offs[i] + (size_t)lens[i] <= buflen;
+}
+
 /* ---- TAP ------------------------------------------------------------------------------- */
 
 /*
@@ -350,7 +358,7 @@ static napi_value write_frames(napi_env env, napi_callback_info info) {
   int32_t *offs = a.offs, *lens = a.lens;
   int32_t i = 0;
   for (; i < count; i++) {
-    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+    if (!frame_within(offs, lens, i, buflen)) {
       lens[i] = -EFAULT;
       continue;
     }
@@ -763,7 +771,7 @@ static int32_t join_run(const uint8_t *buf, size_t buflen, const int32_t *offs, 
   prev = first;
   while (i + n < count && !(prev.f[prev.t.l4 + 13] & TCP_PSH) && prev.payload == first.payload) {
     int32_t k = i + n;
-    if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
+    if (!frame_within(offs, lens, k, buflen)) break;
     if (!joinable(buf + offs[k], lens[k], &next) || next.payload > first.payload || !follows(&prev, &next)) break;
     if (at + next.payload > SUPER_MAX - 4 || at - 14 + next.payload > 65535) break;
     uint64_t sum = copy_sum(out + at, next.f + next.t.hdr, (size_t)next.payload, segment_sum(&next));
@@ -810,17 +818,15 @@ static napi_value tap_write(napi_env env, napi_callback_info info) {
   uint8_t *buf = a.buf, *join = a.join;
   size_t buflen = a.buflen;
   int32_t *offs = a.offs, *lens = a.lens;
-  struct virtio_net_hdr none;
-  memset(&none, 0, sizeof none);
   int32_t i = 0;
   while (i < count) {
-    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+    if (!frame_within(offs, lens, i, buflen)) {
       lens[i++] = -EFAULT;
       continue;
     }
     size_t joined;
     int32_t n = join_run(buf, buflen, offs, lens, i, count, join, &joined);
-    struct iovec iov[2] = {{&none, sizeof none}, {buf + offs[i], (size_t)lens[i]}};
+    struct iovec iov[2] = {{(void *)&NO_OFFLOAD, sizeof NO_OFFLOAD}, {buf + offs[i], (size_t)lens[i]}};
     if (n > 1) {
       iov[0].iov_base = join;
       iov[0].iov_len = joined;
@@ -862,7 +868,7 @@ static napi_value offload_join(napi_env env, napi_callback_info info) {
   a.lens = (int32_t *)lens_raw;
   int32_t n = 0;
   size_t joined = 0;
-  if (a.count > 0 && a.offs[0] >= 0 && a.lens[0] >= 0 && (size_t)a.offs[0] + (size_t)a.lens[0] <= a.buflen) {
+  if (a.count > 0 && frame_within(a.offs, a.lens, 0, a.buflen)) {
     n = join_run(a.buf, a.buflen, a.offs, a.lens, 0, a.count, a.join, &joined);
   }
   ((int32_t *)out_raw)[0] = (int32_t)joined;
@@ -1124,14 +1130,14 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } ctl[MAX_BATCH];
   int32_t i = 0;
   while (i < count) {
-    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+    if (!frame_within(offs, lens, i, buflen)) {
       lens[i++] = -EFAULT;
       continue;
     }
     /* Build up to MAX_BATCH messages, each one datagram or a GSO run of equal ones. */
     int32_t nmsg = 0, k = i, niov = 0;
     while (nmsg < MAX_BATCH && niov < MAX_BATCH && k < count) {
-      if (offs[k] < 0 || lens[k] < 0 || (size_t)offs[k] + (size_t)lens[k] > buflen) break;
+      if (!frame_within(offs, lens, k, buflen)) break;
       int32_t n = 1;
       size_t bytes = (size_t)lens[k];
       if (gso[0]) {
@@ -1139,7 +1145,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
          * segment to be short: a TCP super-frame's last piece). */
         while (k + n < count && niov + n < MAX_BATCH && n < GSO_MAX_SEGMENTS &&
                lens[k + n] > 0 && lens[k + n] <= lens[k] && addrs[k + n] == addrs[k] && ports[k + n] == ports[k] &&
-               offs[k + n] >= 0 && (size_t)offs[k + n] + (size_t)lens[k + n] <= buflen &&
+               frame_within(offs, lens, k + n, buflen) &&
                bytes + (size_t)lens[k] <= GSO_MAX_BYTES) {
           bytes += (size_t)lens[k + n];
           n++;
@@ -1505,8 +1511,6 @@ static napi_value packet_send(napi_env env, napi_callback_info info) {
   uint8_t *buf = a.buf, *join = a.join;
   size_t buflen = a.buflen;
   int32_t *offs = a.offs, *lens = a.lens;
-  struct virtio_net_hdr none;
-  memset(&none, 0, sizeof none);
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iovs[MAX_BATCH][2];
   /* Message k of a sendmmsg call is frame index[k]; frames out of bounds are skipped. A run
@@ -1518,14 +1522,14 @@ static napi_value packet_send(napi_env env, napi_callback_info info) {
     int32_t next = i, run = 1;
     size_t joined = 0;
     for (; next < count && n < MAX_BATCH; next++) {
-      if (offs[next] < 0 || lens[next] < 0 || (size_t)offs[next] + (size_t)lens[next] > buflen) {
+      if (!frame_within(offs, lens, next, buflen)) {
         lens[next] = -EFAULT;
         continue;
       }
       run = join_run(buf, buflen, offs, lens, next, count, join, &joined);
       if (run > 1) break;
-      iovs[n][0].iov_base = &none;
-      iovs[n][0].iov_len = sizeof none;
+      iovs[n][0].iov_base = (void *)&NO_OFFLOAD;
+      iovs[n][0].iov_len = sizeof NO_OFFLOAD;
       iovs[n][1].iov_base = buf + offs[next];
       iovs[n][1].iov_len = (size_t)lens[next];
       memset(&msgs[n], 0, sizeof msgs[n]);
@@ -1616,22 +1620,10 @@ static napi_value packet_recv(napi_env env, napi_callback_info info) {
         lens[i] = -1;
         continue;
       }
-      if (vnet[i].flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-        uint8_t *f = buf + base + (size_t)i * stride;
-        uint32_t start = vnet[i].csum_start, at = start + vnet[i].csum_offset;
-        if (at + 2 > (uint32_t)len) {
-          lens[i] = -1;
-          continue;
-        }
-        /* The field holds the pseudo-header's sum: sum everything from start and fold. */
-        uint32_t sum = 0;
-        for (uint32_t k = start; k + 1 < (uint32_t)len; k += 2) sum += (uint32_t)(f[k] << 8 | f[k + 1]);
-        if ((len - start) & 1) sum += (uint32_t)f[len - 1] << 8;
-        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-        uint16_t c = (uint16_t)~sum;
-        if (c == 0) c = 0xffff; /* a UDP checksum of 0 would mean none; the same value to TCP */
-        f[at] = c >> 8;
-        f[at + 1] = c & 0xff;
+      if ((vnet[i].flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+          !finish_checksum(buf + base + (size_t)i * stride, len, vnet[i].csum_start, vnet[i].csum_offset)) {
+        lens[i] = -1;
+        continue;
       }
       for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != NULL; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
         if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;

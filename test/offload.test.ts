@@ -23,12 +23,13 @@ import fc from 'fast-check';
 import { native } from '../src/io/native.js';
 import { TapPort } from '../src/io/tap.js';
 import { UdpUnderlay } from '../src/io/udp-underlay.js';
-import { parseIpv4, parseIpv6, readU16, readU32, writeU16, writeU32 } from '../src/wire/bytes.js';
+import { parseIpv4, parseIpv6, readU16, readU32, writeU16 } from '../src/wire/bytes.js';
 import { finish, pseudoHeaderV4, pseudoHeaderV6, sumBytes } from '../src/wire/checksum.js';
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { TcpFlag, TcpRepr } from '../src/wire/tcp.js';
 import { e2eSkipReason, hasCommand } from './support/env.js';
+import { packBatch, tcpChecksumsOk, tcpFrame } from './support/tcp-frames.js';
 
 const VNET_PY = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'support', 'vnet.py');
 const skip = e2eSkipReason() || (hasCommand('python3') ? false : 'needs python3 (a packet socket with PACKET_VNET_HDR)');
@@ -53,20 +54,12 @@ interface Seg { seq: number; payload: Uint8Array; flags?: number; sport?: number
 /** A TCP segment from VM_MAC/SRC to PEER_MAC/DST (finished checksums unless asked). */
 function segment(s: Seg): Uint8Array {
   const tcp = new TcpRepr(s.sport ?? 40000, 5201, s.seq >>> 0, 777, s.flags ?? TcpFlag.Ack, 500, s.options ?? tsOption(1), s.payload);
-  let l3: Uint8Array;
-  if (s.v6) {
-    const seg = new Uint8Array(tcp.bufferLen());
-    tcp.emitV4(seg, 0, 0, 0);
-    writeU16(seg, 16, 0);
-    writeU16(seg, 16, finish(sumBytes(seg, 0, seg.length, pseudoHeaderV6(SRC6, DST6, 6, seg.length))));
-    l3 = compose.ipv6(SRC6, DST6, 6, seg);
-  } else {
-    l3 = compose.tcpV4(SRC, DST, tcp);
-    writeU16(l3, 4, s.id ?? 0);
-    writeU16(l3, 10, 0);
-    writeU16(l3, 10, finish(sumBytes(l3, 0, 20)));
+  const frame = s.v6 ? tcpFrame(PEER_MAC, VM_MAC, SRC6, DST6, tcp) : tcpFrame(PEER_MAC, VM_MAC, SRC, DST, tcp);
+  if (!s.v6) {
+    writeU16(frame, 18, s.id ?? 0);
+    writeU16(frame, 24, 0);
+    writeU16(frame, 24, finish(sumBytes(frame, 14, 20)));
   }
-  const frame = compose.ethernet(PEER_MAC, VM_MAC, s.v6 ? EtherType.Ipv6 : EtherType.Ipv4, l3);
   if (s.badChecksum) frame[frame.length - 1] ^= 0xff;
   return frame;
 }
@@ -80,15 +73,6 @@ function unfinished(frame: Uint8Array, v6: boolean): { frame: Uint8Array; l4: nu
   const pseudo = v6 ? pseudoHeaderV6(SRC6, DST6, 6, tcpLen) : pseudoHeaderV4(SRC, DST, 6, tcpLen);
   writeU16(out, l4 + 16, ~finish(pseudo) & 0xffff);
   return { frame: out, l4 };
-}
-
-function tcpChecksumOk(f: Uint8Array, off: number, len: number): boolean {
-  const v6 = readU16(f, off + 12) === EtherType.Ipv6;
-  const l4 = off + (v6 ? 54 : 14 + (f[off + 14] & 15) * 4);
-  const tcpLen = off + len - l4;
-  const pseudo = v6 ? pseudoHeaderV6(f.subarray(off + 22, off + 38), f.subarray(off + 38, off + 54), 6, tcpLen)
-    : pseudoHeaderV4(readU32(f, off + 26), readU32(f, off + 30), 6, tcpLen);
-  return finish(sumBytes(f, l4, tcpLen, pseudo)) === 0;
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -144,13 +128,7 @@ async function readFrames(tap: TapPort, n: number, max = 64): Promise<Uint8Array
 
 /** Writes frames to the VM as one batch. */
 function write(tap: TapPort, frames: Uint8Array[]): number {
-  const offsets = new Int32Array(frames.length);
-  const lens = new Int32Array(frames.length);
-  frames.forEach((f, i) => {
-    mem.set(f, i * SLOT);
-    offsets[i] = i * SLOT;
-    lens[i] = f.length;
-  });
+  const { offsets, lengths: lens } = packBatch(mem, frames, SLOT);
   return tap.writeBatch(mem, offsets, lens, frames.length);
 }
 
@@ -189,7 +167,7 @@ describe('TAP offloads (a real TAP in a namespace; the VM side through a packet 
     segments.forEach((s, i) => {
       const size = i < 7 ? 1400 : 10_000 - 7 * 1400;
       assert.equal(s.length, l4 + 32 + size, `segment ${i}'s length`);
-      assert.ok(tcpChecksumOk(s, 0, s.length), `segment ${i}'s TCP checksum`);
+      assert.ok(tcpChecksumsOk(s), `segment ${i}'s TCP checksum`);
       if (v6) {
         assert.equal(readU16(s, 18), 32 + size, 'IPv6 payload length');
       } else {

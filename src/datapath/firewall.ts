@@ -19,7 +19,7 @@
  * ones carry on. Timeouts: TCP 30 s opening, 2 h established, 2 min closing, 10 s after a
  * reset; UDP 30 s, 3 min once answered; ICMP 30 s.
  */
-import { readU16, readU32 } from '../wire/bytes.js';
+import { formatIpv4, readU16, readU32 } from '../wire/bytes.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop } from './counters.js';
 
@@ -162,7 +162,7 @@ export class Firewall {
     const t = this.t;
     const proto = t.protocol === TCP ? 'tcp' : t.protocol === UDP ? 'udp' : t.protocol === 1 || t.protocol === ICMP6 ? 'icmp' : `protocol ${t.protocol}`;
     const what = t.protocol === TCP || t.protocol === UDP ? `${proto}/${t.inbound ? t.localPort : t.remotePort}` : proto;
-    const remote = t.ipv6 ? 'an IPv6 address' : [t.remote[3] >>> 24, (t.remote[3] >>> 16) & 255, (t.remote[3] >>> 8) & 255, t.remote[3] & 255].join('.');
+    const remote = t.ipv6 ? 'an IPv6 address' : formatIpv4(t.remote[3]);
     if (refused === Drop['sg-refused']) return `no rule of the port's groups allows ${what} ${t.inbound ? 'from' : 'to'} ${remote}`;
     if (refused === Drop['sg-revoked']) return `the rules no longer allow this ${what} connection`;
     if (refused === Drop['conntrack-full']) return `the port's connection table is full (${this.capacity})`;

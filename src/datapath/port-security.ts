@@ -26,10 +26,10 @@ export class PortSecurity {
   private readonly v4: Array<{ prefix: number; mask: number }>;
   private readonly v6: Prefix6[];
 
-  /** `ips`: addresses or prefixes (CIDR text), IPv4 and IPv6. */
   /** What it allows, in words (for `weft trace`). */
   readonly allows: string;
 
+  /** `ips`: addresses or prefixes (CIDR text), IPv4 and IPv6. */
   constructor(macs: number[], ips: string[]) {
     this.macs = macs;
     this.allows = `the port sends only as ${macs.map(formatMac).join(', ') || 'no MAC'}${ips.length ? ` from ${ips.join(', ')}` : ''}`;

@@ -13,11 +13,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { native, RAW_CAPACITY, TAP_READ_STATE } from './native.js';
-import { readU16, readU32, writeU16, writeU32 } from '../wire/bytes.js';
-import { finish, pseudoHeaderV4, pseudoHeaderV6, sumBytes } from '../wire/checksum.js';
-import * as compose from '../wire/compose.js';
-import { EtherType } from '../wire/ethernet.js';
+import { readU16, readU32, writeU16 } from '../wire/bytes.js';
+import { finish, pseudoHeaderV4, sumBytes } from '../wire/checksum.js';
 import { TcpFlag, TcpRepr } from '../wire/tcp.js';
+import { packBatch, tcpChecksumsOk, tcpFrame } from '../../test/support/tcp-frames.js';
 
 const SLOT = 2048;
 const CAPACITY = 1522;
@@ -42,24 +41,9 @@ function vnet(flags: number, gsoType: number, hdrLen: number, gsoSize: number, c
   return h;
 }
 
-function tcpFrame(v6: boolean, seq: number, flags: number, options: Uint8Array, payload: Uint8Array): Uint8Array {
+function segment(v6: boolean, seq: number, flags: number, options: Uint8Array, payload: Uint8Array): Uint8Array {
   const tcp = new TcpRepr(40000, 5201, seq >>> 0, 99, flags, 1000, options, payload);
-  const seg = new Uint8Array(tcp.bufferLen());
-  tcp.emitV4(seg, 0, 0x0a000001, 0x0a000002);
-  if (v6) {
-    writeU16(seg, 16, 0);
-    writeU16(seg, 16, finish(sumBytes(seg, 0, seg.length, pseudoHeaderV6(SRC6, DST6, 6, seg.length))));
-    return compose.ethernet(2, 1, EtherType.Ipv6, compose.ipv6(SRC6, DST6, 6, seg));
-  }
-  return compose.ethernet(2, 1, EtherType.Ipv4, compose.ipv4(0x0a000001, 0x0a000002, 6, seg));
-}
-
-function checksumOk(f: Uint8Array): boolean {
-  const v6 = readU16(f, 12) === EtherType.Ipv6;
-  const l4 = v6 ? 54 : 14 + (f[14] & 15) * 4;
-  const tcpLen = f.length - l4;
-  const pseudo = v6 ? pseudoHeaderV6(f.subarray(22, 38), f.subarray(38, 54), 6, tcpLen) : pseudoHeaderV4(readU32(f, 26), readU32(f, 30), 6, tcpLen);
-  return finish(sumBytes(f, l4, tcpLen, pseudo)) === 0 && (v6 || finish(sumBytes(f, 14, 20)) === 0);
+  return v6 ? tcpFrame(2, 1, SRC6, DST6, tcp) : tcpFrame(2, 1, 0x0a000001, 0x0a000002, tcp);
 }
 
 /** Feeds one frame to the cutting; returns what came out, over as many calls as it takes
@@ -78,13 +62,7 @@ function cut(input: Uint8Array, max: number): Array<Uint8Array | number> {
 
 /** Joins a batch of frames as tapWrite would, run by run: the frames that went out. */
 function joinAll(frames: Uint8Array[]): Array<{ frame: Uint8Array; gsoType: number; gsoSize: number; took: number }> {
-  const offsets = new Int32Array(frames.length);
-  const lens = new Int32Array(frames.length);
-  frames.forEach((f, i) => {
-    mem.set(f, i * SLOT);
-    offsets[i] = i * SLOT;
-    lens[i] = f.length;
-  });
+  const { offsets, lengths: lens } = packBatch(mem, frames, SLOT);
   const sent = [];
   for (let i = 0; i < frames.length;) {
     const took = native.offloadJoin(mem, offsets.subarray(i), lens.subarray(i), frames.length - i, join, out);
@@ -102,14 +80,14 @@ test('a super-frame cut into segments and joined again is the same flow and payl
     (v6, seq, size, mss, optLen, max, psh) => {
       const payload = Uint8Array.from({ length: size }, (_, i) => (i * 13 + seq) & 255);
       const options = optLen ? Uint8Array.of(1, 1, 8, 10, 0, 0, 1, 2, 0, 0, 0, 3) : new Uint8Array(0);
-      const whole = tcpFrame(v6, seq, TcpFlag.Ack | (psh ? TcpFlag.Psh : 0), options, payload);
+      const whole = segment(v6, seq, TcpFlag.Ack | (psh ? TcpFlag.Psh : 0), options, payload);
       const l4 = v6 ? 54 : 34;
       const segments = cut(new Uint8Array([...vnet(1, v6 ? 4 : 1, l4 + 20 + optLen, mss, l4, 16), ...whole]), max);
       assert.equal(segments.length, Math.ceil(size / mss));
       let at = 0;
       for (const [i, s] of segments.entries()) {
         assert.ok(s instanceof Uint8Array, `segment ${i} came out`);
-        assert.ok(checksumOk(s), `segment ${i}'s checksums`);
+        assert.ok(tcpChecksumsOk(s), `segment ${i}'s checksums`);
         assert.equal(readU32(s, l4 + 4), (seq + at) >>> 0);
         assert.deepEqual(s.subarray(l4 + 20 + optLen), payload.subarray(at, at + mss));
         at += s.length - l4 - 20 - optLen;
@@ -130,7 +108,7 @@ test('hostile bytes under any virtio-net header: refused or cut within the slots
     fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 4000 }), fc.boolean(),
     (flags, gso, hdrLen, gsoSize, start, offset, bytes, realHeaders) => {
       // Half the time, real Ethernet/IP/TCP headers in front, so parsing gets further.
-      const frame = realHeaders ? new Uint8Array([...tcpFrame(gso === 4, 1, TcpFlag.Ack, new Uint8Array(0), new Uint8Array(0)), ...bytes]) : bytes;
+      const frame = realHeaders ? new Uint8Array([...segment(gso === 4, 1, TcpFlag.Ack, new Uint8Array(0), new Uint8Array(0)), ...bytes]) : bytes;
       for (const s of cut(new Uint8Array([...vnet(flags, gso, hdrLen, gsoSize, start, offset), ...frame]), 64)) {
         if (typeof s === 'number') assert.ok(s === -1 || s === -2, `length ${s}`);
         else assert.ok(s.length <= CAPACITY);
@@ -146,7 +124,7 @@ test('joining takes only a run of one flow in order, and carries exactly its pay
     const frames = specs.map((s, i) => {
       const seq = ((seqs.get(s.sport) ?? 1000) + s.seqDelta) >>> 0;
       const payload = Uint8Array.from({ length: s.size }, (_, k) => (k + i) & 255);
-      const f = tcpFrame(false, seq, s.flags, new Uint8Array(0), payload);
+      const f = segment(false, seq, s.flags, new Uint8Array(0), payload);
       writeU16(f, 34, s.sport);
       writeU16(f, 50, 0);
       writeU16(f, 50, finish(sumBytes(f, 34, f.length - 34, pseudoHeaderV4(0x0a000001, 0x0a000002, 6, f.length - 34))));
@@ -158,7 +136,7 @@ test('joining takes only a run of one flow in order, and carries exactly its pay
     for (const x of joinAll(frames)) {
       if (x.took > 1) {
         const parts = frames.slice(i, i + x.took);
-        assert.ok(parts.every(checksumOk), 'only segments with right checksums are joined');
+        assert.ok(parts.every((p) => tcpChecksumsOk(p)), 'only segments with right checksums are joined');
         assert.ok(parts.every((p) => readU16(p, 34) === readU16(parts[0], 34)), 'one flow');
         parts.slice(1).forEach((p, k) => assert.equal(readU32(p, 38), (readU32(parts[k], 38) + parts[k].length - 54) >>> 0, 'in order'));
         assert.deepEqual(x.frame.subarray(54), Uint8Array.from(parts.flatMap((p) => [...p.subarray(54)])), 'exactly their payloads');

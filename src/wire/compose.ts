@@ -76,6 +76,12 @@ export function tcpV4(src: Ipv4Number, dst: Ipv4Number, tcp: TcpRepr): Uint8Arra
   return ipv4(src, dst, IpProtocol.Tcp, seg);
 }
 
+export function tcpV6(src: Uint8Array, dst: Uint8Array, tcp: TcpRepr): Uint8Array {
+  const seg = new Uint8Array(tcp.bufferLen());
+  tcp.emitV6(seg, 0, src, dst);
+  return ipv6(src, dst, IpProtocol.Tcp, seg);
+}
+
 export function icmpEchoV4(src: Ipv4Number, dst: Ipv4Number, ident: number, seq: number, data: Uint8Array): Uint8Array {
   const repr = Icmpv4Repr.echoRequest(ident, seq, data);
   const icmp = new Uint8Array(repr.bufferLen());

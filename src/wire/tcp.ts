@@ -22,7 +22,7 @@
  * ```
  */
 import { readU16, readU32, WireError, writeU16, writeU32, type Ipv4Number } from './bytes.js';
-import { finish, pseudoHeaderV4, sumBytes } from './checksum.js';
+import { finish, pseudoHeaderV4, pseudoHeaderV6, sumBytes } from './checksum.js';
 import { IpProtocol } from './ipv4.js';
 
 export const SRC_PORT = 0;
@@ -94,6 +94,15 @@ export class TcpRepr {
 
   /** Writes the segment with its IPv4 checksum at buf[off]. */
   emitV4(buf: Uint8Array, off: number, src: Ipv4Number, dst: Ipv4Number): void {
+    this.emit(buf, off, pseudoHeaderV4(src, dst, IpProtocol.Tcp, this.bufferLen()));
+  }
+
+  /** Writes the segment with its IPv6 checksum (RFC 8200 §8.1) at buf[off]. */
+  emitV6(buf: Uint8Array, off: number, src: Uint8Array, dst: Uint8Array): void {
+    this.emit(buf, off, pseudoHeaderV6(src, dst, IpProtocol.Tcp, this.bufferLen()));
+  }
+
+  private emit(buf: Uint8Array, off: number, pseudo: number): void {
     if (this.options.length % 4 !== 0) throw new WireError('malformed', 'tcp', 'options must be a multiple of 4 bytes');
     writeU16(buf, off + SRC_PORT, this.srcPort);
     writeU16(buf, off + DST_PORT, this.dstPort);
@@ -106,7 +115,6 @@ export class TcpRepr {
     writeU16(buf, off + URGENT, 0);
     buf.set(this.options, off + HEADER_LEN);
     buf.set(this.payload, off + this.headerLen());
-    const len = this.bufferLen();
-    writeU16(buf, off + CHECKSUM, finish(sumBytes(buf, off, len, pseudoHeaderV4(src, dst, IpProtocol.Tcp, len))));
+    writeU16(buf, off + CHECKSUM, finish(sumBytes(buf, off, this.bufferLen(), pseudo)));
   }
 }
