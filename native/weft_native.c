@@ -115,6 +115,13 @@ static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
+/* A call's result: a 32-bit integer (a count, a length, an fd). */
+static napi_value int32_result(napi_env env, int32_t v) {
+  napi_value out;
+  CHECK(napi_create_int32(env, v, &out));
+  return out;
+}
+
 /* ---- network namespaces ---------------------------------------------------------------- */
 
 /* Enters the namespace at `path` for the calling thread; *saved receives the old one. */
@@ -338,9 +345,7 @@ static napi_value read_frames(napi_env env, napi_callback_info info) {
     }
     lens[count++] = (int32_t)r;
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, count, &out));
-  return out;
+  return int32_result(env, count);
 }
 
 /*
@@ -369,9 +374,7 @@ static napi_value write_frames(napi_env env, napi_callback_info info) {
       lens[i] = -errno;
     }
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, i, &out));
-  return out;
+  return int32_result(env, i);
 }
 
 /* ---- TAP with the virtio-net header: segmentation and receive offloads ---------------- */
@@ -660,9 +663,7 @@ static napi_value tap_read(napi_env env, napi_callback_info info) {
     int32_t n = take_frame(&vh, raw, (int32_t)r - (int32_t)sizeof vh, slot, a.capacity, st);
     if (n != PENDING) a.lens[count++] = n;
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, count, &out));
-  return out;
+  return int32_result(env, count);
 }
 
 /*
@@ -700,9 +701,7 @@ static napi_value offload_take(napi_env env, napi_callback_info info) {
     a.lens[count] = cut_next(raw, a.buf + a.base + (size_t)count * a.stride, st);
     count++;
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, count, &out));
-  return out;
+  return int32_result(env, count);
 }
 
 /* The flow, flags and size of a TCP segment that may join others. */
@@ -839,9 +838,7 @@ static napi_value tap_write(napi_env env, napi_callback_info info) {
     }
     i += n;
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, i, &out));
-  return out;
+  return int32_result(env, i);
 }
 
 /*
@@ -872,9 +869,7 @@ static napi_value offload_join(napi_env env, napi_callback_info info) {
     n = join_run(a.buf, a.buflen, a.offs, a.lens, 0, a.count, a.join, &joined);
   }
   ((int32_t *)out_raw)[0] = (int32_t)joined;
-  napi_value out;
-  CHECK(napi_create_int32(env, n, &out));
-  return out;
+  return int32_result(env, n);
 }
 
 /*
@@ -951,9 +946,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "binding UDP socket", err);
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, fd, &out));
-  return out;
+  return int32_result(env, fd);
 }
 
 #ifndef UDP_SEGMENT
@@ -1078,9 +1071,7 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
       e[3] = ntohs(from[i].sin_port);
     }
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, count, &out));
-  return out;
+  return int32_result(env, count);
 }
 
 
@@ -1200,9 +1191,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     for (int32_t j = 0; j < segs[0]; j++) lens[first[0] + j] = -err; /* refused: skip it */
     i = first[0] + segs[0];
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, i, &out));
-  return out;
+  return int32_result(env, i);
 }
 
 /* ---- close ----------------------------------------------------------------------------- */
@@ -1489,9 +1478,7 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
   }
   if (saved >= 0) leave_netns(saved);
   if (fd < 0) return throw_errno(env, what, err);
-  napi_value out;
-  CHECK(napi_create_int32(env, fd, &out));
-  return out;
+  return int32_result(env, fd);
 }
 
 /*
@@ -1566,9 +1553,7 @@ static napi_value packet_send(napi_env env, napi_callback_info info) {
       i += run;
     }
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, i, &out));
-  return out;
+  return int32_result(env, i);
 }
 
 /*
@@ -1643,9 +1628,7 @@ static napi_value packet_recv(napi_env env, napi_callback_info info) {
       lens[i] = len;
     }
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, count, &out));
-  return out;
+  return int32_result(env, count);
 }
 
 /* ---- AEAD: ChaCha20-Poly1305 (RFC 8439) for tunnel datagrams ------------------------- */
@@ -1715,9 +1698,7 @@ static napi_value aead_seal(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "EINTERNAL", "aeadSeal: the cipher failed");
     return NULL;
   }
-  napi_value out;
-  CHECK(napi_create_int32(env, len + AEAD_TAG, &out));
-  return out;
+  return int32_result(env, len + AEAD_TAG);
 }
 
 /* aeadOpen(key, counter, src, srcOff, len, dst, dstOff): the plaintext's length (len - 16)
@@ -1732,9 +1713,7 @@ static napi_value aead_open(napi_env env, napi_callback_info info) {
   ok = aead_init(&open_ctx, 0, key, counter) && EVP_CipherUpdate(open_ctx, dst, &n, src, plain) == 1 &&
        EVP_CIPHER_CTX_ctrl(open_ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, src + plain) == 1 &&
        EVP_CipherFinal_ex(open_ctx, dst + n, &fin) == 1;
-  napi_value out;
-  CHECK(napi_create_int32(env, ok ? plain : -1, &out));
-  return out;
+  return int32_result(env, ok ? plain : -1);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
