@@ -55,6 +55,9 @@ const portBackends: Array<{ name: string; skip: string | false; make(): PortHarn
       const ns = `weft-conf-${process.pid}`;
       execFileSync('ip', ['netns', 'add', ns]);
       try {
+        // The peer speaks only when spoken to: no IPv6, whose autoconfiguration and MLD
+        // reports would otherwise arrive at any moment after the link comes up.
+        execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
         execFileSync('ip', ['-n', ns, 'tuntap', 'add', 'dev', 'eth0', 'mode', 'tap']);
         execFileSync('ip', ['-n', ns, 'addr', 'add', '10.77.0.1/24', 'dev', 'eth0']);
         execFileSync('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
