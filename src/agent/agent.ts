@@ -18,7 +18,7 @@ import { loadConfig } from './config.js';
 import { serveControl, serveMetrics } from './control.js';
 import { AgentMetrics } from './metrics.js';
 import { hostStateFromView, type HostState } from './desired-state.js';
-import { Reconciler, type BackendOpener } from './reconciler.js';
+import { Reconciler, type BackendOpener, type ReconcileResult } from './reconciler.js';
 import { ControllerSource } from './controller-source.js';
 import { formatIpv4 } from '../wire/bytes.js';
 import { MAX_ARMED_MS, type TraceStep } from '../datapath/trace.js';
@@ -134,19 +134,22 @@ export class Agent {
     this.source?.moved(moved);
   }
 
-  /** Makes the data path match `state` and logs what changed. */
-  apply(state: HostState): void {
+  /** Makes the data path match `state` and logs what changed, and what could not be
+   * installed (the result's `failed`). */
+  apply(state: HostState): ReconcileResult {
     this.state = state;
     const r = this.reconciler.apply(state);
     if (r.added.length + r.removed.length + r.changed.length > 0) {
       this.log.info({ added: r.added, removed: r.removed, changed: r.changed }, 'reconciled');
     }
+    if (r.failed.length > 0) this.log.error({ failed: r.failed }, 'part of the desired state cannot be installed; the rest is, and it is tried again on every apply');
     // Retries run every few seconds: say so when the pending ports or their reasons change.
     const pending = JSON.stringify(r.pending);
     if (pending !== this.lastPending) {
       for (const [port, why] of Object.entries(r.pending)) this.log.warn({ port, why }, 'port not attached yet; retrying');
       this.lastPending = pending;
     }
+    return r;
   }
 
   /**
@@ -170,7 +173,9 @@ export class Agent {
       log: this.log,
       apply: (view, revision) => {
         this.log.debug({ revision }, 'view from the controller');
-        this.apply(hostStateFromView(view, started));
+        // A view not installed whole is a failed view (the controller's `view.failed`).
+        const r = this.apply(hostStateFromView(view, started));
+        if (r.failed.length > 0) throw new Error(r.failed.join('; '));
       },
       status: () => {
         const stats = this.datapath.stats(formatIpv4);

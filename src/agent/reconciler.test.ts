@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../datapath/datapath.js';
 import { MemoryFabric, type MemoryPort } from '../datapath/memory.js';
-import { formatIpv4, parseIpv4, parseMac } from '../wire/bytes.js';
+import { formatIpv4, formatMac, parseIpv4, parseMac, readU16, readU32 } from '../wire/bytes.js';
 import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import type { HostState, PortState } from './desired-state.js';
@@ -78,4 +78,59 @@ test('a port that cannot be opened yet is pending, and attached on a later apply
   assert.deepEqual(r.pending, {});
   assert.deepEqual(r.added, ['port vm1']);
   assert.ok(dp.hasPort('vm1'));
+});
+
+test('a network of 10,000 remote ports: every MAC is pinned to its host, none floods, and learning stays bounded', () => {
+  const { fabric, dp, reconciler, opened } = setup();
+  // 100 remote hosts with 100 ports each: far past the learning limit (4,096 per network).
+  const hosts = Array.from({ length: 100 }, (_, h) => ({ address: `10.9.${h >> 8}.${(h & 0xff) + 1}`, port: 4789 }));
+  const remoteUnderlays = hosts.map((r) => fabric.underlay(parseIpv4(r.address), r.port));
+  const macOf = (i: number) => 0x02aa_0000_0000 + i;
+  const neighbors = Array.from({ length: 10_000 }, (_, i) => ({
+    mac: formatMac(macOf(i)), ips: [`10.${i >> 16}.${(i >> 8) & 0xff}.${i & 0xff}`], remote: hosts[i % 100],
+  }));
+  const r = reconciler.apply(state([{ ...blue, remotes: hosts, neighbors }], [port('vm1', 'blue')]));
+  const fdb = dp.fdbOf('blue');
+  assert.equal(fdb.limit, 4096);
+
+  // vm1 sends one frame to each port: each reaches that port's host, and only it.
+  const vm1 = opened.get('vm1')!;
+  const me = parseMac('02:00:00:00:00:01');
+  for (let i = 0; i < 10_000; i++) vm1.send(compose.ethernet(macOf(i), me, EtherType.Ipv4, new Uint8Array(46)));
+  fabric.run();
+  for (const [h, u] of remoteUnderlays.entries()) {
+    assert.equal(u.inbox.length, 100, `host ${hosts[h].address} gets its 100 ports' frames`);
+    for (const d of u.inbox) {
+      const innerDst = readU16(d.data, 8) * 2 ** 32 + readU32(d.data, 10);
+      assert.equal((innerDst - macOf(0)) % 100, h, 'each frame to the host of its MAC');
+    }
+    u.inbox.length = 0;
+  }
+  assert.deepEqual(r.failed, []);
+  assert.equal(fdb.statics, 10_000);
+
+  // 5,000 VMs' worth of source MACs behind vm1: learned up to the limit, not past it, and
+  // the pins are all still there.
+  for (let i = 0; i < 5000; i++) vm1.send(compose.ethernet(macOf(i), 0x0200_0100_0000 + i, EtherType.Ipv4, new Uint8Array(46)));
+  fabric.run();
+  assert.equal(fdb.size - fdb.statics, 4096, 'learned entries stop at the limit');
+  assert.equal(fdb.learnRefused, 5001 - 4096, 'vm1\'s own MAC and 5,000 more; the rest refused');
+  assert.equal(fdb.statics, 10_000);
+  assert.equal(remoteUnderlays.reduce((n, u) => n + u.inbox.length, 0), 5000, 'one datagram per frame: nothing flooded');
+});
+
+test('a remote MAC that cannot be installed fails the view, the rest is installed, and it is tried again', () => {
+  const { dp, reconciler } = setup();
+  const good = { mac: '02:aa:00:00:00:01', ips: ['10.0.0.1'], remote: { address: '192.0.2.2', port: 4789 } };
+  const stray = { mac: '02:aa:00:00:00:02', ips: ['10.0.0.2'], remote: { address: '192.0.2.9', port: 4789 } };
+  const desired = state([{ ...blue, neighbors: [good, stray] }], [port('vm1', 'blue')]);
+  const r = reconciler.apply(desired);
+  assert.deepEqual(r.failed, ['network blue has no remote host 192.0.2.9:4789']);
+  assert.deepEqual(r.added, ['network blue', 'port vm1'], 'the rest went ahead');
+  const fdb = dp.fdbOf('blue');
+  assert.equal(fdb.statics, 1);
+  assert.deepEqual(reconciler.apply(desired).failed, ['network blue has no remote host 192.0.2.9:4789'], 'the same view fails again: it is not taken as applied');
+  const fixed = state([{ ...blue, remotes: [...blue.remotes, stray.remote], neighbors: [good, stray] }], [port('vm1', 'blue')]);
+  assert.deepEqual(reconciler.apply(fixed).failed, []);
+  assert.equal(fdb.statics, 2);
 });

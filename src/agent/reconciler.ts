@@ -3,7 +3,10 @@
  * that did not change keeps its counters, its learned MACs and its traffic.
  *
  * A port whose backend cannot be opened yet (its VM's namespace is not there, say) is
- * remembered with the reason and retried on the next `apply`; the rest goes ahead.
+ * remembered with the reason and retried on the next `apply`; the rest goes ahead. So is a
+ * remote MAC that cannot be installed: the rest of its network is applied, the failure is
+ * in `failed` (the agent reports the view as failed), and the network is tried again on
+ * every `apply` until it installs whole.
  */
 import type { PortBackend } from '../datapath/backend.js';
 import type { Datapath } from '../datapath/datapath.js';
@@ -25,6 +28,8 @@ export interface ReconcileResult {
   changed: string[];
   /** Ports that could not be attached, with why. */
   pending: Record<string, string>;
+  /** What of the desired state could not be installed (the state is not applied whole). */
+  failed: string[];
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -120,7 +125,7 @@ export class Reconciler {
   }
 
   apply(desired: HostState): ReconcileResult {
-    const result: ReconcileResult = { added: [], removed: [], changed: [], pending: {} };
+    const result: ReconcileResult = { added: [], removed: [], changed: [], pending: {}, failed: [] };
     const dp = this.datapath;
     const wantNets = new Map(desired.networks.map((n) => [n.name, n]));
     const wantPorts = new Map(desired.ports.map((p) => [p.name, p]));
@@ -220,10 +225,12 @@ export class Reconciler {
       // neighbors changed.
       if (have) result.changed.push(`network ${want.name}`);
       if (have?.mtu !== want.mtu) dp.setNetworkMtu(want.name, want.mtu);
-      this.applyNeighbors(want);
+      const failed = this.applyNeighbors(want);
       dp.setIpv6(want.name, want.ipv6 ?? null);
       this.networks.set(want.name, want);
-      this.networkJson.set(want.name, json);
+      // Not recorded as applied while some of it is missing: the next apply tries again.
+      if (failed.length === 0) this.networkJson.set(want.name, json);
+      else result.failed.push(...failed);
     }
 
     // Routes name other networks, which all exist by now.
@@ -283,15 +290,18 @@ export class Reconciler {
     return result;
   }
 
-  /** Installs remote ports' MACs (removing those that went) and the ARP answers. */
-  private applyNeighbors(net: NetworkState): void {
+  /** Installs remote ports' MACs (removing those that went) and the ARP answers. Returns
+   * what could not be installed (the rest is). */
+  private applyNeighbors(net: NetworkState): string[] {
     const dp = this.datapath;
     if (net.neighbors === undefined) {
       dp.setArpTable(net.name, null);
       dp.setNdTable(net.name, null);
       dp.setLocalMacs(net.name, null);
-      return;
+      return [];
     }
+    const refused: string[] = [];
+    let more = 0;
     const installed = this.staticMacs.get(net.name) ?? new Map<number, string>();
     const next = new Map<number, string>();
     const arp = new Map<number, number>();
@@ -306,8 +316,18 @@ export class Reconciler {
       if (n.port !== undefined) local.set(mac, n.port);
       if (!n.remote) continue;
       const where = `${n.remote.address}:${n.remote.port}`;
+      if (installed.get(mac) !== where) {
+        try {
+          dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
+        } catch (err) {
+          // The first few reasons, then a count: a view can hold thousands of MACs.
+          const why = (err as Error).message;
+          if (refused.length < 3) refused.push(why);
+          else more++;
+          continue;
+        }
+      }
       next.set(mac, where);
-      if (installed.get(mac) !== where) dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
     }
     for (const gw of net.gateways ?? []) arp.set(parseIpv4(gw.split('/')[0]), ROUTER_MAC);
     if (net.ipv6) nd.set(formatIpv6(ROUTER_LINK_LOCAL), ROUTER_MAC);
@@ -316,5 +336,7 @@ export class Reconciler {
     dp.setLocalMacs(net.name, local);
     dp.setArpTable(net.name, arp);
     dp.setNdTable(net.name, nd);
+    if (more > 0) refused.push(`and ${more} more of network ${net.name}'s MACs not installed`);
+    return refused;
   }
 }

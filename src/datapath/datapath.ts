@@ -381,12 +381,14 @@ export class Datapath implements Output {
     this.mustNetwork(network).fdb.remove(mac);
   }
 
-  /** Installs a MAC that lives behind a remote host (pushed by a controller). */
+  /** Installs a MAC that lives behind a remote host (pushed by a controller). Throws, with
+   * nothing installed, when the network has no such remote host or holds its most static
+   * MACs (the learning limit does not apply to these). */
   addRemoteMac(network: string, mac: number, address: number, port: number, now: number): void {
     const net = this.mustNetwork(network);
     const vtep = net.remotes.find((v) => v.address === address && v.port === port);
-    if (!vtep) throw new Error(`network ${network} has no remote host ${address}:${port}`);
-    net.fdb.setStatic(mac, vtepDestination(vtep.index), now);
+    if (!vtep) throw new Error(`network ${network} has no remote host ${formatIpv4(address)}:${port}`);
+    if (!net.fdb.setStatic(mac, vtepDestination(vtep.index), now)) throw new Error(`network ${network} holds ${net.fdb.statics} static MACs, its most: ${formatMac(mac)} not installed`);
   }
 
   addPort(spec: PortSpec): void {

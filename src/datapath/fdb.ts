@@ -2,10 +2,18 @@
  * The forwarding database of one bridge domain: MAC address -> where it lives (a local port
  * or a remote VTEP), learned from traffic or installed statically.
  *
- * A fixed-capacity open-addressing hash table (linear probing, backward-shift deletion)
- * over typed arrays: a lookup or a learn allocates nothing, and the table cannot grow past
- * the network's limit. At the limit a new MAC is simply not learned: the frame is still
- * forwarded (replies to it are flooded), and the refusal is counted in `learnRefused`.
+ * An open-addressing hash table (linear probing, backward-shift deletion) over typed
+ * arrays: a lookup or a learn allocates nothing. Two kinds of entry share it, each with its
+ * own bound:
+ * - learned entries, at most `limit` (the per-network learning limit). At the limit a new
+ *   MAC is simply not learned: the frame is still forwarded (replies to it are flooded),
+ *   and the refusal is counted in `learnRefused`.
+ * - static entries (the controller's remote ports and the local ports' own MACs), bounded
+ *   by the view that installs them, not by the learning limit: the table is sized for
+ *   `limit` learned entries plus every static one, and grows (allocating, on the control
+ *   plane) when a static entry would push it past half full. `staticLimit` is only a guard
+ *   against a view no host could hold; past it `setStatic` refuses, and its caller must
+ *   report the view as failed.
  */
 import type { MacNumber } from '../wire/bytes.js';
 
@@ -35,34 +43,60 @@ export const Learned = {
   pinnedElsewhere: 2,
 } as const;
 
+/** Static entries one network holds at most (ours: a guard on memory, about 40 MB of table;
+ * a real view is far below it). */
+export const STATIC_LIMIT = 1 << 20;
+
 const EMPTY = 0;
 const LEARNED = 1;
 const STATIC = 2;
 
 export class Fdb {
-  private readonly hi: Uint16Array;
-  private readonly lo: Uint32Array;
-  private readonly dest: Int32Array;
-  private readonly state: Uint8Array;
-  private readonly seen: Float64Array;
-  private readonly mask: number;
-  private count = 0;
+  private hi!: Uint16Array;
+  private lo!: Uint32Array;
+  private dest!: Int32Array;
+  private state!: Uint8Array;
+  private seen!: Float64Array;
+  private mask = 0;
+  private learnedCount = 0;
+  private staticCount = 0;
   /** New MACs not learned because the table was at its limit. */
   learnRefused = 0;
   /** Learned MACs that moved to another port or VTEP. */
   moves = 0;
 
   /**
-   * @param limit how many entries at most (the per-network limit)
+   * @param limit how many learned entries at most (the per-network limit)
    * @param agingMs how long a learned entry lives without being seen again
+   * @param staticLimit how many static entries at most (a guard, see STATIC_LIMIT)
    */
   constructor(
     readonly limit: number,
     readonly agingMs: number,
+    readonly staticLimit = STATIC_LIMIT,
   ) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`FDB limit must be a positive integer, not ${limit}`);
+    this.allocate(this.sizeFor(0));
+  }
+
+  /** Every entry, learned and static. */
+  get size(): number {
+    return this.learnedCount + this.staticCount;
+  }
+
+  /** Static entries (they do not count against `limit`). */
+  get statics(): number {
+    return this.staticCount;
+  }
+
+  /** Slots for `statics` static entries plus a full learning limit, at most half full. */
+  private sizeFor(statics: number): number {
     let size = 8;
-    while (size < limit * 2) size *= 2; // load factor at most 1/2
+    while (size < (this.limit + statics) * 2) size *= 2;
+    return size;
+  }
+
+  private allocate(size: number): void {
     this.mask = size - 1;
     this.hi = new Uint16Array(size);
     this.lo = new Uint32Array(size);
@@ -71,8 +105,22 @@ export class Fdb {
     this.seen = new Float64Array(size);
   }
 
-  get size(): number {
-    return this.count;
+  /** Makes room for one more static entry: rehashes into a table twice the size if needed. */
+  private reserveStatic(): void {
+    const size = this.sizeFor(this.staticCount + 1);
+    if (size <= this.mask + 1) return;
+    const { hi, lo, dest, state, seen } = this;
+    this.allocate(size);
+    for (let j = 0; j < state.length; j++) {
+      if (state[j] === EMPTY) continue;
+      let i = this.slotOf(hi[j], lo[j]);
+      while (this.state[i] !== EMPTY) i = (i + 1) & this.mask;
+      this.hi[i] = hi[j];
+      this.lo[i] = lo[j];
+      this.dest[i] = dest[j];
+      this.state[i] = state[j];
+      this.seen[i] = seen[j];
+    }
   }
 
   private slotOf(hi: number, lo: number): number {
@@ -121,24 +169,44 @@ export class Fdb {
     return i >= 0 && this.state[i] === STATIC && this.dest[i] === destination;
   }
 
-  /** Installs a static entry (pushed by the controller, say); replaces a learned one. */
+  /**
+   * Installs a static entry (pushed by the controller, say); replaces a learned one. The
+   * learning limit does not apply; false only past `staticLimit` (nothing installed).
+   */
   setStatic(mac: MacNumber, destination: FdbDestination, now: number): boolean {
     const hi = Math.floor(mac / 0x1_0000_0000);
     const lo = mac >>> 0;
-    const i = this.find(hi, lo);
+    let i = this.find(hi, lo);
+    if (i >= 0 && this.state[i] === STATIC) {
+      this.dest[i] = destination;
+      this.seen[i] = now;
+      return true;
+    }
+    if (this.staticCount >= this.staticLimit) return false;
+    this.reserveStatic(); // may rehash: find the entry again
+    i = this.find(hi, lo);
     if (i >= 0) {
+      this.learnedCount--;
+      this.staticCount++;
       this.dest[i] = destination;
       this.state[i] = STATIC;
       this.seen[i] = now;
       return true;
     }
-    return this.insert(hi, lo, destination, STATIC, now);
+    this.insert(hi, lo, destination, STATIC, now);
+    return true;
   }
 
+  /** Puts a new entry in; a learned one only below the learning limit. */
   private insert(hi: number, lo: number, destination: FdbDestination, state: number, now: number): boolean {
-    if (this.count >= this.limit) {
-      this.learnRefused++;
-      return false;
+    if (state === LEARNED) {
+      if (this.learnedCount >= this.limit) {
+        this.learnRefused++;
+        return false;
+      }
+      this.learnedCount++;
+    } else {
+      this.staticCount++;
     }
     let i = this.slotOf(hi, lo);
     while (this.state[i] !== EMPTY) i = (i + 1) & this.mask;
@@ -147,7 +215,6 @@ export class Fdb {
     this.dest[i] = destination;
     this.state[i] = state;
     this.seen[i] = now;
-    this.count++;
     return true;
   }
 
@@ -160,8 +227,9 @@ export class Fdb {
 
   /** Backward-shift deletion: keeps every probe chain unbroken without tombstones. */
   private removeAt(i: number): void {
+    if (this.state[i] === STATIC) this.staticCount--;
+    else this.learnedCount--;
     this.state[i] = EMPTY;
-    this.count--;
     let j = i;
     for (;;) {
       j = (j + 1) & this.mask;
