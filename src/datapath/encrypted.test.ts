@@ -94,3 +94,34 @@ test('a remote host removed from every encrypted network is cut off; one added b
   assert.equal(hosts[1].port.take().length, 0);
   assert.equal(hosts[1].dp.stats(formatIpv4).underlays[1].drops['tunnel-unknown-session'], 1);
 });
+
+test('a peer on one encrypted network cannot reach another through its own valid session', () => {
+  const { fabric, hosts } = twoHosts();
+  // H2 also has blue (VNI 400, encrypted), shared only with a third host: H1 is no member.
+  const h3 = generateKeyPair();
+  const [h1, h2] = hosts;
+  h2.dp.addNetwork({ name: 'blue', vni: 400, encapsulation: 'vxlan', encrypted: true });
+  h2.dp.addRemote('blue', parseIpv4('192.0.2.3'), TUNNEL, Buffer.from(h3.publicKey).toString('base64'));
+  const blueVm = fabric.port('blue2');
+  h2.dp.addPort({ name: 'blue2', backend: blueVm, mode: 'access', network: 'blue' });
+  h2.dp.startPort('blue2', () => 1000);
+  // H1 and H2 have a session, through green.
+  h1.port.send(ping(1, 2));
+  fabric.run();
+  assert.equal(h2.port.take().length, 1);
+
+  // H1's operator puts blue on H1 with H2 as its remote: H1 seals blue's VNI in the session
+  // it has with H2, which opens it (the session is valid) and must refuse it.
+  h1.dp.addNetwork({ name: 'blue', vni: 400, encapsulation: 'vxlan', encrypted: true });
+  h1.dp.addRemote('blue', H2, TUNNEL, Buffer.from(h2.tunnels.publicKey).toString('base64'));
+  const intruder = fabric.port('blue1');
+  h1.dp.addPort({ name: 'blue1', backend: intruder, mode: 'access', network: 'blue' });
+  h1.dp.startPort('blue1', () => 1000);
+  intruder.send(ping(5, 6));
+  intruder.send(compose.ethernet(0xffffffffffff, mac(5), EtherType.Arp, compose.arpRequest(mac(5), ip(5), ip(6))));
+  fabric.run();
+  assert.equal(blueVm.take().length, 0, 'nothing reaches blue\'s VM');
+  const fromH1 = h2.dp.stats(formatIpv4).tunnels.find((t) => t.remote === '192.0.2.1:4793')!;
+  assert.equal(fromH1.drops['unknown-vtep'], 2, JSON.stringify(fromH1.drops));
+  assert.equal(fromH1.tunnel?.handshakes, 1, 'through the one session H1 already had');
+});
