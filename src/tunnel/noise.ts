@@ -10,9 +10,11 @@
  *   <- e, ee, se, {}                   response, 92 bytes
  *
  * Every primitive is node:crypto's (OpenSSL's): X25519, SHA-256, HMAC, ChaCha20-Poly1305.
- * Nothing here runs per data packet; it may allocate.
+ * Nothing here runs per data packet; it may allocate. The Noise messages inside the framing
+ * are checked against published test vectors (noise.test.ts: cacophony's and snow's).
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { readU32le } from '../wire/bytes.js';
 
 export const PROTOCOL = 'Noise_IK_25519_ChaChaPoly_SHA256';
 export const PROLOGUE = 'weft tunnel v1';
@@ -111,16 +113,18 @@ export function aeadOpen(key: Uint8Array, n: number | Buffer, ad: Uint8Array, se
   }
 }
 
-/** Noise's symmetric state: the chaining key, the handshake hash and the current key. */
-class Symmetric {
+/** Noise's symmetric state: the chaining key, the handshake hash and the current key.
+ * `prologue` is ours (PROLOGUE) except in the tests against published vectors. */
+export class Symmetric {
   ck: Buffer;
+  /** The handshake hash: after the last handshake message, the same on both sides. */
   h: Buffer;
   k: Buffer | null = null;
-  constructor() {
+  constructor(prologue: Uint8Array = Buffer.from(PROLOGUE)) {
     const name = Buffer.from(PROTOCOL); // exactly 32 bytes: used as it is
     this.h = name;
     this.ck = name;
-    this.mixHash(Buffer.from(PROLOGUE));
+    this.mixHash(prologue);
   }
   clone(): Symmetric {
     return Object.assign(Object.create(Symmetric.prototype) as Symmetric, { ck: this.ck, h: this.h, k: this.k });
@@ -144,11 +148,92 @@ class Symmetric {
     if (p !== null) this.mixHash(sealed);
     return p;
   }
+  /** The transport keys: initiator to responder first. */
   split(): [Buffer, Buffer] {
     const [a, b] = hkdf(this.ck, Buffer.alloc(0), 2);
     return [a, b];
   }
 }
+
+/** A key pair as the handshake holds it: the private key for node:crypto, the public raw. */
+export interface DhPair {
+  key: KeyObject;
+  publicKey: Uint8Array;
+}
+
+/** A DhPair from a raw private key. */
+export function dhPair(privateKey: Uint8Array): DhPair {
+  return { key: privateKeyObject(privateKey), publicKey: publicKeyOf(privateKey) };
+}
+
+function ephemeralPair(): DhPair {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  return { key: privateKey, publicKey: Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url') };
+}
+
+// ---- The IK pattern's two messages, as the Noise specification has them (§7.5) --------------
+// The bytes of each message without WireGuard's framing (type, indexes, mac1 and mac2),
+// for any payload; the framed functions below are these with the timestamp (or nothing) as
+// payload and a fresh ephemeral key, and noise.test.ts checks these against other
+// implementations' published test vectors. Each takes `sym` fresh (new Symmetric) for the
+// first message and the same one, carried on, for the second.
+
+/** -> e, es, s, ss, {payload}: e (32) ‖ s sealed (48) ‖ payload sealed (+16). Throws on a
+ * low-order responder key. */
+export function writeIkInitiation(sym: Symmetric, local: DhPair, responder: Uint8Array, e: DhPair, payload: Uint8Array): Buffer {
+  sym.mixHash(responder); // the pre-message: <- s
+  sym.mixHash(e.publicKey);
+  sym.mixKey(dh(e.key, responder)); // es
+  const s = sym.encryptAndHash(local.publicKey);
+  sym.mixKey(dh(local.key, responder)); // ss
+  return Buffer.concat([e.publicKey, s, sym.encryptAndHash(payload)]);
+}
+
+/** The responder's side of writeIkInitiation; null when it does not authenticate (or
+ * carries a low-order key). */
+export function readIkInitiation(sym: Symmetric, local: DhPair, msg: Uint8Array): { initiatorKey: Buffer; initiatorEphemeral: Buffer; payload: Buffer } | null {
+  if (msg.length < KEY + KEY + TAG + TAG) return null;
+  try {
+    sym.mixHash(local.publicKey);
+    const re = Buffer.from(msg.subarray(0, KEY));
+    sym.mixHash(re);
+    sym.mixKey(dh(local.key, re)); // es
+    const rs = sym.decryptAndHash(msg.subarray(KEY, 2 * KEY + TAG));
+    if (rs === null) return null;
+    sym.mixKey(dh(local.key, rs)); // ss
+    const payload = sym.decryptAndHash(msg.subarray(2 * KEY + TAG));
+    if (payload === null) return null;
+    return { initiatorKey: rs, initiatorEphemeral: re, payload };
+  } catch {
+    return null; // a low-order or malformed public key
+  }
+}
+
+/** <- e, ee, se, {payload}: e (32) ‖ payload sealed (+16), from the responder's state after
+ * readIkInitiation. Throws on a low-order key. */
+export function writeIkResponse(sym: Symmetric, e: DhPair, initiatorEphemeral: Uint8Array, initiatorKey: Uint8Array, payload: Uint8Array): Buffer {
+  sym.mixHash(e.publicKey);
+  sym.mixKey(dh(e.key, initiatorEphemeral)); // ee
+  sym.mixKey(dh(e.key, initiatorKey)); // se
+  return Buffer.concat([e.publicKey, sym.encryptAndHash(payload)]);
+}
+
+/** The initiator's side of writeIkResponse: the payload, or null when it does not
+ * authenticate. `sym` is the state after writeIkInitiation. */
+export function readIkResponse(sym: Symmetric, local: { key: KeyObject }, ephemeral: KeyObject, msg: Uint8Array): Buffer | null {
+  if (msg.length < KEY + TAG) return null;
+  try {
+    const re = Buffer.from(msg.subarray(0, KEY));
+    sym.mixHash(re);
+    sym.mixKey(dh(ephemeral, re)); // ee
+    sym.mixKey(dh(local.key, re)); // se
+    return sym.decryptAndHash(msg.subarray(KEY));
+  } catch {
+    return null;
+  }
+}
+
+// ---- The same in WireGuard's framing -------------------------------------------------------
 
 /** Session keys from a finished handshake, each 32 bytes. */
 export interface SessionKeys {
@@ -173,28 +258,24 @@ export function timestamp(nowMs = Date.now()): Buffer {
   return b;
 }
 
-function ephemeralPair(): { key: KeyObject; pub: Buffer } {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  return { key: privateKey, pub: Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url') };
-}
+/** Where the Noise message sits in each framed one: after type, reserved and the indexes. */
+const INITIATION_NOISE = 8;
+const RESPONSE_NOISE = 12;
+/** mac1 and mac2 end every handshake message. */
+const MACS = 32;
 
 /**
- * The first message, to `responder` (its static public key), from us (`local`). mac1 and
- * mac2 are left zero for the caller (who knows the cookie, if any).
+ * The first message, to `responder` (its static public key), from us (`local`), with a
+ * fresh ephemeral key. mac1 and mac2 are left zero for the caller (who knows the cookie,
+ * if any).
  */
-export function createInitiation(local: { key: KeyObject; publicKey: Uint8Array }, responder: Uint8Array, localIndex: number, ts: Buffer): Initiation {
+export function createInitiation(local: DhPair, responder: Uint8Array, localIndex: number, ts: Buffer): Initiation {
   const sym = new Symmetric();
-  sym.mixHash(responder);
   const e = ephemeralPair();
   const msg = Buffer.alloc(INITIATION_LEN);
   msg[0] = MessageType.Initiation;
   msg.writeUInt32LE(localIndex, 4);
-  e.pub.copy(msg, 8);
-  sym.mixHash(e.pub);
-  sym.mixKey(dh(e.key, responder)); // es
-  sym.encryptAndHash(local.publicKey).copy(msg, 40); // s: 32 + 16
-  sym.mixKey(dh(local.key, responder)); // ss
-  sym.encryptAndHash(ts).copy(msg, 88); // timestamp: 12 + 16
+  writeIkInitiation(sym, local, responder, e, ts).copy(msg, INITIATION_NOISE);
   return { message: msg, localIndex, ephemeral: e.key, sym };
 }
 
@@ -208,58 +289,35 @@ export interface ConsumedInitiation {
   initiatorEphemeral: Buffer;
 }
 
-export function consumeInitiation(local: { key: KeyObject; publicKey: Uint8Array }, msg: Uint8Array): ConsumedInitiation | null {
-  try {
-    const m = Buffer.from(msg.buffer, msg.byteOffset, msg.length);
-    const sym = new Symmetric();
-    sym.mixHash(local.publicKey);
-    const re = Buffer.from(m.subarray(8, 40));
-    sym.mixHash(re);
-    sym.mixKey(dh(local.key, re)); // es
-    const rs = sym.decryptAndHash(m.subarray(40, 88));
-    if (rs === null) return null;
-    sym.mixKey(dh(local.key, rs)); // ss
-    const ts = sym.decryptAndHash(m.subarray(88, 116));
-    if (ts === null) return null;
-    return { initiatorKey: rs, remoteIndex: m.readUInt32LE(4), timestamp: ts, sym, initiatorEphemeral: re };
-  } catch {
-    return null; // a low-order or malformed public key
-  }
+export function consumeInitiation(local: DhPair, msg: Uint8Array): ConsumedInitiation | null {
+  if (msg.length !== INITIATION_LEN) return null;
+  const sym = new Symmetric();
+  const r = readIkInitiation(sym, local, msg.subarray(INITIATION_NOISE, INITIATION_LEN - MACS));
+  if (r === null) return null;
+  return { initiatorKey: r.initiatorKey, remoteIndex: readU32le(msg, 4), timestamp: r.payload, sym, initiatorEphemeral: r.initiatorEphemeral };
 }
 
-/** The responder's answer; mac1 and mac2 left zero. Its keys: send first, receive second. */
+/** The responder's answer, with a fresh ephemeral key; mac1 and mac2 left zero. Its keys:
+ * send first, receive second. */
 export function createResponse(consumed: ConsumedInitiation, localIndex: number): { message: Buffer; keys: SessionKeys } {
   const sym = consumed.sym;
-  const e = ephemeralPair();
   const msg = Buffer.alloc(RESPONSE_LEN);
   msg[0] = MessageType.Response;
   msg.writeUInt32LE(localIndex, 4);
   msg.writeUInt32LE(consumed.remoteIndex, 8);
-  e.pub.copy(msg, 12);
-  sym.mixHash(e.pub);
-  sym.mixKey(dh(e.key, consumed.initiatorEphemeral)); // ee
-  sym.mixKey(dh(e.key, consumed.initiatorKey)); // se
-  sym.encryptAndHash(Buffer.alloc(0)).copy(msg, 44); // an empty payload: its tag
+  writeIkResponse(sym, ephemeralPair(), consumed.initiatorEphemeral, consumed.initiatorKey, Buffer.alloc(0)).copy(msg, RESPONSE_NOISE);
   const [i2r, r2i] = sym.split();
   return { message: msg, keys: { send: r2i, receive: i2r } };
 }
 
 /** The initiator's keys from a response to `init`, or null when it does not authenticate. */
 export function consumeResponse(local: { key: KeyObject }, init: Initiation, msg: Uint8Array): SessionKeys | null {
-  try {
-    const m = Buffer.from(msg.buffer, msg.byteOffset, msg.length);
-    // Work on a copy: a forged response must not spoil the state for the real one.
-    const s = init.sym.clone();
-    const re = Buffer.from(m.subarray(12, 44));
-    s.mixHash(re);
-    s.mixKey(dh(init.ephemeral, re)); // ee
-    s.mixKey(dh(local.key, re)); // se
-    if (s.decryptAndHash(m.subarray(44, 60)) === null) return null;
-    const [i2r, r2i] = s.split();
-    return { send: i2r, receive: r2i };
-  } catch {
-    return null;
-  }
+  if (msg.length !== RESPONSE_LEN) return null;
+  // Work on a copy: a forged response must not spoil the state for the real one.
+  const s = init.sym.clone();
+  if (readIkResponse(s, local, init.ephemeral, msg.subarray(RESPONSE_NOISE, RESPONSE_LEN - MACS)) === null) return null;
+  const [i2r, r2i] = s.split();
+  return { send: i2r, receive: r2i };
 }
 
 /** mac1's key for messages to the holder of `publicKey`: anyone who does not know that
