@@ -337,3 +337,55 @@ test('tunnels: 20,000 hostile datagrams (random, truncated, with real headers an
   net.deliver();
   assert.deepEqual(b.got.at(-1), 'after');
 });
+
+test('tunnels: a replayed handshake initiation makes no session and disturbs none, the latest one or an older one', () => {
+  const { net, a, b } = pair({ rekeyAfterMs: 1000 });
+  a.send(b, 'x');
+  net.deliver();
+  // The session's initiator replaces it after 1 s (the responder would wait 1.25 s): the
+  // initiation it sends is captured on the way.
+  const initiations: Array<{ data: Uint8Array; from: Host; to: Host }> = [];
+  const rekey = (ms: number) => {
+    net.clock += ms;
+    a.send(b, 'a');
+    b.send(a, 'b');
+    net.collect();
+    const d = net.wire.find((w) => w.data[0] === 1)!;
+    initiations.push({ data: Uint8Array.from(d.data), from: d.from, to: d.from === a ? b : a });
+    net.deliver();
+  };
+  rekey(1100);
+  const { from, to } = initiations[0];
+  const before = to.t.stats(to.peer(from));
+  const replay = (i: number) => {
+    const r = to.receive(initiations[i].data, from.sendingAddress, from.port);
+    let answered = 0;
+    to.t.drain(() => answered++);
+    assert.equal(answered, 0, 'nothing sent in answer: no response, no second session');
+    return r;
+  };
+
+  // The same bytes again, at once and later.
+  assert.equal(replay(0), TUNNEL_HANDLED);
+  net.clock += 500;
+  assert.equal(replay(0), TUNNEL_HANDLED);
+  assert.deepEqual(to.t.stats(to.peer(from)), { ...before, session: { ...before.session!, ageMs: before.session!.ageMs + 500 } }, 'its session is the one it had');
+  assert.ok(from.send(to, 'still') > 0 && to.send(from, 'both ways') > 0);
+  net.deliver();
+  assert.deepEqual([to.got.at(-1), from.got.at(-1)], ['still', 'both ways']);
+
+  // After the next rotation (its session 1.1 s old), the first initiation is an old one:
+  // refused, counted.
+  rekey(600);
+  assert.equal(initiations[1].from, from);
+  const rotations = to.t.stats(to.peer(from)).rotations;
+  assert.equal(replay(0), TunnelRefusal.replay);
+  assert.equal(replay(1), TUNNEL_HANDLED);
+  const after = to.t.stats(to.peer(from));
+  assert.equal(after.replays, 1);
+  assert.equal(after.rotations, rotations);
+  assert.ok(from.send(to, 'and still') > 0);
+  net.deliver();
+  assert.equal(to.got.at(-1), 'and still');
+  assert.deepEqual([to.refused, from.refused], [[TunnelRefusal.replay], []], 'the old initiation the only refusal');
+});
