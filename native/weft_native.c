@@ -1634,13 +1634,32 @@ static napi_value packet_recv(napi_env env, napi_callback_info info) {
 /* ---- AEAD: ChaCha20-Poly1305 (RFC 8439) for tunnel datagrams ------------------------- */
 
 /*
- * One context each way, reused: the addon runs on the JavaScript thread only. The nonce is
- * WireGuard's: four zero bytes, then the 64-bit message counter, little-endian. No
+ * One cipher context each way, reused, per instance of the addon: each JavaScript thread
+ * that loads it (the main thread, a worker) gets its own pair as its napi instance data,
+ * freed when that thread's environment goes, so two threads never share a context. Within
+ * one thread calls never overlap, and every call sets its own key and nonce, so all the
+ * tunnels and sessions of that thread share the pair without sharing any state. The nonce
+ * is WireGuard's: four zero bytes, then the 64-bit message counter, little-endian. No
  * associated data: the header a datagram carries is bound by the receiver index choosing
  * the key and the counter being the nonce.
  */
 #define AEAD_TAG 16
-static EVP_CIPHER_CTX *seal_ctx, *open_ctx;
+struct aead_contexts {
+  EVP_CIPHER_CTX *seal, *open;
+};
+
+static void aead_contexts_free(napi_env env, void *data, void *hint) {
+  struct aead_contexts *a = data;
+  EVP_CIPHER_CTX_free(a->seal);
+  EVP_CIPHER_CTX_free(a->open);
+  free(a);
+}
+
+/* This instance's contexts (made in init); NULL only if init could not make them. */
+static struct aead_contexts *aead_contexts(napi_env env) {
+  void *data = NULL;
+  return napi_get_instance_data(env, &data) == napi_ok ? data : NULL;
+}
 
 /* Sets `*ctx` up for (key, counter): the cipher is fetched once per context, as fetching it
  * per packet (OpenSSL 3's implicit fetch) costs more than the key setup itself. */
@@ -1691,10 +1710,11 @@ static napi_value aead_seal(napi_env env, napi_callback_info info) {
   int64_t counter;
   int32_t len;
   if (!aead_args(env, info, "aeadSeal", &key, &counter, &src, &len, &dst, AEAD_TAG)) return NULL;
+  struct aead_contexts *a = aead_contexts(env);
   int n = 0, fin = 0;
-  if (!aead_init(&seal_ctx, 1, key, counter) || EVP_CipherUpdate(seal_ctx, dst, &n, src, len) != 1 ||
-      EVP_CipherFinal_ex(seal_ctx, dst + n, &fin) != 1 ||
-      EVP_CIPHER_CTX_ctrl(seal_ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, dst + len) != 1) {
+  if (a == NULL || !aead_init(&a->seal, 1, key, counter) || EVP_CipherUpdate(a->seal, dst, &n, src, len) != 1 ||
+      EVP_CipherFinal_ex(a->seal, dst + n, &fin) != 1 ||
+      EVP_CIPHER_CTX_ctrl(a->seal, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, dst + len) != 1) {
     napi_throw_error(env, "EINTERNAL", "aeadSeal: the cipher failed");
     return NULL;
   }
@@ -1709,10 +1729,15 @@ static napi_value aead_open(napi_env env, napi_callback_info info) {
   int32_t len;
   if (!aead_args(env, info, "aeadOpen", &key, &counter, &src, &len, &dst, -AEAD_TAG)) return NULL;
   int32_t plain = len - AEAD_TAG;
+  struct aead_contexts *a = aead_contexts(env);
+  if (a == NULL) {
+    napi_throw_error(env, "EINTERNAL", "aeadOpen: the cipher failed");
+    return NULL;
+  }
   int n = 0, fin = 0, ok;
-  ok = aead_init(&open_ctx, 0, key, counter) && EVP_CipherUpdate(open_ctx, dst, &n, src, plain) == 1 &&
-       EVP_CIPHER_CTX_ctrl(open_ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, src + plain) == 1 &&
-       EVP_CipherFinal_ex(open_ctx, dst + n, &fin) == 1;
+  ok = aead_init(&a->open, 0, key, counter) && EVP_CipherUpdate(a->open, dst, &n, src, plain) == 1 &&
+       EVP_CIPHER_CTX_ctrl(a->open, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, src + plain) == 1 &&
+       EVP_CipherFinal_ex(a->open, dst + n, &fin) == 1;
   return int32_result(env, ok ? plain : -1);
 }
 
@@ -1741,6 +1766,12 @@ static napi_value init(napi_env env, napi_value exports) {
     {"aeadOpen", NULL, aead_open, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  struct aead_contexts *a = calloc(1, sizeof *a);
+  if (a == NULL || napi_set_instance_data(env, a, aead_contexts_free, NULL) != napi_ok) {
+    free(a);
+    napi_throw_error(env, "ENOMEM", "weft_native: no memory for the AEAD's contexts");
+    return NULL;
+  }
   return exports;
 }
 

@@ -53,7 +53,9 @@ export interface Native {
   packetSend(fd: number, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array, count: number, join: Uint8Array): number;
   /** ChaCha20-Poly1305 (RFC 8439) with a 32-byte key and the nonce 0x00000000 || counter
    * (64-bit little-endian): writes len + 16 bytes (ciphertext, tag) at dst[dstOff] and
-   * returns that length. src and dst may overlap exactly (in place). */
+   * returns that length. src and dst may overlap exactly (in place). Its cipher context
+   * is this thread's (one per instance of the addon), shared by every key: no state of one
+   * call is left for the next. */
   aeadSeal(key: Uint8Array, counter: number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
   /** The inverse of aeadSeal: len counts the tag; returns the plaintext's length, or -1
    * when the tag does not authenticate. */
