@@ -74,7 +74,10 @@ export class AgentMetrics {
     gauge('weft_network_fdb_entries', 'MAC addresses in each network\'s forwarding table.', ['network'], (set) => {
       for (const n of stats().networks) set({ network: n.name }, n.fdb.entries);
     });
-    gauge('weft_network_fdb_limit', 'The most MAC addresses each network\'s forwarding table holds.', ['network'], (set) => {
+    gauge('weft_network_fdb_static_entries', 'MAC addresses the controller pinned in each network\'s forwarding table (outside its learning limit).', ['network'], (set) => {
+      for (const n of stats().networks) set({ network: n.name }, n.fdb.static);
+    });
+    gauge('weft_network_fdb_limit', 'The most MAC addresses each network\'s forwarding table learns (pinned ones do not count).', ['network'], (set) => {
       for (const n of stats().networks) set({ network: n.name }, n.fdb.limit);
     });
     gauge('weft_network_ports', 'This host\'s ports on each network.', ['network'], (set) => {

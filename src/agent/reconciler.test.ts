@@ -117,6 +117,8 @@ test('a network of 10,000 remote ports: every MAC is pinned to its host, none fl
   assert.equal(fdb.learnRefused, 5001 - 4096, 'vm1\'s own MAC and 5,000 more; the rest refused');
   assert.equal(fdb.statics, 10_000);
   assert.equal(remoteUnderlays.reduce((n, u) => n + u.inbox.length, 0), 5000, 'one datagram per frame: nothing flooded');
+  const { fdb: shown } = dp.stats(formatIpv4).networks[0];
+  assert.deepEqual([shown.entries, shown.static, shown.limit], [14_096, 10_000, 4096], 'weft stats tells the pinned from the learned');
 });
 
 test('a remote MAC that cannot be installed fails the view, the rest is installed, and it is tried again', () => {

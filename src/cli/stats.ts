@@ -38,8 +38,8 @@ export function renderStats(s: AgentStats): string {
       s.nats.map((n) => [n.router, n.network, n.address, `${n.connections}/${n.limit}`, `${n.translatedOut}/${n.translatedIn}`, String(n.neighbors)])));
   }
   out.push('');
-  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'ENCRYPTED', 'MTU', 'PORTS', 'REMOTES', 'FDB', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
-    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, n.encrypted ? 'yes' : 'NO', String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries}/${n.fdb.limit}`, String(n.fdb.learnRefused), `${n.arpAnswered}/${n.ndAnswered}`])));
+  out.push(table(['NETWORK', 'VNI', 'ENCAP', 'ENCRYPTED', 'MTU', 'PORTS', 'REMOTES', 'FDB LEARNED', 'PINNED', 'NOT LEARNED (LIMIT)', 'ARP/ND ANSWERED'],
+    s.networks.map((n) => [n.name, String(n.vni), n.encapsulation, n.encrypted ? 'yes' : 'NO', String(n.mtu), String(n.ports), String(n.remotes), `${n.fdb.entries - n.fdb.static}/${n.fdb.limit}`, String(n.fdb.static), String(n.fdb.learnRefused), `${n.arpAnswered}/${n.ndAnswered}`])));
   return out.join('\n');
 }
 
