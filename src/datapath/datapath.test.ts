@@ -175,7 +175,7 @@ test('the FDB limit: a new MAC beyond it is not learned, but its frames still fl
   assert.equal(fdb.size, 2);
   assert.equal(fdb.learnRefused, 1);
   const net = hosts[0].dp.stats(String).networks.find((n) => n.name === 'blue')!;
-  assert.deepEqual(net.fdb, { entries: 2, limit: 2, learnRefused: 1, moves: 0 });
+  assert.deepEqual(net.fdb, { entries: 2, static: 0, limit: 2, learnRefused: 1, moves: 0 });
 });
 
 test('learned MACs age out, and traffic to them floods again', () => {
