@@ -273,17 +273,66 @@ test('the watch stream: a host\'s own, signed with its identity; another host\'s
       ws.on('open', () => { ws.close(); resolve(101); });
       ws.on('error', () => {});
     });
-    assert.equal(await attempt(signAgentRequest('h2', ids[1].key, 'GET', '/v1/agents/h1/watch')), 403);
-    assert.equal(await attempt(signAgentRequest('h1', ids[1].key, 'GET', '/v1/agents/h1/watch')), 401);
-    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, 'GET', '/v1/agents/h1/watch')), 101, 'h1 itself');
+    const watch = { method: 'GET', target: '/v1/agents/h1/watch' };
+    assert.equal(await attempt(signAgentRequest('h2', ids[1].key, watch)), 403);
+    assert.equal(await attempt(signAgentRequest('h1', ids[1].key, watch)), 401);
+    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, { method: 'GET', target: '/v1/agents/h1/watch?revision=5' })), 401, 'signed for another query');
+    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, watch)), 101, 'h1 itself');
     // Revoked: its watch is closed and it cannot come back.
     await until('h1 watching', async () => (await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected);
     await api.call('POST', '/v1/hosts/h1/revoke');
     await until('h1\'s watch closed', async () => !(await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected);
-    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, 'GET', '/v1/agents/h1/watch')), 401);
+    assert.equal(await attempt(signAgentRequest('h1', ids[0].key, watch)), 401);
     assert.ok((await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h2')).status.connected, 'h2 is untouched');
   } finally {
     for (const s of sources) s.stop();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a watch header is taken once: sent again, it is refused, and the agent that used it keeps its watch and its status', { timeout: 20_000 }, async () => {
+  const { default: WebSocket } = await import('ws');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-watch-replay-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log });
+  const sockets: Array<InstanceType<typeof WebSocket>> = [];
+  try {
+    await controller.start();
+    const url = `http://127.0.0.1:${controller.port}`;
+    const api = new ApiClient({ url, token: controller.tokens.admin });
+    const id = identityFromPem(generateIdentity().pem);
+    const { joinToken } = await api.call<{ joinToken: string }>('POST', '/v1/hosts', { name: 'h1', address: '127.0.0.1' });
+    const enrolled = await fetch(`${url}/v1/agents/join`, {
+      method: 'POST', headers: { authorization: `Bearer ${joinToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'h1', address: '127.0.0.1', identityKey: id.publicKey }),
+    });
+    assert.equal(enrolled.status, 200);
+    const status = async () => (await api.call<{ status: { connected: boolean; appliedRevision: number | null; ports: object } }>('GET', '/v1/hosts/h1')).status;
+    const open = (header: string) => new Promise<{ code: number; ws: InstanceType<typeof WebSocket> }>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${controller.port}/v1/agents/h1/watch?revision=-1`, { headers: { authorization: header } });
+      sockets.push(ws);
+      ws.on('unexpected-response', (_req, res) => resolve({ code: res.statusCode ?? 0, ws }));
+      ws.on('open', () => resolve({ code: 101, ws }));
+      ws.on('error', () => {});
+    });
+    // The agent's watch, as its ControllerSource signs it; it reports revision 1.
+    const header = signAgentRequest('h1', id.key, { method: 'GET', target: '/v1/agents/h1/watch?revision=-1' });
+    const agent = await open(header);
+    assert.equal(agent.code, 101);
+    let closed: number | null = null;
+    agent.ws.on('close', (code) => (closed = code));
+    agent.ws.send(JSON.stringify({ type: 'status', revision: 1, ports: {} }));
+    await until('the agent\'s status', async () => (await status()).appliedRevision === 1);
+    // The same header again, from someone who saw it: refused.
+    const replay = await open(header);
+    assert.equal(replay.code, 401, 'the replayed watch is refused');
+    // The agent's watch is still up, and its status is the host's.
+    agent.ws.send(JSON.stringify({ type: 'status', revision: 2, ports: {} }));
+    await until('the agent\'s next status', async () => (await status()).appliedRevision !== 1);
+    const now = await status();
+    assert.deepEqual([now.connected, now.appliedRevision, now.ports], [true, 2, {}]);
+    assert.equal(closed, null, 'the agent\'s watch was not replaced');
+  } finally {
+    for (const ws of sockets) ws.terminate();
     await controller.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -87,7 +87,7 @@ export class ControllerSource {
     const ca = await this.trust();
     const body = JSON.stringify({ ...host, identityKey: identity.publicKey });
     const post = (authorization: string) => request(new URL('/v1/agents/join', url), 'POST', { authorization, 'content-type': 'application/json' }, body, ca);
-    let res = await post(signAgentRequest(host.name, identity.key, 'POST', '/v1/agents/join'));
+    let res = await post(signAgentRequest(host.name, identity.key, { method: 'POST', target: '/v1/agents/join', body }));
     if (res.status === 401 && this.opts.token) {
       res = await post(`Bearer ${this.opts.token}`);
       if (res.ok) this.opts.log.info('enrolled this host\'s identity with its join token');
@@ -139,7 +139,7 @@ export class ControllerSource {
     const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}`, url);
     wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(wsUrl, {
-      headers: { authorization: signAgentRequest(host.name, identity.key, 'GET', wsUrl.pathname) }, handshakeTimeout: 5000,
+      headers: { authorization: signAgentRequest(host.name, identity.key, { method: 'GET', target: wsUrl.pathname + wsUrl.search }) }, handshakeTimeout: 5000,
       // The pinned authority is the trust: the controller's name need not be in its certificate.
       ...(this.ca ? { ca: this.ca, checkServerIdentity: () => undefined } : {}),
     });

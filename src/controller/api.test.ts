@@ -122,30 +122,61 @@ test('hosts: a join token per host, single use; then the host signs with the ide
   assert.equal(enrolled.status, 200);
   assert.equal(enrolled.body.identityKey, id3.publicKey);
   assert.equal((await call('POST', '/v1/agents/join', join3, h3.body.joinToken)).status, 401, 'spent');
-  // Signed from now on: as h3, for this method and path, within two minutes.
+  // Signed from now on: as h3, for this method, path and body, within two minutes.
   const signedCall = (body: unknown, header: string) => call('POST', '/v1/agents/join', body, header, true);
-  assert.equal((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'))).status, 200);
-  assert.equal((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/other'))).status, 401, 'another path');
-  assert.equal((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/join', Date.now() - 200_000))).status, 401, 'too old');
-  assert.equal((await signedCall({ ...join3, name: 'h4', address: '10.99.0.4' }, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'))).status, 403, 'as another host');
-  assert.equal((await signedCall(join3, signAgentRequest('h3', identityFromPem(id4.pem).key, 'POST', '/v1/agents/join'))).status, 401, 'another key');
-  const clash = await signedCall({ ...join3, address: '192.0.2.1' }, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'));
+  const signed = (body: unknown, target = '/v1/agents/join', key = key3, now = Date.now()) => signAgentRequest('h3', key, { method: 'POST', target, body: JSON.stringify(body) }, now);
+  assert.equal((await signedCall(join3, signed(join3))).status, 200);
+  assert.equal((await signedCall(join3, signed(join3, '/v1/agents/other'))).status, 401, 'another path');
+  assert.equal((await signedCall(join3, signed(join3, '/v1/agents/join?x=1'))).status, 401, 'another query');
+  assert.equal((await signedCall(join3, signed(join3, undefined, key3, Date.now() - 200_000))).status, 401, 'too old');
+  const asH4 = { ...join3, name: 'h4', address: '10.99.0.4' };
+  assert.equal((await signedCall(asH4, signed(asH4))).status, 403, 'as another host');
+  assert.equal((await signedCall(join3, signed(join3, undefined, identityFromPem(id4.pem).key))).status, 401, 'another key');
+  const clashing = { ...join3, address: '192.0.2.1' };
+  const clash = await signedCall(clashing, signed(clashing));
   assert.deepEqual([clash.status, clash.body.detail], [409, 'underlay address 192.0.2.1:4789 is used by host h1']);
   // Revoked: refused, nobody's peer; a new token brings it back.
   await call('POST', '/v1/networks', { name: 'blue', vni: 100 });
   await call('POST', '/v1/ports', { name: 'b1', network: 'blue', host: 'h1' });
   await call('POST', '/v1/ports', { name: 'b3', network: 'blue', host: 'h3' });
-  await signedCall({ ...join3, tunnelKey: KEY.h3 }, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'));
+  await signedCall({ ...join3, tunnelKey: KEY.h3 }, signed({ ...join3, tunnelKey: KEY.h3 }));
   const { ModelCache } = await import('./model-cache.js');
   assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks[0].remotes, [{ address: '10.99.0.3', port: 4793, publicKey: KEY.h3 }]);
   const revoked = await call('POST', '/v1/hosts/h3/revoke');
   assert.equal(revoked.status, 200);
   assert.ok(revoked.body.revokedAt);
-  assert.match((await signedCall(join3, signAgentRequest('h3', key3, 'POST', '/v1/agents/join'))).body.detail, /host h3 is not enrolled \(revoked at/);
+  assert.match((await signedCall(join3, signed(join3))).body.detail, /host h3 is not enrolled \(revoked at/);
   assert.deepEqual((await ModelCache.load(store)).viewFor('h1').networks[0].remotes, [], 'no host takes its tunnel traffic');
   const again = await call('POST', '/v1/hosts/h3/join-token', { ttlSeconds: 600 });
   assert.equal((await call('POST', '/v1/agents/join', join3, again.body.joinToken)).status, 200);
   assert.equal((await call('GET', '/v1/hosts/h3')).body.revokedAt, undefined);
+});
+
+test('a signed join is taken once, and for the body it was signed with: a replay, or another body, is refused and the host stays as it was', async () => {
+  const { call } = await setup();
+  const token = (await call('POST', '/v1/hosts', { name: 'h3', address: '10.99.0.3' })).body.joinToken;
+  const id = generateIdentity();
+  const key = identityFromPem(id.pem).key;
+  const join3 = { name: 'h3', address: '10.99.0.3', tunnelKey: KEY.h3, identityKey: id.publicKey };
+  assert.equal((await call('POST', '/v1/agents/join', join3, token)).status, 200);
+  const signedCall = (body: unknown, header: string) => call('POST', '/v1/agents/join', body, header, true);
+  const header = signAgentRequest('h3', key, { method: 'POST', target: '/v1/agents/join', body: JSON.stringify(join3) });
+  assert.equal((await signedCall(join3, header)).status, 200, 'the agent\'s own join');
+  // Someone who saw that header sends it again, with their own address and tunnel key.
+  const forged = { ...join3, address: '10.99.0.66', tunnelKey: KEY.h4 };
+  const replayed = await signedCall(forged, header);
+  assert.equal(replayed.status, 401, 'a replay with another body');
+  assert.match(replayed.body.detail, /not host h3's for this request and body/);
+  const again = await signedCall(join3, header);
+  assert.deepEqual([again.status, again.body.detail], [401, 'this signature of host h3 was used before: each signed request is taken once'], 'the same request again');
+  // A fresh header for one body does not carry another.
+  const fresh = signAgentRequest('h3', key, { method: 'POST', target: '/v1/agents/join', body: JSON.stringify(join3) });
+  assert.equal((await signedCall(forged, fresh)).status, 401, 'a valid header with a changed body');
+  const host = (await call('GET', '/v1/hosts/h3')).body;
+  assert.deepEqual([host.address, host.tunnelKey, host.identityKey], ['10.99.0.3', KEY.h3, id.publicKey], 'the host is as its agent left it');
+  // An older agent's signature (no nonce, no body digest) is told apart.
+  const old = await signedCall(join3, `WeftHost h3:${Date.now()}:${'A'.repeat(86)}`);
+  assert.deepEqual([old.status, old.body.detail], [401, 'the WeftHost signature is not HOST:MILLISECONDS:NONCE:SIGNATURE (an agent older than this controller signs without a nonce: upgrade it)']);
 });
 
 test('the OpenAPI document lists every route with its request schema', async () => {

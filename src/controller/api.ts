@@ -16,7 +16,7 @@ import { securityGroupCreate, securityGroupRule } from './model.js';
 import { floatingIpCreate, hostJoin, name as nameSchema, networkCreate, networkUpdate, portCreate, portForwardCreate, portUpdate, routerCreate, routerUpdate, subnetCreate, subnetUpdate } from './model.js';
 import { applyRequest, type Applier, type ApplyRequest } from './apply.js';
 import { ApiError, type AgentAuth, type NetworkService } from './service.js';
-import { parseAgentAuth } from '../view/agent-auth.js';
+import { looksLikeAgentAuth, parseAgentAuth } from '../view/agent-auth.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { EventLog } from './events.js';
 import { traceRequest, type TraceRequest, type Traces } from './trace.js';
@@ -195,8 +195,12 @@ export function apiApp(opts: ApiOptions): Hono {
         const token = bearer(header);
         const signed = parseAgentAuth(header);
         if (sameToken(token, opts.adminToken)) auth = { kind: 'admin' };
-        else if (r.role === 'agent' && signed) auth = { kind: 'signed', signed, method: c.req.method, path: c.req.path };
-        else if (r.role === 'agent' && token) auth = { kind: 'token', token };
+        else if (r.role === 'agent' && signed) {
+          // The signature covers the body's bytes as they came (read once; parsed below).
+          const url = new URL(c.req.url);
+          auth = { kind: 'signed', signed, request: { method: c.req.method, target: url.pathname + url.search, body: new Uint8Array(await c.req.arrayBuffer()) } };
+        } else if (r.role === 'agent' && token) auth = { kind: 'token', token };
+        else if (r.role === 'agent' && looksLikeAgentAuth(header)) throw new ApiError(401, 'Unauthorized', 'the WeftHost signature is not HOST:MILLISECONDS:NONCE:SIGNATURE (an agent older than this controller signs without a nonce: upgrade it)');
         else throw new ApiError(401, 'Unauthorized', token || signed ? 'the token is not valid for this request' : 'send a token: Authorization: Bearer TOKEN');
       }
       const params = c.req.param() as Record<string, string>;

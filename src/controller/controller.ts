@@ -24,16 +24,10 @@ import { NetworkService } from './service.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Change, Store } from './store/store.js';
 import { WatchHub } from './watch.js';
+import { ClientConnections, serverOptions } from './listener.js';
 import { Traces } from './trace.js';
 import { loadConsole } from './console.js';
 
-/** Limits on what clients can make the controller hold (ours, not a protocol's). */
-const HEADERS_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 30_000;
-const KEEP_ALIVE_MS = 5_000;
-const MAX_HEADERS = 64;
-/** Agents hold one connection each; administrators and the CLI a few. */
-const MAX_CONNECTIONS = 4096;
 
 export interface ControllerOptions {
   dataDir: string;
@@ -116,6 +110,8 @@ export class Controller {
   tokens = { admin: '' };
   /** The TCP listener's TLS (null: plain HTTP, on loopback). */
   tls: ControllerTls | null = null;
+  /** The connections each client holds, on every listener (listener.ts). */
+  readonly clients = new ClientConnections();
 
   constructor(private readonly opts: ControllerOptions) {}
 
@@ -149,21 +145,17 @@ export class Controller {
       : null;
     this.tls = tls;
     const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint };
-    const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching });
+    const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching, refusedConnections: () => this.clients.refused });
     const timed = metrics.timed(store);
-    const app = apiApp({ service: new NetworkService(timed, rules), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole() });
+    const app = apiApp({ service: new NetworkService(timed, rules, hub.signatures), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole() });
     hub.events.add('controller.started', `the controller started at revision ${model.revision}`);
     const listen = async (bind: (server: Server, ready: () => void) => void, secure: boolean): Promise<Server> => {
       const server = (secure && tls
-        ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { key: tls.key, cert: tls.cert } })
-        : createAdaptorServer({ fetch: app.fetch })) as Server;
-      // What one client can make the controller hold: a connection that sends its headers
-      // slowly, or its body never, is closed; so are connections beyond MAX_CONNECTIONS.
-      server.headersTimeout = HEADERS_TIMEOUT_MS;
-      server.requestTimeout = REQUEST_TIMEOUT_MS;
-      server.keepAliveTimeout = KEEP_ALIVE_MS;
-      server.maxHeadersCount = MAX_HEADERS;
-      server.maxConnections = MAX_CONNECTIONS;
+        ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...serverOptions, key: tls.key, cert: tls.cert } })
+        : createAdaptorServer({ fetch: app.fetch, serverOptions })) as Server;
+      // What one client can make the controller hold: a connection that is slow to send its
+      // head, or its body, is closed; so are connections beyond a client's share.
+      this.clients.limit(server);
       hub.attach(server);
       this.servers.push(server);
       await new Promise<void>((resolve, reject) => {

@@ -1,9 +1,10 @@
 /**
  * The controller's metrics in the Prometheus exposition format (prom-client): API request
  * latencies by route (the route's pattern, not the path: bounded), store commits and their
- * latency, the store's revision, and the agents' watch connections.
+ * latency, the store's revision, the agents' watch connections, and connections refused
+ * for their client holding its share (listener.ts).
  */
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from './store/store.js';
 
 export class ControllerMetrics {
@@ -11,7 +12,7 @@ export class ControllerMetrics {
   readonly requests: Histogram<'method' | 'route' | 'status'>;
   private readonly commits: Histogram<'outcome'>;
 
-  constructor(sources: { revision(): number; watches(): number }) {
+  constructor(sources: { revision(): number; watches(): number; refusedConnections?(): number }) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'weft_controller_' });
     this.requests = new Histogram({
@@ -24,6 +25,15 @@ export class ControllerMetrics {
     });
     new Gauge({ name: 'weft_controller_store_revision', help: 'The store\'s revision.', registers: [r], collect() { this.set(sources.revision()); } });
     new Gauge({ name: 'weft_controller_watches', help: 'Agents watching (one connection per host).', registers: [r], collect() { this.set(sources.watches()); } });
+    let refused = 0;
+    new Counter({
+      name: 'weft_controller_connections_refused_total', help: 'Connections closed as accepted: their client held as many as one client may.', registers: [r],
+      collect() {
+        const now = sources.refusedConnections?.() ?? 0;
+        this.inc(now - refused);
+        refused = now;
+      },
+    });
     new Gauge({ name: 'weft_controller_build_info', help: 'Always 1; labels say what runs.', labelNames: ['node'], registers: [r] }).set({ node: process.version }, 1);
   }
 

@@ -5,7 +5,8 @@
  * through an index key that must not exist yet, and an update names the revision it read.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { verifyAgentAuth, type SignedRequest } from '../view/agent-auth.js';
+import { verifyAgentAuth, type AgentRequest, type SignedRequest } from '../view/agent-auth.js';
+import { SeenSignatures } from './seen-signatures.js';
 import type { z } from 'zod';
 import { notUnicast } from '../config/fields.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
@@ -46,11 +47,11 @@ export interface ServiceOptions {
 type HostBody = Omit<z.infer<typeof hostJoin>, 'physicalNetworks' | 'tunnelPort'> & { physicalNetworks?: Record<string, string>; tunnelPort?: number };
 
 /** Who is asking to join: an administrator, an agent with its host's join token, or an
- * agent signing with its host's identity (for this method and path). */
+ * agent signing with its host's identity (`request`: what the signature must cover). */
 export type AgentAuth =
   | { kind: 'admin' }
   | { kind: 'token'; token: string }
-  | { kind: 'signed'; signed: SignedRequest; method: string; path: string };
+  | { kind: 'signed'; signed: SignedRequest; request: AgentRequest };
 
 /** How long a join token is good for, unless said otherwise. */
 export const JOIN_TOKEN_SECONDS = 3600;
@@ -62,6 +63,8 @@ export class NetworkService {
   constructor(
     private readonly store: Store,
     private readonly opts: ServiceOptions = {},
+    /** The agents' signatures taken already (shared with the watch: one per controller). */
+    private readonly signatures = new SeenSignatures(),
   ) {}
 
   // ---- reads -----------------------------------------------------------------------------
@@ -439,9 +442,13 @@ export class NetworkService {
     if (!prev?.identityKey) {
       throw new ApiError(401, 'Unauthorized', `host ${body.name} is not enrolled${prev?.revokedAt ? ` (revoked at ${prev.revokedAt})` : ''}: start its agent with a join token (weft host create ${body.name} makes one)`);
     }
-    if (!verifyAgentAuth(auth.signed, prev.identityKey, auth.method, auth.path)) {
-      throw new ApiError(401, 'Unauthorized', `the signature is not host ${body.name}'s (or its clock is more than two minutes off the controller's)`);
+    const now = Date.now();
+    if (!verifyAgentAuth(auth.signed, prev.identityKey, auth.request, now)) {
+      throw new ApiError(401, 'Unauthorized', `the signature is not host ${body.name}'s for this request and body (or its clock is more than two minutes off the controller's)`);
     }
+    const seen = this.signatures.admit(auth.signed, now);
+    if (seen === 'replayed') throw new ApiError(401, 'Unauthorized', `this signature of host ${body.name} was used before: each signed request is taken once`);
+    if (seen === 'full') throw new ApiError(429, 'Too Many Requests', `host ${body.name} signed more requests in the last minutes than the controller keeps track of; try again in a minute or two`);
     if (body.identityKey !== undefined && body.identityKey !== prev.identityKey) {
       throw new ApiError(403, 'Forbidden', `host ${body.name} enrolled with another identity key; to change it, enroll again with a new join token`);
     }

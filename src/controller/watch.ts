@@ -20,7 +20,8 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { bearer, sameToken, type AgentStatusSource } from './api.js';
-import { parseAgentAuth, verifyAgentAuth } from '../view/agent-auth.js';
+import { looksLikeAgentAuth, parseAgentAuth, verifyAgentAuth } from '../view/agent-auth.js';
+import { SeenSignatures } from './seen-signatures.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
 import { EventLog } from './events.js';
@@ -80,6 +81,8 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     private readonly tokens: { admin: string },
     private readonly log: Logger,
     readonly events = new EventLog(),
+    /** The agents' signatures taken already (shared with the join: one per controller). */
+    readonly signatures = new SeenSignatures(),
   ) {
     this.pinger = setInterval(() => {
       for (const [host, s] of this.sessions) {
@@ -111,11 +114,16 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     // The administrator, or the host's own agent, signing with the identity it enrolled.
     if (!sameToken(bearer(req.headers.authorization), this.tokens.admin)) {
       const signed = parseAgentAuth(req.headers.authorization);
-      if (!signed) return refuse(401, 'Unauthorized');
+      if (!signed) return refuse(401, looksLikeAgentAuth(req.headers.authorization) ? 'Unauthorized: the WeftHost signature is not HOST:MILLISECONDS:NONCE:SIGNATURE (an older agent\'s?)' : 'Unauthorized');
       if (signed.host !== host) return refuse(403, `Forbidden: signed as host ${signed.host}, not ${host}`);
       const key = this.model.hosts.get(host)?.identityKey;
       if (!key) return refuse(401, `Unauthorized: host ${host} is not enrolled (or was revoked)`);
-      if (!verifyAgentAuth(signed, key, 'GET', url.pathname)) return refuse(401, 'Unauthorized');
+      const now = Date.now();
+      // A watch has no body: the signature covers the empty one.
+      if (!verifyAgentAuth(signed, key, { method: 'GET', target: url.pathname + url.search }, now)) return refuse(401, 'Unauthorized');
+      const seen = this.signatures.admit(signed, now);
+      if (seen === 'replayed') return refuse(401, `Unauthorized: this signature of host ${host} was used before (each is taken once)`);
+      if (seen === 'full') return refuse(429, `Too Many Requests: host ${host} signed more requests in the last minutes than the controller keeps track of`);
     }
     if (!this.model.hosts.has(host)) return refuse(409, `host ${host} has not joined: POST /v1/agents/join first`);
     const revision = Number(url.searchParams.get('revision') ?? '-1');
