@@ -765,7 +765,7 @@ export class Datapath implements Output {
     len = flow.len; // without Ethernet padding
     if (port.security !== null) {
       const refused = port.security.check(mem, off, flow);
-      if (refused >= 0 && tracer.active) tracer.because(port.security.allows);
+      if (refused >= 0 && tracer.active) tracer.because(port.security.explain(refused));
       if (refused >= 0) return c.drop(refused);
       if (tracer.active) tracer.step('port security', 'pass', `sent as the port's own MAC and address`);
     }

@@ -58,4 +58,8 @@ test('port security: the port\'s MACs and addresses pass; anything else is refus
   assert.equal(checkWith(listed, experimental(MAC)), -1, 'listed in allowedEtherTypes');
   assert.equal(checkWith(listed, experimental(OTHER)), Drop['spoofed-mac'], 'still from the port\'s MAC only');
   assert.equal(checkWith(listed, compose.ethernet(0xffffffffffff, MAC, 0x88cc, new Uint8Array(46))), Drop['ethertype-not-allowed'], 'not listed');
+  // What `weft trace` says of each refusal.
+  assert.equal(listed.explain(Drop['ethertype-not-allowed']), 'the port sends IPv4, IPv6 and ARP, and EtherType 0x88b5');
+  assert.equal(sec.explain(Drop['ethertype-not-allowed']), 'the port sends IPv4, IPv6 and ARP only (its allowedEtherTypes list no other)');
+  assert.equal(listed.explain(Drop['spoofed-ip']), 'the port sends only as 02:00:00:00:00:01 from 10.0.0.1');
 });

@@ -34,8 +34,9 @@ export class PortSecurity {
   /** EtherTypes the port may send besides IPv4, IPv6 and ARP. */
   private readonly etherTypes: number[];
 
-  /** What it allows, in words (for `weft trace`). */
+  /** What it allows, in words (for `weft trace`): the addresses, and the EtherTypes. */
   readonly allows: string;
+  readonly allowsTypes: string;
 
   /** `ips`: addresses or prefixes (CIDR text), IPv4 and IPv6; `etherTypes`: what it may
    * send besides IPv4, IPv6 and ARP. */
@@ -43,7 +44,8 @@ export class PortSecurity {
     this.macs = macs;
     this.etherTypes = etherTypes;
     const types = etherTypes.map((t) => `0x${t.toString(16).padStart(4, '0')}`);
-    this.allows = `the port sends only as ${macs.map(formatMac).join(', ') || 'no MAC'}${ips.length ? ` from ${ips.join(', ')}` : ''}, IPv4, IPv6 and ARP${types.length ? ` and EtherType ${types.join(', ')}` : ' only'}`;
+    this.allows = `the port sends only as ${macs.map(formatMac).join(', ') || 'no MAC'}${ips.length ? ` from ${ips.join(', ')}` : ''}`;
+    this.allowsTypes = `the port sends IPv4, IPv6 and ARP${types.length ? `, and EtherType ${types.join(', ')}` : ' only (its allowedEtherTypes list no other)'}`;
     this.v4 = ips.filter((ip) => !ip.includes(':')).map((ip) => {
       const [addr, len] = ip.split('/');
       const length = len === undefined ? 32 : Number(len);
@@ -72,6 +74,11 @@ export class PortSecurity {
   private v6Allowed(mem: Uint8Array, at: number): boolean {
     for (let i = 0; i < this.v6.length; i++) if (this.v6[i].contains(mem, at)) return true;
     return false;
+  }
+
+  /** Why `check` refused a frame, in words (for `weft trace`). */
+  explain(refused: number): string {
+    return refused === Drop['ethertype-not-allowed'] ? this.allowsTypes : this.allows;
   }
 
   private etherTypeAllowed(type: number): boolean {
