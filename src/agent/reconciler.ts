@@ -67,7 +67,7 @@ const NO_GROUPS: FirewallRule[] = [false, true].map((ipv6) => ({ direction: 'egr
 
 /** The data path's form of a port's security. */
 function security(p: PortState): PortSecurity | null {
-  return p.security ? new PortSecurity(p.security.macs.map(parseMac), p.security.ips) : null;
+  return p.security ? new PortSecurity(p.security.macs.map(parseMac), p.security.ips, p.security.etherTypes) : null;
 }
 
 /** The data path's form of a port's DHCP lease. */

@@ -22,7 +22,7 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
       p.vlans ? `${p.network ? `${p.network},` : ''}${p.vlans.map((v) => `${v.vid}:${v.network}`).join(',')}` : p.network ?? '-',
       p.host, p.mac, attachments(p).flatMap((a) => a.ips).join(',') || '-',
       p.backend.type === 'tap' ? `tap ${p.backend.device}${p.backend.netns ? ` in ${p.backend.netns}` : ''}` : p.backend.type === 'qemu' ? `qemu ${p.backend.socket}` : p.backend.type,
-      p.portSecurity === false ? 'off' : `on${p.allowedAddresses?.length ? ` +${p.allowedAddresses.map((a) => a.ip).join(',')}` : ''}${p.securityGroups ? `, groups ${p.securityGroups.join(',') || 'none'}` : ''}`,
+      p.portSecurity === false ? 'off' : `on${p.allowedAddresses?.length ? ` +${p.allowedAddresses.map((a) => a.ip).join(',')}` : ''}${p.allowedEtherTypes?.length ? ` +${p.allowedEtherTypes.join(',')}` : ''}${p.securityGroups ? `, groups ${p.securityGroups.join(',') || 'none'}` : ''}`,
     ],
   },
   routers: {
@@ -190,6 +190,7 @@ export function registerResourceCommands(program: Command): void {
     .option('--qemu-socket <path>', 'a QEMU guest: the agent listens here for -netdev stream,server=off,addr.type=unix,addr.path=PATH')
     .option('--no-port-security', 'let the port send as any MAC and address (an appliance that routes or bridges)')
     .option('--allowed-address <ip[=mac]...>', 'addresses or prefixes it may also send from, each with the MAC it uses if not its own')
+    .option('--allowed-ethertype <type...>', 'EtherTypes it may send besides IPv4, IPv6 and ARP (0x88cc: LLDP)')
     .option('--security-group <group...>', 'its security groups (default: the default group)')
     .addOption(output()))
     .action(async (name, o) => {
@@ -202,21 +203,24 @@ export function registerResourceCommands(program: Command): void {
         if (!m) throw new UsageError(`--trunk takes VID:NETWORK pairs separated by commas, e.g. 10:blue,20:red; not ${JSON.stringify(item)}`);
         return { vid: Number(m[1]), network: m[2] };
       }) : undefined;
-      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend, portSecurity: o.portSecurity, allowedAddresses: allowedAddresses(o.allowedAddress), securityGroups: o.securityGroup }), o.output);
+      print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend, portSecurity: o.portSecurity, allowedAddresses: allowedAddresses(o.allowedAddress), allowedEtherTypes: o.allowedEthertype, securityGroups: o.securityGroup }), o.output);
     });
   targetOptions(port.command('update').argument('<name>').description('move a port to another host, or change what it may send as')
     .option('--host <host>', 'its host from now on')
     .addOption(new Option('--port-security <on|off>', 'port security on or off').choices(['on', 'off']))
     .option('--allowed-address <ip[=mac]...>', 'all its allowed addresses from now on')
     .option('--no-allowed-addresses', 'no allowed addresses from now on')
+    .option('--allowed-ethertype <type...>', 'all the EtherTypes it may send besides IPv4, IPv6 and ARP from now on')
+    .option('--no-allowed-ethertypes', 'IPv4, IPv6 and ARP only from now on')
     .option('--security-group <group...>', 'all its security groups from now on')
     .option('--no-security-groups', 'no security groups from now on: nothing in, everything out')
     .addOption(output()))
     .action(async (name, o) => {
       const allowed = o.allowedAddresses === false ? [] : allowedAddresses(o.allowedAddress);
       const groups = o.securityGroups === false ? [] : o.securityGroup;
-      if (!o.host && !o.portSecurity && allowed === undefined && groups === undefined) throw new UsageError('give --host, --port-security, --allowed-address, --security-group or their --no- forms');
-      print('ports', await client(o).call('PATCH', `/v1/ports/${encodeURIComponent(name)}`, { host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed, securityGroups: groups }), o.output);
+      const etherTypes = o.allowedEthertypes === false ? [] : o.allowedEthertype;
+      if (!o.host && !o.portSecurity && allowed === undefined && etherTypes === undefined && groups === undefined) throw new UsageError('give --host, --port-security, --allowed-address, --allowed-ethertype, --security-group or their --no- forms');
+      print('ports', await client(o).call('PATCH', `/v1/ports/${encodeURIComponent(name)}`, { host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed, allowedEtherTypes: etherTypes, securityGroups: groups }), o.output);
     });
 
   const sg = basic(program, 'security-groups', 'security-group');

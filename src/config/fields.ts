@@ -196,3 +196,32 @@ export const unicastMac = z.string().transform((text, ctx) => {
 
 /** An underlay MTU: at least what carries IPv6 (RFC 8200 §5), at most a jumbo frame. */
 export const underlayMtu = z.number().int().min(1280).max(9216);
+
+/** The EtherTypes a port always sends with port security on (IPv4, ARP, IPv6), and those
+ * that mean a VLAN tag follows (802.1Q, 802.1ad, pre-standard QinQ): neither is listed. */
+const ETHERTYPES_ALWAYS = new Map([[0x0800, 'IPv4'], [0x0806, 'ARP'], [0x86dd, 'IPv6']]);
+const ETHERTYPES_TAG = new Set([0x8100, 0x88a8, 0x9100, 0x9200]);
+
+/** An EtherType a port may send besides IPv4, IPv6 and ARP: written `0x88cc` (hex, as
+ * EtherTypes are written) or as a number, stored as four lower-case hex digits (`0x88cc`).
+ * At least 0x0600 (below, the field is an 802.3 length, RFC 894 / IEEE 802.3 §3.2.6); not a
+ * VLAN tag's (a trunk port carries tags), nor one always allowed. */
+export const etherType = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const n = typeof value === 'number' ? value : /^0x[0-9a-f]{1,4}$/i.test(value) ? parseInt(value, 16) : NaN;
+  const text = typeof value === 'number' ? String(value) : JSON.stringify(value);
+  if (!Number.isInteger(n) || n < 0x0600 || n > 0xffff) {
+    ctx.addIssue({ code: 'custom', message: `${text} is not an EtherType such as 0x88cc (0x0600 to 0xffff; below 0x0600 the field is an 802.3 length)` });
+    return z.NEVER;
+  }
+  const hex = `0x${n.toString(16).padStart(4, '0')}`;
+  if (ETHERTYPES_TAG.has(n)) {
+    ctx.addIssue({ code: 'custom', message: `${hex} is a VLAN tag: an access port never sends tags (a trunk port carries VLANs)` });
+    return z.NEVER;
+  }
+  const always = ETHERTYPES_ALWAYS.get(n);
+  if (always !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `${hex} is ${always}, which a port always sends; list only other EtherTypes` });
+    return z.NEVER;
+  }
+  return hex;
+});

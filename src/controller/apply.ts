@@ -36,6 +36,7 @@ const filePort = portFields.extend({
   backend: portFields.shape.backend.optional(),
   portSecurity: z.boolean().optional(),
   allowedAddresses: portFields.shape.allowedAddresses.optional(),
+  allowedEtherTypes: portFields.shape.allowedEtherTypes.optional(),
 }).superRefine(checkPort);
 
 /** The resources of a file, as `weft apply` reads them; each list's names are unique. */
@@ -239,6 +240,10 @@ export function plan(current: Current, desired: ApplyResources, prune: boolean):
       if (want.allowedAddresses !== undefined && !same(h.allowedAddresses ?? [], want.allowedAddresses)) {
         change.allowedAddresses = want.allowedAddresses;
         said.push('allowed addresses');
+      }
+      if (want.allowedEtherTypes !== undefined && !same(h.allowedEtherTypes ?? [], want.allowedEtherTypes)) {
+        change.allowedEtherTypes = want.allowedEtherTypes;
+        said.push(`allowed EtherTypes ${(h.allowedEtherTypes ?? []).join(',') || '-'} -> ${want.allowedEtherTypes.join(',') || '-'}`);
       }
       if (want.securityGroups !== undefined && !same(h.securityGroups ?? null, want.securityGroups)) {
         change.securityGroups = want.securityGroups;

@@ -328,7 +328,8 @@ export class ModelCache {
   }
 
   /** What a port may send as: its MAC and the allowed pairs' MACs; its addresses on every
-   * network it is on (SLAAC ones included) and the allowed addresses. */
+   * network it is on (SLAAC ones included) and the allowed addresses; the EtherTypes it may
+   * send besides IPv4, IPv6 and ARP. */
   private securityFor(p: Port): { security?: SecurityState } {
     if (p.portSecurity === false) return {};
     const pairs = p.allowedAddresses ?? [];
@@ -337,7 +338,8 @@ export class ModelCache {
       const net = this.networks.get(a.network);
       return net ? withSlaac(a.ips, net, p.mac) : a.ips;
     });
-    return { security: { macs, ips: [...new Set([...ips, ...pairs.map((a) => a.ip)])] } };
+    const etherTypes = (p.allowedEtherTypes ?? []).map((t) => parseInt(t, 16));
+    return { security: { macs, ips: [...new Set([...ips, ...pairs.map((a) => a.ip)])], ...(etherTypes.length ? { etherTypes } : {}) } };
   }
 
   /** The part of the intended network that `host` must make real. */

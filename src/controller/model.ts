@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { addressOrPrefix, ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
+import { addressOrPrefix, etherType, ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
 import { GENEVE_PORT, TUNNEL_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
@@ -83,6 +83,13 @@ const trunkVlan = z.object({
  * port's own. */
 const allowedAddress = z.object({ ip: addressOrPrefix, mac: unicastMac.optional() }).strict();
 
+/** An EtherType listed twice is a mistake worth naming. */
+function uniqueEtherTypes(types: string[], ctx: z.RefinementCtx): void {
+  types.forEach((t, i) => {
+    if (types.indexOf(t) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `EtherType ${t} is listed twice` });
+  });
+}
+
 export const portFields = z.object({
   name,
   network: name.optional(),
@@ -95,6 +102,9 @@ export const portFields = z.object({
    * default; off for an appliance that routes or bridges for others). */
   portSecurity: z.boolean().default(true),
   allowedAddresses: z.array(allowedAddress).max(16).default([]),
+  /** EtherTypes it may send besides IPv4, IPv6 and ARP, with port security on (`0x88cc`
+   * for LLDP); none by default. */
+  allowedEtherTypes: z.array(etherType).max(16).default([]).superRefine(uniqueEtherTypes),
   /** Its security groups (with port security on): `default` when not given; [] lets
    * nothing in and everything out. */
   securityGroups: z.array(name).max(16).optional(),
@@ -123,6 +133,7 @@ export const portUpdate = z.object({
   backend: backendSchema,
   portSecurity: z.boolean(),
   allowedAddresses: z.array(allowedAddress).max(16),
+  allowedEtherTypes: z.array(etherType).max(16).superRefine(uniqueEtherTypes),
   securityGroups: z.array(name).max(16),
   connectionLimit: z.number().int().min(1).max(65536),
 }).partial().strict();
@@ -303,6 +314,8 @@ export interface Port {
   /** Absent in ports stored before port security: on. */
   portSecurity?: boolean;
   allowedAddresses?: Array<{ ip: string; mac?: string }>;
+  /** EtherTypes it may send besides IPv4, IPv6 and ARP (`0x88cc`); absent: none. */
+  allowedEtherTypes?: string[];
   /** Absent in ports stored before security groups: none (nothing filtered). */
   securityGroups?: string[];
   connectionLimit?: number;

@@ -705,6 +705,7 @@ export class NetworkService {
         backend: body.backend,
         portSecurity: body.portSecurity,
         ...(body.allowedAddresses.length ? { allowedAddresses: body.allowedAddresses } : {}),
+        ...(body.allowedEtherTypes.length ? { allowedEtherTypes: body.allowedEtherTypes } : {}),
         securityGroups,
         ...(body.connectionLimit ? { connectionLimit: body.connectionLimit } : {}),
       };
@@ -754,10 +755,12 @@ export class NetworkService {
       ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips,
       ...(body.portSecurity !== undefined ? { portSecurity: body.portSecurity } : {}),
       ...(body.allowedAddresses !== undefined ? { allowedAddresses: body.allowedAddresses } : {}),
+      ...(body.allowedEtherTypes !== undefined ? { allowedEtherTypes: body.allowedEtherTypes } : {}),
       ...(body.securityGroups !== undefined ? { securityGroups: await this.portGroups(body.securityGroups) } : {}),
       ...(body.connectionLimit !== undefined ? { connectionLimit: body.connectionLimit } : {}),
     };
     if (port.allowedAddresses?.length === 0) delete port.allowedAddresses;
+    if (port.allowedEtherTypes?.length === 0) delete port.allowedEtherTypes;
     const released = old.ips.filter((ip) => !ips.includes(ip));
     const claimed = ips.filter((ip) => !old.ips.includes(ip));
     await this.commit(

@@ -16,11 +16,19 @@ export const DROP_REASONS = [
    * zeros. Never learned; from a port or inside a datagram from a tunnel. */
   'invalid-src-mac',
   /** From a port: tagged on an access port, untagged on a trunk with no native network, a
-   * VLAN the trunk does not carry, or a second tag inside a trunk's tag (VLAN hopping). From a tunnel: any tagged inner frame (frames cross the
-   * underlay untagged; the VNI is the network). */
+   * VLAN the trunk does not carry, or a second tag inside a trunk's tag (VLAN hopping). From
+   * a tunnel: any tagged inner frame (frames cross the underlay untagged; the VNI is the
+   * network). A tag is any of the tag EtherTypes 0x8100, 0x88a8, 0x9100 and 0x9200; on a
+   * trunk only 0x8100 selects a VLAN, and a frame of its native network may not be tagged
+   * with the others. */
   'vlan-not-allowed',
   /** An IP packet larger than the network's MTU, from a port or from a tunnel. */
   'mtu-exceeded',
+  /** From a port or inside a datagram from a tunnel: an IPv4, IPv6 or ARP frame whose
+   * headers are cut or say more than arrived (an IP total length beyond the frame, a zero
+   * or short IP header, a truncated TCP, UDP or ICMP header; flow.ts has the list). Dropped
+   * before port security and security groups look at it. */
+  'malformed',
   /** A unicast frame whose destination is where it came from (its port, or for a frame
    * from a tunnel, any remote host: split horizon). */
   'hairpin',
@@ -40,6 +48,9 @@ export const DROP_REASONS = [
   'dhcp-server',
   /** Port security: a VM sending IPv6 router advertisements. */
   'router-advertisement',
+  /** Port security: an EtherType other than IPv4, IPv6 and ARP that the port's
+   * `allowedEtherTypes` do not list (an 802.3 frame with a length field is one too). */
+  'ethertype-not-allowed',
   /** Security groups (firewall.ts): no rule of the port's groups allows the connection this
    * packet would open (or, for TCP, it is not a SYN). Counted on the port it was for. */
   'sg-refused',

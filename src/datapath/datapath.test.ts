@@ -1,12 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatIpv4, hex, parseIpv4, parseMac } from '../wire/bytes.js';
+import { formatIpv4, hex, parseIpv4, parseIpv6, parseMac, writeU16 } from '../wire/bytes.js';
 import { icmpv6NeighborAdvertisement, icmpv6NeighborSolicitation } from '../wire/testdata/captured.js';
 import * as compose from '../wire/compose.js';
 import { EthernetFrame, EtherType } from '../wire/ethernet.js';
 import { VlanTag } from '../wire/vlan.js';
 import { Datapath, type DatapathOptions } from './datapath.js';
 import { MemoryFabric, type MemoryPort, type MemoryUnderlay } from './memory.js';
+import type { FirewallRule } from './firewall.js';
+import { PortSecurity } from './port-security.js';
+import { TcpRepr } from '../wire/tcp.js';
+import { Tunnels } from '../tunnel/tunnels.js';
+import { generateKeyPair } from '../tunnel/noise.js';
 
 const PORT = 4789;
 const GENEVE_PORT = 6081;
@@ -455,4 +460,202 @@ test('the router owes ICMP errors, from its address on the sender\'s subnet, at 
   blue1.send(packet(1));
   fabric.run();
   assert.equal(blue1.take().length, 1);
+});
+
+// ---- frames whose headers are cut (flow.ts), tags and EtherTypes, the router on a trunk --
+
+const SYN = 0x02;
+const webRule = (direction: 'ingress' | 'egress', ipv6 = false): FirewallRule => ({ direction, ipv6, protocol: 6, portMin: 80, portMax: 80, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null });
+/** Bytes changed after they were made. */
+const edit = (bytes: Uint8Array, change: (b: Uint8Array) => void) => {
+  const b = Uint8Array.from(bytes);
+  change(b);
+  return b;
+};
+/** A frame padded with zeros to the Ethernet minimum (60 bytes without the FCS). */
+const padded = (frame: Uint8Array) => {
+  const f = new Uint8Array(Math.max(60, frame.length));
+  f.set(frame);
+  return f;
+};
+const ip6 = (n: number) => parseIpv6(`fd00::${n}`);
+/** IPv4 and IPv6 frames from `from` to `to`: a SYN to port 80, and the ways one is cut. */
+function webFrames(from: number, to: number, srcIp = ip(from)) {
+  const eth4 = (p: Uint8Array) => compose.ethernet(mac(to), mac(from), EtherType.Ipv4, p);
+  const eth6 = (p: Uint8Array) => compose.ethernet(mac(to), mac(from), EtherType.Ipv6, p);
+  const syn = compose.tcpV4(srcIp, ip(to), new TcpRepr(40000, 80, 1, 0, SYN, 1000));
+  const syn6 = compose.tcpV6(ip6(from), ip6(to), new TcpRepr(40000, 80, 1, 0, SYN, 1000));
+  return {
+    syn: eth4(syn),
+    // 14 bytes of TCP: ports and flags (a SYN to 80), but not the whole header.
+    cutTcp: padded(eth4(edit(syn.subarray(0, 34), (p) => writeU16(p, 2, 34)))),
+    // The total length says 6 bytes more than came: "truncated-ip - 6 bytes missing".
+    shortOfTotal: eth4(syn.subarray(0, 34)).slice(),
+    zeroHeader: eth4(edit(syn, (p) => (p[0] = 0x40))),
+    cutUdp: padded(eth4(edit(compose.udpV4(srcIp, ip(to), 5000, 80, new Uint8Array(0)).subarray(0, 24), (p) => writeU16(p, 2, 24)))),
+    // A later fragment of a TCP segment (offset 1480): no ports in it.
+    fragment: eth4(edit(compose.ipv4(srcIp, ip(to), 6, new Uint8Array(40)), (p) => writeU16(p, 6, 185))),
+    cutTcp6: eth6(edit(syn6.subarray(0, 54), (p) => writeU16(p, 4, 14))),
+    fragment6: eth6(compose.ipv6(ip6(from), ip6(to), 44, new Uint8Array([6, 0, 0x05, 0xc8, 0, 0, 0, 1, ...new Uint8Array(40)]))),
+  };
+}
+
+test('a frame whose IP or TCP/UDP header is cut is dropped as malformed, from a tunnel and from a port, before port security and groups look; a group allowing only tcp/80 lets no fragment through', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  const dp = hosts[1].dp;
+  // blue2 takes tcp/80 only, and sends tcp/80 only, as itself.
+  dp.setPortFirewall('blue2', [webRule('ingress'), webRule('ingress', true), webRule('egress'), webRule('egress', true)]);
+  const toBlue2 = webFrames(1, 2);
+  const fromTunnel = (f: Uint8Array) => (hosts[1].underlay as MemoryUnderlay).inject(compose.vxlan(100, f), H1, 40000);
+
+  // In through the tunnel: a whole SYN to 80, padded to the minimum frame, arrives without its padding.
+  fromTunnel(padded(toBlue2.syn));
+  fabric.run();
+  assert.deepEqual(blue2.take(), [toBlue2.syn]);
+  for (const f of [toBlue2.cutTcp, toBlue2.shortOfTotal, toBlue2.zeroHeader, toBlue2.cutUdp, toBlue2.cutTcp6]) fromTunnel(f);
+  fabric.run();
+  assert.deepEqual(blue2.take(), [], 'nothing cut reaches the VM');
+  assert.deepEqual(dp.tunnelCounters(H1)!.snapshot().drops, { malformed: 5 }, 'counted on the tunnel, before any group');
+  // A fragment carries no ports: a group allowing tcp/80 does not let it in.
+  fromTunnel(toBlue2.fragment);
+  fromTunnel(toBlue2.fragment6);
+  fabric.run();
+  assert.deepEqual(blue2.take(), []);
+  assert.deepEqual(dp.portCounters('blue2').snapshot().drops, { 'sg-refused': 2 });
+
+  // Out of a port with port security: cut frames are malformed, whatever they claim to be
+  // from (port security never reads a cut header).
+  dp.setPortSecurity('blue2', new PortSecurity([mac(2)], [`${formatIpv4(ip(2))}`, 'fd00::2']));
+  const spoofed = webFrames(2, 1, ip(99));
+  for (const f of [spoofed.cutTcp, spoofed.shortOfTotal, spoofed.zeroHeader, spoofed.cutUdp]) blue2.send(f);
+  const own = webFrames(2, 1);
+  blue2.send(own.cutTcp6);
+  blue2.send(own.fragment);
+  blue2.send(own.fragment6);
+  blue2.send(own.syn);
+  fabric.run();
+  assert.deepEqual(dp.portCounters('blue2').snapshot().drops, { 'sg-refused': 4, malformed: 5 });
+  assert.deepEqual(blue1.take(), [own.syn], 'only the whole SYN to port 80 left');
+});
+
+test('without groups or port security, cut frames are still dropped and counted on both sides', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  const f = webFrames(1, 2);
+  for (const frame of [f.cutTcp, f.shortOfTotal, f.zeroHeader, f.cutUdp, f.cutTcp6]) {
+    blue1.send(frame);
+    (hosts[1].underlay as MemoryUnderlay).inject(compose.vxlan(100, frame), H1, 40000);
+  }
+  // ARP too short for its addresses.
+  blue1.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, compose.arpRequest(mac(1), ip(1), ip(2)).subarray(0, 20)));
+  fabric.run();
+  assert.deepEqual(blue2.take(), []);
+  assert.deepEqual(hosts[0].dp.portCounters('blue1').snapshot().drops, { malformed: 6 });
+  assert.deepEqual(hosts[1].dp.tunnelCounters(H1)!.snapshot().drops, { malformed: 5 });
+  assert.equal(hosts[0].dp.tunnelCounters(H2)!.snapshot().tx.frames, 0, 'nothing crossed the tunnel');
+});
+
+test('every tag EtherType (0x8100, 0x88a8, 0x9100, 0x9200) is a tag where none belongs: on an access port, a trunk\'s native network, inside a tag, from a tunnel', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  const trunk = fabric.port('trunk1');
+  hosts[0].dp.addPort({ name: 'trunk1', backend: trunk, mode: 'trunk', vlans: { 20: 'red' }, nativeNetwork: 'blue' });
+  hosts[0].dp.startPort('trunk1', () => 0);
+  const arp = compose.arpRequest(mac(1), ip(1), ip(2));
+  const tagged = (tpid: number) => compose.ethernet(BROADCAST, mac(1), EtherType.Arp, arp, [{ vid: 10, tpid }]);
+  for (const tpid of [0x8100, 0x88a8, 0x9100, 0x9200]) {
+    blue1.send(tagged(tpid));
+    (hosts[1].underlay as MemoryUnderlay).inject(compose.vxlan(100, tagged(tpid)), H1, 40000);
+  }
+  for (const tpid of [0x88a8, 0x9100, 0x9200]) {
+    trunk.send(tagged(tpid)); // not a VLAN of the trunk: and not its native network's either
+    trunk.send(compose.ethernet(BROADCAST, mac(1), EtherType.Arp, arp, [{ vid: 20 }, { vid: 10, tpid }]));
+  }
+  fabric.run();
+  assert.deepEqual(blue2.take(), []);
+  assert.deepEqual(hosts[0].dp.portCounters('blue1').snapshot().drops, { 'vlan-not-allowed': 4 });
+  assert.deepEqual(hosts[1].dp.tunnelCounters(H1)!.snapshot().drops, { 'vlan-not-allowed': 4 });
+  assert.deepEqual(hosts[0].dp.portCounters('trunk1').snapshot().drops, { 'vlan-not-allowed': 6 });
+});
+
+test('port security: a port sends IPv4, IPv6 and ARP, and other EtherTypes only when it lists them', () => {
+  const { fabric, hosts, port } = twoHosts();
+  const blue1 = port(0, 'blue1', 'blue');
+  const blue2 = port(1, 'blue2', 'blue');
+  const dp = hosts[0].dp;
+  const lldp = compose.ethernet(0x0180c200000e, mac(1), 0x88cc, new Uint8Array(46));
+  dp.setPortSecurity('blue1', new PortSecurity([mac(1)], [formatIpv4(ip(1))]));
+  blue1.send(lldp);
+  blue1.send(arpRequest(1, 2));
+  fabric.run();
+  assert.deepEqual(blue2.take(), [arpRequest(1, 2)]);
+  assert.deepEqual(dp.portCounters('blue1').snapshot().drops, { 'ethertype-not-allowed': 1 });
+  dp.setPortSecurity('blue1', new PortSecurity([mac(1)], [formatIpv4(ip(1))], [0x88cc]));
+  blue1.send(lldp);
+  fabric.run();
+  assert.deepEqual(blue2.take(), [lldp], 'listed: it goes');
+});
+
+test('the router between two VLANs of one trunk port: routed back out of the trunk, tagged with the other VLAN', async () => {
+  const { ROUTER_MAC } = await import('./router-mac.js');
+  const { fabric, hosts } = twoHosts();
+  const dp = hosts[0].dp;
+  const trunk = fabric.port('trunk1');
+  dp.addPort({ name: 'trunk1', backend: trunk, mode: 'trunk', vlans: { 10: 'blue', 20: 'red' } });
+  dp.startPort('trunk1', () => 0);
+  dp.setRoutes('blue', [{ cidr: '10.20.0.0/24', network: 'red' }]);
+  const peer = parseIpv4('10.20.0.5');
+  dp.setArpTable('red', new Map([[peer, mac(5)]]));
+  const toGateway = compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv4, compose.icmpEchoV4(ip(1), peer, 1, 1, new Uint8Array(8)), [{ vid: 10 }]);
+  // The VM behind VLAN 20 is unknown yet (flooded on red), then learned at the trunk.
+  for (const learned of [false, true]) {
+    trunk.send(toGateway);
+    fabric.run();
+    const out = trunk.take();
+    assert.equal(out.length, 1, learned ? 'switched to where mac(5) was learned' : 'flooded on red, the trunk included');
+    assert.equal((VlanTag.checked(out[0], 14) as VlanTag).vid, 20, 'tagged with red\'s VLAN');
+    assert.equal(Buffer.from(out[0]).readUIntBE(0, 6), mac(5));
+    if (!learned) trunk.send(compose.ethernet(BROADCAST, mac(5), EtherType.Arp, compose.arpRequest(mac(5), peer, ip(1)), [{ vid: 20 }]));
+    fabric.run();
+  }
+  assert.deepEqual(dp.portCounters('trunk1').snapshot().drops, {}, 'no hairpin');
+  // Within one network, a frame back to where it came from is still a hairpin.
+  trunk.send(compose.ethernet(mac(5), mac(6), EtherType.Arp, compose.arpRequest(mac(6), peer, ip(1)), [{ vid: 20 }]));
+  fabric.run();
+  assert.deepEqual(dp.portCounters('trunk1').snapshot().drops, { hairpin: 1 });
+});
+
+test('removing a network removes the IPv6 routes to it too', async () => {
+  const { ROUTER_MAC } = await import('./router-mac.js');
+  const { fabric, hosts, port } = twoHosts();
+  const dp = hosts[0].dp;
+  const blue1 = port(0, 'blue1', 'blue');
+  dp.addNetwork({ name: 'green', vni: 300, encapsulation: 'vxlan' });
+  dp.setRoutes('blue', [{ cidr: '10.30.0.0/24', network: 'green' }, { cidr: 'fd30::/64', network: 'green' }]);
+  dp.setNdTable('green', new Map([['fd30::5', mac(5)]]));
+  dp.removeNetwork('green');
+  const toGateway = compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv6, compose.udpV6(ip6(1), parseIpv6('fd30::5'), 5000, 53, new Uint8Array(8)));
+  blue1.send(toGateway);
+  fabric.run();
+  assert.deepEqual(dp.portCounters('blue1').snapshot().drops, { 'no-route': 1 }, 'not routed into the network that is gone');
+});
+
+test('the encrypted tunnels\' socket may be attached before the VXLAN one, and is counted apart from it', () => {
+  const fabric = new MemoryFabric();
+  const dp = new Datapath();
+  const tunnels = new Tunnels({ privateKey: generateKeyPair().privateKey, maxPlaintext: 2048 });
+  dp.attachTunnels(fabric.underlay(H1, 4793), H1, 4793, tunnels);
+  const vxlan = fabric.underlay(H1, PORT);
+  dp.attachUnderlay(vxlan, H1, PORT, 'vxlan');
+  assert.throws(() => dp.attachUnderlay(fabric.underlay(H1, 4790), H1, 4790, 'vxlan'), /an underlay for vxlan is attached already/);
+  dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
+  dp.startUnderlay(() => 0);
+  vxlan.inject(new Uint8Array(3), H2, 40000);
+  fabric.run();
+  assert.deepEqual(dp.underlayCounters('vxlan')!.snapshot().drops, { truncated: 1 }, 'the VXLAN socket\'s own counters');
+  assert.deepEqual(dp.stats(formatIpv4).underlays.map((u) => u.encapsulation), ['encrypted', 'vxlan']);
 });

@@ -39,6 +39,7 @@ import { isRouterMac } from './router-mac.js';
 import { LocalServices } from './services.js';
 import type { PortSecurity } from './port-security.js';
 import { Firewall, type FirewallRule } from './firewall.js';
+import { Flow, parseFlow } from './flow.js';
 import { Nat, NatStage, type NatSpec } from './nat.js';
 
 export type { FrameTap } from './model.js';
@@ -53,6 +54,11 @@ TUNNEL_DROPS[-TunnelRefusal.expired] = Drop['tunnel-expired'];
 TUNNEL_DROPS[-TunnelRefusal.handshakeRefused] = Drop['tunnel-handshake-refused'];
 TUNNEL_DROPS[-TunnelRefusal.rateLimited] = Drop['tunnel-rate-limited'];
 const tunnelDrop = (code: number): number => TUNNEL_DROPS[-code] ?? Drop['tunnel-malformed'];
+
+/** The EtherTypes that mean a VLAN tag follows: 802.1Q, 802.1ad, and the pre-standard QinQ
+ * values switches still send (0x9100, 0x9200). Any of them is a tag where none belongs. */
+const TAG_ETHERTYPES = [EtherType.Vlan, EtherType.QinQ, 0x9100, 0x9200];
+const isTag = (type: number): boolean => type === TAG_ETHERTYPES[0] || type === TAG_ETHERTYPES[1] || type === TAG_ETHERTYPES[2] || type === TAG_ETHERTYPES[3];
 
 /** Implementation limits (ours, not a protocol's). */
 export const HEADROOM = 64;
@@ -163,6 +169,12 @@ export class Datapath implements Output {
   private readonly rxPorts = new Uint16Array(UNDERLAY_RX_SLOTS);
   /** Where the current frame's encapsulation header was written (-1: not yet). */
   private encapAt = -1;
+  /** The flow key of the frame `inside` or `fromTunnel` is handling (flow.ts). */
+  private readonly flow = new Flow();
+  /** The flow key of a frame being delivered to a port with security groups: parsed by the
+   * same function, since what reaches a port may be routed, translated or an ICMP error
+   * this host made, not the frame that came in. */
+  private readonly delivered = new Flow();
 
   constructor(options: DatapathOptions = {}) {
     this.underlayMtu = options.underlayMtu ?? 1500;
@@ -205,7 +217,11 @@ export class Datapath implements Output {
     const net = this.mustNetwork(name);
     if (net.ports.length > 0) throw new Error(`network ${name} still has ports: ${net.ports.map((p) => p.name).join(', ')}`);
     for (const v of [...net.remotes]) this.removeRemote(name, v.address, v.port);
-    for (const other of this.networks) if (other) other.routes = other.routes.filter((r) => r.network !== net);
+    for (const other of this.networks) {
+      if (!other) continue;
+      other.routes = other.routes.filter((r) => r.network !== net);
+      other.routes6 = other.routes6.filter((r) => r.network !== net);
+    }
     for (const nat of [...this.nats.values()]) {
       if (nat.network === net) this.setNat(nat.spec.router, null);
       else nat.inside = nat.inside.filter((r) => r.network !== net);
@@ -503,7 +519,7 @@ export class Datapath implements Output {
     const rxSlot = this.memory.alloc(UNDERLAY_RX_SLOTS);
     const txSlot = this.memory.alloc(SEALED_TX_SLOTS);
     if (rxSlot < 0 || txSlot < 0) throw new Error('no packet memory left for the tunnels');
-    const u = new Underlay(backend, localAddress, localPort, 'vxlan', rxSlot, tunnels, txSlot);
+    const u = new Underlay(backend, localAddress, localPort, 'encrypted', rxSlot, tunnels, txSlot);
     this.underlays.push(u);
     this.tunnelUnderlay = u;
     this.syncPeers();
@@ -722,17 +738,18 @@ export class Datapath implements Output {
         net = tagged;
         // A second tag inside would reach the network's access ports still tagged: a way to
         // hop VLANs, so it is refused like any tag where none belongs.
-        const inner = readU16(mem, off + 16);
-        if (inner === EtherType.Vlan || inner === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
+        if (isTag(readU16(mem, off + 16))) return c.drop(Drop['vlan-not-allowed']);
         // Untag in place: move the two MAC addresses over the tag.
         mem.copyWithin(off + 4, off, off + 12);
         off += 4;
         len -= 4;
       } else {
-        if (port.nativeNetwork === null) return c.drop(Drop['vlan-not-allowed']);
+        // Another tag EtherType selects no VLAN here, and must not reach the native network
+        // still tagged.
+        if (port.nativeNetwork === null || isTag(ethertype)) return c.drop(Drop['vlan-not-allowed']);
         net = port.nativeNetwork;
       }
-    } else if (ethertype === EtherType.Vlan || ethertype === EtherType.QinQ) {
+    } else if (isTag(ethertype)) {
       return c.drop(Drop['vlan-not-allowed']);
     }
 
@@ -741,14 +758,21 @@ export class Datapath implements Output {
       if (tracer.active) tracer.because(`${len - 14} bytes, network ${net.name}'s MTU is ${net.mtu}`);
       return c.drop(Drop['mtu-exceeded']);
     }
+    const flow = this.flow;
+    const malformed = parseFlow(mem, off, len, flow);
+    if (malformed >= 0) {
+      if (tracer.active) tracer.because('a header is cut, or says more than the frame carries');
+      return c.drop(malformed);
+    }
+    len = flow.len; // without Ethernet padding
     if (port.security !== null) {
-      const refused = port.security.check(mem, off, len);
-      if (refused >= 0 && tracer.active) tracer.because(port.security.allows);
+      const refused = port.security.check(mem, off, flow);
+      if (refused >= 0 && tracer.active) tracer.because(port.security.explain(refused));
       if (refused >= 0) return c.drop(refused);
       if (tracer.active) tracer.step('port security', 'pass', `sent as the port's own MAC and address`);
     }
     if (port.firewall !== null) {
-      const refused = port.firewall.egress(mem, off, len, now);
+      const refused = port.firewall.egress(mem, flow, now);
       if (tracer.active) {
         if (refused >= 0) tracer.because(port.firewall.explain(refused));
         else tracer.step('security groups', 'pass', `egress: ${port.firewall.explain(refused)}`);
@@ -869,12 +893,17 @@ export class Datapath implements Output {
     const c = vtep.counters;
     if (isGroupMac(mem, inner + 6) || isZeroMac(mem, inner + 6)) return c.drop(Drop['invalid-src-mac']);
     // Frames cross the underlay untagged (the VNI is the network): a tag is never valid here.
-    const innerType = readU16(mem, inner + 12);
-    if (innerType === EtherType.Vlan || innerType === EtherType.QinQ) return c.drop(Drop['vlan-not-allowed']);
+    if (isTag(readU16(mem, inner + 12))) return c.drop(Drop['vlan-not-allowed']);
     if (innerLen - 14 > net.mtu) {
       if (this.tracer.active) this.tracer.because(`${innerLen - 14} bytes, network ${net.name}'s MTU is ${net.mtu}`);
       return c.drop(Drop['mtu-exceeded']);
     }
+    const malformed = parseFlow(mem, inner, innerLen, this.flow);
+    if (malformed >= 0) {
+      if (this.tracer.active) this.tracer.because('a header is cut, or says more than the frame carries');
+      return c.drop(malformed);
+    }
+    innerLen = this.flow.len; // without Ethernet padding
     // A routed frame comes from the router MAC, which is every host's own: never learned.
     // Sent to the router: a VM elsewhere going out through the gateway this host holds.
     if (isRouterMac(mem, inner)) {
@@ -891,17 +920,22 @@ export class Datapath implements Output {
   /**
    * Delivers a frame within its network. `from` is the ingress port index, or -(vtep + 1)
    * for a frame from a tunnel: such a frame never goes back out to the underlay (split
-   * horizon), so a remote host's flood is not re-flooded.
+   * horizon), so a remote host's flood is not re-flooded. `fromNet` is the network it came
+   * in on (another one when it was routed): a port is where a frame came from only on that
+   * network, so a frame routed between two VLANs of one trunk goes back out of that trunk.
    */
-  forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
+  forward(net: Network, off: number, len: number, from: number, c: Counters, now: number, fromNet: Network = net): void {
     const mem = this.memory.bytes;
     this.encapAt = -1;
     const fromTunnel = from < 0;
+    // The port the frame came from, on this network (NOT_FOUND: none; it came from a tunnel
+    // or another network).
+    const fromPort = fromTunnel || net !== fromNet ? NOT_FOUND : from;
     if (!isGroupMac(mem, off)) {
       const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
       if (this.tracer.active) this.traceSwitch(net, mem, off, dest);
       if (dest !== NOT_FOUND) {
-        if (dest === from) return c.drop(Drop.hairpin);
+        if (dest === fromPort) return c.drop(Drop.hairpin);
         if (!isRemote(dest)) return this.toPort(this.ports[dest]!, net, off, len, now);
         if (fromTunnel) return c.drop(Drop.hairpin);
         return this.toTunnel(this.vteps[vtepOf(dest)]!, net, off, len, c, now);
@@ -911,7 +945,7 @@ export class Datapath implements Output {
     if (this.tracer.active && isGroupMac(mem, off)) this.tracer.step('switch', 'pass', `network ${net.name}: ${formatMac(readU16(mem, off) * 2 ** 32 + readU32(mem, off + 2))} is a group address: flooded`);
     const ports = net.ports;
     for (let i = 0; i < ports.length; i++) {
-      if (ports[i].index !== from) this.toPort(ports[i], net, off, len, now);
+      if (ports[i].index !== fromPort) this.toPort(ports[i], net, off, len, now);
     }
     if (fromTunnel) return;
     const remotes = net.remotes;
@@ -931,7 +965,9 @@ export class Datapath implements Output {
     if (port.failed !== null) return;
     const tracer = this.tracer;
     if (port.firewall !== null) {
-      const refused = port.firewall.ingress(this.memory.bytes, off, len, now);
+      const malformed = parseFlow(this.memory.bytes, off, len, this.delivered);
+      if (malformed >= 0) return port.counters.drop(malformed);
+      const refused = port.firewall.ingress(this.memory.bytes, this.delivered, now);
       if (tracer.active) {
         if (refused >= 0) tracer.because(port.firewall.explain(refused));
         else tracer.step('security groups', 'pass', `ingress to port ${port.name}: ${port.firewall.explain(refused)}`);
@@ -1129,7 +1165,7 @@ export class Datapath implements Output {
         ...v.counters.snapshot(),
       })),
       underlays: this.underlays.map((u) => ({
-        encapsulation: u.tunnels ? 'encrypted' : u.encapsulation,
+        encapsulation: u.encapsulation,
         backend: u.backend.description,
         local: `${formatAddress(u.address)}:${u.port}`,
         mtu: this.underlayMtu,

@@ -6,6 +6,7 @@ import { EtherType } from '../wire/ethernet.js';
 import { TcpRepr } from '../wire/tcp.js';
 import { Drop } from './counters.js';
 import { AddressSet, Firewall, type FirewallRule } from './firewall.js';
+import { Flow, parseFlow } from './flow.js';
 
 const VM = parseIpv4('10.0.0.1');
 const PEER = parseIpv4('10.0.0.2');
@@ -15,6 +16,12 @@ const v4 = (ip: number, length = 32) => ({ words: new Uint32Array([0, 0, 0, ip])
 const rule = (r: Partial<FirewallRule> & Pick<FirewallRule, 'direction'>): FirewallRule => ({ ipv6: false, protocol: -1, portMin: -1, portMax: -1, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null, ...r });
 const tcp = (src: number, dst: number, sport: number, dport: number, flags: number) => compose.ethernet(mac, mac, EtherType.Ipv4, compose.tcpV4(src, dst, new TcpRepr(sport, dport, 1, 1, flags, 1000)));
 const udp = (src: number, dst: number, sport: number, dport: number) => compose.ethernet(mac, mac, EtherType.Ipv4, compose.udpV4(src, dst, sport, dport, new Uint8Array(4)));
+/** The frame's flow key, as `inside` or `toPort` parse it before the groups look. */
+const flowOf = (f: Uint8Array) => {
+  const flow = new Flow();
+  assert.equal(parseFlow(f, 0, f.length, flow), -1, 'a whole frame');
+  return flow;
+};
 const SYN = 0x02;
 const SYNACK = 0x12;
 const ACK = 0x10;
@@ -23,8 +30,8 @@ test('security groups: what a rule allows opens a connection; its replies pass w
   // The default group's shape: all out; in, only tcp/22 from 10.0.0.0/24.
   const fw = new Firewall(8);
   fw.setRules([rule({ direction: 'egress' }), rule({ direction: 'ingress', protocol: 6, portMin: 22, portMax: 22, remote: [v4(parseIpv4('10.0.0.0'), 24)] })]);
-  const out = (f: Uint8Array) => fw.egress(f, 0, f.length, 1000);
-  const inn = (f: Uint8Array, now = 1000) => fw.ingress(f, 0, f.length, now);
+  const out = (f: Uint8Array) => fw.egress(f, flowOf(f), 1000);
+  const inn = (f: Uint8Array, now = 1000) => fw.ingress(f, flowOf(f), now);
   // Out and back: the reply of a connection the VM opened.
   assert.equal(out(tcp(VM, FAR, 40000, 443, SYN)), -1);
   assert.equal(inn(tcp(FAR, VM, 443, 40000, SYNACK)), -1);
@@ -66,8 +73,8 @@ test('security groups: a rule change stops what it no longer allows at its next 
   const ssh = rule({ direction: 'ingress', protocol: 6, portMin: 22, portMax: 22 });
   const web = rule({ direction: 'ingress', protocol: 6, portMin: 80, portMax: 80 });
   fw.setRules([ssh, web]);
-  const inn = (f: Uint8Array) => fw.ingress(f, 0, f.length, 1000);
-  const out = (f: Uint8Array) => fw.egress(f, 0, f.length, 1000);
+  const inn = (f: Uint8Array) => fw.ingress(f, flowOf(f), 1000);
+  const out = (f: Uint8Array) => fw.egress(f, flowOf(f), 1000);
   assert.equal(inn(tcp(PEER, VM, 5000, 22, SYN)), -1);
   assert.equal(inn(tcp(PEER, VM, 5001, 80, SYN)), -1);
   fw.setRules([web]);
@@ -79,10 +86,10 @@ test('security groups: a rule change stops what it no longer allows at its next 
 test('security groups: a full table refuses new connections and keeps the tracked ones', () => {
   const fw = new Firewall(2);
   fw.setRules([rule({ direction: 'egress' })]);
-  const out = (f: Uint8Array) => fw.egress(f, 0, f.length, 1000);
+  const out = (f: Uint8Array) => fw.egress(f, flowOf(f), 1000);
   assert.equal(out(udp(VM, FAR, 1, 53)), -1);
   assert.equal(out(udp(VM, FAR, 2, 53)), -1);
   assert.equal(out(udp(VM, FAR, 3, 53)), Drop['conntrack-full']);
   assert.equal(fw.refused, 1);
-  assert.equal(fw.ingress(udp(FAR, VM, 53, 1), 0, 70, 1000), -1);
+  assert.equal(fw.ingress(udp(FAR, VM, 53, 1), flowOf(udp(FAR, VM, 53, 1)), 1000), -1);
 });

@@ -22,6 +22,7 @@
 import { formatIpv4, readU16, readU32 } from '../wire/bytes.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop } from './counters.js';
+import type { Flow } from './flow.js';
 
 const NONE = -1;
 const TCP = 6;
@@ -176,28 +177,28 @@ export class Firewall {
     this.generation = (this.generation + 1) >>> 0;
   }
 
-  /** A frame the VM sends: the drop reason, or -1 to pass. */
-  egress(mem: Uint8Array, off: number, len: number, now: number): number {
-    return this.check(mem, off, len, false, now);
+  /** A frame the VM sends, by its flow key (flow.ts: its headers are whole): the drop
+   * reason, or -1 to pass. */
+  egress(mem: Uint8Array, flow: Flow, now: number): number {
+    return this.check(mem, flow, false, now);
   }
 
-  /** A frame for the VM: the drop reason, or -1 to pass. */
-  ingress(mem: Uint8Array, off: number, len: number, now: number): number {
-    return this.check(mem, off, len, true, now);
+  /** A frame for the VM, by its flow key: the drop reason, or -1 to pass. */
+  ingress(mem: Uint8Array, flow: Flow, now: number): number {
+    return this.check(mem, flow, true, now);
   }
 
-  private check(mem: Uint8Array, off: number, len: number, inbound: boolean, now: number): number {
+  private check(mem: Uint8Array, flow: Flow, inbound: boolean, now: number): number {
     this.lastRule = null;
     this.t.inbound = inbound;
-    const type = readU16(mem, off + 12);
-    if (type !== EtherType.Ipv4 && type !== EtherType.Ipv6) return -1; // ARP and the rest
+    if (flow.protocol < 0) return -1; // ARP and the rest
     const t = this.t;
-    if (!parse(mem, off + 14, len - 14, type === EtherType.Ipv6, inbound, t)) return -1;
+    fromFlow(mem, flow, inbound, t);
     // The network's own: neighbour discovery and RAs, DHCP to the VM.
     if (t.ipv6 && t.protocol === ICMP6 && t.icmpType >= 133 && t.icmpType <= 137) return -1;
     if (!t.ipv6 && t.protocol === UDP && ((inbound && t.remotePort === 67 && t.localPort === 68) || (!inbound && t.localPort === 68 && t.remotePort === 67))) return -1;
     // ICMP errors pass when they are about a tracked connection.
-    if (isIcmpError(t)) return this.related(mem, off + 14, len - 14, inbound, now) ? -1 : inbound ? Drop['sg-refused'] : -1;
+    if (isIcmpError(t)) return this.related(mem, flow, inbound, now) ? -1 : inbound ? Drop['sg-refused'] : -1;
     const i = this.find(t);
     if (i !== NONE) {
       if (this.gen[i] !== this.generation) {
@@ -255,13 +256,16 @@ export class Firewall {
     return false;
   }
 
-  /** An ICMP error's quoted packet belongs to a tracked connection (seen from our side). */
-  private related(mem: Uint8Array, ip: number, len: number, inbound: boolean, now: number): boolean {
+  /** An ICMP error's quoted packet belongs to a tracked connection (seen from our side).
+   * The quote is a cut packet by design (a header and 8 bytes, RFC 792), so it is read by
+   * the lenient `parseQuote`, not checked like a packet of its own. */
+  private related(mem: Uint8Array, flow: Flow, inbound: boolean, now: number): boolean {
     const t = this.t;
     const q = this.q;
-    const at = t.ipv6 ? 48 : (mem[ip] & 0x0f) * 4 + 8;
+    const at = flow.l4 + 8;
+    const len = flow.l4Len - 8;
     // The quoted packet went the other way: an error coming in quotes what the VM sent.
-    if (len < at || !parse(mem, ip + at, len - at, t.ipv6, !inbound, q)) return false;
+    if (len < 0 || !parseQuote(mem, at, len, t.ipv6, !inbound, q)) return false;
     const i = this.find(q);
     if (i === NONE) return false;
     this.expires[i] = Math.max(this.expires[i], now);
@@ -357,10 +361,43 @@ function isIcmpError(t: Tuple): boolean {
 }
 
 /**
- * Reads an IP packet into `t`, from the port's side: `inbound` means it is going to the VM
- * (the destination is local). False when it is too short to say.
+ * Fills `t` from a frame's flow key, from the port's side: `inbound` means it is going to
+ * the VM (the destination is local). A fragment other than the first carries no ports (nor
+ * TCP flags, nor an ICMP type): it matches only rules without ports or ICMP fields, no
+ * tracked connection (Weft does not reassemble), and opens none if it is TCP (it is no
+ * SYN). So a group allowing only tcp/80 lets no later fragment through.
  */
-function parse(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inbound: boolean, t: Tuple): boolean {
+function fromFlow(mem: Uint8Array, flow: Flow, inbound: boolean, t: Tuple): void {
+  const ipv6 = flow.ipv6;
+  t.ipv6 = ipv6;
+  t.protocol = flow.protocol;
+  t.tcpFlags = 0;
+  t.icmpType = -1;
+  t.icmpCode = -1;
+  t.localPort = 0;
+  t.remotePort = 0;
+  const src = inbound ? t.remote : t.local;
+  const dst = inbound ? t.local : t.remote;
+  const ip = flow.l3;
+  if (ipv6) {
+    for (let w = 0; w < 4; w++) {
+      src[w] = readU32(mem, ip + 8 + 4 * w);
+      dst[w] = readU32(mem, ip + 24 + 4 * w);
+    }
+  } else {
+    src[0] = src[1] = src[2] = 0;
+    dst[0] = dst[1] = dst[2] = 0;
+    src[3] = readU32(mem, ip + 12);
+    dst[3] = readU32(mem, ip + 16);
+  }
+  if (!flow.laterFragment) readPorts(mem, flow.l4, flow.l4Len, inbound, t);
+}
+
+/**
+ * Reads the packet an ICMP error quotes into `t`, from the port's side as `fromFlow` does.
+ * False when it is too short to say.
+ */
+function parseQuote(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inbound: boolean, t: Tuple): boolean {
   t.ipv6 = ipv6;
   t.tcpFlags = 0;
   t.icmpType = -1;
@@ -394,6 +431,12 @@ function parse(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inbound:
     l4 = ip + ihl;
     l4Len = len - ihl;
   }
+  readPorts(mem, l4, l4Len, inbound, t);
+  return true;
+}
+
+/** Ports and TCP flags, or ICMP type, code and echo identifier, of `t.protocol` at l4. */
+function readPorts(mem: Uint8Array, l4: number, l4Len: number, inbound: boolean, t: Tuple): void {
   // Ports from the first 4 bytes (all an ICMP error's quote may hold), TCP flags after.
   if ((t.protocol === TCP || t.protocol === UDP) && l4Len >= 4) {
     const sport = readU16(mem, l4);
@@ -408,7 +451,6 @@ function parse(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inbound:
     const echo = t.protocol === ICMP ? t.icmpType === 8 || t.icmpType === 0 : t.icmpType === 128 || t.icmpType === 129;
     if (echo) t.localPort = t.remotePort = readU16(mem, l4 + 4);
   }
-  return true;
 }
 
 function inPrefixes(addr: Uint32Array, prefixes: Prefix[]): boolean {

@@ -45,8 +45,9 @@ export interface Output {
   /** Queues a frame, unchanged, to one remote host over `net`'s tunnel. */
   toTunnel(vtep: Vtep, net: Network, off: number, len: number, c: Counters, now: number): void;
   /** Switches a frame within `net`: to the port or tunnel its destination MAC is at, or
-   * flooded. `from` is the ingress port's index, or -(vtep + 1) for a tunnel. */
-  forward(net: Network, off: number, len: number, from: number, c: Counters, now: number): void;
+   * flooded. `from` is the ingress port's index, or -(vtep + 1) for a tunnel; `fromNet` the
+   * network it came in on, when it was routed from another (`net` when not given). */
+  forward(net: Network, off: number, len: number, from: number, c: Counters, now: number, fromNet?: Network): void;
 }
 
 export class Network {
@@ -238,7 +239,8 @@ export class Underlay {
     readonly backend: UnderlayBackend,
     readonly address: number,
     readonly port: number,
-    readonly encapsulation: Encapsulation,
+    /** 'encrypted': the tunnels' socket (VXLAN inside, sealed). */
+    readonly encapsulation: Encapsulation | 'encrypted',
     readonly rxSlot: number,
     /** The encrypted tunnels' socket: datagrams are sealed, and carry VXLAN inside. */
     readonly tunnels: TunnelEngine | null = null,

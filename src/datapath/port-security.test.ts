@@ -5,6 +5,7 @@ import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Icmpv6Repr } from '../wire/icmpv6.js';
 import { Drop } from './counters.js';
+import { Flow, parseFlow } from './flow.js';
 import { PortSecurity } from './port-security.js';
 
 const MAC = parseMac('02:00:00:00:00:01');
@@ -12,7 +13,13 @@ const OTHER = parseMac('02:00:00:00:00:02');
 const VRRP = parseMac('00:00:5e:00:01:01');
 const ME = parseIpv4('10.0.0.1');
 const sec = new PortSecurity([MAC, VRRP], ['10.0.0.1', '10.0.5.0/24', 'fd00::1']);
-const check = (frame: Uint8Array) => sec.check(frame, 0, frame.length);
+/** Port security's answer for a frame, given its flow key as `inside` parses it first. */
+const checkWith = (s: PortSecurity, frame: Uint8Array) => {
+  const flow = new Flow();
+  assert.equal(parseFlow(frame, 0, frame.length, flow), -1, 'a whole frame');
+  return s.check(frame, 0, flow);
+};
+const check = (frame: Uint8Array) => checkWith(sec, frame);
 const udp = (mac: number, src: number, sport: number, dport: number) => compose.ethernet(0xffffffffffff, mac, EtherType.Ipv4, compose.udpV4(src, 0xffffffff, sport, dport, new Uint8Array(8)));
 const v6 = (src: string, repr: Icmpv6Repr, mac = MAC) => compose.ethernet(0x333300000001, mac, EtherType.Ipv6, compose.icmpv6(parseIpv6(src), parseIpv6('ff02::1'), repr));
 const na = (target: string, lladdr: number) => new Icmpv6Repr(136, 0, 0x6000_0000, new Uint8Array([...parseIpv6(target), 2, 1, ...[5, 4, 3, 2, 1, 0].map((i) => Math.floor(lladdr / 2 ** (8 * i)) & 0xff)]));
@@ -43,6 +50,16 @@ test('port security: the port\'s MACs and addresses pass; anything else is refus
   const dad = new Icmpv6Repr(135, 0, 0, new Uint8Array([...parseIpv6('fd00::1')]));
   assert.equal(check(v6('::', dad)), -1, 'duplicate address detection');
   assert.equal(check(v6('::', echo)), Drop['spoofed-ip']);
-  // Other ethertypes pass with the MAC checked.
-  assert.equal(check(compose.ethernet(0xffffffffffff, MAC, 0x88b5, new Uint8Array(46))), -1);
+  // Other EtherTypes: refused, unless the port lists them; then they pass with the MAC checked.
+  const experimental = (src: number) => compose.ethernet(0xffffffffffff, src, 0x88b5, new Uint8Array(46));
+  assert.equal(check(experimental(MAC)), Drop['ethertype-not-allowed']);
+  assert.equal(check(compose.ethernet(0x0180c2000000, MAC, 38, new Uint8Array(46))), Drop['ethertype-not-allowed'], 'an 802.3 frame (STP) is refused too');
+  const listed = new PortSecurity([MAC], ['10.0.0.1'], [0x88b5]);
+  assert.equal(checkWith(listed, experimental(MAC)), -1, 'listed in allowedEtherTypes');
+  assert.equal(checkWith(listed, experimental(OTHER)), Drop['spoofed-mac'], 'still from the port\'s MAC only');
+  assert.equal(checkWith(listed, compose.ethernet(0xffffffffffff, MAC, 0x88cc, new Uint8Array(46))), Drop['ethertype-not-allowed'], 'not listed');
+  // What `weft trace` says of each refusal.
+  assert.equal(listed.explain(Drop['ethertype-not-allowed']), 'the port sends IPv4, IPv6 and ARP, and EtherType 0x88b5');
+  assert.equal(sec.explain(Drop['ethertype-not-allowed']), 'the port sends IPv4, IPv6 and ARP only (its allowedEtherTypes list no other)');
+  assert.equal(listed.explain(Drop['spoofed-ip']), 'the port sends only as 02:00:00:00:00:01 from 10.0.0.1');
 });

@@ -10,14 +10,20 @@
  * - IPv6 comes from one of its addresses, its MACs' link-local (modified EUI-64) addresses,
  *   or :: for duplicate address detection and multicast listener reports; a neighbour
  *   advertisement's target is the port's own, and its link-layer options its own MAC;
- * - a VM is not a DHCP or DHCPv6 server, nor an IPv6 router (no router advertisements).
+ * - a VM is not a DHCP or DHCPv6 server, nor an IPv6 router (no router advertisements);
+ * - it sends IPv4, IPv6 and ARP, and other EtherTypes only where the port's
+ *   `allowedEtherTypes` list them (LLDP's 0x88cc, say), with the MAC checked. An 802.3
+ *   frame (a length where the EtherType would be: LLC, STP) is refused too. Tags never get
+ *   here: `inside` refuses every tag EtherType on an access port ('vlan-not-allowed').
  *
- * Other ethertypes pass with the MAC checked. Each refusal is counted under a reason of its
- * own (counters.ts). Synchronous and allocation-free, as the rest of the per-frame path.
+ * The frame was parsed once, by `inside` (flow.ts): its headers are whole, and this stage
+ * reads its flow key for where they are. Each refusal is counted under a reason of its own
+ * (counters.ts). Synchronous and allocation-free, as the rest of the per-frame path.
  */
 import { parseIpv4, parseIpv6, readMac, readU16, readU32, formatMac } from '../wire/bytes.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Drop } from './counters.js';
+import type { Flow } from './flow.js';
 import { eui64, Prefix6 } from './ipv6.js';
 
 /** What a port may send as, in the data path's form. */
@@ -25,14 +31,21 @@ export class PortSecurity {
   readonly macs: number[];
   private readonly v4: Array<{ prefix: number; mask: number }>;
   private readonly v6: Prefix6[];
+  /** EtherTypes the port may send besides IPv4, IPv6 and ARP. */
+  private readonly etherTypes: number[];
 
-  /** What it allows, in words (for `weft trace`). */
+  /** What it allows, in words (for `weft trace`): the addresses, and the EtherTypes. */
   readonly allows: string;
+  readonly allowsTypes: string;
 
-  /** `ips`: addresses or prefixes (CIDR text), IPv4 and IPv6. */
-  constructor(macs: number[], ips: string[]) {
+  /** `ips`: addresses or prefixes (CIDR text), IPv4 and IPv6; `etherTypes`: what it may
+   * send besides IPv4, IPv6 and ARP. */
+  constructor(macs: number[], ips: string[], etherTypes: number[] = []) {
     this.macs = macs;
+    this.etherTypes = etherTypes;
+    const types = etherTypes.map((t) => `0x${t.toString(16).padStart(4, '0')}`);
     this.allows = `the port sends only as ${macs.map(formatMac).join(', ') || 'no MAC'}${ips.length ? ` from ${ips.join(', ')}` : ''}`;
+    this.allowsTypes = `the port sends IPv4, IPv6 and ARP${types.length ? `, and EtherType ${types.join(', ')}` : ' only (its allowedEtherTypes list no other)'}`;
     this.v4 = ips.filter((ip) => !ip.includes(':')).map((ip) => {
       const [addr, len] = ip.split('/');
       const length = len === undefined ? 32 : Number(len);
@@ -63,56 +76,68 @@ export class PortSecurity {
     return false;
   }
 
-  /** The drop reason for the untagged frame at (off, len), or -1 when it may go on. */
-  check(mem: Uint8Array, off: number, len: number): number {
+  /** Why `check` refused a frame, in words (for `weft trace`). */
+  explain(refused: number): string {
+    return refused === Drop['ethertype-not-allowed'] ? this.allowsTypes : this.allows;
+  }
+
+  private etherTypeAllowed(type: number): boolean {
+    for (let i = 0; i < this.etherTypes.length; i++) if (this.etherTypes[i] === type) return true;
+    return false;
+  }
+
+  /** The drop reason for the untagged frame at `off` whose flow key is `flow` (its headers
+   * checked whole), or -1 when it may go on. */
+  check(mem: Uint8Array, off: number, flow: Flow): number {
     const src = readMac(mem, off + 6);
     if (!this.macAllowed(src)) return Drop['spoofed-mac'];
-    const type = readU16(mem, off + 12);
+    const type = flow.type;
     if (type === EtherType.Arp) {
-      const a = off + 14;
-      if (len < 14 + 28) return Drop['spoofed-arp'];
+      const a = flow.l3;
       const senderIp = readU32(mem, a + 14);
       if (readMac(mem, a + 8) !== src || (senderIp !== 0 && !this.v4Allowed(senderIp))) return Drop['spoofed-arp'];
       return -1;
     }
-    if (type === EtherType.Ipv4) return this.checkIpv4(mem, off + 14, len - 14);
-    if (type === EtherType.Ipv6) return this.checkIpv6(mem, off + 14, len - 14, src);
-    return -1;
+    if (type === EtherType.Ipv4) return this.checkIpv4(mem, flow);
+    if (type === EtherType.Ipv6) return this.checkIpv6(mem, flow, src);
+    return this.etherTypeAllowed(type) ? -1 : Drop['ethertype-not-allowed'];
   }
 
-  private checkIpv4(mem: Uint8Array, ip: number, len: number): number {
-    if (len < 20) return Drop['spoofed-ip'];
-    const ihl = (mem[ip] & 0x0f) * 4;
-    const udp = mem[ip + 9] === 17 && len >= ihl + 8 && (readU16(mem, ip + 6) & 0x1fff) === 0;
-    const src = readU32(mem, ip + 12);
-    if (udp && readU16(mem, ip + ihl) === 67) return Drop['dhcp-server'];
+  private checkIpv4(mem: Uint8Array, flow: Flow): number {
+    const l4 = flow.l4;
+    const udp = flow.protocol === 17 && !flow.laterFragment;
+    const src = readU32(mem, flow.l3 + 12);
+    if (udp && readU16(mem, l4) === 67) return Drop['dhcp-server'];
     if (this.v4Allowed(src)) return -1;
     // A DHCP client before it has an address.
-    if (src === 0 && udp && readU16(mem, ip + ihl) === 68 && readU16(mem, ip + ihl + 2) === 67) return -1;
+    if (src === 0 && udp && readU16(mem, l4) === 68 && readU16(mem, l4 + 2) === 67) return -1;
     return Drop['spoofed-ip'];
   }
 
-  private checkIpv6(mem: Uint8Array, ip: number, len: number, srcMac: number): number {
-    if (len < 40) return Drop['spoofed-ip'];
-    const next = mem[ip + 6];
-    const l4 = ip + 40;
-    const icmp = next === 58 && len >= 40 + 4 ? mem[l4] : -1;
+  private checkIpv6(mem: Uint8Array, flow: Flow, srcMac: number): number {
+    const ip = flow.l3;
+    const l4 = flow.l4;
+    const len = flow.l4Len;
+    const whole = !flow.laterFragment;
+    // After any extension headers: a router advertisement is one behind a hop-by-hop or
+    // destination options header too (RFC 7113 §3).
+    const icmp = flow.protocol === 58 && whole ? mem[l4] : -1;
     if (icmp === 134) return Drop['router-advertisement'];
-    if (next === 17 && len >= 40 + 8 && readU16(mem, l4) === 547) return Drop['dhcp-server'];
+    if (flow.protocol === 17 && whole && readU16(mem, l4) === 547) return Drop['dhcp-server'];
     let unspecified = true;
     for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[ip + 8 + i] === 0;
     if (unspecified) {
       // Duplicate address detection (a solicitation) and listener reports come from ::.
-      if (icmp === 135 || icmp === 143) return icmp === 135 ? this.checkNdOptions(mem, l4 + 24, len - 64, srcMac) : -1;
+      if (icmp === 135 || icmp === 143) return icmp === 135 ? this.checkNdOptions(mem, l4 + 24, len - 24, srcMac) : -1;
       return Drop['spoofed-ip'];
     }
     if (!this.v6Allowed(mem, ip + 8)) return Drop['spoofed-ip'];
     if (icmp === 136) {
       // An advertisement speaks for its target: it must be one of the port's addresses.
-      if (len < 40 + 24 || !this.v6Allowed(mem, l4 + 8)) return Drop['spoofed-nd'];
-      return this.checkNdOptions(mem, l4 + 24, len - 64, srcMac);
+      if (len < 24 || !this.v6Allowed(mem, l4 + 8)) return Drop['spoofed-nd'];
+      return this.checkNdOptions(mem, l4 + 24, len - 24, srcMac);
     }
-    if (icmp === 135 && len >= 40 + 24) return this.checkNdOptions(mem, l4 + 24, len - 64, srcMac);
+    if (icmp === 135 && len >= 24) return this.checkNdOptions(mem, l4 + 24, len - 24, srcMac);
     return -1;
   }
 

@@ -119,7 +119,7 @@ export class Router {
     writeU16(mem, ip + 10, ~sum & 0xffff);
     writeMac(mem, off, mac);
     writeMac(mem, off + 6, ROUTER_MAC);
-    this.out.forward(target, off, len, from, c, now);
+    this.out.forward(target, off, len, from, c, now, net);
   }
 
   /**
@@ -161,7 +161,7 @@ export class Router {
     mem[ip + 7]--;
     writeMac(mem, off, mac);
     writeMac(mem, off + 6, ROUTER_MAC);
-    this.out.forward(target, off, len, from, c, now);
+    this.out.forward(target, off, len, from, c, now, net);
   }
 
   /** ICMPv6 errors owed by the router (RFC 4443 §2.4: never about an ICMPv6 error or to a

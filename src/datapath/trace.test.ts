@@ -79,6 +79,18 @@ test('only the armed trace\'s probe is followed; a drop says its reason', () => 
   assert.deepEqual(dps[0].traceSteps('0000beef'), []);
 });
 
+test('a probe whose IP header says more than arrived stops where it is first parsed', () => {
+  const { fabric, dps, ports } = lab();
+  dps[0].armTrace(match('0000beef'), 1000);
+  const cut = probe('0000beef');
+  cut[14 + 3] += 20; // the total length: 20 bytes more than the frame carries
+  ports[0].send(cut);
+  fabric.run();
+  const last = dps[0].traceSteps('0000beef').at(-1)!;
+  assert.deepEqual([last.stage, last.verdict, last.detail], ['parse', 'drop', 'malformed: a header is cut, or says more than the frame carries']);
+  assert.equal(dps[0].portCounters('vm1').drops('malformed'), 1);
+});
+
 test('a trace expires, and records at most MAX_STEPS steps', () => {
   let now = 0;
   const t = new Tracer(() => now);

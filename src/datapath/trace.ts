@@ -40,7 +40,8 @@ export interface TraceMatch {
 
 /** Which stage a drop reason belongs to, for a person reading the path. */
 function stageOf(reason: string): string {
-  if (reason.startsWith('spoofed') || reason === 'dhcp-server' || reason === 'router-advertisement') return 'port security';
+  if (reason.startsWith('spoofed') || reason === 'dhcp-server' || reason === 'router-advertisement' || reason === 'ethertype-not-allowed') return 'port security';
+  if (reason === 'malformed') return 'parse';
   if (reason.startsWith('sg-') || reason === 'conntrack-full') return 'security groups';
   if (reason.startsWith('nat-')) return 'nat';
   if (reason.startsWith('tunnel-') || reason === 'not-encrypted') return 'tunnel';

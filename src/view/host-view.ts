@@ -109,6 +109,8 @@ export interface DhcpState {
 export interface SecurityState {
   macs: string[];
   ips: string[];
+  /** EtherTypes it may send besides IPv4, IPv6 and ARP (numbers); absent: none. */
+  etherTypes?: number[];
 }
 
 /** An allow rule of a port's security groups, with its remote group already turned into its
