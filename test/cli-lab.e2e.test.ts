@@ -68,6 +68,9 @@ test('a port made with weft port create works from a namespace its TAP was moved
       const noHost = weft('stats', '--lab', lab.name, '--host', 'h9');
       assert.equal(noHost.status, 2);
       assert.equal(noHost.stderr.trim(), `lab ${lab.name} has no host h9 (hosts: h1, h2)`);
+      const portHost = weft('port', 'create', 'vm6', '--network', 'blue', '--host', 'h9', '--lab', lab.name);
+      assert.equal(portHost.status, 1);
+      assert.equal(portHost.stderr, 'weft: there is no host named h9 (hosts: h1, h2); register it with weft host create\n');
       const down = weft('lab', 'down', 'e2enosuchlab');
       assert.notEqual(down.status, 0, 'lab down of a lab that is not there fails');
       assert.match(down.stderr, /^no lab e2enosuchlab \(labs: /);
@@ -75,7 +78,7 @@ test('a port made with weft port create works from a namespace its TAP was moved
       const token = weft('network', 'list', '--lab', lab.name, '--token', 'not-the-token');
       assert.equal(token.status, 1);
       assert.match(token.stderr, /^weft: the token is not valid for this request\nthe lab's admin token is in \S+admin\.token, not the one given\n$/);
-      for (const r of [noLab, noHost, down, token]) assert.doesNotMatch(r.stderr, /WEFT_DEBUG|\n\s+at /);
+      for (const r of [noLab, noHost, portHost, down, token]) assert.doesNotMatch(r.stderr, /WEFT_DEBUG|\n\s+at /);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

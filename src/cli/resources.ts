@@ -77,7 +77,7 @@ export function client(opts: Record<string, string | undefined>): ApiClient {
 
 function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers' | 'floating-ips' | 'port-forwards' | 'security-groups', one: string): Command {
   const cmd = program.command(one).description(`${one}s of the controller`);
-  targetOptions(cmd.command('list').description(`list ${kind}`).addOption(output()))
+  targetOptions(cmd.command('list').description(`list ${kind} (weft export prints what weft apply takes back)`).addOption(output()))
     .action(async (o) => print(kind, await client(o).call('GET', `/v1/${kind}`), o.output));
   targetOptions(cmd.command('show').argument('<name>').description(`show a ${one}`).addOption(output()))
     .action(async (n, o) => print(kind, await client(o).call('GET', `/v1/${kind}/${encodeURIComponent(n)}`), o.output));
