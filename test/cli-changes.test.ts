@@ -98,6 +98,10 @@ test('router, port, network and subnet changes; export and apply round trip; pru
     assert.equal(bad.status, 2);
     assert.equal(bad.stderr, '(standard input): networks[0]: Unrecognized key: "colour"\n');
 
+    const listed = weft(['apply', '-f', '-'], ok('network', 'list', '-o', 'yaml').stdout);
+    assert.equal(listed.status, 2);
+    assert.equal(listed.stderr, '(standard input): (top level): a list, as weft KIND list -o yaml prints; apply takes the kinds by name (networks:, subnets:, ports:, ...), as weft export prints them\n');
+
     // A partial file with --prune: the refusal comes after a sentence saying pruning planned it.
     const partial = weft(['apply', '-f', '-', '--prune', '--dry-run'], 'networks:\n  - { name: blue, vni: 100, mtu: 1400 }\n');
     assert.equal(partial.status, 1);
@@ -109,7 +113,7 @@ test('router, port, network and subnet changes; export and apply round trip; pru
     assert.match(ok('port', 'list', '--help').stdout, /--controller <url>\s+the controller: https:\/\/HOST:PORT/);
     const both2 = weft(['port', 'list', '--lab', 'x', '--controller', 'https://192.0.2.1:7411']);
     assert.equal(both2.stderr, 'give --lab LAB or --controller URL, not both\n');
-    for (const r of [notThere, both, vni, cidr, bad, partial]) assert.doesNotMatch(r.stderr, /WEFT_DEBUG|\n\s+at /);
+    for (const r of [notThere, both, vni, cidr, bad, listed, partial]) assert.doesNotMatch(r.stderr, /WEFT_DEBUG|\n\s+at /);
   } finally {
     ctl.kill('SIGTERM');
     await new Promise((r) => ctl.once('exit', r));

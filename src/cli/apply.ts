@@ -23,8 +23,12 @@ import type { ApiClient } from './api-client.js';
 export const STDIN = '-';
 
 export function readApplyFile(file: string): ApplyResources {
-  const parsed = applyResources.safeParse(file === STDIN ? readStdin() : readYamlFile(file));
+  const doc = file === STDIN ? readStdin() : readYamlFile(file);
   const name = file === STDIN ? '(standard input)' : file;
+  if (Array.isArray(doc)) {
+    throw new ConfigError(name, ['(top level): a list, as weft KIND list -o yaml prints; apply takes the kinds by name (networks:, subnets:, ports:, ...), as weft export prints them']);
+  }
+  const parsed = applyResources.safeParse(doc);
   if (!parsed.success) {
     throw new ConfigError(name, parsed.error.issues.map((i) => `${i.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') || '(top level)'}: ${i.message}`));
   }
