@@ -270,14 +270,15 @@ static int frame_within(const int32_t *offs, const int32_t *lens, int32_t i, siz
 /* ---- TAP ------------------------------------------------------------------------------- */
 
 /*
- * tapOpen(name: string, netnsPath: string | null, offload: boolean) -> { fd, name, offload }
+ * tapOpen(name: string, netnsPath: string | null, offload: boolean) -> { fd, name, offload, mac }
  * Attaches to the TAP device `name` (creating it if it does not exist; a persistent device
  * made by `ip tuntap add` is reused) in the namespace at netnsPath, or in ours when null.
  * The fd is non-blocking and close-on-exec. No packet information header (IFF_NO_PI).
  * With offload, frames carry a virtio-net header (IFF_VNET_HDR; read them with tapRead,
  * write with tapWrite) and the device is told Weft takes TCP super-frames and unfinished
  * checksums (TUNSETOFFLOAD: TSO4, TSO6, CSUM); offload in the result says whether the
- * kernel agreed (when not, the header is still there, always empty).
+ * kernel agreed (when not, the header is still there, always empty). mac is the device's MAC
+ * ("" when the kernel would not say).
  */
 static napi_value tap_open(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -292,6 +293,7 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
   int err = errno;
   bool offloaded = false;
   struct ifreq ifr;
+  char mac[18] = "";
   if (fd >= 0) {
     memset(&ifr, 0, sizeof ifr);
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
@@ -308,6 +310,13 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
        * super-frame could not be told from a frame. */
       ioctl(fd, TUNSETOFFLOAD, 0UL);
     }
+    /* Its MAC now, read while still in its namespace (where the kernel looks it up). */
+    struct ifreq hw;
+    memset(&hw, 0, sizeof hw);
+    if (fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &hw) == 0) {
+      const uint8_t *a = (const uint8_t *)hw.ifr_hwaddr.sa_data;
+      snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
   }
   if (saved >= 0) leave_netns(saved);
   if (fd < 0) return throw_errno(env, "attaching TAP device", err);
@@ -319,7 +328,35 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, out, "fd", vfd));
   CHECK(napi_set_named_property(env, out, "name", vname));
   CHECK(napi_set_named_property(env, out, "offload", voff));
+  napi_value vmac;
+  CHECK(napi_create_string_utf8(env, mac, NAPI_AUTO_LENGTH, &vmac));
+  CHECK(napi_set_named_property(env, out, "mac", vmac));
   return out;
+}
+
+/*
+ * tapSetMac(fd, mac: Uint8Array of 6) -> undefined
+ * Gives the TAP device attached to fd this MAC: SIOCSIFHWADDR on the TAP's own fd, which
+ * reaches the device in whatever namespace it has been moved to since it was opened (the
+ * VM's namespace, a container's). Throws with the errno when the kernel refuses.
+ */
+static napi_value tap_set_mac(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  uint8_t *mac;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !get_i32(env, argv[0], &fd) || !get_bytes(env, argv[1], &mac, &len) || len != ETH_ALEN) {
+    napi_throw_type_error(env, "EINVAL", "tapSetMac: expected (fd, mac: 6 bytes)");
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+  memcpy(ifr.ifr_hwaddr.sa_data, mac, ETH_ALEN);
+  if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0) return throw_errno(env, "setting the TAP device's MAC", errno);
+  return NULL;
 }
 
 /*
@@ -1744,6 +1781,7 @@ static napi_value aead_open(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL},
+    {"tapSetMac", NULL, tap_set_mac, NULL, NULL, NULL, napi_default, NULL},
     {"readFrames", NULL, read_frames, NULL, NULL, NULL, napi_default, NULL},
     {"writeFrames", NULL, write_frames, NULL, NULL, NULL, napi_default, NULL},
     {"tapRead", NULL, tap_read, NULL, NULL, NULL, napi_default, NULL},

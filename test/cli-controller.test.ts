@@ -82,7 +82,8 @@ test('resources, refusals and apply from the command line; no token in any log l
     writeFileSync(broken, 'networks:\n  - { name: blue, vni: 100 }\n');
     assert.equal(weft('apply', '-f', broken, '--dry-run').stdout, 'nothing to change\nkept, not in the file (--prune deletes them): network red\n');
     const pruneRefused = weft('apply', '-f', broken, '--prune', '--dry-run');
-    assert.equal(pruneRefused.stderr.trim(), 'weft: network red: network red still has 1 port(s): vm3; delete them first; nothing was changed', 'a dry run checks every rule');
+    assert.equal(pruneRefused.stderr.trim(), '--prune plans deleting what the file leaves out of the kinds it lists (networks): network red; without --prune they are kept\n'
+      + 'weft: network red: network red still has 1 port(s): vm3; delete them first; nothing was changed', 'a dry run checks every rule, and says pruning planned the deletion');
     writeFileSync(broken, 'networks:\n  - { name: blue, vni: 100 }\nports:\n  - { name: vm1, network: blue, host: h2 }\n');
     assert.equal(weft('apply', '-f', broken, '--prune', '--dry-run').stdout, 'plan: 2 change(s)\n  - port vm3\n  - network red\n');
 

@@ -42,7 +42,8 @@ test('down after a killed agent removes namespaces, processes, sockets and state
     assert.ok(!processAlive(state.agents.h2));
     assert.ok(!existsSync(labDir(plan.name)), 'state, logs and sockets are gone');
     const again = spawnSync(process.execPath, [CLI, 'lab', 'down', plan.name], { encoding: 'utf8' });
-    assert.equal(again.status, 0, 'down is safe to repeat');
+    assert.equal(again.status, 2, 'down again is harmless, and says there is no such lab (any more)');
+    assert.match(again.stderr, /^no lab e2edown \(/);
   } finally {
     labDown(plan.name);
   }

@@ -31,9 +31,10 @@ export function defaultSocketPath(host: string): string {
   return `/run/weft/agent-${host}.sock`;
 }
 
-/** Opens real backends: TAP devices. In-memory ports get a fabric of their own. */
-export const openBackend: BackendOpener = (_port, backend) => {
-  if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns, { offload: backend.offload });
+/** Opens real backends: TAP devices (given the port's MAC). In-memory ports get a fabric of
+ * their own. */
+export const openBackend: BackendOpener = (_port, backend, mac) => {
+  if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns, { offload: backend.offload, mac });
   if (backend.type === 'qemu') return QemuStreamPort.open(backend.socket);
   if (backend.type === 'uplink') return PacketPort.open(backend.interface);
   return new MemoryFabric().port('memory');

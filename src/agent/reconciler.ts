@@ -20,7 +20,8 @@ import { AddressSet, type FirewallRule, type Prefix } from '../datapath/firewall
 import type { BackendState, HostState, NatState, NetworkState, PortState, RemoteHost } from './desired-state.js';
 import type { FirewallRuleState } from '../view/host-view.js';
 
-export type BackendOpener = (port: PortState, backend: BackendState) => PortBackend;
+/** `mac`: an access port's own MAC, when the controller gave one (a TAP is given it). */
+export type BackendOpener = (port: PortState, backend: BackendState, mac?: string) => PortBackend;
 
 export interface ReconcileResult {
   added: string[];
@@ -264,7 +265,8 @@ export class Reconciler {
       if (this.ports.has(want.name)) continue;
       let backend: PortBackend;
       try {
-        backend = this.open(want, want.backend);
+        const mac = want.mode === 'access' ? desired.networks.find((n) => n.name === want.network)?.neighbors?.find((x) => x.port === want.name)?.mac : undefined;
+        backend = this.open(want, want.backend, mac);
       } catch (err) {
         this.pending.set(want.name, (err as Error).message);
         continue;

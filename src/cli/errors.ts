@@ -6,14 +6,18 @@ export class UsageError extends Error {
   readonly code = 'EUSAGE';
 }
 
+/** What JavaScript itself throws at a mistake in the code, rather than in what a person
+ * typed or what a controller or agent refused: only these get the WEFT_DEBUG hint. */
+const BUGS = [TypeError, ReferenceError, RangeError, SyntaxError, EvalError, URIError];
+
 export function reportAndExit(err: unknown): never {
-  const e = err as Error & { code?: string };
+  const e = (err instanceof Error ? err : new Error(String(err))) as Error & { code?: string };
   if (process.env.WEFT_DEBUG) console.error(e.stack);
   if (e.code === 'ECONFIG' || e.code === 'EUSAGE') {
     console.error(e.message);
     process.exit(2);
   }
-  const known = typeof e.code === 'string' && e.code.startsWith('E');
-  console.error(`weft: ${e.message}${known || process.env.WEFT_DEBUG ? '' : ' (WEFT_DEBUG=1 shows where)'}`);
+  const bug = BUGS.some((kind) => e instanceof kind) || e.message === '';
+  console.error(`weft: ${e.message || e.name}${bug && !process.env.WEFT_DEBUG ? ' (WEFT_DEBUG=1 shows where)' : ''}`);
   process.exit(1);
 }

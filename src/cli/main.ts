@@ -17,16 +17,30 @@ import { getStream } from './unix-http.js';
 import { Controller } from '../controller/controller.js';
 import { physicalNetworks, registerResourceCommands, targetOptions, client } from './resources.js';
 import { apply } from './apply.js';
+import { stringify } from 'yaml';
+import type { ApplyResources } from '../controller/apply.js';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mustLab, noLab } from './api-client.js';
 import type { HostState } from '../agent/desired-state.js';
 import type { WeftEvent } from '../controller/events.js';
 import type { TraceResult } from '../controller/trace.js';
 
+/** The version of the package this CLI is (dist/src/cli/main.js is three folders down). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 const program = new Command('weft')
   .description('Virtual networks for VMs and containers: an agent per host, overlays between them.')
+  .version(packageVersion(), '-V, --version', 'print weft\'s version')
   .showHelpAfterError();
 
 program.command('agent')
@@ -213,17 +227,30 @@ targetOptions(program.command('trace'))
 
 targetOptions(program.command('apply'))
   .description('make the controller match a YAML file of networks, subnets and ports: prints the plan, then carries it out entirely or not at all')
-  .requiredOption('-f, --file <file>', 'the file')
+  .requiredOption('-f, --file <file>', 'the file ("-" for standard input; weft export writes one)')
   .option('--dry-run', 'print the plan (every rule checked) and change nothing')
   .option('--prune', 'also delete what the file does not name (of the kinds it lists)')
   .action(async (opts) => {
-    await apply(client(opts), opts.file, { dryRun: Boolean(opts.dryRun), prune: Boolean(opts.prune) }, (line) => console.log(line));
+    await apply(client(opts), opts.file, { dryRun: Boolean(opts.dryRun), prune: Boolean(opts.prune) }, (line) => console.log(line), (line) => console.error(line));
+  });
+
+targetOptions(program.command('export'))
+  .description('print what the controller holds (all but hosts) as a file weft apply takes back with nothing to change')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+  .action(async (opts) => {
+    const { revision, ...resources } = await client(opts).call<ApplyResources & { revision: number }>('GET', '/v1/export');
+    if (opts.output === 'json') return console.log(JSON.stringify(resources, null, 2));
+    process.stdout.write(`# weft export at revision ${revision}: weft apply -f FILE takes it back. Hosts are not in it: weft host create registers them.\n${stringify(resources)}`);
   });
 
 /** The control socket named by --socket, or by --lab and --host. */
 function socketOf(opts: { socket?: string; lab?: string; host?: string }): string {
   if (opts.socket) return opts.socket;
-  if (opts.lab && opts.host) return agentSocket(opts.lab, opts.host);
+  if (opts.lab && opts.host) {
+    const hosts = mustLab(opts.lab).plan.hosts.map((h) => h.name);
+    if (!hosts.includes(opts.host)) throw new UsageError(`lab ${opts.lab} has no host ${opts.host} (hosts: ${hosts.join(', ')})`);
+    return agentSocket(opts.lab, opts.host);
+  }
   if (opts.host) return defaultSocketPath(opts.host);
   throw new UsageError('say which agent: --socket PATH, --host HOST, or --lab LAB --host HOST');
 }
@@ -333,6 +360,8 @@ lab.command('down')
   .argument('<lab>', 'the lab\'s name')
   .description('remove every namespace, link, process and file of the lab')
   .action((name: string) => {
+    // A name that is no lab here is a mistake to say, not a clean-up that found nothing.
+    if (!listLabs().includes(name)) throw new UsageError(noLab(name));
     const r = labDown(name);
     console.log(`lab ${name} removed: ${r.namespaces} namespaces, ${r.processes} processes`);
   });

@@ -1,5 +1,5 @@
 /**
- * `weft network|subnet|port|router|host|floating-ip|port-forward create|list|show|delete`: the controller's resources from
+ * `weft network|subnet|port|router|host|floating-ip|port-forward create|list|show|set|delete`: the controller's resources from
  * the command line, printed as a table, JSON or YAML.
  */
 import { Command, Option } from 'commander';
@@ -62,7 +62,7 @@ export function print(kind: string, data: unknown, format: Format): void {
 /** Options every controller command takes. */
 export function targetOptions(cmd: Command): Command {
   return cmd
-    .option('--controller <url>', 'the controller: http://HOST:PORT or unix:/path/to.sock (or WEFT_CONTROLLER)')
+    .option('--controller <url>', 'the controller: https://HOST:PORT (TCP is TLS; http:// only on loopback) or unix:/path/to.sock (or WEFT_CONTROLLER)')
     .option('--token <token>', 'an admin token (or WEFT_TOKEN)')
     .option('--token-file <file>', 'read the admin token from this file')
     .option('--ca-file <file>', 'trust this CA (PEM) for an https:// controller (or WEFT_CA_FILE)')
@@ -77,7 +77,7 @@ export function client(opts: Record<string, string | undefined>): ApiClient {
 
 function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts' | 'routers' | 'floating-ips' | 'port-forwards' | 'security-groups', one: string): Command {
   const cmd = program.command(one).description(`${one}s of the controller`);
-  targetOptions(cmd.command('list').description(`list ${kind}`).addOption(output()))
+  targetOptions(cmd.command('list').description(`list ${kind} (weft export prints what weft apply takes back)`).addOption(output()))
     .action(async (o) => print(kind, await client(o).call('GET', `/v1/${kind}`), o.output));
   targetOptions(cmd.command('show').argument('<name>').description(`show a ${one}`).addOption(output()))
     .action(async (n, o) => print(kind, await client(o).call('GET', `/v1/${kind}/${encodeURIComponent(n)}`), o.output));
@@ -122,6 +122,40 @@ function externalGateway(o: { externalGateway?: string | boolean; gatewayHost?: 
   return { network, ...(ip ? { ip } : {}), ...(o.gatewayHost ? { host: o.gatewayHost } : {}) };
 }
 
+/**
+ * After a replacing form (--subnet, --route, --security-group): what it took away, said in
+ * a sentence on standard error, since that may cut traffic.
+ */
+function sayRemoved(owner: string, lost: string, before: string[], after: string[], replacing: string, adding: string): void {
+  const gone = before.filter((x) => !after.includes(x));
+  if (gone.length === 0) return;
+  console.error(`${owner} ${lost}${gone.length > 1 ? 's' : ''} ${gone.join(', ')}: ${replacing} gives all of them (${adding} adds one and keeps the others)`);
+}
+
+/** Settings that do not change in place: each, and why. */
+const NETWORK_FIXED: Record<string, string> = {
+  vni: 'its VNI does not change in place (every host carries the network under it): create another network and move the ports to it',
+  encapsulation: 'its encapsulation does not change in place (every host carries the network so): create another network and move the ports to it',
+  encryption: 'its encryption does not change in place (every host carries the network so): create another network and move the ports to it',
+  provider: 'whether and where it is a provider network does not change in place: create another network and move the ports to it',
+};
+const SUBNET_FIXED: Record<string, string> = {
+  cidr: 'its CIDR does not change in place (its ports have their addresses in it): create another subnet on the network, and give its ports addresses there',
+  gateway: 'its gateway does not change in place (its VMs route through it): create another subnet',
+  network: 'its network does not change in place (its ports have their addresses in it): create a subnet on the other network',
+};
+
+/** An option `set` takes only to say why it cannot (hidden from the help). */
+function fixed(flags: string): Option {
+  return new Option(flags).hideHelp();
+}
+
+function refuseFixed(owner: string, o: Record<string, unknown>, why: Record<string, string>): void {
+  for (const [key, text] of Object.entries(why)) {
+    if (o[key] !== undefined) throw new UsageError(`${owner}: ${text}`);
+  }
+}
+
 /** `physnet1` (flat) or `physnet1:100` (VLAN 100). */
 function provider(text: string): { physicalNetwork: string; vlan?: number } {
   const m = /^([^:]+)(?::(\d+))?$/.exec(text);
@@ -158,6 +192,25 @@ export function registerResourceCommands(program: Command): void {
       print('networks', await client(o).call('POST', '/v1/networks', { name, vni: o.vni, encapsulation: o.encapsulation, encryption: o.encryption, mtu: o.mtu, provider: o.provider ? provider(o.provider) : undefined, ipv6 }), o.output);
     });
 
+  targetOptions(network.command('set').alias('update').argument('<name>').description('change what can change in place of a network: its MTU and IPv6')
+    .option('--mtu <n>', 'its MTU from now on (VMs learn it at their next DHCP lease or router advertisement)', int('--mtu'))
+    .option('--no-mtu', 'no MTU of its own: the most the underlay allows')
+    .option('--ipv6-prefix <prefix>', 'its IPv6 /64 from now on')
+    .option('--ipv6-dns <ips>', 'IPv6 DNS servers (with --ipv6-prefix), comma-separated')
+    .option('--no-ipv6', 'no IPv6 from now on')
+    .addOption(fixed('--vni <n>')).addOption(fixed('--encapsulation <e>')).addOption(fixed('--encryption <e>')).addOption(fixed('--provider <physnet[:vlan]>'))
+    .addOption(output()))
+    .action(async (name, o) => {
+      refuseFixed(`network ${name}`, o, NETWORK_FIXED);
+      if (o.ipv6Dns && !o.ipv6Prefix) throw new UsageError('--ipv6-dns goes with --ipv6-prefix');
+      if (o.ipv6Prefix && o.ipv6 === false) throw new UsageError('give --ipv6-prefix or --no-ipv6, not both');
+      const mtu = o.mtu === false ? null : o.mtu;
+      const ipv6 = o.ipv6 === false ? null : o.ipv6Prefix ? { prefix: o.ipv6Prefix, dns: o.ipv6Dns ? String(o.ipv6Dns).split(',') : [] } : undefined;
+      if (mtu === undefined && ipv6 === undefined) throw new UsageError('give --mtu, --no-mtu, --ipv6-prefix or --no-ipv6');
+      print('networks', await client(o).call('PATCH', `/v1/networks/${encodeURIComponent(name)}`, { mtu, ipv6 }), o.output);
+      if (mtu !== undefined) console.error(`network ${name}: VMs that took their MTU from DHCP (option 26) learn the new one at their next lease; a VM configured by hand keeps its own`);
+    });
+
   const subnet = basic(program, 'subnets', 'subnet');
   targetOptions(subnet.command('create').argument('<name>').description('create a subnet on a network')
     .requiredOption('--network <network>', 'its network')
@@ -176,6 +229,31 @@ export function registerResourceCommands(program: Command): void {
         allocation = { start, end };
       }
       print('subnets', await client(o).call('POST', '/v1/subnets', { name, network: o.network, cidr: o.cidr, gateway: o.gateway, allocation, dns: o.dns ? String(o.dns).split(',') : undefined, domain: o.domain, dhcp: o.dhcp }), o.output);
+    });
+
+  targetOptions(subnet.command('set').alias('update').argument('<name>').description('change what can change in place of a subnet: its allocation range, DNS servers, domain and DHCP')
+    .option('--range <start-end>', 'the addresses new ports get from now on (ports keep the ones they have)')
+    .option('--dns <ips>', 'its DNS servers from now on, comma-separated')
+    .option('--no-dns', 'no DNS servers')
+    .option('--domain <domain>', 'its DNS domain from now on')
+    .option('--no-domain', 'no DNS domain')
+    .addOption(new Option('--dhcp <on|off>', 'whether each host answers DHCP for its ports').choices(['on', 'off']))
+    .addOption(fixed('--cidr <prefix>')).addOption(fixed('--gateway <ip>')).addOption(fixed('--network <network>'))
+    .addOption(output()))
+    .action(async (name, o) => {
+      refuseFixed(`subnet ${name}`, o, SUBNET_FIXED);
+      let allocation;
+      if (o.range) {
+        const [start, end, extra] = String(o.range).split('-');
+        if (!end || extra !== undefined) throw new UsageError('--range takes START-END, e.g. 10.0.0.10-10.0.0.200');
+        allocation = { start, end };
+      }
+      const dns = o.dns === false ? [] : o.dns ? String(o.dns).split(',') : undefined;
+      const domain = o.domain === false ? null : o.domain;
+      const dhcp = o.dhcp === undefined ? undefined : o.dhcp === 'on';
+      if (allocation === undefined && dns === undefined && domain === undefined && dhcp === undefined) throw new UsageError('give --range, --dns, --no-dns, --domain, --no-domain or --dhcp');
+      print('subnets', await client(o).call('PATCH', `/v1/subnets/${encodeURIComponent(name)}`, { allocation, dns, domain, dhcp }), o.output);
+      if (dns !== undefined || domain !== undefined) console.error(`subnet ${name}: VMs learn the change at their next DHCP lease`);
     });
 
   const port = basic(program, 'ports', 'port');
@@ -205,22 +283,37 @@ export function registerResourceCommands(program: Command): void {
       }) : undefined;
       print('ports', await client(o).call('POST', '/v1/ports', { name, network: o.network, vlans, host: o.host, mac: o.mac, ips: o.ip, backend, portSecurity: o.portSecurity, allowedAddresses: allowedAddresses(o.allowedAddress), allowedEtherTypes: o.allowedEthertype, securityGroups: o.securityGroup }), o.output);
     });
-  targetOptions(port.command('update').argument('<name>').description('move a port to another host, or change what it may send as')
+  targetOptions(port.command('update').alias('set').argument('<name>').description('move a port to another host, or change what it may send as')
     .option('--host <host>', 'its host from now on')
     .addOption(new Option('--port-security <on|off>', 'port security on or off').choices(['on', 'off']))
     .option('--allowed-address <ip[=mac]...>', 'all its allowed addresses from now on')
     .option('--no-allowed-addresses', 'no allowed addresses from now on')
     .option('--allowed-ethertype <type...>', 'all the EtherTypes it may send besides IPv4, IPv6 and ARP from now on')
     .option('--no-allowed-ethertypes', 'IPv4, IPv6 and ARP only from now on')
-    .option('--security-group <group...>', 'all its security groups from now on')
+    .option('--add-security-group <group...>', 'join these security groups, keeping the others')
+    .option('--remove-security-group <group...>', 'leave these security groups, keeping the others')
+    .option('--security-group <group...>', 'all its security groups from now on (it leaves the others, and says which)')
     .option('--no-security-groups', 'no security groups from now on: nothing in, everything out')
     .addOption(output()))
     .action(async (name, o) => {
       const allowed = o.allowedAddresses === false ? [] : allowedAddresses(o.allowedAddress);
       const groups = o.securityGroups === false ? [] : o.securityGroup;
       const etherTypes = o.allowedEthertypes === false ? [] : o.allowedEthertype;
-      if (!o.host && !o.portSecurity && allowed === undefined && etherTypes === undefined && groups === undefined) throw new UsageError('give --host, --port-security, --allowed-address, --allowed-ethertype, --security-group or their --no- forms');
-      print('ports', await client(o).call('PATCH', `/v1/ports/${encodeURIComponent(name)}`, { host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed, allowedEtherTypes: etherTypes, securityGroups: groups }), o.output);
+      const adds = o.addSecurityGroup as string[] | undefined;
+      const removes = o.removeSecurityGroup as string[] | undefined;
+      if (groups !== undefined && (adds || removes)) throw new UsageError('give --security-group (all of them), or --add-security-group and --remove-security-group, not both');
+      if (!o.host && !o.portSecurity && allowed === undefined && etherTypes === undefined && groups === undefined && !adds && !removes) {
+        throw new UsageError('give --host, --port-security, --allowed-address, --allowed-ethertype, --security-group, --add-security-group, --remove-security-group or the --no- forms');
+      }
+      const api = client(o);
+      const path = `/v1/ports/${encodeURIComponent(name)}`;
+      const before = groups === undefined ? null : await api.call<Port>('GET', path);
+      const after = await api.call<Port>('PATCH', path, {
+        host: o.host, portSecurity: o.portSecurity === undefined ? undefined : o.portSecurity === 'on', allowedAddresses: allowed,
+        allowedEtherTypes: etherTypes, securityGroups: groups, addSecurityGroups: adds, removeSecurityGroups: removes,
+      });
+      if (before) sayRemoved(`port ${name}`, 'is no longer in security group', before.securityGroups ?? [], after.securityGroups ?? [], '--security-group', '--add-security-group');
+      print('ports', after, o.output);
     });
 
   const sg = basic(program, 'security-groups', 'security-group');
@@ -264,17 +357,36 @@ export function registerResourceCommands(program: Command): void {
     .option('--gateway-host <host>', 'pin the external gateway to this host (else the controller chooses, and moves it when the host goes away)')
     .addOption(output()))
     .action(async (name, o) => print('routers', await client(o).call('POST', '/v1/routers', { name, subnets: o.subnet ?? [], routes: staticRoutes(o.route), externalGateway: externalGateway(o) }), o.output));
-  targetOptions(router.command('set').argument('<name>').description('set the subnets, routes or external gateway of a router')
-    .option('--subnet <subnet...>', 'all the subnets it joins from now on')
-    .option('--route <cidr=nexthop...>', 'all its static routes from now on')
+  targetOptions(router.command('set').alias('update').argument('<name>').description('change the subnets, routes or external gateway of a router')
+    .option('--add-subnet <subnet...>', 'join these subnets too')
+    .option('--remove-subnet <subnet...>', 'leave these subnets (routing between them and the others stops)')
+    .option('--subnet <subnet...>', 'all the subnets it joins from now on (it leaves the others, and says which)')
+    .option('--add-route <cidr=nexthop...>', 'add these static routes')
+    .option('--remove-route <cidr...>', 'remove the static routes for these prefixes')
+    .option('--route <cidr=nexthop...>', 'all its static routes from now on (the others go, and it says which)')
     .option('--external-gateway <network[=ip]>', 'its way out from now on')
     .option('--gateway-host <host>', 'pin the external gateway to this host')
     .option('--no-external-gateway', 'remove its way out')
     .addOption(output()))
     .action(async (name, o) => {
       const gateway = o.externalGateway === false ? null : externalGateway(o);
-      if (!o.subnet && !o.route && gateway === undefined) throw new UsageError('give --subnet, --route, --external-gateway or --no-external-gateway');
-      print('routers', await client(o).call('PATCH', `/v1/routers/${encodeURIComponent(name)}`, { subnets: o.subnet, routes: o.route ? staticRoutes(o.route) : undefined, externalGateway: gateway }), o.output);
+      if (o.subnet && (o.addSubnet || o.removeSubnet)) throw new UsageError('give --subnet (all of them), or --add-subnet and --remove-subnet, not both');
+      if (o.route && (o.addRoute || o.removeRoute)) throw new UsageError('give --route (all of them), or --add-route and --remove-route, not both');
+      if (!o.subnet && !o.addSubnet && !o.removeSubnet && !o.route && !o.addRoute && !o.removeRoute && gateway === undefined) {
+        throw new UsageError('give --add-subnet, --remove-subnet, --subnet, --add-route, --remove-route, --route, --external-gateway or --no-external-gateway');
+      }
+      const api = client(o);
+      const path = `/v1/routers/${encodeURIComponent(name)}`;
+      const before = o.subnet || o.route ? await api.call<Router>('GET', path) : null;
+      const after = await api.call<Router>('PATCH', path, {
+        subnets: o.subnet, addSubnets: o.addSubnet, removeSubnets: o.removeSubnet,
+        routes: o.route ? staticRoutes(o.route) : undefined, addRoutes: o.addRoute ? staticRoutes(o.addRoute) : undefined, removeRoutes: o.removeRoute,
+        externalGateway: gateway,
+      });
+      const route = (r: { cidr: string; nextHop: string }) => `${r.cidr} via ${r.nextHop}`;
+      if (before && o.subnet) sayRemoved(`router ${name}`, 'no longer joins subnet', before.subnets, after.subnets, '--subnet', '--add-subnet');
+      if (before && o.route) sayRemoved(`router ${name}`, 'no longer has the route', (before.routes ?? []).map(route), (after.routes ?? []).map(route), '--route', '--add-route');
+      print('routers', after, o.output);
     });
 
   const floating = basic(program, 'floating-ips', 'floating-ip');

@@ -149,6 +149,8 @@ export function apiApp(opts: ApiOptions): Hono {
     } satisfies Route] : []),
     { method: 'post', path: '/v1/apply', summary: 'make networks, subnets and ports match a file, entirely or not at all (dryRun: plan only)', role: 'admin', body: applyRequest, bodyLimit: APPLY_BODY_LIMIT,
       handle: (_p, b) => opts.applier.apply(b as ApplyRequest) },
+    { method: 'get', path: '/v1/export', summary: 'everything but hosts as an apply file (weft export): applying it changes nothing', role: 'admin',
+      handle: () => opts.applier.export() },
     { method: 'get', path: '/healthz', summary: 'liveness, and the store revision', role: 'public', handle: async () => ({ ok: true, revision: await s.revision() }) },
   );
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Applier, applyRequest, plan, type ApplyResources } from './apply.js';
+import { Applier, applyRequest, exportResources, plan, type ApplyResources } from './apply.js';
 import { ApiError, NetworkService } from './service.js';
 import { MemoryStore } from './store/memory-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -27,6 +27,27 @@ const current = {
 const file = (resources: unknown, more: object = {}) => applyRequest.parse({ resources, ...more });
 
 describe('the plan', () => {
+  test('what export gives back plans nothing, whatever the resources hold (trunks, providers, gateways, NAT, groups)', () => {
+    const everything = {
+      ...current,
+      networks: [...current.networks, { name: 'red', vni: 200, encapsulation: 'geneve' as const, mtu: 1400, encryption: 'none' as const, ipv6: { prefix: 'fd00:20::/64', dns: [] } },
+        { name: 'public', vni: 300, encapsulation: 'vxlan' as const, provider: { physicalNetwork: 'physnet1', vlan: 30 } }],
+      subnets: [...current.subnets, { name: 'pub4', network: 'public', cidr: '203.0.113.0/24', gateway: '203.0.113.1', allocation: { start: '203.0.113.10', end: '203.0.113.99' }, dns: ['192.0.2.53'], domain: 'example.internal', dhcp: false }],
+      routers: [{ name: 'r0', subnets: ['blue4'], routes: [{ cidr: '10.40.0.0/24', nextHop: '10.0.0.9' }], externalGateway: { network: 'public', ip: '203.0.113.2', mac: '02:00:00:00:aa:01', host: 'h2' } }],
+      ports: [...current.ports,
+        { name: 'trunk', host: 'h1', mac: '02:00:00:00:00:02', ips: [], vlans: [{ vid: 10, network: 'blue', ips: ['10.0.0.3'] }], backend: { type: 'tap' as const, device: 'eth0', netns: 'vm2' }, portSecurity: false },
+        { name: 'vm3', network: 'blue', host: 'h2', mac: '02:00:00:00:00:03', ips: ['10.0.0.4'], backend: { type: 'qemu' as const, socket: '/run/weft/vm3.sock' }, allowedAddresses: [{ ip: '10.0.0.100', mac: '02:00:00:00:00:33' }], securityGroups: ['web'], connectionLimit: 100 }],
+      securityGroups: [{ name: 'web', description: 'the web', rules: [{ id: 'a1b2c3d4', direction: 'ingress' as const, ethertype: 'ipv4' as const, protocol: 'tcp' as const, ports: { min: 80, max: 80 }, remote: { cidr: '0.0.0.0/0' } }] }],
+      floatingIps: [{ name: 'f1', network: 'public', address: '203.0.113.20', port: 'vm3' }],
+      portForwards: [{ name: 'web', router: 'r0', protocol: 'tcp' as const, externalPort: 8080, port: 'vm3', internalPort: 80 }],
+    };
+    const exported = exportResources(everything);
+    assert.doesNotMatch(JSON.stringify(exported), /a1b2c3d4|02:00:00:00:aa:01/, 'nothing the controller adds: a rule\'s id, a gateway\'s MAC');
+    // Through the file's own schema, as weft apply reads it back.
+    const back = file(JSON.parse(JSON.stringify(exported)), { prune: true });
+    assert.deepEqual(plan(everything, back.resources, true), { actions: [], kept: [] });
+  });
+
   test('creates what is missing, changes what differs, and keeps what the file leaves out', () => {
     const req = file({
       networks: [{ name: 'blue', vni: 100, mtu: 1400 }, { name: 'red', encapsulation: 'geneve' }],

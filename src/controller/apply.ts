@@ -339,26 +339,74 @@ export function planDigest(actions: Action[]): string {
   return createHash('sha256').update(JSON.stringify(actions.map((a) => [a.verb, a.kind, a.name, a.body ?? null]))).digest('hex');
 }
 
+/**
+ * What the controller holds, as an apply file (`weft export`): each resource with the fields
+ * a file gives, and none of what the controller adds (a rule's id, a gateway's MAC), so that
+ * applying it plans nothing. Hosts are not in it: they are registered (`weft host create`).
+ */
+export function exportResources(current: Current): ApplyResources {
+  const opt = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>;
+  return {
+    networks: current.networks.map((n) => ({
+      name: n.name, vni: n.vni, encapsulation: n.encapsulation, ...opt('encryption', n.encryption), ...opt('mtu', n.mtu), ...opt('provider', n.provider), ...opt('ipv6', n.ipv6),
+    })),
+    subnets: current.subnets.map((s) => ({
+      name: s.name, network: s.network, cidr: s.cidr, gateway: s.gateway, allocation: s.allocation, dns: s.dns, ...opt('domain', s.domain), dhcp: s.dhcp ?? true,
+    })),
+    routers: current.routers.map((r) => ({
+      name: r.name, subnets: r.subnets, routes: r.routes ?? [],
+      ...opt('externalGateway', r.externalGateway && { network: r.externalGateway.network, ip: r.externalGateway.ip, ...opt('host', r.externalGateway.host) }),
+    })),
+    securityGroups: current.securityGroups.map((g) => ({
+      name: g.name, ...opt('description', g.description), rules: g.rules.map(({ id: _id, ...rule }) => rule),
+    })),
+    ports: current.ports.map((p) => ({
+      name: p.name, ...opt('network', p.network), ...opt('vlans', p.vlans), host: p.host, mac: p.mac,
+      // A trunk without a native network has its addresses in its VLANs only.
+      ...(p.network === undefined ? {} : { ips: p.ips }),
+      backend: p.backend, portSecurity: p.portSecurity ?? true, allowedAddresses: p.allowedAddresses ?? [],
+      ...opt('securityGroups', p.securityGroups), ...opt('connectionLimit', p.connectionLimit),
+    })),
+    floatingIps: current.floatingIps.map((f) => ({ name: f.name, network: f.network, address: f.address, port: f.port })),
+    portForwards: current.portForwards.map((f) => ({ name: f.name, router: f.router, protocol: f.protocol, externalPort: f.externalPort, port: f.port, internalPort: f.internalPort })),
+  };
+}
+
+async function readCurrent(service: NetworkService): Promise<Current> {
+  return {
+    networks: await service.list<Network>('networks'),
+    subnets: await service.list<Subnet>('subnets'),
+    routers: await service.list<Router>('routers'),
+    ports: await service.list<Port>('ports'),
+    floatingIps: await service.list<FloatingIp>('floating-ips'),
+    portForwards: await service.list<PortForward>('port-forwards'),
+    securityGroups: await service.list<SecurityGroup>('security-groups'),
+    hosts: await service.list<Host>('hosts'),
+  };
+}
+
 export class Applier {
   constructor(
     private readonly store: Store,
     private readonly serviceOptions: ServiceOptions = {},
   ) {}
 
+  /** Everything as an apply file, as it was at one revision (read again when a change
+   * landed while it was read). */
+  async export(): Promise<ApplyResources & { revision: number }> {
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      const revision = await this.store.revision();
+      const current = await readCurrent(new NetworkService(this.store, this.serviceOptions));
+      if ((await this.store.revision()) === revision) return { ...exportResources(current), revision };
+    }
+    throw new ApiError(409, 'Conflict', 'the controller\'s state kept changing during the export; try again');
+  }
+
   async apply(req: ApplyRequest): Promise<ApplyResult> {
     for (let attempt = 0; ; attempt++) {
       const tx = await Transaction.begin(this.store);
       const service = new NetworkService(tx, this.serviceOptions);
-      const current: Current = {
-        networks: await service.list<Network>('networks'),
-        subnets: await service.list<Subnet>('subnets'),
-        routers: await service.list<Router>('routers'),
-        ports: await service.list<Port>('ports'),
-        floatingIps: await service.list<FloatingIp>('floating-ips'),
-        portForwards: await service.list<PortForward>('port-forwards'),
-        securityGroups: await service.list<SecurityGroup>('security-groups'),
-        hosts: await service.list<Host>('hosts'),
-      };
+      const current = await readCurrent(service);
       const { actions, kept } = plan(current, req.resources, req.prune);
       const digest = planDigest(actions);
       if (req.planDigest !== undefined && req.planDigest !== digest) {

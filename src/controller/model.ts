@@ -135,8 +135,13 @@ export const portUpdate = z.object({
   allowedAddresses: z.array(allowedAddress).max(16),
   allowedEtherTypes: z.array(etherType).max(16).superRefine(uniqueEtherTypes),
   securityGroups: z.array(name).max(16),
+  /** Groups to join or leave, the others kept (instead of securityGroups, which replaces). */
+  addSecurityGroups: z.array(name).min(1).max(16),
+  removeSecurityGroups: z.array(name).min(1).max(16),
   connectionLimit: z.number().int().min(1).max(65536),
-}).partial().strict();
+}).partial().strict().refine((p) => !(p.securityGroups && (p.addSecurityGroups || p.removeSecurityGroups)), {
+  path: ['securityGroups'], message: 'give securityGroups (all of them), or addSecurityGroups and removeSecurityGroups, not both',
+});
 
 const l4Port = z.number().int().min(1).max(65535);
 
@@ -224,7 +229,16 @@ export const routerCreate = z.object({
     seen.add(s);
   });
 });
-export const routerUpdate = z.object({ subnets: z.array(name).max(64), routes: z.array(staticRoute).max(256), externalGateway: externalGateway.nullable() }).partial().strict();
+/** A router's subnets and routes are replaced whole (`subnets`, `routes`) or changed one at a
+ * time (`addSubnets`, `removeSubnets`; `addRoutes`, `removeRoutes` by prefix), not both. */
+export const routerUpdate = z.object({
+  subnets: z.array(name).max(64), addSubnets: z.array(name).min(1).max(64), removeSubnets: z.array(name).min(1).max(64),
+  routes: z.array(staticRoute).max(256), addRoutes: z.array(staticRoute).min(1).max(256), removeRoutes: z.array(ipv4Cidr).min(1).max(256),
+  externalGateway: externalGateway.nullable(),
+}).partial().strict().superRefine((r, ctx) => {
+  if (r.subnets && (r.addSubnets || r.removeSubnets)) ctx.addIssue({ code: 'custom', path: ['subnets'], message: 'give subnets (all of them), or addSubnets and removeSubnets, not both' });
+  if (r.routes && (r.addRoutes || r.removeRoutes)) ctx.addIssue({ code: 'custom', path: ['routes'], message: 'give routes (all of them), or addRoutes and removeRoutes, not both' });
+});
 
 /** A floating address: an address of a provider network that is a VM's (1:1 NAT), through
  * the external gateway of the router of the VM's subnet. */

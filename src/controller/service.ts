@@ -203,8 +203,8 @@ export class NetworkService {
 
   async updateRouter(n: string, body: z.infer<typeof routerUpdate>): Promise<Router> {
     const e = await this.entry<Router>(Keys.router(n), 'router', n);
-    const subnets = body.subnets ?? e.value.subnets;
-    const routes = body.routes ?? e.value.routes ?? [];
+    const subnets = changeList(`router ${n}`, 'subnet', 'joins', body.subnets ?? e.value.subnets, body.addSubnets, body.removeSubnets, (s) => s, (s) => s);
+    const routes = changeList(`router ${n}`, 'route', 'has', body.routes ?? e.value.routes ?? [], body.addRoutes, body.removeRoutes, (r) => r.cidr, (r) => `${r.cidr} via ${r.nextHop}`);
     const { conditions, claims } = await this.routerSubnets(n, subnets, e.value.subnets);
     await this.checkRoutes(subnets, routes);
     const released = e.value.subnets.filter((s) => !subnets.includes(s));
@@ -757,6 +757,9 @@ export class NetworkService {
       ...(body.allowedAddresses !== undefined ? { allowedAddresses: body.allowedAddresses } : {}),
       ...(body.allowedEtherTypes !== undefined ? { allowedEtherTypes: body.allowedEtherTypes } : {}),
       ...(body.securityGroups !== undefined ? { securityGroups: await this.portGroups(body.securityGroups) } : {}),
+      ...(body.addSecurityGroups || body.removeSecurityGroups
+        ? { securityGroups: await this.portGroups(changeList(`port ${n}`, 'security group', 'is in', old.securityGroups ?? [], body.addSecurityGroups, body.removeSecurityGroups, (g) => g, (g) => g)) }
+        : {}),
       ...(body.connectionLimit !== undefined ? { connectionLimit: body.connectionLimit } : {}),
     };
     if (port.allowedAddresses?.length === 0) delete port.allowedAddresses;
@@ -795,6 +798,24 @@ const DEFAULT_GROUP = 'default';
 
 function ruleId(): string {
   return randomBytes(4).toString('hex');
+}
+
+/**
+ * A list setting changed one item at a time: `remove` names items by key (each must be
+ * there), `add` appends items (none there yet). A 422 names what is there otherwise.
+ */
+function changeList<T, R>(owner: string, what: string, verb: string, list: T[], add: T[] | undefined, remove: R[] | undefined, key: (item: T) => R, show: (item: T) => string): T[] {
+  const field = (op: string) => `${op}${what.split(' ').map((w) => w[0].toUpperCase() + w.slice(1)).join('')}s`;
+  const has = (k: R) => list.some((x) => key(x) === k);
+  const missing = (remove ?? []).filter((k) => !has(k));
+  if (missing.length > 0) {
+    throw new ApiError(422, 'Unprocessable', `${owner} ${verb} no ${what} ${missing.join(', ')} (${list.length ? `it ${verb}: ${list.map(show).join(', ')}` : `it ${verb} none`})`, [{ field: field('remove'), message: 'not there' }]);
+  }
+  if (add && new Set(add.map(key)).size !== add.length) throw new ApiError(422, 'Unprocessable', `a ${what} to add is listed twice`, [{ field: field('add'), message: 'duplicate' }]);
+  const kept = list.filter((x) => !(remove ?? []).includes(key(x)));
+  const already = (add ?? []).filter((x) => kept.some((k) => key(k) === key(x)));
+  if (already.length > 0) throw new ApiError(422, 'Unprocessable', `${owner} ${verb} ${what} ${already.map(show).join(', ')} already`, [{ field: field('add'), message: 'there already' }]);
+  return [...kept, ...(add ?? [])];
 }
 
 function names(items: Array<{ name: string }>): string {

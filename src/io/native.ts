@@ -12,7 +12,9 @@ export interface WatchHandle {
 }
 
 export interface Native {
-  tapOpen(name: string, netnsPath: string | null, offload: boolean): { fd: number; name: string; offload: boolean };
+  tapOpen(name: string, netnsPath: string | null, offload: boolean): { fd: number; name: string; offload: boolean; mac: string };
+  /** Gives the TAP device on fd this MAC, wherever the device now is. */
+  tapSetMac(fd: number, mac: Uint8Array): void;
   /** Like readFrames, for a TAP opened with offload: super-frames cut into segments (what
    * does not fit waits in raw, described by state), checksums finished. A frame whose
    * virtio-net header cannot be honoured has length BAD_OFFLOAD. raw: RAW_CAPACITY bytes;

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import type { KernelCounters } from '../datapath/backend.js';
 import { FdPort, netnsPath } from './fd-port.js';
 import { IoError, native, RAW_CAPACITY, TAP_READ_STATE } from './native.js';
+import { parseMac, writeMac } from '../wire/bytes.js';
 
 export class TapPort extends FdPort {
   /** With offload: where a super-frame is read (and kept while its segments wait for
@@ -34,12 +35,29 @@ export class TapPort extends FdPort {
    * hypervisor), creating it when it does not exist. With `netns`, the device is looked up
    * (or made) in that network namespace. `offload: false` keeps to one frame at a time
    * (the kernel finishes every checksum and cuts every segment before Weft sees it).
+   *
+   * With `mac`, the device is given that MAC when it has another. The kernel side of a TAP
+   * is the VM's NIC (moved into the VM's namespace or a container, it is what sends), so it
+   * must send as the port's MAC, or port security drops everything it sends. The MAC is set
+   * through the TAP's own fd, which reaches the device wherever it is moved afterwards; and
+   * it stays when the device moves. Throws when the kernel refuses it (the fd is closed).
    */
-  static open(device: string, netns?: string, options: { offload?: boolean } = {}): TapPort {
+  static open(device: string, netns?: string, options: { offload?: boolean; mac?: string } = {}): TapPort {
     const ns = netns ? netnsPath(netns) : null;
     if (ns && !existsSync(ns)) throw new Error(`network namespace ${netns} does not exist (${ns})`);
-    const { fd, name, offload } = native.tapOpen(device, ns, options.offload ?? true);
-    return new TapPort(fd, name, netns ?? null, offload);
+    const { fd, name, offload, mac } = native.tapOpen(device, ns, options.offload ?? true);
+    const port = new TapPort(fd, name, netns ?? null, offload);
+    if (options.mac !== undefined && options.mac !== mac) {
+      const bytes = new Uint8Array(6);
+      writeMac(bytes, 0, parseMac(options.mac));
+      try {
+        native.tapSetMac(fd, bytes);
+      } catch (err) {
+        port.close();
+        throw new Error(`TAP ${name}: cannot give it the port's MAC ${options.mac}: ${(err as Error).message}`);
+      }
+    }
+    return port;
   }
 
   readBatch(mem: Uint8Array, base: number, stride: number, capacity: number, max: number, lengths: Int32Array): number {
