@@ -6,6 +6,7 @@ import { EtherType } from '../wire/ethernet.js';
 import { Icmpv6Repr } from '../wire/icmpv6.js';
 import { Drop } from './counters.js';
 import { PortSecurity } from './port-security.js';
+import { BOOT_MAC, DAD_SOLICITATION, MLD_REPORT_LINK_LOCAL, MLD_REPORT_UNSPECIFIED } from './boot-frames.js';
 
 const MAC = parseMac('02:00:00:00:00:01');
 const OTHER = parseMac('02:00:00:00:00:02');
@@ -45,4 +46,18 @@ test('port security: the port\'s MACs and addresses pass; anything else is refus
   assert.equal(check(v6('::', echo)), Drop['spoofed-ip']);
   // Other ethertypes pass with the MAC checked.
   assert.equal(check(compose.ethernet(0xffffffffffff, MAC, 0x88b5, new Uint8Array(46))), -1);
+});
+
+test('port security: a booting VM\'s IPv6 frames (DAD and MLD reports from ::, behind a hop-by-hop header) are not spoofs; a report from another\'s address is', () => {
+  const boot = new PortSecurity([BOOT_MAC], ['10.10.0.1']);
+  const at = (f: Uint8Array) => boot.check(f, 0, f.length);
+  assert.equal(at(DAD_SOLICITATION), -1);
+  assert.equal(at(MLD_REPORT_UNSPECIFIED), -1);
+  assert.equal(at(MLD_REPORT_LINK_LOCAL), -1);
+  const forged = MLD_REPORT_LINK_LOCAL.slice();
+  forged[14 + 8 + 15] = 0x09; // fe80::5746:ff:fe00:9, not the port's
+  assert.equal(at(forged), Drop['spoofed-ip']);
+  const other = MLD_REPORT_UNSPECIFIED.slice();
+  other[14 + 40 + 8] = 128; // an echo request behind the hop-by-hop header, from ::
+  assert.equal(at(other), Drop['spoofed-ip'], 'only DAD and listener reports come from ::');
 });

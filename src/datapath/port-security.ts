@@ -94,16 +94,22 @@ export class PortSecurity {
 
   private checkIpv6(mem: Uint8Array, ip: number, len: number, srcMac: number): number {
     if (len < 40) return Drop['spoofed-ip'];
-    const next = mem[ip + 6];
-    const l4 = ip + 40;
-    const icmp = next === 58 && len >= 40 + 4 ? mem[l4] : -1;
+    let next = mem[ip + 6];
+    let l4 = ip + 40;
+    // MLD travels behind a hop-by-hop header carrying Router Alert (RFC 3810 §5): look past it.
+    if (next === 0 && len >= 40 + 8) {
+      next = mem[l4];
+      l4 += (mem[l4 + 1] + 1) * 8;
+    }
+    const icmp = next === 58 && len >= l4 - ip + 4 ? mem[l4] : -1;
     if (icmp === 134) return Drop['router-advertisement'];
     if (next === 17 && len >= 40 + 8 && readU16(mem, l4) === 547) return Drop['dhcp-server'];
     let unspecified = true;
     for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[ip + 8 + i] === 0;
     if (unspecified) {
-      // Duplicate address detection (a solicitation) and listener reports come from ::.
-      if (icmp === 135 || icmp === 143) return icmp === 135 ? this.checkNdOptions(mem, l4 + 24, len - 64, srcMac) : -1;
+      // Duplicate address detection (a solicitation) and listener reports (MLDv2, and v1's
+      // for old stacks) come from :: (RFC 4862 §5.4.2, RFC 3810 §5.2.13).
+      if (icmp === 135 || icmp === 143 || icmp === 131) return icmp === 135 ? this.checkNdOptions(mem, l4 + 24, len - 64, srcMac) : -1;
       return Drop['spoofed-ip'];
     }
     if (!this.v6Allowed(mem, ip + 8)) return Drop['spoofed-ip'];
