@@ -12,7 +12,7 @@ import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labConsole, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
-import { fetchStats, renderStats } from './stats.js';
+import { explainReasons, fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
 import { Controller } from '../controller/controller.js';
 import { physicalNetworks, registerResourceCommands, targetOptions, client } from './resources.js';
@@ -234,12 +234,41 @@ const agentOptions = (cmd: Command) => cmd
   .option('--lab <lab>', 'an agent of this lab');
 
 agentOptions(program.command('stats'))
-  .description('show an agent\'s counters: ports, tunnels, underlay, networks')
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .description('show agents\' counters: ports, tunnels, underlay, networks (with --lab and no --host: every host of the lab)')
+  .addOption(new Option('-o, --output <format>', 'output format: table (fits 100 columns), wide (every column), json').choices(['table', 'wide', 'json']).default('table'))
+  .option('--explain', 'say what each drop reason shown means (without an agent: every reason)')
+  .option('-w, --watch', 'refresh in place, with rates over the last interval instead of totals; Ctrl-C stops')
+  .option('-i, --interval <seconds>', 'with --watch: seconds between readings', '2')
   .action(async (opts) => {
-    const s = await fetchStats(socketOf(opts));
-    console.log(opts.output === 'json' ? JSON.stringify(s, null, 2) : renderStats(s));
+    if (opts.explain && !opts.socket && !opts.host && !opts.lab) return console.log(explainReasons());
+    const interval = Number(opts.interval);
+    if (!Number.isFinite(interval) || interval < 0.1 || interval > 3600) throw new UsageError(`--interval takes seconds from 0.1 to 3600, not ${JSON.stringify(opts.interval)}`);
+    const everyHost = opts.lab && !opts.host && !opts.socket;
+    const sockets = everyHost ? labSockets(opts.lab) : [socketOf(opts)];
+    const read = () => Promise.all(sockets.map(fetchStats));
+    let stats = await read();
+    if (opts.output === 'json') return console.log(JSON.stringify(everyHost ? stats : stats[0], null, 2));
+    const render = { wide: opts.output === 'wide', explain: Boolean(opts.explain) };
+    if (!opts.watch) return console.log(renderStats(stats, render));
+    process.once('SIGINT', () => process.exit(0));
+    process.stdout.write(`\x1b[H\x1b[J${renderStats(stats, render)}\n\n(totals; rates in ${interval}s)\n`);
+    for (;;) {
+      const at = Date.now();
+      await new Promise((r) => setTimeout(r, interval * 1000));
+      const next = await read();
+      // Home, clear to the end: the new reading replaces the old one in place.
+      process.stdout.write(`\x1b[H\x1b[J${renderStats(next, { ...render, previous: { stats, seconds: (Date.now() - at) / 1000 } })}\n`
+        + `\nevery ${interval}s, rates over the last interval (${new Date().toISOString().slice(11, 19)} UTC; Ctrl-C stops)\n`);
+      stats = next;
+    }
   });
+
+/** The control sockets of every host of a lab. */
+function labSockets(name: string): string[] {
+  const state = readLabState(name);
+  if (!state) throw new UsageError(`no lab ${name} on this machine (weft lab list shows the labs)`);
+  return state.plan.hosts.map((h) => agentSocket(name, h.name));
+}
 
 agentOptions(program.command('capture'))
   .description('write a pcap of a port\'s frames, or of tunnel traffic (inner frames or outer packets)')

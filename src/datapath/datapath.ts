@@ -112,7 +112,9 @@ export interface DatapathStats {
     conntrack: { entries: number; limit: number; refused: number } | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[]; encrypted: boolean; tunnel: TunnelStats | null } & CounterSnapshot>;
   underlays: Array<{ encapsulation: Encapsulation | 'encrypted'; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; encrypted: boolean; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; encrypted: boolean;
+    /** On a host interface (a physical network), not an overlay: its encapsulation is unused. */
+    provider: boolean; mtu: number; ports: number; remotes: number; fdb: { entries: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
   /** The routers' external gateways this host holds. */
   nats: Array<{ router: string; network: string; address: string; connections: number; limit: number; translatedOut: number; translatedIn: number; neighbors: number }>;
 }
@@ -1139,6 +1141,7 @@ export class Datapath implements Output {
         vni: n.vni,
         encapsulation: n.encapsulation,
         encrypted: n.encrypted,
+        provider: n.provider,
         mtu: n.mtu,
         ports: n.ports.length,
         remotes: n.remotes.length,
