@@ -833,7 +833,7 @@ export class Datapath implements Output {
     c.rx(len);
     const inner = off + TUNNEL_HEADER_LEN;
     if (plain < 8 + 14) return c.drop(Drop.truncated);
-    if (vtep.tap !== null && sealedCopy >= 0) vtep.tap.datagram(mem, sealedCopy, len, inner + 8, plain - 8, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (vtep.tap !== null && sealedCopy >= 0) vtep.tap.datagram(mem, sealedCopy, len, inner + 8, plain - 8, 'rx', u.address, u.port, fromAddr, fromPort, readU24(mem, inner + 4), now);
     const net = this.networkByVni.get(readU24(mem, inner + 4));
     if (net === undefined || !net.encrypted) return c.drop(Drop['unknown-vni']);
     if (!net.remotes.includes(vtep)) return c.drop(Drop['unknown-vtep']);
@@ -859,7 +859,7 @@ export class Datapath implements Output {
     }
     const inner = off + headerLen;
     const innerLen = len - headerLen;
-    if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, net.vni, now);
     this.enterFromTunnel(u, net, vtep, inner, innerLen, fromAddr, now);
   }
 
@@ -980,7 +980,7 @@ export class Datapath implements Output {
     u.txPorts[k] = vtep.port;
     u.txVteps[k] = vtep.index;
     if (vtep.tap !== null) {
-      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, len, 'tx', u.address, u.port, vtep.address, vtep.port, now);
+      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, len, 'tx', u.address, u.port, vtep.address, vtep.port, net.vni, now);
     }
   }
 
@@ -1006,7 +1006,7 @@ export class Datapath implements Output {
     u.txAddrs[k] = peer.address;
     u.txPorts[k] = peer.port;
     u.txVteps[k] = vtep.index;
-    if (vtep.tap !== null) vtep.tap.datagram(mem, slot, sealed, frame, len - 8, 'tx', u.address, u.port, peer.address, peer.port, now);
+    if (vtep.tap !== null) vtep.tap.datagram(mem, slot, sealed, frame, len - 8, 'tx', u.address, u.port, peer.address, peer.port, readU24(mem, at + 4), now);
   }
 
   /** Writes every queued frame. Called at the end of each batch. */
