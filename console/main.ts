@@ -9,6 +9,7 @@
  * asked for, and is kept for the tab (sessionStorage) only.
  */
 import cytoscape from 'cytoscape';
+import { DROP_EXPLANATIONS, isExpectedDrop, type DropReason } from '../src/datapath/counters.js';
 
 interface Counts { frames: number; bytes: number }
 interface PortCounters { name: string; rx: Counts; tx: Counts; drops: Record<string, number> }
@@ -135,7 +136,7 @@ function draw(m: Model): void {
       const id = `tun:${[h.name, other].sort().join(':')}`;
       if (seen.has(id)) continue;
       seen.add(id);
-      const drops = Object.values(t.drops).reduce((a, b) => a + b, 0);
+      const drops = Object.entries(t.drops).filter(([r]) => !isExpectedDrop(r)).reduce((a, [, n]) => a + n, 0);
       const idle = t.encrypted && t.tunnel?.session == null;
       els.push({ data: { id, source: `host:${h.name}`, target: `host:${other}`, label: t.encrypted ? (idle ? 'no session' : 'encrypted') : 'plain' }, classes: `tunnel${drops > 0 ? ' drops' : ''}${idle ? ' idle' : ''}` });
     }
@@ -171,7 +172,23 @@ function showIds(): void {
 }
 
 const fmt = (n: number) => n.toLocaleString('en');
-const dropsText = (d: Record<string, number>) => Object.entries(d).map(([r, n]) => `${r} ${fmt(n)}`).join(', ') || '—';
+const dropsText = (d: Record<string, number>) => Object.entries(d).map(([r, n]) => `${r} ${fmt(n)}${isExpectedDrop(r) ? ' (expected)' : ''}`).join(', ') || '—';
+
+/** Drops by reason, each with its explanation as a tooltip; expected ones (what healthy VMs
+ * do, such as a booting VM's listener reports) are grey, the problems red. */
+function dropsCell(d: Record<string, number> | null): HTMLTableCellElement {
+  const td = cell(d === null || Object.keys(d).length === 0 ? '—' : '', 'drops');
+  const entries = Object.entries(d ?? {}).sort(([a], [b]) => Number(isExpectedDrop(a)) - Number(isExpectedDrop(b)));
+  entries.forEach(([r, n], i) => {
+    const span = document.createElement('span');
+    span.textContent = `${r} ${fmt(n)}`;
+    span.className = isExpectedDrop(r) ? 'expected' : 'problem';
+    span.dataset.reason = r;
+    span.title = `${DROP_EXPLANATIONS[r as DropReason]?.text ?? 'a drop reason this console does not know'}${isExpectedDrop(r) ? ' (expected)' : ''}`;
+    td.append(...(i > 0 ? [', '] : []), span);
+  });
+  return td;
+}
 
 function cell(text: string, className = ''): HTMLTableCellElement {
   const td = document.createElement('td');
@@ -189,7 +206,7 @@ function tables(m: Model): void {
     const tr = document.createElement('tr');
     tr.dataset.port = p.name;
     tr.append(cell(p.name), cell(p.host), cell(p.network ?? (p.vlans ?? []).map((v) => v.network).join(', ')),
-      cell(c ? fmt(c.rx.frames) : '—', 'num rx-frames'), cell(c ? fmt(c.tx.frames) : '—', 'num tx-frames'), cell(c ? dropsText(c.drops) : '—', 'drops'));
+      cell(c ? fmt(c.rx.frames) : '—', 'num rx-frames'), cell(c ? fmt(c.tx.frames) : '—', 'num tx-frames'), dropsCell(c ? c.drops : null));
     return tr;
   }));
   const byAddress = new Map(m.hosts.map((h) => [h.address, h.name]));
@@ -200,7 +217,7 @@ function tables(m: Model): void {
       tr.dataset.tunnel = `${h.name}>${byAddress.get(t.remote.split(':')[0]) ?? t.remote}`;
       const age = t.tunnel?.session ? `${Math.round(t.tunnel.session.ageMs / 1000)} s` : t.encrypted ? 'none' : '—';
       tr.append(cell(h.name), cell(byAddress.get(t.remote.split(':')[0]) ?? t.remote), cell(t.encrypted ? 'yes' : 'no'), cell(age),
-        cell(fmt(t.rx.frames), 'num'), cell(fmt(t.tx.frames), 'num'), cell(dropsText(t.drops), 'drops'));
+        cell(fmt(t.rx.frames), 'num'), cell(fmt(t.tx.frames), 'num'), dropsCell(t.drops));
       rows.push(tr);
     }
   }

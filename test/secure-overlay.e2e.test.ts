@@ -23,6 +23,7 @@ import { VXLAN_PORT, TUNNEL_PORT } from '../src/wire/udp.js';
 import { mac1Key, mac16 } from '../src/tunnel/noise.js';
 import { e2eSkipReason } from './support/env.js';
 import { captureUnderlay, observe, withLab, type Lab } from './support/lab.js';
+import { BlockType, readPcapng } from '../src/wire/pcapng.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump', 'tshark');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
@@ -42,14 +43,15 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>, m
   }
 }
 
-/** The UDP payloads in a pcap file of Ethernet frames carrying IPv4. */
+/** The UDP payloads in a pcap (tcpdump's) or pcapng (weft capture's) file of Ethernet
+ * frames carrying IPv4. */
 function udpPayloads(file: string): Array<{ dstPort: number; payload: Buffer }> {
   const b = readFileSync(file);
   const out: Array<{ dstPort: number; payload: Buffer }> = [];
-  for (let at = 24; at + 16 <= b.length;) {
-    const len = b.readUInt32LE(at + 8);
-    const frame = b.subarray(at + 16, at + 16 + len);
-    at += 16 + len;
+  const frames: Buffer[] = [];
+  if (b.readUInt32LE(0) === BlockType.Section) frames.push(...readPcapng(b).map((p) => Buffer.from(p.data)));
+  else for (let at = 24; at + 16 <= b.length; at += 16 + b.readUInt32LE(at + 8)) frames.push(b.subarray(at + 16, at + 16 + b.readUInt32LE(at + 8)));
+  for (const frame of frames) {
     if (frame.length < 42 || frame.readUInt16BE(12) !== 0x0800 || frame[23] !== 17) continue;
     const udp = 14 + (frame[14] & 0x0f) * 4;
     out.push({ dstPort: frame.readUInt16BE(udp + 2), payload: Buffer.from(frame.subarray(udp + 8, 14 + frame.readUInt16BE(16))) });
@@ -92,10 +94,10 @@ test('encrypted networks: sealed on the wire, forgeries and replays counted, rot
     assert.equal(decoded.stdout.trim(), '', 'tshark finds no inner ICMP or ARP');
 
     // weft capture of the tunnels' outer layer shows them as the underlay does: sealed.
-    const outer = join(pcap, '..', 'outer.pcap');
+    const outer = join(pcap, '..', 'outer.pcapng');
     const cap = spawn(process.execPath, [CLI, 'capture', '--lab', lab.name, '--host', 'h1', '--tunnel', 'all', '--layer', 'outer', '-d', '2', '-w', outer], { stdio: ['ignore', 'ignore', 'pipe'] });
     const capDone = new Promise<number>((resolve) => cap.on('close', (code) => resolve(code ?? 1)));
-    await until('the capture to start', async () => existsSync(outer) && statSync(outer).size >= 24);
+    await until('the capture to start', async () => existsSync(outer) && statSync(outer).size >= 28);
     await lab.run('blue1', 'ping', '-c', '3', '-i', '0.2', '-p', hex(PATTERN), '10.10.0.2');
     assert.equal(await capDone, 0);
     const captured = udpPayloads(outer);

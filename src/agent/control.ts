@@ -4,8 +4,9 @@
  *   GET /v1/stats                                  counters of every port, tunnel, network
  *   GET /metrics                                   the same, for Prometheus (also on
  *                                                  --metrics-listen HOST:PORT, metrics only)
- *   GET /v1/capture?port=NAME[&count=N]            a pcap stream of a port's frames
- *   GET /v1/capture?tunnel=ADDR|all&layer=inner|outer[&count=N]
+ *   GET /v1/capture?port=NAME[&count=N][&filter=EXPR]   a pcapng stream of a port's frames
+ *   GET /v1/capture?tunnel=ADDR|all&layer=inner|outer[&count=N][&filter=EXPR]
+ *                                                  (EXPR: capture-filter.ts)
  *
  * `weft stats` and `weft capture` are its clients.
  */
@@ -18,6 +19,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { Datapath } from '../datapath/datapath.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { PcapTap, type CaptureLayer } from './capture.js';
+import { compileFilter, FilterError, type FramePredicate } from './capture-filter.js';
 import type { AgentMetrics } from './metrics.js';
 
 export interface ControlContext {
@@ -56,6 +58,13 @@ export function controlApp(ctx: ControlContext): Hono {
     const tunnel = c.req.query('tunnel');
     const layer = (c.req.query('layer') ?? 'inner') as CaptureLayer;
     const count = Number(c.req.query('count') ?? '0');
+    let filter: FramePredicate | null = null;
+    try {
+      filter = c.req.query('filter') ? compileFilter(c.req.query('filter')!) : null;
+    } catch (err) {
+      if (err instanceof FilterError) throw new HTTPException(400, { message: err.message });
+      throw err;
+    }
     if ((port === undefined) === (tunnel === undefined)) throw new HTTPException(400, { message: 'give either port=NAME or tunnel=ADDRESS|all' });
     if (layer !== 'inner' && layer !== 'outer') throw new HTTPException(400, { message: 'layer must be inner or outer' });
     if (!Number.isInteger(count) || count < 0) throw new HTTPException(400, { message: 'count must be a whole number' });
@@ -71,6 +80,7 @@ export function controlApp(ctx: ControlContext): Hono {
     }
     if (port !== undefined && !ctx.datapath.hasPort(port)) throw new HTTPException(404, { message: `no port ${port} on host ${ctx.host}` });
 
+    const networks = new Map(ctx.datapath.stats(formatIpv4).networks.map((n) => [n.vni, n.name]));
     let tap: PcapTap;
     const detach = () => {
       busy.delete(key);
@@ -83,13 +93,13 @@ export function controlApp(ctx: ControlContext): Hono {
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
         tap = new PcapTap({
-          write: (rec) => {
-            if ((controller.desiredSize ?? 0) <= 0) return false;
+          write: (rec, always) => {
+            if (!always && (controller.desiredSize ?? 0) <= 0) return false;
             controller.enqueue(rec);
             return true;
           },
           end: () => controller.close(),
-        }, layer, count, detach);
+        }, { what: port !== undefined ? { port } : { tunnels: tunnel! }, layer, limit: count, filter, networkOf: (vni) => networks.get(vni) }, detach);
       },
       cancel() {
         tap.stop();
@@ -101,7 +111,7 @@ export function controlApp(ctx: ControlContext): Hono {
       tap!.stop();
       throw new HTTPException(404, { message: `no tunnel to ${tunnel} on host ${ctx.host}` });
     }
-    return new Response(stream, { headers: { 'content-type': 'application/vnd.tcpdump.pcap' } });
+    return new Response(stream, { headers: { 'content-type': 'application/x-pcapng' } });
   });
 
   return app;

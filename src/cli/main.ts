@@ -12,8 +12,10 @@ import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labConsole, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
-import { fetchStats, renderStats } from './stats.js';
+import { explainReasons, fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
+import { PacketCounter } from '../wire/pcapng.js';
+import { lookup } from 'node:dns/promises';
 import { Controller } from '../controller/controller.js';
 import { physicalNetworks, registerResourceCommands, targetOptions, client } from './resources.js';
 import { apply } from './apply.js';
@@ -261,31 +263,66 @@ const agentOptions = (cmd: Command) => cmd
   .option('--lab <lab>', 'an agent of this lab');
 
 agentOptions(program.command('stats'))
-  .description('show an agent\'s counters: ports, tunnels, underlay, networks')
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .description('show agents\' counters: ports, tunnels, underlay, networks (with --lab and no --host: every host of the lab)')
+  .addOption(new Option('-o, --output <format>', 'output format: table (fits 100 columns), wide (every column), json').choices(['table', 'wide', 'json']).default('table'))
+  .option('--explain', 'say what each drop reason shown means (without an agent: every reason)')
+  .option('-w, --watch', 'refresh in place, with rates over the last interval instead of totals; Ctrl-C stops')
+  .option('-i, --interval <seconds>', 'with --watch: seconds between readings', '2')
   .action(async (opts) => {
-    const s = await fetchStats(socketOf(opts));
-    console.log(opts.output === 'json' ? JSON.stringify(s, null, 2) : renderStats(s));
+    if (opts.explain && !opts.socket && !opts.host && !opts.lab) return console.log(explainReasons());
+    const interval = Number(opts.interval);
+    if (!Number.isFinite(interval) || interval < 0.1 || interval > 3600) throw new UsageError(`--interval takes seconds from 0.1 to 3600, not ${JSON.stringify(opts.interval)}`);
+    const everyHost = opts.lab && !opts.host && !opts.socket;
+    const sockets = everyHost ? labSockets(opts.lab) : [socketOf(opts)];
+    const read = () => Promise.all(sockets.map(fetchStats));
+    let stats = await read();
+    if (opts.output === 'json') return console.log(JSON.stringify(everyHost ? stats : stats[0], null, 2));
+    const render = { wide: opts.output === 'wide', explain: Boolean(opts.explain) };
+    if (!opts.watch) return console.log(renderStats(stats, render));
+    process.once('SIGINT', () => process.exit(0));
+    process.stdout.write(`\x1b[H\x1b[J${renderStats(stats, render)}\n\n(totals; rates in ${interval}s)\n`);
+    for (;;) {
+      const at = Date.now();
+      await new Promise((r) => setTimeout(r, interval * 1000));
+      const next = await read();
+      // Home, clear to the end: the new reading replaces the old one in place.
+      process.stdout.write(`\x1b[H\x1b[J${renderStats(next, { ...render, previous: { stats, seconds: (Date.now() - at) / 1000 } })}\n`
+        + `\nevery ${interval}s, rates over the last interval (${new Date().toISOString().slice(11, 19)} UTC; Ctrl-C stops)\n`);
+      stats = next;
+    }
   });
 
+/** The control sockets of every host of a lab. */
+function labSockets(name: string): string[] {
+  const state = readLabState(name);
+  if (!state) throw new UsageError(`no lab ${name} on this machine (weft lab list shows the labs)`);
+  return state.plan.hosts.map((h) => agentSocket(name, h.name));
+}
+
 agentOptions(program.command('capture'))
-  .description('write a pcap of a port\'s frames, or of tunnel traffic (inner frames or outer packets)')
+  .description('write a pcapng of a port\'s frames, or of tunnel traffic (inner frames, an interface per network, or outer packets)')
   .option('-p, --port <name>', 'capture this port')
-  .option('-t, --tunnel <address>', 'capture tunnels to this remote host address ("all" for every tunnel)')
+  .option('-t, --tunnel <host>', 'capture tunnels to this remote host: its name (in --lab, or as the resolver knows it), its underlay address, or "all"')
   .addOption(new Option('--layer <layer>', 'for tunnels: the inner frames or the outer UDP packets').choices(['inner', 'outer']).default('inner'))
+  .option('-f, --filter <expression>', 'only frames matching it: [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port N, icmp, icmp6, tcp, udp, arp, ip, ip6, with and, or, not, ( )')
   .option('-c, --count <n>', 'stop after n frames', '0')
   .option('-d, --duration <seconds>', 'stop after this many seconds')
-  .requiredOption('-w, --write <file>', 'the pcap file to write ("-" for standard output)')
+  .requiredOption('-w, --write <file>', 'the pcapng file to write ("-" for standard output)')
   .action(async (opts) => {
-    if (!opts.port === !opts.tunnel) throw new UsageError('give --port NAME or --tunnel ADDRESS');
-    const query = new URLSearchParams({ ...(opts.port ? { port: opts.port } : { tunnel: opts.tunnel }), layer: opts.layer, count: opts.count });
+    if (!opts.port === !opts.tunnel) throw new UsageError('give --port NAME or --tunnel HOST');
+    if (!/^\d+$/.test(opts.count)) throw new UsageError(`--count takes a number of frames, not ${JSON.stringify(opts.count)}`);
+    if (opts.duration !== undefined && !(Number(opts.duration) > 0)) throw new UsageError(`--duration takes a number of seconds, not ${JSON.stringify(opts.duration)}`);
+    const tunnel = opts.tunnel ? await tunnelAddress(opts.tunnel, opts.lab) : undefined;
+    const query = new URLSearchParams({ ...(opts.port ? { port: opts.port } : { tunnel: tunnel! }), layer: opts.layer, count: opts.count, ...(opts.filter ? { filter: opts.filter } : {}) });
     const res = await getStream(socketOf(opts), `/v1/capture?${query}`);
     if ((res.statusCode ?? 500) >= 400) {
       let body = '';
       for await (const c of res) body += c;
-      throw new Error((JSON.parse(body) as { error: string }).error);
+      throw new UsageError((JSON.parse(body) as { error: string }).error);
     }
     const out = opts.write === '-' ? process.stdout : createWriteStream(opts.write);
+    const frames = new PacketCounter();
+    res.on('data', (chunk: Buffer) => frames.push(chunk));
     let timer: NodeJS.Timeout | undefined;
     if (opts.duration) timer = setTimeout(() => res.destroy(), Number(opts.duration) * 1000);
     process.once('SIGINT', () => res.destroy());
@@ -297,7 +334,26 @@ agentOptions(program.command('capture'))
         else resolve();
       });
     });
+    // On standard error, so that a pcapng on standard output stays whole.
+    console.error(`${frames.packets} frame${frames.packets === 1 ? '' : 's'} written to ${opts.write === '-' ? 'standard output' : opts.write}`);
   });
+
+/** A remote host as the agent knows its tunnels: by underlay address. A name is looked up in
+ * the lab, else by the system's resolver. */
+async function tunnelAddress(host: string, labName?: string): Promise<string> {
+  if (host === 'all' || /^\d+\.\d+\.\d+\.\d+$/.test(host)) return host;
+  if (labName) {
+    const state = readLabState(labName);
+    const h = state?.plan.hosts.find((x) => x.name === host);
+    if (h) return h.address;
+    if (state) throw new UsageError(`--tunnel: lab ${labName} has no host ${host} (it has ${state.plan.hosts.map((x) => x.name).join(', ')})`);
+  }
+  try {
+    return (await lookup(host, { family: 4 })).address;
+  } catch {
+    throw new UsageError(`--tunnel: no host ${JSON.stringify(host)}: give its name in --lab, a name the resolver knows, its underlay IPv4 address, or "all"`);
+  }
+}
 
 const lab = program.command('lab').description('build multi-host topologies on this machine in network namespaces');
 

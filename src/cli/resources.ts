@@ -40,10 +40,17 @@ const columns: Record<string, { headers: string[]; row(r: never): string[] }> = 
     row: (h: Host & { status?: { connected: boolean; appliedRevision: number | null; ports: Record<string, { attached: boolean }> } }) => [
       h.name, `${h.address}:${h.port}`, String(h.mtu), h.revokedAt ? `REVOKED ${h.revokedAt}` : h.identityKey ? 'enrolled' : 'not enrolled',
       h.status?.connected ? 'connected' : 'away', String(h.status?.appliedRevision ?? '-'),
-      `${Object.values(h.status?.ports ?? {}).filter((p) => p.attached).length}/${Object.keys(h.status?.ports ?? {}).length}`,
+      portsUp(h.status?.ports ?? {}),
     ],
   },
 };
+
+/** A host's VM ports attached, of its VM ports: its uplinks (`uplink:PHYSNET`, the host's
+ * own interfaces, which `port list` does not show) are not counted. */
+function portsUp(ports: Record<string, { attached: boolean }>): string {
+  const vms = Object.entries(ports).filter(([name]) => !name.startsWith('uplink:'));
+  return `${vms.filter(([, p]) => p.attached).length}/${vms.length}`;
+}
 
 export function print(kind: string, data: unknown, format: Format): void {
   if (format === 'json') return console.log(JSON.stringify(data, null, 2));

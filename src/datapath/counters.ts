@@ -59,6 +59,11 @@ export const DROP_REASONS = [
   'sg-revoked',
   /** Security groups: the port's connection table is full; tracked connections carry on. */
   'conntrack-full',
+  /** Security groups: a multicast listener report or done (MLD, RFC 3810 §5), sent or
+   * received. They are for multicast routers, which an overlay has none of (it floods
+   * multicast to every port of the network); every IPv6 VM sends a few as it boots and
+   * joins groups. Expected, not a refusal. */
+  'listener-report',
   /** A DHCP message the agent could not answer: malformed, not from the port's own MAC,
    * relayed, or meant for another server (the port's DHCP counters say which). */
   'dhcp-refused',
@@ -137,6 +142,76 @@ export const DROP_REASONS = [
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
+
+/**
+ * What a drop reason means, in one line, for people: `weft stats --explain`, the web
+ * console's tooltips and the README's table all read it from here. `expected`: what healthy
+ * VMs do (a VM booting, joining a multicast group), counted apart from the problems.
+ * Typed by DropReason, so a new reason without its line is a compile error.
+ */
+export interface DropExplanation {
+  readonly text: string;
+  readonly expected?: true;
+}
+
+export const DROP_EXPLANATIONS: { readonly [R in DropReason]: DropExplanation } = {
+  'malformed': { text: 'a frame whose IP or transport header is cut short, or whose IP length is more than arrived; also a TCP fragment overlapping the header (RFC 1858)' },
+  'ethertype-not-allowed': { text: 'port security: an EtherType other than IPv4, IPv6 and ARP that the port\'s allowedEtherTypes do not list' },
+  'runt': { text: 'a frame from a port shorter than an Ethernet header' },
+  'oversize': { text: 'a frame that filled the whole receive slot (it may have been cut)' },
+  'offload-refused': { text: 'a TAP frame whose offload request (TCP segmentation, checksum) cannot be carried out' },
+  'invalid-src-mac': { text: 'a source MAC no station can have: multicast, broadcast or all zeros' },
+  'vlan-not-allowed': { text: 'a VLAN tag where none belongs: on an access port, a VLAN the trunk lacks, a second tag, any tag from a tunnel' },
+  'mtu-exceeded': { text: 'an IP packet larger than the network\'s MTU (set the VM\'s MTU to the network\'s)' },
+  'hairpin': { text: 'a unicast frame for where it came from (its own port; from a tunnel, any remote host)' },
+  'src-mac-pinned': { text: 'a source MAC the controller placed at another port or host: spoofed' },
+  'spoofed-mac': { text: 'port security: a source MAC that is not the port\'s' },
+  'spoofed-ip': { text: 'port security: an IPv4 or IPv6 source address that is not the port\'s' },
+  'spoofed-arp': { text: 'port security: ARP whose sender MAC or address is not the port\'s' },
+  'spoofed-nd': { text: 'port security: a neighbour advertisement for another\'s address, or naming another MAC' },
+  'dhcp-server': { text: 'port security: a VM answering as a DHCP or DHCPv6 server' },
+  'router-advertisement': { text: 'port security: a VM sending IPv6 router advertisements' },
+  'sg-refused': { text: 'security groups: no rule of the port\'s groups allows the connection this packet opens' },
+  'sg-revoked': { text: 'security groups: a tracked connection that the port\'s changed rules no longer allow' },
+  'conntrack-full': { text: 'security groups: the port\'s connection table is full; new connections are refused' },
+  'listener-report': { text: 'a VM\'s multicast listener report (MLD), for routers an overlay has none of: sent at boot and on joining a group', expected: true },
+  'dhcp-refused': { text: 'a DHCP message the agent could not answer (malformed, another MAC, relayed, for another server)' },
+  'no-route': { text: 'sent to the gateway, and no route leads to its destination (or it is not IP)' },
+  'bad-ip-header': { text: 'sent to be routed with a broken IPv4 header (checksum, or a length beyond the frame)' },
+  'ttl-exceeded': { text: 'routed with a TTL of 1 or less (answered with ICMP time exceeded)' },
+  'no-neighbor': { text: 'routed towards an address that no port on the next network has' },
+  'nat-unsupported': { text: 'NAT: a fragment, a protocol other than TCP, UDP and ICMP echo, or an ICMP error from a VM' },
+  'nat-no-mapping': { text: 'NAT: at the external address, matching no connection or port forward' },
+  'nat-table-full': { text: 'NAT: the router\'s table (or its ports towards that remote) is full' },
+  'nat-arp-pending': { text: 'NAT: a first packet out while the external next hop\'s MAC is asked for (the VM retries)', expected: true },
+  'tx-busy': { text: 'the output (a TAP queue or the underlay socket) was full' },
+  'tx-error': { text: 'the output refused the frame (see the agent\'s log), or no socket carries the encapsulation' },
+  'truncated': { text: 'a datagram too short for its encapsulation header and an inner Ethernet header' },
+  'datagram-oversize': { text: 'a datagram longer than the receive buffer (the kernel cut it)' },
+  'vxlan-bad-flags': { text: 'VXLAN without the I flag (RFC 7348)' },
+  'geneve-bad-version': { text: 'a Geneve version other than 0 (RFC 8926)' },
+  'geneve-oam': { text: 'a Geneve control message (O bit); Weft has none, so it is dropped' },
+  'geneve-bad-protocol': { text: 'Geneve carrying something other than Ethernet' },
+  'geneve-critical-option': { text: 'Geneve with a critical option, which Weft does not understand (RFC 8926: must drop)' },
+  'unknown-vni': { text: 'the VNI names no network on this host' },
+  'wrong-encapsulation': { text: 'the VNI names a network of the other encapsulation (VXLAN on 4789, Geneve on 6081 only)' },
+  'unknown-vtep': { text: 'from an address that is not a remote host of the network' },
+  'not-encrypted': { text: 'a plain datagram for an encrypted network: forged, or a misconfigured host' },
+  'tunnel-no-session': { text: 'to an encrypted tunnel with no session yet: a handshake is under way (the VM retries)', expected: true },
+  'tunnel-malformed': { text: 'a tunnel datagram too short or of no known type' },
+  'tunnel-unknown-session': { text: 'sealed for a session this host does not have (never made, or expired)' },
+  'tunnel-auth-failed': { text: 'sealed, and authentication failed: not from the peer, or altered on the way' },
+  'tunnel-replay': { text: 'a tunnel counter seen already, or older than the replay window' },
+  'tunnel-expired': { text: 'sealed with keys past their lifetime' },
+  'tunnel-handshake-refused': { text: 'a handshake refused: unknown or revoked key, bad MAC, replayed, or undecryptable' },
+  'tunnel-rate-limited': { text: 'a handshake over its source\'s budget (or, under load, without a cookie)' },
+  'rx-error': { text: 'the backend failed a read (see the agent\'s log)' },
+};
+
+/** Whether `reason` is what healthy VMs do (counted apart from the problems). */
+export function isExpectedDrop(reason: string): boolean {
+  return (DROP_EXPLANATIONS as Record<string, DropExplanation | undefined>)[reason]?.expected === true;
+}
 
 /** Index of each reason in a counter array. */
 export const Drop = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as { readonly [R in DropReason]: number };

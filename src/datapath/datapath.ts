@@ -118,7 +118,9 @@ export interface DatapathStats {
     conntrack: { entries: number; limit: number; refused: number } | null } & CounterSnapshot>;
   tunnels: Array<{ remote: string; networks: string[]; encrypted: boolean; tunnel: TunnelStats | null } & CounterSnapshot>;
   underlays: Array<{ encapsulation: Encapsulation | 'encrypted'; backend: string; local: string; mtu: number; kernel: KernelCounters | null } & CounterSnapshot>;
-  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; encrypted: boolean; mtu: number; ports: number; remotes: number; fdb: { entries: number; static: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
+  networks: Array<{ name: string; vni: number; encapsulation: Encapsulation; encrypted: boolean;
+    /** On a host interface (a physical network), not an overlay: its encapsulation is unused. */
+    provider: boolean; mtu: number; ports: number; remotes: number; fdb: { entries: number; static: number; limit: number; learnRefused: number; moves: number }; arpAnswered: number; ndAnswered: number }>;
   /** The routers' external gateways this host holds. */
   nats: Array<{ router: string; network: string; address: string; connections: number; limit: number; translatedOut: number; translatedIn: number; neighbors: number }>;
 }
@@ -857,7 +859,7 @@ export class Datapath implements Output {
     c.rx(len);
     const inner = off + TUNNEL_HEADER_LEN;
     if (plain < 8 + 14) return c.drop(Drop.truncated);
-    if (vtep.tap !== null && sealedCopy >= 0) vtep.tap.datagram(mem, sealedCopy, len, inner + 8, plain - 8, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (vtep.tap !== null && sealedCopy >= 0) vtep.tap.datagram(mem, sealedCopy, len, inner + 8, plain - 8, 'rx', u.address, u.port, fromAddr, fromPort, readU24(mem, inner + 4), now);
     const net = this.networkByVni.get(readU24(mem, inner + 4));
     if (net === undefined || !net.encrypted) return c.drop(Drop['unknown-vni']);
     if (!net.remotes.includes(vtep)) return c.drop(Drop['unknown-vtep']);
@@ -883,7 +885,7 @@ export class Datapath implements Output {
     }
     const inner = off + headerLen;
     const innerLen = len - headerLen;
-    if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, now);
+    if (vtep.tap !== null && u.tunnels === null) vtep.tap.datagram(mem, off, len, inner, innerLen, 'rx', u.address, u.port, fromAddr, fromPort, net.vni, now);
     this.enterFromTunnel(u, net, vtep, inner, innerLen, fromAddr, now);
   }
 
@@ -1016,7 +1018,7 @@ export class Datapath implements Output {
     u.txPorts[k] = vtep.port;
     u.txVteps[k] = vtep.index;
     if (vtep.tap !== null) {
-      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, len, 'tx', u.address, u.port, vtep.address, vtep.port, now);
+      vtep.tap.datagram(this.memory.bytes, at, len + net.encapLen, off, len, 'tx', u.address, u.port, vtep.address, vtep.port, net.vni, now);
     }
   }
 
@@ -1042,7 +1044,7 @@ export class Datapath implements Output {
     u.txAddrs[k] = peer.address;
     u.txPorts[k] = peer.port;
     u.txVteps[k] = vtep.index;
-    if (vtep.tap !== null) vtep.tap.datagram(mem, slot, sealed, frame, len - 8, 'tx', u.address, u.port, peer.address, peer.port, now);
+    if (vtep.tap !== null) vtep.tap.datagram(mem, slot, sealed, frame, len - 8, 'tx', u.address, u.port, peer.address, peer.port, readU24(mem, at + 4), now);
   }
 
   /** Writes every queued frame. Called at the end of each batch. */
@@ -1177,6 +1179,7 @@ export class Datapath implements Output {
         vni: n.vni,
         encapsulation: n.encapsulation,
         encrypted: n.encrypted,
+        provider: n.provider,
         mtu: n.mtu,
         ports: n.ports.length,
         remotes: n.remotes.length,

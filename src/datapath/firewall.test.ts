@@ -4,7 +4,8 @@ import { parseIpv4, parseMac } from '../wire/bytes.js';
 import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import { TcpRepr } from '../wire/tcp.js';
-import { Drop } from './counters.js';
+import { Drop, isExpectedDrop } from './counters.js';
+import { DAD_SOLICITATION, MLD_REPORT_LINK_LOCAL, MLD_REPORT_UNSPECIFIED } from './boot-frames.js';
 import { AddressSet, Firewall, type FirewallRule } from './firewall.js';
 import { Flow, parseFlow } from './flow.js';
 
@@ -92,4 +93,17 @@ test('security groups: a full table refuses new connections and keeps the tracke
   assert.equal(out(udp(VM, FAR, 3, 53)), Drop['conntrack-full']);
   assert.equal(fw.refused, 1);
   assert.equal(fw.ingress(udp(FAR, VM, 53, 1), flowOf(udp(FAR, VM, 53, 1)), 1000), -1);
+});
+
+test('security groups: multicast listener reports are dropped both ways as expected, not refused; DAD passes', () => {
+  const fw = new Firewall(16);
+  fw.setRules([rule({ direction: 'egress', ipv6: true }), rule({ direction: 'ingress', ipv6: true, remote: [{ words: new Uint32Array([0xfd000000, 0, 0, 0]), length: 8 }] })]);
+  for (const f of [MLD_REPORT_UNSPECIFIED, MLD_REPORT_LINK_LOCAL]) {
+    assert.equal(fw.egress(f, flowOf(f), 0), Drop['listener-report']);
+    assert.equal(fw.ingress(f, flowOf(f), 0), Drop['listener-report']);
+  }
+  assert.equal(fw.egress(DAD_SOLICITATION, flowOf(DAD_SOLICITATION), 0), -1);
+  assert.equal(fw.ingress(DAD_SOLICITATION, flowOf(DAD_SOLICITATION), 0), -1);
+  assert.equal(fw.size, 0, 'nothing tracked');
+  assert.ok(isExpectedDrop('listener-report') && !isExpectedDrop('sg-refused') && !isExpectedDrop('spoofed-ip'));
 });

@@ -167,6 +167,7 @@ export class Firewall {
     if (refused === Drop['sg-refused']) return `no rule of the port's groups allows ${what} ${t.inbound ? 'from' : 'to'} ${remote}`;
     if (refused === Drop['sg-revoked']) return `the rules no longer allow this ${what} connection`;
     if (refused === Drop['conntrack-full']) return `the port's connection table is full (${this.capacity})`;
+    if (refused === Drop['listener-report']) return 'a multicast listener report (MLD), for multicast routers: the overlay has none';
     if (this.lastRule === null) return `${what} ${t.inbound ? 'from' : 'to'} ${remote}: a tracked connection, or traffic the network's own protocols need`;
     return `${what} ${t.inbound ? 'from' : 'to'} ${remote} allowed by ${this.lastRule.source ?? 'a rule'}`;
   }
@@ -196,6 +197,9 @@ export class Firewall {
     fromFlow(mem, flow, inbound, t);
     // The network's own: neighbour discovery and RAs, DHCP to the VM.
     if (t.ipv6 && t.protocol === ICMP6 && t.icmpType >= 133 && t.icmpType <= 137) return -1;
+    // Multicast listener reports and dones are for multicast routers, which an overlay has
+    // none of: every VM sends them at boot. Dropped both ways, counted as expected.
+    if (t.ipv6 && t.protocol === ICMP6 && (t.icmpType === 131 || t.icmpType === 132 || t.icmpType === 143)) return Drop['listener-report'];
     if (!t.ipv6 && t.protocol === UDP && ((inbound && t.remotePort === 67 && t.localPort === 68) || (!inbound && t.localPort === 68 && t.remotePort === 67))) return -1;
     // ICMP errors pass when they are about a tracked connection.
     if (isIcmpError(t)) return this.related(mem, flow, inbound, now) ? -1 : inbound ? Drop['sg-refused'] : -1;
@@ -417,6 +421,13 @@ function parseQuote(mem: Uint8Array, ip: number, len: number, ipv6: boolean, inb
     }
     l4 = ip + 40;
     l4Len = len - 40;
+    // A hop-by-hop header (MLD always has one, RFC 3810 §5): the protocol is behind it.
+    if (t.protocol === 0 && l4Len >= 8) {
+      const size = (mem[l4 + 1] + 1) * 8;
+      t.protocol = mem[l4];
+      l4 += size;
+      l4Len -= size;
+    }
   } else {
     if (len < 20) return false;
     const ihl = (mem[ip] & 0x0f) * 4;

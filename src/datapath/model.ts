@@ -24,9 +24,10 @@ export interface FrameTap {
   /** A frame entering ('rx') or leaving ('tx') a port. */
   frame(mem: Uint8Array, off: number, len: number, direction: 'rx' | 'tx', now: number): void;
   /** A datagram on a tunnel: the UDP payload at (off, len), the inner frame at (innerOff,
-   * innerLen) (inside the payload; for a sealed datagram, its plaintext elsewhere). */
+   * innerLen) (inside the payload; for a sealed datagram, its plaintext elsewhere), of the
+   * network `vni`. */
   datagram(mem: Uint8Array, off: number, len: number, innerOff: number, innerLen: number, direction: 'rx' | 'tx',
-    local: number, localPort: number, remote: number, remotePort: number, now: number): void;
+    local: number, localPort: number, remote: number, remotePort: number, vni: number, now: number): void;
 }
 
 /**

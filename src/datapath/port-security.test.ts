@@ -7,6 +7,7 @@ import { Icmpv6Repr } from '../wire/icmpv6.js';
 import { Drop } from './counters.js';
 import { Flow, parseFlow } from './flow.js';
 import { PortSecurity } from './port-security.js';
+import { BOOT_MAC, DAD_SOLICITATION, MLD_REPORT_LINK_LOCAL, MLD_REPORT_UNSPECIFIED } from './boot-frames.js';
 
 const MAC = parseMac('02:00:00:00:00:01');
 const OTHER = parseMac('02:00:00:00:00:02');
@@ -62,4 +63,18 @@ test('port security: the port\'s MACs and addresses pass; anything else is refus
   assert.equal(listed.explain(Drop['ethertype-not-allowed']), 'the port sends IPv4, IPv6 and ARP, and EtherType 0x88b5');
   assert.equal(sec.explain(Drop['ethertype-not-allowed']), 'the port sends IPv4, IPv6 and ARP only (its allowedEtherTypes list no other)');
   assert.equal(listed.explain(Drop['spoofed-ip']), 'the port sends only as 02:00:00:00:00:01 from 10.0.0.1');
+});
+
+test('port security: a booting VM\'s IPv6 frames (DAD and MLD reports from ::, behind a hop-by-hop header) are not spoofs; a report from another\'s address is', () => {
+  const boot = new PortSecurity([BOOT_MAC], ['10.10.0.1']);
+  const at = (f: Uint8Array) => checkWith(boot, f);
+  assert.equal(at(DAD_SOLICITATION), -1);
+  assert.equal(at(MLD_REPORT_UNSPECIFIED), -1);
+  assert.equal(at(MLD_REPORT_LINK_LOCAL), -1);
+  const forged = MLD_REPORT_LINK_LOCAL.slice();
+  forged[14 + 8 + 15] = 0x09; // fe80::5746:ff:fe00:9, not the port's
+  assert.equal(at(forged), Drop['spoofed-ip']);
+  const other = MLD_REPORT_UNSPECIFIED.slice();
+  other[14 + 40 + 8] = 128; // an echo request behind the hop-by-hop header, from ::
+  assert.equal(at(other), Drop['spoofed-ip'], 'only DAD and listener reports come from ::');
 });

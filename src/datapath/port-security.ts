@@ -127,8 +127,9 @@ export class PortSecurity {
     let unspecified = true;
     for (let i = 0; i < 16 && unspecified; i++) unspecified = mem[ip + 8 + i] === 0;
     if (unspecified) {
-      // Duplicate address detection (a solicitation) and listener reports come from ::.
-      if (icmp === 135 || icmp === 143) return icmp === 135 ? this.checkNdOptions(mem, l4 + 24, len - 24, srcMac) : -1;
+      // Duplicate address detection (a solicitation) and listener reports (MLDv2, and v1's
+      // for old stacks) come from :: (RFC 4862 §5.4.2, RFC 3810 §5.2.13).
+      if (icmp === 135 || icmp === 143 || icmp === 131) return icmp === 135 ? this.checkNdOptions(mem, l4 + 24, len - 24, srcMac) : -1;
       return Drop['spoofed-ip'];
     }
     if (!this.v6Allowed(mem, ip + 8)) return Drop['spoofed-ip'];
