@@ -5,7 +5,6 @@
  * the same rules (source MAC, VLAN tags, MTU), and a MAC the controller gave a port cannot
  * be taken from it by one spoofed frame, from the underlay or from another VM.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { parseMac } from '../src/wire/bytes.js';
@@ -13,7 +12,7 @@ import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { processAlive, readLabState } from '../src/lab/lab.js';
 import { VXLAN_PORT, GENEVE_PORT } from '../src/wire/udp.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { twoNetworks, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'python3');

@@ -2,14 +2,13 @@
  * `weft capture` writes pcaps that an independent decoder (tshark) reads: a port's frames,
  * a tunnel's inner frames, and a tunnel's outer packets with the VXLAN or Geneve header.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { twoNetworks, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tshark');

@@ -2,13 +2,12 @@
  * The control plane under faults, end to end: a controller restarted while VMs ping across
  * hosts, an agent restarted, and ports created and deleted while other traffic flows.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient } from '../src/controller/client.js';
 import { controllerSocket, labDir, labRestart } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping');

@@ -5,12 +5,11 @@
  * receives with GRO and joins segments for the VM), and tshark, an independent decoder,
  * checks every inner checksum Weft put on the underlay.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { captureUnderlay, iperfReceiverBps, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'iperf3', 'bridge', 'tcpdump', 'tshark', 'ethtool');

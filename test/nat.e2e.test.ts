@@ -7,9 +7,8 @@
  * host's agent dies, the controller moves the gateway and new connections work again; the
  * test says how long that took.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { observe, withLab } from './support/lab.js';
 import { labApi, labRestart, readLabState } from '../src/lab/lab.js';
 import { planLab } from '../src/lab/topology.js';

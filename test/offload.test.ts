@@ -13,7 +13,7 @@
  *     takes whole; what must stay apart does: other flows, gaps, other options, flags,
  *     larger segments, a bad checksum.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -28,7 +28,7 @@ import { finish, pseudoHeaderV4, pseudoHeaderV6, sumBytes } from '../src/wire/ch
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { TcpFlag, TcpRepr } from '../src/wire/tcp.js';
-import { e2eSkipReason, hasCommand } from './support/env.js';
+import { describe, e2eSkipReason, hasCommand, test } from './support/env.js';
 import { packBatch, tcpChecksumsOk, tcpFrame } from './support/tcp-frames.js';
 
 const VNET_PY = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'support', 'vnet.py');

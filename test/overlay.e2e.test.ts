@@ -3,9 +3,8 @@
  * agent; VMs are namespaces whose eth0 is a TAP the agent attaches to. Real kernel stacks
  * on both ends: ping, iperf3, ARP, and tcpdump as an independent observer.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { iperfReceiverBps, observe, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('iperf3', 'ping', 'tcpdump', 'arping');

@@ -5,14 +5,13 @@
  * under its own reason; an allowed address pair lets a VM carry a virtual address (with its
  * own MAC, as keepalived would); turning port security off for a port takes effect at once.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIpv6, parseMac } from '../src/wire/bytes.js';
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { Icmpv6Repr } from '../src/wire/icmpv6.js';
 import { labApi, readLabState } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { observe, withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'python3', 'arping', 'tcpdump');

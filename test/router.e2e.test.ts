@@ -4,9 +4,8 @@
  * is routed on its own host (TTL decremented, MACs rewritten) and crosses the underlay once,
  * on the destination network's tunnel.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'python3', 'busybox', 'ss');

@@ -6,7 +6,6 @@
  * flood leaves the tunnels in use working, a host whose underlay address changes keeps its
  * tunnels while the controller learns the new address, and a revoked host is cut off.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -21,7 +20,7 @@ import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { VXLAN_PORT, TUNNEL_PORT } from '../src/wire/udp.js';
 import { mac1Key, mac16 } from '../src/tunnel/noise.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { captureUnderlay, observe, withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump', 'tshark');

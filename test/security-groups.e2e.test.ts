@@ -7,10 +7,9 @@
  * other host at once: a running ping the new rules no longer allow stops at its next
  * packet, a running TCP stream they still allow carries on.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { labApi, readLabState } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'busybox', 'ss', 'python3', 'iperf3');
