@@ -15,18 +15,20 @@ export interface WaitOptions {
   everyMs?: number;
 }
 
+type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
 /**
  * Checks `condition` until it returns a truthy value, and returns that value. A condition
  * that throws counts as not yet (a server not up yet refuses), and its error is reported
  * if time runs out.
  */
-export async function waitFor<T>(condition: () => T | Promise<T>, { what, timeoutMs = 15_000, everyMs = 50 }: WaitOptions): Promise<NonNullable<T>> {
+export async function waitFor<T>(condition: () => T | Promise<T>, { what, timeoutMs = 15_000, everyMs = 50 }: WaitOptions): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       last = await condition();
-      if (last) return last as NonNullable<T>;
+      if (last) return last as Truthy<T>;
     } catch (e) {
       last = e;
     }
