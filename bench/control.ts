@@ -1,7 +1,11 @@
 /**
  * npm run bench:control: the control plane at scale. A real `weft controller` process (its
- * SQLite store on disk, its API on loopback TCP) and, in this process, 100 simulated agents:
- * each a real data path, reconciler and watch client, with in-memory ports and underlay.
+ * SQLite store on disk, its API on loopback TCP with TLS, as it runs in production: the
+ * certificate authority it makes in its data directory) and, in this process, 100 simulated
+ * agents: each a real data path, reconciler and watch client (pinning that authority by the
+ * fingerprint its join token carries), with in-memory ports and underlay. The API's clients
+ * here trust the same authority and keep their TLS connections open, as a long-running
+ * client does.
  *
  * Topology: 100 hosts x 100 ports = 10,000 ports, in 100 networks of 100 ports each, every
  * network spanning 10 hosts (10 ports on each), so every host is in 10 networks.
@@ -14,7 +18,8 @@
  * 100, 200, 10).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,10 +94,29 @@ function hostOf(network: number, k: number): number {
 
 const macOf = (n: number) => `02:00:${[(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 
+/** TLS connections to the controller, kept open, trusting its authority (set once read). */
+let tls: Agent | null = null;
+
+interface Reply { status: number; etag: string | undefined; body: Buffer }
+
+/** One HTTPS request to the controller at `url`. */
+function send(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), { method, agent: tls!, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, etag: res.headers.etag, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function call(url: string, token: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.status === 204 ? null : res.json();
+  const res = await send(url, method, path, { authorization: `Bearer ${token}` }, body === undefined ? undefined : JSON.stringify(body));
+  if (res.status < 200 || res.status > 299) throw new Error(`${method} ${path}: ${res.status} ${res.body.toString()}`);
+  return res.status === 204 ? null : JSON.parse(res.body.toString());
 }
 
 async function pool<T>(items: T[], n: number, f: (t: T) => Promise<void>): Promise<void> {
@@ -119,19 +143,23 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-control-'));
   const port = 17411 + (process.pid % 1000);
-  const ctl = spawn(process.execPath, [...(process.env.WEFT_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROFILE] : []), CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
+  const ctl = spawn(process.execPath, [...(process.env.WEFT_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.WEFT_PROFILE] : []), CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--tls', '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `https://127.0.0.1:${port}`;
   const agents: SimAgent[] = [];
   try {
+    const caFile = join(dir, 'tls', 'ca.crt');
     for (let i = 0; ; i++) {
       try {
-        await fetch(`${url}/healthz`);
+        if (!existsSync(caFile)) throw new Error('no authority yet');
+        tls ??= new Agent({ ca: readFileSync(caFile, 'utf8'), keepAlive: true, maxSockets: CONCURRENCY + VIEWERS * 6 + 1 });
+        await send(url, 'GET', '/healthz', {});
         break;
       } catch {
         if (i > 200) throw new Error('the controller did not start');
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    console.log('controller: TLS on (its own certificate authority, pinned by the agents), SQLite store on disk');
     const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
     const rss0 = rssMiB(ctl.pid!);
     global.gc?.();
@@ -213,10 +241,9 @@ async function main(): Promise<void> {
     let bytes = 0;
     const get = async (path: string, tags?: Map<string, string>) => {
       const tag = tags?.get(path);
-      const res = await fetch(url + path, { headers: { authorization: `Bearer ${admin}`, ...(tag ? { 'if-none-match': tag } : {}) } });
-      bytes += (await res.arrayBuffer()).byteLength;
-      const etag = res.headers.get('etag');
-      if (tags && etag) tags.set(path, etag);
+      const res = await send(url, 'GET', path, { authorization: `Bearer ${admin}`, ...(tag ? { 'if-none-match': tag } : {}) });
+      bytes += res.body.byteLength;
+      if (tags && res.etag) tags.set(path, res.etag);
     };
     const viewer = async (k: number) => {
       await new Promise((r) => setTimeout(r, (2000 * k) / VIEWERS)); // not all at once
@@ -226,7 +253,7 @@ async function main(): Promise<void> {
       while (watching) {
         const t = performance.now();
         await Promise.all(['/v1/hosts', '/v1/networks', '/v1/subnets', '/v1/routers', '/v1/ports'].map((p) => get(p, tags)));
-        const events = await (await fetch(`${url}/v1/events?since=${since}`, { headers: { authorization: `Bearer ${admin}` } })).json() as Array<{ id: number }>;
+        const events = await call(url, admin, 'GET', `/v1/events?since=${since}`) as Array<{ id: number }>;
         since = events.at(-1)?.id ?? since;
         polls++;
         await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (performance.now() - t))));
@@ -283,6 +310,7 @@ async function main(): Promise<void> {
     console.log(`| memory per port: controller / one agent | ${(ctlMiBPerPort * 1024).toFixed(1)} / ${(agentBytesPerPort / 1024).toFixed(1)} KiB | |`);
   } finally {
     for (const a of agents) a.source.stop();
+    tls?.destroy();
     ctl.kill('SIGTERM');
     await new Promise((r) => ctl.once('exit', r));
     rmSync(dir, { recursive: true, force: true });

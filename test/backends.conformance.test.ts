@@ -3,7 +3,6 @@
  * cases. The TAP port's peer is a real kernel in a network namespace (it answers the ARP
  * requests we write); the UDP underlay uses real sockets on loopback.
  */
-import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import type { PortBackend, UnderlayBackend } from '../src/datapath/backend.js';
@@ -18,7 +17,7 @@ import { parseIpv4, parseMac } from '../src/wire/bytes.js';
 import { ArpOperation, ArpPacket } from '../src/wire/arp.js';
 import * as compose from '../src/wire/compose.js';
 import { EthernetFrame, EtherType } from '../src/wire/ethernet.js';
-import { e2eSkipReason } from './support/env.js';
+import { describe, test, e2eSkipReason } from './support/env.js';
 
 const OURS = parseMac('02:00:00:00:aa:01');
 const PEER_IP = parseIpv4('10.77.0.1');

@@ -5,16 +5,17 @@
  * the same rules (source MAC, VLAN tags, MTU), and a MAC the controller gave a port cannot
  * be taken from it by one spoofed frame, from the underlay or from another VM.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { parseMac } from '../src/wire/bytes.js';
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { processAlive, readLabState } from '../src/lab/lab.js';
+import type { AgentStats } from '../src/cli/stats.js';
 import { VXLAN_PORT, GENEVE_PORT } from '../src/wire/udp.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { twoNetworks, withLab } from './support/lab.js';
+import { waitFor } from './support/wait.js';
 
 const skip = e2eSkipReason('ping', 'python3');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
@@ -61,18 +62,23 @@ test('bad datagrams and garbage frames are dropped by reason; the agent and good
     await lab.run('blue1', 'python3', '-c',
       'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(("eth0",0))\nfor h in sys.argv[1:]: s.send(bytes.fromhex(h))',
       hex(groupSource), hex(zeroSource), hex(tagged), hex(bigFromVm));
-    await new Promise((r) => setTimeout(r, 300));
 
-    const s = await lab.stats('h1');
-    const vxlan = s.underlays.find((u) => u.encapsulation === 'vxlan')!;
-    const geneve = s.underlays.find((u) => u.encapsulation === 'geneve')!;
+    // Fifteen bad frames were sent (eleven datagrams, four frames from blue1): wait until h1
+    // has counted as many drops where it counts them, then check each counter.
+    const where = (s: AgentStats) => ({
+      vxlan: s.underlays.find((u) => u.encapsulation === 'vxlan')!,
+      geneve: s.underlays.find((u) => u.encapsulation === 'geneve')!,
+      h2vx: s.tunnels.find((t) => t.remote === `10.99.0.2:${VXLAN_PORT}`)!,
+      h2gn: s.tunnels.find((t) => t.remote === `10.99.0.2:${GENEVE_PORT}`)!,
+      blue1: s.ports.find((p) => p.name === 'blue1')!,
+    });
+    const counted = (s: AgentStats) => Object.values(where(s)).reduce((n, o) => n + Object.values(o.drops as Record<string, number>).reduce((a, b) => a + b, 0), 0);
+    const s = await waitFor(async () => { const s = await lab.stats('h1'); return counted(s) >= 15 && s; }, { what: 'h1 to count the 15 bad frames' });
+    const { vxlan, geneve, h2vx, h2gn, blue1 } = where(s);
     assert.deepEqual(vxlan.drops, { truncated: 1, 'unknown-vni': 1, 'unknown-vtep': 1, 'wrong-encapsulation': 1 });
     assert.deepEqual(geneve.drops, { 'wrong-encapsulation': 1 });
-    const h2vx = s.tunnels.find((t) => t.remote === `10.99.0.2:${VXLAN_PORT}`)!;
-    const h2gn = s.tunnels.find((t) => t.remote === `10.99.0.2:${GENEVE_PORT}`)!;
     assert.deepEqual(h2vx.drops, { 'vxlan-bad-flags': 1, 'vlan-not-allowed': 1, 'invalid-src-mac': 1, 'mtu-exceeded': 1 });
     assert.deepEqual(h2gn.drops, { 'geneve-critical-option': 1, 'geneve-oam': 1 });
-    const blue1 = s.ports.find((p) => p.name === 'blue1')!;
     assert.deepEqual(blue1.drops, { 'invalid-src-mac': 2, 'vlan-not-allowed': 1, 'mtu-exceeded': 1 });
 
     assert.ok(processAlive(readLabState(lab.name)!.agents.h1), 'the agent is still running');
@@ -97,9 +103,10 @@ test('a spoofed datagram or a VM using its neighbour\'s MAC cannot take a VM\'s 
     await lab.run('blue1', 'python3', '-c',
       'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(("eth0",0))\nfor h in sys.argv[1:]: s.send(bytes.fromhex(h))',
       hex(stolen), hex(stolen), hex(stolen));
-    await new Promise((r) => setTimeout(r, 300));
 
-    const h1 = await lab.stats('h1');
+    const pinned = (s: AgentStats) => s.tunnels.find((t) => t.remote === `10.99.0.2:${VXLAN_PORT}`)!.drops['src-mac-pinned'] ?? 0;
+    const spoofed = (s: AgentStats) => s.ports.find((p) => p.name === 'blue1')!.drops['spoofed-mac'] ?? 0;
+    const h1 = await waitFor(async () => { const s = await lab.stats('h1'); return pinned(s) + spoofed(s) >= 5 && s; }, { what: 'h1 to count the 2 spoofed datagrams and 3 stolen-MAC frames' });
     assert.equal(h1.tunnels.find((t) => t.remote === `10.99.0.2:${VXLAN_PORT}`)!.drops['src-mac-pinned'], 2);
     // Port security stops these before the MAC is looked up.
     assert.equal(h1.ports.find((p) => p.name === 'blue1')!.drops['spoofed-mac'], 3);

@@ -4,14 +4,13 @@
  * outer packets with the VXLAN or Geneve header; microsecond timestamps, a filter, and the
  * number of frames written said at the end.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { twoNetworks, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tshark');

@@ -11,14 +11,13 @@
  * from the machine's own), through a wrapper that enters it. The controller's certificate
  * is the lab's own CA, which the browser is told to accept.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { CONTROLLER_PORT, labConsole, labDir, readLabState } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab } from './support/lab.js';
 import { pino } from 'pino';
 import { Controller } from '../src/controller/controller.js';

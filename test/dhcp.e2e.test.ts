@@ -4,13 +4,12 @@
  * by its own host; a change of DNS servers and domain reaches the next lease; a RELEASE is counted; a
  * subnet with DHCP off answers nothing; the gateway answers ARP from the router MAC.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dhcpClient, labApi, labDir, readLabState, vmResolvConf } from '../src/lab/lab.js';
-import { e2eSkipReason, hasCommand } from './support/env.js';
+import { test, e2eSkipReason, hasCommand } from './support/env.js';
 import { withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'arping') || (hasCommand('busybox') ? false : 'needs busybox (udhcpc): apt-get install busybox');

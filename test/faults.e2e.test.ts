@@ -2,14 +2,14 @@
  * The control plane under faults, end to end: a controller restarted while VMs ping across
  * hosts, an agent restarted, and ports created and deleted while other traffic flows.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient } from '../src/controller/client.js';
 import { controllerSocket, labDir, labRestart } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab, type Lab } from './support/lab.js';
+import { pingReplies, waitFor } from './support/wait.js';
 
 const skip = e2eSkipReason('ping');
 
@@ -27,23 +27,16 @@ const topology = (name: string) => ({
 
 const api = (lab: string) => new ApiClient({ url: `unix:${controllerSocket(lab)}`, token: readFileSync(join(labDir(lab), 'controller', 'admin.token'), 'utf8').trim() });
 
-/** Pings every 50 ms while `during` runs; returns [sent, received]. */
+/** Pings every 50 ms while `during` runs (which starts once the ping is answered); returns
+ * [sent, received]. */
 async function pingWhile(lab: Lab, from: string, to: string, count: number, during: () => Promise<void>): Promise<[number, number]> {
-  const ping = lab.exec(from, 'ping', '-i', '0.05', '-c', String(count), '-W', '1', to);
-  await new Promise((r) => setTimeout(r, 300));
+  const ping = lab.start(from, 'ping', '-i', '0.05', '-c', String(count), '-W', '1', to);
+  await waitFor(() => pingReplies(ping.output()) >= 3, { what: `three answers to ${from}'s ping to ${to}` });
   await during();
-  const r = await ping;
+  const r = await ping.done;
   const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   assert.ok(m, r.stdout + r.stderr);
   return [Number(m[1]), Number(m[2])];
-}
-
-async function until(what: string, f: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const connected = async (lab: string) =>
@@ -55,13 +48,14 @@ test('a controller restart does not stop traffic, and the agents reconnect and r
     const [sent, received] = await pingWhile(lab, 'blue1', '10.10.0.2', 60, async () => {
       await labRestart(lab.name, 'controller', 'SIGKILL', 1000);
     });
+    // Zero loss: the controller is not on the data path; the agents forward with what they have.
     assert.equal(received, sent, `pings lost while the controller was away: ${sent - received} of ${sent}`);
-    await until('both agents reconnected', () => connected(lab.name));
+    await waitFor(() => connected(lab.name), { what: 'both agents reconnected' });
     const kept = await api(lab.name).call<Array<{ name: string }>>('GET', '/v1/ports');
     assert.deepEqual(kept.map((p) => p.name), ['blue1', 'blue2', 'red1'], 'the restart kept every port');
     // Resynced: a change made after the restart reaches the agents.
     await api(lab.name).call('POST', '/v1/ports', { name: 'late', network: 'blue', host: 'h1', backend: { type: 'memory' } });
-    await until('h1 has the new port', async () => (await lab.stats('h1')).ports.some((p) => p.name === 'late'));
+    await waitFor(async () => (await lab.stats('h1')).ports.some((p) => p.name === 'late'), { what: 'h1 has the new port' });
   });
 });
 
@@ -69,7 +63,7 @@ test('an agent restart rebuilds its ports and tunnels from the controller', { sk
   await withLab(topology('e2eagent'), async (lab) => {
     await lab.run('blue1', 'ping', '-c', '1', '-W', '2', '10.10.0.2');
     await labRestart(lab.name, 'h2', 'SIGKILL');
-    await until('h2 rebuilt its port', async () => (await lab.stats('h2')).ports.some((p) => p.name === 'blue2' && !p.failed));
+    await waitFor(async () => (await lab.stats('h2')).ports.some((p) => p.name === 'blue2' && !p.failed), { what: 'h2 rebuilt its port' });
     const s = await lab.stats('h2');
     assert.deepEqual(s.tunnels.map((t) => t.remote), ['10.99.0.1:4793']);
     await lab.run('blue1', 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.10.0.2');
@@ -88,6 +82,7 @@ test('creating and deleting ports elsewhere leaves running traffic untouched', {
       }
       for (let i = 0; i < 5; i++) await client.call('DELETE', `/v1/ports/churn${i}`);
     });
+    // Zero loss: a change to other ports never touches blue1's path.
     assert.equal(received, sent, `pings lost during port churn: ${sent - received} of ${sent}`);
     const after = (await lab.stats('h1')).ports.find((p) => p.name === 'blue1')!;
     assert.ok(after.rx.frames >= before.rx.frames + sent, 'blue1 kept its counters: it was never rebuilt');

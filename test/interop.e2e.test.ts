@@ -5,13 +5,13 @@
  * receives with GRO and joins segments for the VM), and tshark, an independent decoder,
  * checks every inner checksum Weft put on the underlay.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { captureUnderlay, iperfReceiverBps, withLab } from './support/lab.js';
+import { waitForListening } from './support/wait.js';
 
 const skip = e2eSkipReason('ping', 'iperf3', 'bridge', 'tcpdump', 'tshark', 'ethtool');
 
@@ -32,7 +32,7 @@ test('a Weft host and a Linux kernel VXLAN host carry traffic both ways', { skip
     assert.match(fdb, /02:57:46:00:00:01 dst 10\.99\.0\.1/);
     for (const [client, server, address] of [['vmw', 'vmk', '10.30.0.2'], ['vmk', 'vmw', '10.30.0.1']]) {
       await lab.run(server, 'iperf3', '-s', '-D', '-1');
-      await new Promise((r) => setTimeout(r, 300));
+      await waitForListening(lab, server, 5201);
       const bps = iperfReceiverBps(await lab.run(client, 'iperf3', '-c', address, '-t', '2', '--json'));
       assert.ok(bps > 1e6, `${client} -> ${server}: ${bps} bit/s`);
     }
@@ -44,7 +44,7 @@ test('a Weft host and a Linux kernel VXLAN host carry traffic both ways', { skip
     // of a run (Weft still sends runs with UDP GSO; the kernel cuts them in software).
     await lab.run('weft', 'ethtool', '-K', 'eth0', 'tx-udp-segmentation', 'off');
     await lab.run('vmk', 'iperf3', '-s', '-D', '-1');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForListening(lab, 'vmk', 5201);
     const pcap = await captureUnderlay(lab, 'weft', 'udp dst port 4789', () => lab.run('vmw', 'iperf3', '-c', '10.30.0.2', '-n', '20M'));
     try {
       const fields = spawnSync('tshark', ['-r', pcap, '-d', 'udp.port==4789,vxlan', '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE',

@@ -5,10 +5,9 @@
  * routes between the two networks with the errors a router owes (Packet Too Big, so path
  * MTU discovery works; unreachable). tcpdump decodes an advertisement independently.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab, type Lab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump');

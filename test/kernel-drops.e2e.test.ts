@@ -4,10 +4,9 @@
  * receive buffer. The agent is stopped (SIGSTOP) so that both queues overflow for certain,
  * then resumed to report.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readLabState } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { twoNetworks, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'python3');

@@ -2,7 +2,6 @@
  * `weft lab down` leaves nothing behind (namespaces, links, processes, sockets, files), also
  * after an agent was killed; and a failed `up` removes what it had built.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +11,7 @@ import { stringify } from 'yaml';
 import { fileURLToPath } from 'node:url';
 import { labDir, labDown, labUp, readLabState, processAlive, LabError } from '../src/lab/lab.js';
 import { planLab } from '../src/lab/topology.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 
 const skip = e2eSkipReason();
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));

@@ -7,10 +7,10 @@
  * host's agent dies, the controller moves the gateway and new connections work again; the
  * test says how long that took.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { observe, withLab } from './support/lab.js';
+import { waitForListening } from './support/wait.js';
 import { labApi, labRestart, readLabState } from '../src/lab/lab.js';
 import { planLab } from '../src/lab/topology.js';
 
@@ -60,7 +60,7 @@ test('external gateway: VMs on both hosts reach the outside through SNAT; the ou
       await lab.run(vm, 'sh', '-c', `mkdir -p /tmp/www-${vm} && echo '${text}' > /tmp/www-${vm}/index.html`);
       void lab.exec(vm, 'busybox', 'httpd', '-f', '-p', '80', '-h', `/tmp/www-${vm}`);
     }
-    for (let i = 0; i < 50 && !(await lab.exec('red2', 'ss', '-ltn')).stdout.includes(':80 '); i++) await new Promise((r) => setTimeout(r, 100));
+    for (const vm of ['blue2', 'red2']) await waitForListening(lab, vm, 80);
     assert.match(await fetch('outside', `http://${floating}/`), /hello from blue2/);
     assert.match(await fetch('outside', `http://${external}:8080/`), /hello from red2/);
     await lab.run('outside', 'ping', '-c', '2', '-i', '0.2', '-W', '2', floating);

@@ -13,14 +13,14 @@
  *     takes whole; what must stay apart does: other flows, gaps, other options, flags,
  *     larger segments, a bad checksum.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Datapath } from '../src/datapath/datapath.js';
 import fc from 'fast-check';
-import { native } from '../src/io/native.js';
+import { GRO_COUNT, GRO_MESSAGE, GRO_STAGING, GRO_STATE, native } from '../src/io/native.js';
 import { TapPort } from '../src/io/tap.js';
 import { UdpUnderlay } from '../src/io/udp-underlay.js';
 import { parseIpv4, parseIpv6, readU16, readU32, writeU16 } from '../src/wire/bytes.js';
@@ -28,7 +28,7 @@ import { finish, pseudoHeaderV4, pseudoHeaderV6, sumBytes } from '../src/wire/ch
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { TcpFlag, TcpRepr } from '../src/wire/tcp.js';
-import { e2eSkipReason, hasCommand } from './support/env.js';
+import { describe, e2eSkipReason, hasCommand, test } from './support/env.js';
 import { packBatch, tcpChecksumsOk, tcpFrame } from './support/tcp-frames.js';
 
 const VNET_PY = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'support', 'vnet.py');
@@ -293,6 +293,48 @@ describe('TAP offloads (a real TAP in a namespace; the VM side through a packet 
 });
 
 describe('UDP segmentation and receive offloads (real sockets on loopback)', () => {
+  test('a run sent as one (GSO) is received as one message (UDP GRO), then cut into its datagrams', async () => {
+    const LO = parseIpv4('127.0.0.1');
+    const sender = UdpUnderlay.open(LO, 47894);
+    // The receiving socket as the underlay opens it (udpOpen asks for UDP GRO), read with
+    // the addon's own receive so that its state shows how many messages the kernel handed over.
+    const fd = native.udpOpen('127.0.0.1', 47895, 1 << 20);
+    const staging = new Uint8Array(GRO_STAGING);
+    const state = new Int32Array(GRO_STATE);
+    const rLengths = new Int32Array(64);
+    const rAddrs = new Uint32Array(64);
+    const rPorts = new Uint16Array(64);
+    try {
+      const frames = [...Array<number>(20).fill(1000), 300].map((n, i) => pattern(n, i + 40));
+      const offsets = Int32Array.from(frames, (_, i) => i * SLOT);
+      frames.forEach((f, i) => mem.set(f, i * SLOT));
+      const lens = Int32Array.from(frames, (f) => f.length);
+      assert.equal(sender.sendBatch(mem, offsets, lens, new Uint32Array(frames.length).fill(LO), new Uint16Array(frames.length).fill(47895), frames.length), frames.length);
+      assert.match(sender.description, /segmentation offload/, 'the kernel took the run with UDP GSO');
+      // One datagram a call: the first call's recvmmsg takes whatever is queued.
+      const got: Uint8Array[] = [];
+      const deadline = Date.now() + 2000;
+      while (got.length === 0 && Date.now() < deadline) {
+        if (native.udpRecv(fd, mem, 0, SLOT, 1600, 1, rLengths, rAddrs, rPorts, staging, state) === 1) got.push(mem.slice(0, rLengths[0]));
+        else await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(got.length, 1, 'the run arrived');
+      // Without UDP GRO the kernel would have cut the run at the socket: 21 messages.
+      assert.equal(state[GRO_COUNT], 1, 'the 21 datagrams came as one message');
+      assert.equal(state[GRO_MESSAGE], 0, 'which the receive is cutting');
+      for (;;) {
+        const n = native.udpRecv(fd, mem, 0, SLOT, 1600, 64, rLengths, rAddrs, rPorts, staging, state);
+        if (n <= 0) break;
+        for (let i = 0; i < n; i++) got.push(mem.slice(i * SLOT, i * SLOT + rLengths[i]));
+      }
+      assert.equal(got.length, frames.length);
+      frames.forEach((f, i) => assert.deepEqual(got[i], f, `datagram ${i}, in order`));
+    } finally {
+      sender.close();
+      native.close(fd);
+    }
+  });
+
   test('a run sent as one (GSO, its last datagram shorter) arrives whole and is cut back into its datagrams, across calls with few slots', async () => {
     const LO = parseIpv4('127.0.0.1');
     const a = UdpUnderlay.open(LO, 47891);

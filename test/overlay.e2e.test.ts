@@ -3,10 +3,10 @@
  * agent; VMs are namespaces whose eth0 is a TAP the agent attaches to. Real kernel stacks
  * on both ends: ping, iperf3, ARP, and tcpdump as an independent observer.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { iperfReceiverBps, observe, withLab } from './support/lab.js';
+import { waitForListening } from './support/wait.js';
 
 const skip = e2eSkipReason('iperf3', 'ping', 'tcpdump', 'arping');
 
@@ -37,7 +37,7 @@ test('VMs on different hosts talk over VXLAN and Geneve; the networks stay apart
     await t.test('a TCP transfer (iperf3) crosses hosts on both networks', async () => {
       for (const [client, server, address] of [['blue1', 'blue2', '10.10.0.2'], ['red1', 'red2', '10.10.0.12']]) {
         await lab.run(server, 'iperf3', '-s', '-D', '-1');
-        await new Promise((r) => setTimeout(r, 300));
+        await waitForListening(lab, server, 5201);
         const out = await lab.run(client, 'iperf3', '-c', address, '-t', '2', '--json');
         const bps = iperfReceiverBps(out);
         assert.ok(bps > 1e6, `${client} -> ${server}: ${bps} bit/s`);

@@ -5,15 +5,15 @@
  * under its own reason; an allowed address pair lets a VM carry a virtual address (with its
  * own MAC, as keepalived would); turning port security off for a port takes effect at once.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIpv6, parseMac } from '../src/wire/bytes.js';
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { Icmpv6Repr } from '../src/wire/icmpv6.js';
 import { labApi, readLabState } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { observe, withLab, type Lab } from './support/lab.js';
+import { waitFor } from './support/wait.js';
 
 const skip = e2eSkipReason('ping', 'python3', 'arping', 'tcpdump');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -57,7 +57,11 @@ test('port security: a VM sends only as itself; an allowed address pair and turn
     // The victim, blue2, sees none of it (tcpdump in it).
     const seen = await observe(lab.name, ['blue2'], 'not icmp6 or icmp6[0] == 134', async () => {
       await lab.run('blue1', 'python3', '-c', RAW_SEND, hex(borrowed), hex(claim), hex(offer), hex(ra));
-      await new Promise((r) => setTimeout(r, 300));
+      // Until h1 has dropped all four (the observer's own tail then covers a late arrival).
+      await waitFor(async () => {
+        const d = await drops(lab, 'h1', 'blue1');
+        return ['spoofed-mac', 'spoofed-arp', 'dhcp-server', 'router-advertisement'].every((r) => (d[r] ?? 0) >= 1);
+      }, { what: 'h1 to drop the four spoofed frames from blue1' });
     });
     assert.deepEqual(seen.blue2.filter((l) => /02:57:46:00:00:09|10\.10\.0\.2 is-at 02:57:46:00:00:01|\.67 > |router advertisement/.test(l)), [], 'a spoofed frame reached blue2');
     const d = await drops(lab, 'h1', 'blue1');

@@ -4,7 +4,6 @@
  * controller's with the admin token from a file. Both targets come up, and the series that
  * say what happened can be queried from Prometheus itself.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +18,7 @@ import { Controller } from '../src/controller/controller.js';
 import { MemoryFabric } from '../src/datapath/memory.js';
 import { generateKeyPair } from '../src/tunnel/noise.js';
 import { generateIdentity, identityFromPem } from '../src/view/agent-auth.js';
-import { hasCommand } from './support/env.js';
+import { test, hasCommand } from './support/env.js';
 
 const log = pino({ level: 'silent' });
 

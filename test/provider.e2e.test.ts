@@ -9,9 +9,8 @@
  * machine of the physical network (`ip link add link eth0 name eth0.100 type vlan id 100`)
  * and ping a VM from it.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { observe, withLab } from './support/lab.js';
 import { labApi } from '../src/lab/lab.js';
 import { planLab } from '../src/lab/topology.js';

@@ -5,11 +5,10 @@
  * and through the router, a namespace VM on the same network, and the outside machine
  * through the router's external gateway. A QEMU killed and started again gets its port back.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { e2eSkipReason, hasCommand } from './support/env.js';
+import { test, e2eSkipReason, hasCommand } from './support/env.js';
 import { withLab } from './support/lab.js';
 import { labDir, labRestart, readLabState } from '../src/lab/lab.js';
 import { waitGuestReady } from '../src/lab/guest.js';

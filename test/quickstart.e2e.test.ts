@@ -3,14 +3,13 @@
  * builds the lab and pings across both networks, through the router, and fetches a page
  * from the outside; `weft lab down quickstart` removes it.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDir, listLabs } from '../src/lab/lab.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const weft = (...args: string[]) => spawnSync(`${ROOT}/weft`, args, { encoding: 'utf8', cwd: ROOT });

@@ -4,10 +4,10 @@
  * is routed on its own host (TTL decremented, MACs rewritten) and crosses the underlay once,
  * on the destination network's tunnel.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab } from './support/lab.js';
+import { waitForListening } from './support/wait.js';
 
 const skip = e2eSkipReason('ping', 'python3', 'busybox', 'ss');
 
@@ -67,7 +67,7 @@ test('a router joins two networks: VMs reach each other across subnets and hosts
       'print("listening", flush=True)', 'c, _ = s.accept()', 'n = 0',
       'while True:', '    b = c.recv(65536)', '    if not b: break', '    n += len(b)', 'print(n)',
     ].join('\n'));
-    for (let i = 0; i < 50 && !(await lab.exec('red2', 'ss', '-ltn')).stdout.includes(':5001'); i++) await new Promise((res) => setTimeout(res, 100));
+    await waitForListening(lab, 'red2', 5001);
     await lab.run('blue1', 'python3', '-c', 'import socket; s = socket.create_connection(("10.20.0.2", 5001)); s.sendall(bytes(4 * 1024 * 1024)); s.close()');
     assert.equal((await server).trim().split('\n').pop(), String(4 * 1024 * 1024), 'a 4 MiB TCP transfer arrived whole');
   });

@@ -6,7 +6,6 @@
  * flood leaves the tunnels in use working, a host whose underlay address changes keeps its
  * tunnels while the controller learns the new address, and a revoked host is cut off.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -21,9 +20,10 @@ import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { VXLAN_PORT, TUNNEL_PORT } from '../src/wire/udp.js';
 import { mac1Key, mac16 } from '../src/tunnel/noise.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { captureUnderlay, observe, withLab, type Lab } from './support/lab.js';
 import { BlockType, readPcapng } from '../src/wire/pcapng.js';
+import { pingReplies, waitFor } from './support/wait.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump', 'tshark');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
@@ -32,16 +32,6 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const api = (lab: string) => new ApiClient({ url: `unix:${controllerSocket(lab)}`, token: readFileSync(join(labDir(lab), 'controller', 'admin.token'), 'utf8').trim() });
 /** What the VMs send: a pattern ping repeats through its payload. */
 const PATTERN = Buffer.from('WEFT-SECRET!');
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** The UDP payloads in a pcap (tcpdump's) or pcapng (weft capture's) file of Ethernet
  * frames carrying IPv4. */
@@ -97,7 +87,7 @@ test('encrypted networks: sealed on the wire, forgeries and replays counted, rot
     const outer = join(pcap, '..', 'outer.pcapng');
     const cap = spawn(process.execPath, [CLI, 'capture', '--lab', lab.name, '--host', 'h1', '--tunnel', 'all', '--layer', 'outer', '-d', '2', '-w', outer], { stdio: ['ignore', 'ignore', 'pipe'] });
     const capDone = new Promise<number>((resolve) => cap.on('close', (code) => resolve(code ?? 1)));
-    await until('the capture to start', async () => existsSync(outer) && statSync(outer).size >= 28);
+    await waitFor(async () => existsSync(outer) && statSync(outer).size >= 28, { what: 'the capture to start' });
     await lab.run('blue1', 'ping', '-c', '3', '-i', '0.2', '-p', hex(PATTERN), '10.10.0.2');
     assert.equal(await capDone, 0);
     const captured = udpPayloads(outer);
@@ -157,25 +147,28 @@ test('encrypted networks: sealed on the wire, forgeries and replays counted, rot
     // Roaming: h1's underlay address changes under a running ping from blue2. h2 follows
     // h1's first authenticated datagram; the controller learns the address, and h3 with it.
     await lab.run('h1', 'sysctl', '-qw', 'net.ipv4.conf.eth0.promote_secondaries=1');
-    const moving = lab.run('blue2', 'ping', '-c', '60', '-i', '0.1', '-W', '1', '10.10.0.1');
-    await new Promise((r) => setTimeout(r, 1000));
+    const moving = lab.start('blue2', 'ping', '-c', '60', '-i', '0.1', '-W', '1', '10.10.0.1');
+    await waitFor(() => pingReplies(moving.output()) >= 5, { what: 'five answers to blue2\'s ping before h1 moves' });
     await lab.run('h1', 'ip', 'addr', 'add', '10.99.0.51/24', 'dev', 'eth0');
     await lab.run('h1', 'ip', 'addr', 'del', '10.99.0.1/24', 'dev', 'eth0');
-    const lost = losses(await moving);
+    const moved = await moving.done;
+    assert.equal(moved.code, 0, moved.stdout + moved.stderr);
+    // Up to three lost: the datagrams in flight to h1's old address when it went.
+    const lost = losses(moved.stdout);
     assert.ok(lost <= 3, `${lost} of 60 lost while h1 moved`);
     assert.ok((await lab.stats('h2')).tunnels.some((t) => t.remote === `10.99.0.51:${TUNNEL_PORT}`), 'h2 sends to where h1 is now');
-    await until('the controller to learn h1\'s address', async () => (await client.call<{ address: string }>('GET', '/v1/hosts/h1')).address === '10.99.0.51');
-    await until('h3 to learn it from the controller', async () => (await lab.stats('h3')).tunnels.some((t) => t.remote === `10.99.0.51:${TUNNEL_PORT}`));
+    await waitFor(async () => (await client.call<{ address: string }>('GET', '/v1/hosts/h1')).address === '10.99.0.51', { what: 'the controller to learn h1\'s address' });
+    await waitFor(async () => (await lab.stats('h3')).tunnels.some((t) => t.remote === `10.99.0.51:${TUNNEL_PORT}`), { what: 'h3 to learn it from the controller' });
     await lab.run('blue3', 'ping', '-c', '3', '-i', '0.2', '-W', '1', '10.10.0.1');
 
     // Revoked: h3's agent loses its watch, and within seconds every other host drops its
     // sessions with h3 and refuses what h3 sends.
     await client.call('POST', '/v1/hosts/h3/revoke');
     const gone = Date.now();
-    await until('h1 and h2 to forget h3', async () => {
+    await waitFor(async () => {
       const [s1, s2] = await Promise.all([lab.stats('h1'), lab.stats('h2')]);
       return [s1, s2].every((s) => !s.tunnels.some((t) => t.remote.startsWith('10.99.0.3:')));
-    }).catch(async (err) => {
+    }, { what: 'h1 and h2 to forget h3' }).catch(async (err) => {
       throw new Error(`${(err as Error).message}: ${JSON.stringify((await lab.stats('h2')).tunnels.map((t) => [t.remote, t.networks]))}`);
     });
     assert.ok(Date.now() - gone < 5000, `forgotten ${Date.now() - gone} ms after the revocation`);

@@ -2,8 +2,8 @@
  * One contract for every controller store: the in-memory one and SQLite (a real file, closed
  * and reopened to prove durability). An etcd store will join this list.
  */
-import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BY_DESIGN, describe, test } from './support/env.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,7 +105,7 @@ for (const make of [memory, sqlite]) {
       assert.deepEqual((await s.get('/a'))!.value, { list: [1] });
     }));
 
-    const durable = probe.reopen ? false : 'the in-memory store is not durable by design';
+    const durable = probe.reopen ? false : BY_DESIGN.memoryStoreNotDurable;
     test('durable: after closing and reopening, every key and the revision are there', { skip: durable }, withStore(undefined, async (s, impl) => {
       await s.commit([], [{ type: 'put', key: '/networks/blue', value: { vni: 100 } }]);
       await s.commit([], [{ type: 'put', key: '/networks/red', value: { vni: 200 } }]);

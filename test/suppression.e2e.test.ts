@@ -3,9 +3,8 @@
  * IPv6 neighbor solicitation for a port on another host are answered by its own host's
  * agent. tcpdump on the other VM, an observer independent of Weft, sees neither.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { observe, withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping', 'tcpdump');

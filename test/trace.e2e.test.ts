@@ -8,12 +8,11 @@
  * changes nothing: the VM's own traffic and counters go on as before, and one trace runs
  * at a time.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TraceResult } from '../src/controller/trace.js';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab } from './support/lab.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));

@@ -2,9 +2,8 @@
  * A trunk port carrying two networks into one VM (VLAN subinterfaces inside it), and the
  * overlay MTU: exactly the MTU crosses with DF set, one byte more is dropped and counted.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eSkipReason } from './support/env.js';
+import { test, e2eSkipReason } from './support/env.js';
 import { withLab } from './support/lab.js';
 
 const skip = e2eSkipReason('ping');

@@ -3,7 +3,6 @@
  * written to a pcap with Weft's writer, tshark decodes them, and every field tshark reports
  * must equal what Weft meant to write, with no malformed packet and no bad checksum.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +15,7 @@ import { Icmpv6Repr } from '../src/wire/icmpv6.js';
 import { pcapGlobalHeader, pcapRecord } from '../src/wire/pcap.js';
 import { TcpFlag, TcpRepr } from '../src/wire/tcp.js';
 import { GENEVE_PORT, VXLAN_PORT } from '../src/wire/udp.js';
-import { hasCommand } from './support/env.js';
+import { test, hasCommand } from './support/env.js';
 import { answerDhcp } from '../src/datapath/dhcp-server.js';
 import { DhcpRepr, FLAG_BROADCAST, MessageType, Op } from '../src/wire/dhcp.js';
 

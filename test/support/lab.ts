@@ -8,8 +8,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labDown, labExec, labUp, agentSocket } from '../../src/lab/lab.js';
-import { planLab } from '../../src/lab/topology.js';
+import { labNetnsPrefix, planLab } from '../../src/lab/topology.js';
 import { fetchStats, type AgentStats } from '../../src/cli/stats.js';
+import { waitForCapture } from './wait.js';
 
 const live = new Set<string>();
 function downAll(): void {
@@ -26,7 +27,16 @@ export interface Lab {
   exec(target: string, ...command: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Like exec, but fails the test when the command fails. */
   run(target: string, ...command: string[]): Promise<string>;
+  /** Starts a command in a namespace VM or host and returns at once: what it printed so
+   * far, and its end (as exec). It ends with the lab at the latest. */
+  start(target: string, ...command: string[]): Running;
   stats(host: string): Promise<AgentStats>;
+}
+
+export interface Running {
+  /** Its standard output so far. */
+  output(): string;
+  done: Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
 /** Builds the lab described by `topology`, runs `body`, and removes the lab whatever happens. */
@@ -44,6 +54,18 @@ export async function withLab(topology: Record<string, unknown>, body: (lab: Lab
         if (r.code !== 0) throw new Error(`${target}: ${command.join(' ')} exited ${r.code}\n${r.stdout}${r.stderr}`);
         return r.stdout;
       },
+      start: (target, ...command) => {
+        const child = spawn('ip', ['netns', 'exec', labNetnsPrefix(plan.name) + target, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        const done = new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+          child.on('error', reject);
+          child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+        });
+        return { output: () => stdout, done };
+      },
       stats: (host) => fetchStats(agentSocket(plan.name, host)),
     };
     await body(lab);
@@ -57,16 +79,17 @@ export async function withLab(topology: Record<string, unknown>, body: (lab: Lab
 export async function captureUnderlay(lab: Lab, host: string, filter: string, during: () => Promise<unknown>): Promise<string> {
   const file = join(mkdtempSync(join(tmpdir(), 'weft-underlay-')), 'underlay.pcap');
   const child = spawn('ip', ['netns', 'exec', `weft-${lab.name}-${host}`, 'tcpdump', '-i', 'eth0', '-n', '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d) => { if (String(d).includes('listening on')) resolve(); });
-    child.on('exit', (code) => reject(new Error(`tcpdump exited ${code}`)));
-  });
   try {
+    await waitForCapture(child, `tcpdump on ${host}`);
     await during();
+    // A sleep, not a wait: nothing says the last datagrams of `during` have reached tcpdump.
     await new Promise((r) => setTimeout(r, 300));
   } finally {
-    child.kill('SIGINT');
-    await new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
   }
   return file;
 }
@@ -82,16 +105,14 @@ export async function observe(lab: string, vms: string[], filter: string, during
     const child = spawn('ip', ['netns', 'exec', `weft-${lab}-${target}`, 'tcpdump', '-i', iface, '-n', '-l', '-e', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    const ready = new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (d) => { if (String(d).includes('listening on')) resolve(); });
-      child.on('exit', (code) => reject(new Error(`tcpdump in ${vm} exited ${code}`)));
-    });
-    return { vm, child, ready, lines: () => out.split('\n').filter(Boolean) };
+    return { vm, child, ready: waitForCapture(child, `tcpdump in ${vm}`), lines: () => out.split('\n').filter(Boolean) };
   });
   try {
     await Promise.all(watchers.map((w) => w.ready));
     await during();
-    await new Promise((r) => setTimeout(r, 300)); // let the last packets reach tcpdump
+    // A sleep, not a wait: the callers also assert that something did NOT arrive, which no
+    // condition can announce; this bounds how long a late packet has to show up.
+    await new Promise((r) => setTimeout(r, 300));
   } finally {
     for (const w of watchers) w.child.kill('SIGTERM');
   }
