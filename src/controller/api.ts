@@ -21,6 +21,7 @@ import type { ControllerMetrics } from './metrics.js';
 import type { EventLog } from './events.js';
 import { traceRequest, type TraceRequest, type Traces } from './trace.js';
 import { serveConsole } from './console.js';
+import { LEGACY_NAME_PATTERN, quoted } from '../config/fields.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -200,8 +201,11 @@ export function apiApp(opts: ApiOptions): Hono {
         else throw new ApiError(401, 'Unauthorized', token || signed ? 'the token is not valid for this request' : 'send a token: Authorization: Bearer TOKEN');
       }
       const params = c.req.param() as Record<string, string>;
-      if (params.name !== undefined && !nameSchema.safeParse(params.name).success) {
-        throw new ApiError(400, 'Bad Request', `${JSON.stringify(params.name)} is not a valid name`, [{ field: 'name', message: 'invalid' }]);
+      // A path names what exists: also a name stored before names were lower case, so that
+      // it can be read and deleted.
+      if (params.name !== undefined && !LEGACY_NAME_PATTERN.test(params.name)) {
+        const why = nameSchema.safeParse(params.name);
+        throw new ApiError(400, 'Bad Request', `${quoted(params.name)} is not a valid name: ${why.success ? 'invalid' : why.error.issues[0].message}`, [{ field: 'name', message: 'invalid' }]);
       }
       let body: unknown;
       if (r.body) {
