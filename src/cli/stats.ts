@@ -2,7 +2,7 @@
 import type { KernelCounters } from '../datapath/backend.js';
 import type { DatapathStats } from '../datapath/datapath.js';
 import type { TunnelStats } from '../datapath/model.js';
-import { drops, table } from './format.js';
+import { drops, printable, table } from './format.js';
 import { getJson } from './unix-http.js';
 
 export type AgentStats = DatapathStats & { host: string; uptimeSeconds: number; pendingPorts: Record<string, string> };
@@ -18,7 +18,7 @@ export function renderStats(s: AgentStats): string {
     s.ports.map((p) => [p.name, p.failed ? `FAILED: ${p.failed}` : p.mode, p.networks.join(','), String(p.rx.frames), String(p.rx.bytes), String(p.tx.frames), String(p.tx.bytes), drops(p.drops), kernel(p.kernel),
       p.conntrack ? `${p.conntrack.entries}/${p.conntrack.limit} (${p.conntrack.refused})` : '-']),
   ));
-  for (const [port, why] of Object.entries(s.pendingPorts)) out.push(`${port}: not attached: ${why}`);
+  for (const [port, why] of Object.entries(s.pendingPorts)) out.push(printable(`${port}: not attached: ${why}`));
   out.push('');
   out.push(table(
     ['TUNNEL', 'NETWORKS', 'ENCRYPTED', 'SESSION AGE', 'ROTATIONS', 'AUTH FAILED', 'REPLAYS', 'RX FRAMES', 'RX BYTES', 'TX FRAMES', 'TX BYTES', 'DROPS'],
