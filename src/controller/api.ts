@@ -185,8 +185,12 @@ export function apiApp(opts: ApiOptions): Hono {
       maxSize: limit,
       // Answered at once; Node reads and discards the rest of the body (never holding it),
       // so that an ordinary client, still writing, gets this answer rather than a reset.
+      // The connection is closed after this answer (the rest of the body is not read as a
+      // next request), so the answer says so.
       onError: (c) => {
-        return problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
+        const res = problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
+        res.headers.set('connection', 'close');
+        return res;
       },
     });
     app[r.method](r.path, limited, async (c) => {
