@@ -22,7 +22,7 @@ import type { Condition, Entry, Operation, Store } from './store/store.js';
 /** An error for the API's client: an HTTP status, a one-line title and a sentence. */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503 | 507,
     readonly title: string,
     detail: string,
     readonly errors: Array<{ field: string; message: string }> = [],
