@@ -180,7 +180,7 @@ export class Agent {
       },
       status: () => {
         const stats = this.datapath.stats(formatIpv4);
-        const ports: Record<string, { attached: boolean; error?: string }> = {};
+        const ports: Record<string, { attached: boolean; error?: string }> = Object.create(null);
         for (const p of stats.ports) ports[p.name] = p.failed ? { attached: false, error: p.failed } : { attached: true };
         for (const [name, why] of Object.entries(this.reconciler.pendingPorts())) ports[name] = { attached: false, error: why };
         return { ports, counters: { ports: stats.ports.map(({ name, rx, tx, drops }) => ({ name, rx, tx, drops })), tunnels: stats.tunnels } };

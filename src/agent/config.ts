@@ -11,7 +11,7 @@ import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
 import { GENEVE_PORT, TUNNEL_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
-import { ifname, ipv4, name, netnsName, underlayAddress, underlayMtu, unixSocketPath } from '../config/fields.js';
+import { ifname, ipv4, name, nameRecord, netnsName, underlayAddress, underlayMtu, unixSocketPath } from '../config/fields.js';
 import type { HostState, PortState } from './desired-state.js';
 
 export class ConfigError extends Error {
@@ -63,14 +63,14 @@ const schema = z.object({
     name,
     network: name.optional(),
     trunk: z.object({
-      vlans: z.record(z.string(), name).refine((r) => Object.keys(r).every((k) => vid.safeParse(k).success), `VLAN IDs must be ${VID_MIN}..${VID_MAX}`),
+      vlans: nameRecord(z.string(), name).refine((r) => Object.keys(r).every((k) => vid.safeParse(k).success), `VLAN IDs must be ${VID_MIN}..${VID_MAX}`),
       native: name.optional(),
     }).strict().optional(),
     backend,
   }).strict()).default([]),
   /** Physical network -> this host's interface on it: where a controller's provider
    * networks leave this host. */
-  physicalNetworks: z.record(name, ifname).default({}),
+  physicalNetworks: nameRecord(name, ifname).default({}),
   limits: z.object({
     maxPorts: z.number().int().min(1).max(4096).default(64),
     fdbLimit: z.number().int().min(1).max(1_000_000).default(4096),

@@ -145,7 +145,7 @@ export class Reconciler {
       changedSets.add(group);
     }
     for (const group of [...this.setJson.keys()]) {
-      if (group in desired.addressSets) continue;
+      if (Object.hasOwn(desired.addressSets, group)) continue;
       this.setJson.delete(group);
       this.sets.delete(group);
     }
@@ -159,7 +159,7 @@ export class Reconciler {
       changedGroups.add(group);
     }
     for (const group of [...this.groupJson.keys()]) {
-      if (group in desired.securityGroups) continue;
+      if (Object.hasOwn(desired.securityGroups, group)) continue;
       this.groupJson.delete(group);
       this.groupRules.delete(group);
     }

@@ -2,6 +2,11 @@
  * The CLI's one error boundary: a mistake a person can fix is printed as a sentence with a
  * nonzero exit, never a stack trace. Set WEFT_DEBUG=1 to see the stack of anything else.
  */
+import { printable } from '../config/fields.js';
+
+/** A message line by line, each with its control and bidi characters escaped. */
+const shown = (message: string) => message.split('\n').map(printable).join('\n');
+
 export class UsageError extends Error {
   readonly code = 'EUSAGE';
 }
@@ -14,10 +19,10 @@ export function reportAndExit(err: unknown): never {
   const e = (err instanceof Error ? err : new Error(String(err))) as Error & { code?: string };
   if (process.env.WEFT_DEBUG) console.error(e.stack);
   if (e.code === 'ECONFIG' || e.code === 'EUSAGE') {
-    console.error(e.message);
+    console.error(shown(e.message));
     process.exit(2);
   }
   const bug = BUGS.some((kind) => e instanceof kind) || e.message === '';
-  console.error(`weft: ${e.message || e.name}${bug && !process.env.WEFT_DEBUG ? ' (WEFT_DEBUG=1 shows where)' : ''}`);
+  console.error(`weft: ${shown(e.message || e.name)}${bug && !process.env.WEFT_DEBUG ? ' (WEFT_DEBUG=1 shows where)' : ''}`);
   process.exit(1);
 }

@@ -21,6 +21,7 @@ import { physicalNetworks, registerResourceCommands, targetOptions, client } fro
 import { apply } from './apply.js';
 import { stringify } from 'yaml';
 import type { ApplyResources } from '../controller/apply.js';
+import { jsonText, printable } from './format.js';
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
@@ -191,7 +192,7 @@ targetOptions(program.command('events'))
       // A controller that restarted numbers its events from 1 again: start over with it.
       if (events.length > 0 && events[0].id <= last) last = 0;
       for (const e of events) {
-        console.log(`${e.at}  ${e.kind.padEnd(20)} ${(e.host ?? '-').padEnd(12)} ${e.message}`);
+        console.log(printable(`${e.at}  ${e.kind.padEnd(20)} ${(e.host ?? '-').padEnd(12)} ${e.message}`));
         last = e.id;
       }
       if (!opts.follow) return;
@@ -215,15 +216,15 @@ targetOptions(program.command('trace'))
     if (!Number.isInteger(size)) throw new UsageError(`--size takes a number of bytes, not ${JSON.stringify(opts.size)}`);
     if (port !== undefined && !Number.isInteger(port)) throw new UsageError(`--port takes a port number, not ${JSON.stringify(opts.port)}`);
     const r = await client(opts).call<TraceResult>('POST', '/v1/traces', { from: opts.from, to: opts.to, protocol: opts.proto, size, ...(port !== undefined ? { port } : {}), ...(opts.source ? { source: opts.source } : {}) });
-    if (opts.json) return console.log(JSON.stringify(r, null, 2));
-    console.log(`trace ${r.id}: ${r.protocol}${r.port !== null ? `/${r.port}` : ''} from ${r.from} to ${r.to}, ${r.size} bytes`);
+    if (opts.json) return console.log(jsonText(r));
+    console.log(printable(`trace ${r.id}: ${r.protocol}${r.port !== null ? `/${r.port}` : ''} from ${r.from} to ${r.to}, ${r.size} bytes`));
     const width = Math.max(4, ...r.steps.map((s) => s.host.length));
     for (const s of r.steps) {
       const mark = s.verdict === 'drop' ? 'DROP ' : s.verdict === 'deliver' ? '  => ' : s.verdict === 'send' ? '  -> ' : '     ';
-      console.log(`  ${s.host.padEnd(width)} ${`+${s.ms.toFixed(3)}`.padStart(9)} ms  ${mark}${s.stage.padEnd(16)} ${s.detail}`);
+      console.log(printable(`  ${s.host.padEnd(width)} ${`+${s.ms.toFixed(3)}`.padStart(9)} ms  ${mark}${s.stage.padEnd(16)} ${s.detail}`));
     }
-    if (r.silent.length > 0) console.log(`  (no answer in time from ${r.silent.join(', ')})`);
-    console.log(`verdict: ${r.verdict}`);
+    if (r.silent.length > 0) console.log(printable(`  (no answer in time from ${r.silent.join(', ')})`));
+    console.log(printable(`verdict: ${r.verdict}`));
     if (!r.delivered) process.exitCode = 1;
   });
 
@@ -233,7 +234,7 @@ targetOptions(program.command('apply'))
   .option('--dry-run', 'print the plan (every rule checked) and change nothing')
   .option('--prune', 'also delete what the file does not name (of the kinds it lists)')
   .action(async (opts) => {
-    await apply(client(opts), opts.file, { dryRun: Boolean(opts.dryRun), prune: Boolean(opts.prune) }, (line) => console.log(line), (line) => console.error(line));
+    await apply(client(opts), opts.file, { dryRun: Boolean(opts.dryRun), prune: Boolean(opts.prune) }, (line) => console.log(printable(line)), (line) => console.error(printable(line)));
   });
 
 targetOptions(program.command('export'))
@@ -241,7 +242,7 @@ targetOptions(program.command('export'))
   .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
   .action(async (opts) => {
     const { revision, ...resources } = await client(opts).call<ApplyResources & { revision: number }>('GET', '/v1/export');
-    if (opts.output === 'json') return console.log(JSON.stringify(resources, null, 2));
+    if (opts.output === 'json') return console.log(jsonText(resources));
     process.stdout.write(`# weft export at revision ${revision}: weft apply -f FILE takes it back. Hosts are not in it: weft host create registers them.\n${stringify(resources)}`);
   });
 

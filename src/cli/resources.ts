@@ -3,11 +3,10 @@
  * the command line, printed as a table, JSON or YAML.
  */
 import { Command, Option } from 'commander';
-import { stringify } from 'yaml';
 import { writeFileSync } from 'node:fs';
 import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
-import { table } from './format.js';
+import { jsonText, printable, table, yamlText } from './format.js';
 import { UsageError } from './errors.js';
 
 type Format = 'table' | 'json' | 'yaml';
@@ -53,8 +52,8 @@ function portsUp(ports: Record<string, { attached: boolean }>): string {
 }
 
 export function print(kind: string, data: unknown, format: Format): void {
-  if (format === 'json') return console.log(JSON.stringify(data, null, 2));
-  if (format === 'yaml') return void process.stdout.write(stringify(data));
+  if (format === 'json') return console.log(jsonText(data));
+  if (format === 'yaml') return void process.stdout.write(yamlText(data));
   if (kind === 'security-groups' && !Array.isArray(data)) {
     // One group: a row per rule.
     const g = data as SecurityGroup;
@@ -91,7 +90,7 @@ function basic(program: Command, kind: 'networks' | 'subnets' | 'ports' | 'hosts
   targetOptions(cmd.command('delete').argument('<name>').description(`delete a ${one}`))
     .action(async (n, o) => {
       await client(o).call('DELETE', `/v1/${kind}/${encodeURIComponent(n)}`);
-      console.log(`${one} ${n} deleted`);
+      console.log(printable(`${one} ${n} deleted`));
     });
   return cmd;
 }

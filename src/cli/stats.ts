@@ -8,6 +8,7 @@ import type { KernelCounters } from '../datapath/backend.js';
 import { DROP_EXPLANATIONS, DROP_REASONS, isExpectedDrop, type DropReason } from '../datapath/counters.js';
 import type { DatapathStats } from '../datapath/datapath.js';
 import type { TunnelStats } from '../datapath/model.js';
+import { printable } from './format.js';
 import { getJson } from './unix-http.js';
 
 export type AgentStats = DatapathStats & { host: string; uptimeSeconds: number; pendingPorts: Record<string, string> };
@@ -114,7 +115,9 @@ export function drops(d: Partial<Record<string, number>>): string {
 }
 
 /** A table no wider than `width`: the widest column (the drops, in practice) is cut with "…". */
-function fit(width: number, headers: string[], rows: string[][]): string {
+function fit(width: number, headers: string[], given: string[][]): string {
+  // What an agent reports (names, errors) is shown with its control characters escaped.
+  const rows = given.map((r) => r.map((c) => printable(c ?? '')));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const total = widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
   if (total > width) {

@@ -13,26 +13,115 @@
 import { z } from 'zod';
 import { formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
-export const name = z.string().regex(NAME_PATTERN, 'a name of letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit');
+/**
+ * A resource's name, Kubernetes-style: lower case, so that `Blue` and `blue` can never be
+ * two networks (nor `INH` and `inh` two hosts). An upper-case name is refused with its
+ * lower-case form suggested. Names are looked up only in Maps or through `own()`: `constructor`
+ * is a fine name, and must not find Object.prototype's.
+ */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** What names were before they were lower case: what a path may still name, so that a
+ * resource stored then can be read and deleted. */
+export const LEGACY_NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
+const NAME_RULE = 'a name of lower-case letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit';
+export const name = z.string().superRefine((text, ctx) => {
+  if (NAME_PATTERN.test(text)) return;
+  const lower = text.toLowerCase();
+  ctx.addIssue({ code: 'custom', message: NAME_PATTERN.test(lower) ? `names are lower case: give ${quoted(lower)}, not ${quoted(text)}` : NAME_RULE });
+}).meta({ pattern: NAME_PATTERN.source }); // the rule, for the OpenAPI document
+
+/**
+ * Characters no stored text may hold: C0 and C1 controls (an escape sequence drives a
+ * terminal; a newline forges a line), the line and paragraph separators, and Unicode's
+ * bidirectional formatting characters (which reorder what a terminal shows: "Trojan
+ * Source", CVE-2021-42574).
+ */
+export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const NO_CONTROL = 'no control or bidirectional-formatting characters (newlines, escapes, U+202E and the like)';
+const CONTROL_CHARACTERS_ALL = new RegExp(CONTROL_CHARACTERS.source, 'g');
+
+/** `\u001b` for a control or bidi character: how one is written when it must be shown. */
+function escapeCharacter(c: string): string {
+  const code = c.charCodeAt(0);
+  if (c === '\n') return '\\n';
+  if (c === '\r') return '\\r';
+  if (c === '\t') return '\\t';
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/** Text with each control and bidi character written as an escape (`\x1b`, `\n`,
+ * `\u202e`), so that it shows as what it is and cannot drive a terminal. */
+export function printable(text: string): string {
+  return text.replace(CONTROL_CHARACTERS_ALL, escapeCharacter);
+}
+
+/** `text` in quotes, as JSON writes it, with every control and bidi character escaped:
+ * how an error message shows what it refuses. */
+export function quoted(text: string): string {
+  return printable(JSON.stringify(text));
+}
+
+/** Why `text` cannot be stored (its first control or bidi character, and where), or null. */
+export function controlCharacterIn(text: string): string | null {
+  const m = CONTROL_CHARACTERS.exec(text);
+  return m ? `has a control or bidirectional-formatting character (${escapeCharacter(m[0])} at position ${m.index}); these are not allowed` : null;
+}
+
+/** Free text a person writes (a description): at most `max` characters, none of them
+ * control or bidi characters. */
+export function plainText(max: number) {
+  return z.string().max(max).superRefine((text, ctx) => {
+    const why = controlCharacterIn(text);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
+}
+
+/** Has `dict` an entry of its own for `key`: never one it inherits (`constructor`,
+ * `toString`, `__proto__`). The way to look up a user-named key in a plain object. */
+export function hasOwnKey(dict: object | undefined | null, key: string): boolean {
+  return dict != null && Object.hasOwn(dict, key);
+}
+
+/** `dict[key]` if `dict` has an entry of its own for `key`; undefined otherwise. */
+export function own<V>(dict: Readonly<Record<string, V>> | undefined | null, key: string): V | undefined {
+  return dict != null && Object.hasOwn(dict, key) ? dict[key] : undefined;
+}
+
+/**
+ * A JSON object used as a dictionary keyed by names (`{"physnet1": "eth1"}`). zod drops a
+ * `__proto__` key silently (it would set the result's prototype); here it is refused like
+ * any other key that is not a name, naming it.
+ */
+export function nameRecord<V extends z.ZodType>(key: z.ZodType<string, string>, value: V) {
+  return z.preprocess((input, ctx) => {
+    if (input !== null && typeof input === 'object' && Object.hasOwn(input, '__proto__')) {
+      const keyIssue = key.safeParse('__proto__');
+      ctx.addIssue({ code: 'custom', path: ['__proto__'], message: keyIssue.success ? '"__proto__" cannot be a key' : keyIssue.error.issues[0].message, input });
+    }
+    return input;
+  }, z.record(key, value));
+}
 
 /** Linux's own rule for interface names (dev_valid_name): 1 to 15 bytes, not "." or "..",
  * no "/", ":" or white space. */
 export const ifname = z.string()
-  .regex(/^[^\s/:]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":" or white space')
-  .refine((t) => t !== '.' && t !== '..' && Buffer.byteLength(t) <= 15, 'an interface name cannot be "." or ".." and has at most 15 bytes');
+  .regex(/^[^\s/:\u0000-\u001f\u007f-\u009f]{1,15}$/, 'an interface name of 1 to 15 characters without "/", ":", white space or control characters')
+  .refine((t) => t !== '.' && t !== '..' && Buffer.byteLength(t) <= 15, 'an interface name cannot be "." or ".." and has at most 15 bytes')
+  .refine((t) => !CONTROL_CHARACTERS.test(t), NO_CONTROL);
 
 /** A network namespace name as `ip netns` takes it: one file name under /run/netns. */
 export const netnsName = z.string()
-  .regex(/^[^\s/\u0000-\u001f\u007f]{1,255}$/, 'a network namespace name of 1 to 255 characters without "/", white space or control characters')
-  .refine((t) => t !== '.' && t !== '..', 'a network namespace name cannot be "." or ".."');
+  .regex(/^[^\s/\u0000-\u001f\u007f-\u009f]{1,255}$/, 'a network namespace name of 1 to 255 characters without "/", white space or control characters')
+  .refine((t) => t !== '.' && t !== '..', 'a network namespace name cannot be "." or ".."')
+  .refine((t) => !CONTROL_CHARACTERS.test(t), NO_CONTROL);
 
 /** A unix socket's path, as the kernel takes it: absolute, at most 107 bytes (sun_path),
  * no "." or ".." component. */
 export const unixSocketPath = z.string()
   .regex(/^\/[^\u0000]*$/, 'an absolute path without NUL characters')
   .refine((p) => Buffer.byteLength(p) <= 107, 'at most 107 bytes (a unix socket path)')
-  .refine((p) => !p.split('/').some((c) => c === '.' || c === '..'), 'no "." or ".." in the path');
+  .refine((p) => !p.split('/').some((c) => c === '.' || c === '..'), 'no "." or ".." in the path')
+  .refine((p) => !CONTROL_CHARACTERS.test(p), NO_CONTROL);
 
 /** Parses IPv4 text into its number, or null. Leading zeros are refused by parseIpv4. */
 function ipv4Number(text: string): number | null {
@@ -47,7 +136,7 @@ function ipv4Number(text: string): number | null {
 export const ipv4 = z.string().transform((text, ctx) => {
   const ip = ipv4Number(text);
   if (ip === null) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 address such as 10.0.0.1 (four numbers 0-255, no leading zeros)` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an IPv4 address such as 10.0.0.1 (four numbers 0-255, no leading zeros)` });
     return z.NEVER;
   }
   return formatIpv4(ip);
@@ -83,7 +172,7 @@ export const ipv6 = z.string().transform((text, ctx) => {
   try {
     return formatIpv6(parseIpv6(text));
   } catch {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv6 address such as fd00::1` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an IPv6 address such as fd00::1` });
     return z.NEVER;
   }
 });
@@ -99,7 +188,7 @@ export const ipv6Prefix64 = z.string().transform((text, ctx) => {
     bytes = null;
   }
   if (!m || bytes === null) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv6 prefix such as fd00:10::/64` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an IPv6 prefix such as fd00:10::/64` });
     return z.NEVER;
   }
   if (m[2] !== '64') {
@@ -126,7 +215,7 @@ export const portAddress = z.string().transform((text, ctx) => {
   try {
     bytes = parseIpv6(text);
   } catch {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 address (no leading zeros) or an IPv6 address` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an IPv4 address (no leading zeros) or an IPv6 address` });
     return z.NEVER;
   }
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
@@ -144,12 +233,12 @@ export const addressOrPrefix = z.string().transform((text, ctx) => {
   const v6 = addr.includes(':');
   const most = v6 ? 128 : 32;
   if (extra !== undefined || (len !== undefined && !(/^\d{1,3}$/.test(len) && Number(len) <= most && !(len.length > 1 && len[0] === '0')))) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an address or a prefix such as 10.0.0.5 or 10.0.0.0/24` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an address or a prefix such as 10.0.0.5 or 10.0.0.0/24` });
     return z.NEVER;
   }
   const parsed = (v6 ? ipv6 : ipv4).safeParse(addr);
   if (!parsed.success) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an address or a prefix such as 10.0.0.5 or 10.0.0.0/24` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an address or a prefix such as 10.0.0.5 or 10.0.0.0/24` });
     return z.NEVER;
   }
   return len === undefined || Number(len) === most ? parsed.data : `${parsed.data}/${Number(len)}`;
@@ -161,7 +250,7 @@ export const ipv4Cidr = z.string().transform((text, ctx) => {
   const ip = m ? ipv4Number(m[1]) : null;
   const len = m ? Number(m[2]) : NaN;
   if (ip === null || !(len >= 0 && len <= 32) || (m![2].length > 1 && m![2][0] === '0')) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 prefix such as 10.0.0.0/24` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not an IPv4 prefix such as 10.0.0.0/24` });
     return z.NEVER;
   }
   const size = 2 ** (32 - len);
@@ -180,7 +269,7 @@ export const unicastMac = z.string().transform((text, ctx) => {
   try {
     mac = parseMac(text);
   } catch {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not a MAC address such as 02:00:00:00:00:01` });
+    ctx.addIssue({ code: 'custom', message: `${quoted(text)} is not a MAC address such as 02:00:00:00:00:01` });
     return z.NEVER;
   }
   if (mac === 0) {

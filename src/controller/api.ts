@@ -9,6 +9,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
+import type { Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Router } from './model.js';
@@ -21,6 +22,8 @@ import type { ControllerMetrics } from './metrics.js';
 import type { EventLog } from './events.js';
 import { traceRequest, type TraceRequest, type Traces } from './trace.js';
 import { serveConsole } from './console.js';
+import { StoreFull } from './store/store.js';
+import { LEGACY_NAME_PATTERN, quoted } from '../config/fields.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -44,6 +47,8 @@ export interface ApiOptions {
   traces?: Traces;
   /** The web console's files, served at /ui/ (console.ts). */
   console?: Map<string, { body: Buffer; type: string }> | null;
+  /** Where a request the controller failed to handle, and a full store, are told. */
+  log?: Logger;
 }
 
 type Role = 'admin' | 'agent' | 'public';
@@ -155,9 +160,28 @@ export function apiApp(opts: ApiOptions): Hono {
   );
 
   const app = new Hono();
+  // A full store is logged and raised as an event once, until a change is stored again.
+  let storeFull = false;
   app.onError((err, c) => {
     if (err instanceof ApiError) return problem(c, err);
+    if (err instanceof StoreFull) {
+      if (!storeFull) {
+        storeFull = true;
+        opts.log?.error({ dataDir: err.dir }, 'the store cannot grow: its filesystem is full; changes other than deletes are refused (507) until there is room');
+        opts.events?.add('store.full', `the store's filesystem (${err.dir}) is full: changes other than deletes are refused until there is room`);
+      }
+      return problem(c, new ApiError(507, 'Insufficient Storage', `the controller's store has no room: the filesystem of its data directory (${err.dir}) is full. Deleting resources still works; free space on that filesystem (or give it more), then try again`));
+    }
+    opts.log?.error({ err, method: c.req.method, path: c.req.path }, 'request failed');
     return problem(c, new ApiError(500, 'Internal Server Error', 'the controller failed to handle this request; see its log'));
+  });
+  app.use('*', async (c, next) => {
+    await next();
+    if (storeFull && c.req.method !== 'GET' && c.req.method !== 'DELETE' && c.res.status < 300) {
+      storeFull = false;
+      opts.log?.info('the store has room again');
+      opts.events?.add('store.writable', 'the store has room again: changes are stored');
+    }
   });
   app.notFound((c) => problem(c, new ApiError(404, 'Not Found', `no route ${c.req.method} ${c.req.path}`)));
 
@@ -186,8 +210,12 @@ export function apiApp(opts: ApiOptions): Hono {
       maxSize: limit,
       // Answered at once; Node reads and discards the rest of the body (never holding it),
       // so that an ordinary client, still writing, gets this answer rather than a reset.
+      // The connection is closed after this answer (the rest of the body is not read as a
+      // next request), so the answer says so.
       onError: (c) => {
-        return problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
+        const res = problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
+        res.headers.set('connection', 'close');
+        return res;
       },
     });
     app[r.method](r.path, limited, async (c) => {
@@ -206,8 +234,11 @@ export function apiApp(opts: ApiOptions): Hono {
         else throw new ApiError(401, 'Unauthorized', token || signed ? 'the token is not valid for this request' : 'send a token: Authorization: Bearer TOKEN');
       }
       const params = c.req.param() as Record<string, string>;
-      if (params.name !== undefined && !nameSchema.safeParse(params.name).success) {
-        throw new ApiError(400, 'Bad Request', `${JSON.stringify(params.name)} is not a valid name`, [{ field: 'name', message: 'invalid' }]);
+      // A path names what exists: also a name stored before names were lower case, so that
+      // it can be read and deleted.
+      if (params.name !== undefined && !LEGACY_NAME_PATTERN.test(params.name)) {
+        const why = nameSchema.safeParse(params.name);
+        throw new ApiError(400, 'Bad Request', `${quoted(params.name)} is not a valid name: ${why.success ? 'invalid' : why.error.issues[0].message}`, [{ field: 'name', message: 'invalid' }]);
       }
       let body: unknown;
       if (r.body) {

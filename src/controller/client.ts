@@ -10,6 +10,7 @@
  */
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { printable } from '../config/fields.js';
 
 export class ApiClientError extends Error {
   readonly code = 'EAPI';
@@ -101,8 +102,10 @@ export class ApiClient {
           }
           if (status >= 400) {
             const p = (data ?? {}) as Problem;
-            const lines = [p.detail ?? p.title ?? `HTTP ${status}`];
-            if (p.errors && p.errors.length > 1) lines.push(...p.errors.map((x) => `  ${x.field}: ${x.message}`));
+            // Each line the controller's, its control and bidi characters escaped: no text in
+            // an answer makes a line of its own on the terminal.
+            const lines = [printable(String(p.detail ?? p.title ?? `HTTP ${status}`))];
+            if (p.errors && p.errors.length > 1) lines.push(...p.errors.map((x) => printable(`  ${x.field}: ${x.message}`)));
             if (status === 401 && this.target.tokenHint) lines.push(this.target.tokenHint);
             reject(new ApiClientError(status, lines.join('\n')));
           } else {

@@ -147,7 +147,7 @@ export class Controller {
     const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint };
     const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching, refusedConnections: () => this.clients.refused });
     const timed = metrics.timed(store);
-    const app = apiApp({ service: new NetworkService(timed, rules, hub.signatures), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole() });
+    const app = apiApp({ service: new NetworkService(timed, rules, hub.signatures), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole(), log });
     hub.events.add('controller.started', `the controller started at revision ${model.revision}`);
     const listen = async (bind: (server: Server, ready: () => void) => void, secure: boolean): Promise<Server> => {
       const server = (secure && tls

@@ -4,6 +4,8 @@
  * or failed), kept in memory (the last EVENTS_KEPT) for `weft events` and the API. Not a
  * store: a controller restart starts it afresh, and says so as its first event.
  */
+import { printable } from '../config/fields.js';
+
 export interface WeftEvent {
   /** Increasing from 1 in each controller run. */
   id: number;
@@ -21,8 +23,10 @@ export class EventLog {
   private readonly ring: WeftEvent[] = [];
   private next = 1;
 
+  /** Records an event; its kind, host and message are kept with every control and bidi
+   * character escaped (an agent's report is its own words), so no event drives a terminal. */
   add(kind: string, message: string, host?: string): void {
-    this.ring.push({ id: this.next++, at: new Date().toISOString(), kind, ...(host !== undefined ? { host } : {}), message });
+    this.ring.push({ id: this.next++, at: new Date().toISOString(), kind: printable(kind), ...(host !== undefined ? { host: printable(host) } : {}), message: printable(message) });
     if (this.ring.length > EVENTS_KEPT) this.ring.shift();
   }
 

@@ -10,6 +10,7 @@ import { eui64 } from '../datapath/ipv6.js';
 import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from './model.js';
 import type { Change, Store } from './store/store.js';
 import { GENEVE_PORT, TUNNEL_PORT } from '../wire/udp.js';
+import { hasOwnKey, own } from '../config/fields.js';
 
 export class ModelCache {
   readonly hosts = new Map<string, Host>();
@@ -205,7 +206,7 @@ export class ModelCache {
       const g = r.externalGateway;
       if (!g || g.host !== undefined) continue;
       const physnet = this.networks.get(g.network)?.provider?.physicalNetwork;
-      const able = [...this.hosts.values()].filter((h) => physnet !== undefined && h.physicalNetworks?.[physnet] !== undefined).map((h) => h.name).sort();
+      const able = [...this.hosts.values()].filter((h) => physnet !== undefined && hasOwnKey(h.physicalNetworks, physnet)).map((h) => h.name).sort();
       const current = this.placement.get(r.name);
       let next = current;
       if (current === undefined || !able.includes(current) || !this.connected.has(current)) {
@@ -461,9 +462,9 @@ export class ModelCache {
       if (provider.vlan === undefined) u.native = ns.name;
       else u.vlans[provider.vlan] = ns.name;
     }
-    const mapping = this.hosts.get(host)?.physicalNetworks ?? {};
-    return [...byPhysnet].filter(([physnet]) => mapping[physnet] !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)).map(([physnet, u]) => ({
-      name: `uplink:${physnet}`, mode: 'trunk', vlans: u.vlans, ...(u.native ? { nativeNetwork: u.native } : {}), backend: { type: 'uplink', interface: mapping[physnet] },
+    const mapping = this.hosts.get(host)?.physicalNetworks;
+    return [...byPhysnet].filter(([physnet]) => hasOwnKey(mapping, physnet)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([physnet, u]) => ({
+      name: `uplink:${physnet}`, mode: 'trunk', vlans: u.vlans, ...(u.native ? { nativeNetwork: u.native } : {}), backend: { type: 'uplink', interface: own(mapping, physnet)! },
     }));
   }
 }

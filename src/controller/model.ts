@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js';
-import { addressOrPrefix, etherType, ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, netnsName, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
+import { addressOrPrefix, etherType, ifname, ipv4, ipv4Cidr, ipv6, ipv6Prefix64, name, nameRecord, netnsName, plainText, portAddress, underlayMtu, unicastIpv4, unicastMac, unixSocketPath } from '../config/fields.js';
 import { GENEVE_PORT, TUNNEL_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
@@ -165,7 +165,7 @@ export const securityGroupRule = z.object({
 
 export const securityGroupCreate = z.object({
   name,
-  description: z.string().max(200).optional(),
+  description: plainText(200).optional(),
   rules: z.array(securityGroupRule).max(100).default([]),
 }).strict();
 
@@ -190,7 +190,7 @@ export const hostJoin = z.object({
   genevePort: udpPort.default(GENEVE_PORT),
   mtu: underlayMtu.default(1500),
   /** Physical network name -> the host's interface on it (provider networks land there). */
-  physicalNetworks: z.record(name, ifname).refine((m) => Object.keys(m).length <= 16, 'at most 16 physical networks').default({}),
+  physicalNetworks: nameRecord(name, ifname).refine((m) => Object.keys(m).length <= 16, 'at most 16 physical networks').default({}),
   /** The host's tunnel public key (X25519, base64): without one, it has no encrypted networks. */
   tunnelKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'an X25519 public key: 32 bytes in base64').optional(),
   /** The UDP port of its encrypted tunnels. */

@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { verifyAgentAuth, type AgentRequest, type SignedRequest } from '../view/agent-auth.js';
 import { SeenSignatures } from './seen-signatures.js';
 import type { z } from 'zod';
-import { notUnicast } from '../config/fields.js';
+import { hasOwnKey, notUnicast } from '../config/fields.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
@@ -23,7 +23,7 @@ import type { Condition, Entry, Operation, Store } from './store/store.js';
 /** An error for the API's client: an HTTP status, a one-line title and a sentence. */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503 | 507,
     readonly title: string,
     detail: string,
     readonly errors: Array<{ field: string; message: string }> = [],
@@ -669,7 +669,7 @@ export class NetworkService {
     const h = (await this.store.get<Host>(Keys.host(host)))?.value;
     nets.forEach((net, i) => {
       const physnet = net.provider?.physicalNetwork;
-      if (physnet === undefined || h?.physicalNetworks?.[physnet] !== undefined) return;
+      if (physnet === undefined || hasOwnKey(h?.physicalNetworks, physnet)) return;
       const has = Object.keys(h?.physicalNetworks ?? {});
       throw new ApiError(422, 'Unprocessable', `host ${host} has no interface on physical network ${physnet}, which network ${net.name} is on${has.length ? ` (it has: ${has.join(', ')})` : ''}; give its agent --physical-network ${physnet}=INTERFACE`, [{ field: fields[i], message: 'not on this host' }]);
     });

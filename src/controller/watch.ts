@@ -25,15 +25,23 @@ import { SeenSignatures } from './seen-signatures.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
 import { EventLog } from './events.js';
+import { CONTROL_CHARACTERS, nameRecord, printable } from '../config/fields.js';
 import type { TraceStep } from '../datapath/trace.js';
 import type { TraceOrder } from '../view/host-view.js';
 import type { TraceCarrier } from './trace.js';
+
+/** What an agent reports in its own words (an error's text): kept, with its control and
+ * bidi characters escaped, so that it cannot drive the terminal of whoever reads it. */
+const agentText = (max: number) => z.string().max(max).transform(printable);
+/** A port's name as an agent reports it (its ports and `uplink:PHYSNET`): a status naming
+ * one with control or bidi characters is refused. */
+const reportedPort = z.string().max(80).refine((t) => !CONTROL_CHARACTERS.test(t), 'a port name without control or bidirectional-formatting characters');
 
 /** An agent's report, as far as the controller reads it (counters are passed on as they are). */
 const statusMessage = z.object({
   type: z.literal('status'),
   revision: z.number().int().optional(),
-  ports: z.record(z.string().max(64), z.object({ attached: z.boolean(), error: z.string().max(1000).optional() })).optional(),
+  ports: nameRecord(reportedPort, z.object({ attached: z.boolean(), error: agentText(1000).optional() })).optional(),
   counters: z.unknown().optional(),
 });
 
@@ -42,12 +50,12 @@ const traceReport = z.object({
   type: z.literal('trace-report'),
   id: z.string().regex(/^[0-9a-f]{8}$/),
   steps: z.array(z.object({
-    at: z.number(), stage: z.string().max(64), verdict: z.enum(['pass', 'drop', 'deliver', 'send']), detail: z.string().max(512), port: z.string().max(64).optional(),
+    at: z.number(), stage: agentText(64), verdict: z.enum(['pass', 'drop', 'deliver', 'send']), detail: agentText(512), port: agentText(64).optional(),
   })).max(64),
 });
 
 /** An agent could not apply a view (it keeps forwarding with the last one). */
-const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().int(), error: z.string().max(1000) });
+const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().int(), error: agentText(1000) });
 
 const PATH = /^\/v1\/agents\/([a-z0-9][a-z0-9_.-]{0,62})\/watch$/i;
 const PING_MS = 5000;
@@ -203,7 +211,7 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     s.lastSeen = new Date().toISOString();
     s.appliedRevision = typeof msg.revision === 'number' ? msg.revision : s.appliedRevision;
     for (const [port, now] of Object.entries(msg.ports ?? {})) {
-      const was = s.ports[port];
+      const was = Object.hasOwn(s.ports, port) ? s.ports[port] : undefined;
       if (was?.attached === now.attached && was?.error === now.error) continue;
       if (now.attached) this.events.add('port.attached', `port ${port} is up on ${host}`, host);
       else this.events.add('port.failed', `port ${port} is not attached on ${host}: ${now.error ?? 'no reason given'}`, host);

@@ -23,6 +23,7 @@ import { overlayMtu } from '../datapath/encapsulation.js';
 import { formatIpv4, formatMac, parseIpv4, parseMac } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
 import { labNetnsPrefix } from './topology.js';
+import { own } from '../config/fields.js';
 import { fetchStats } from '../cli/stats.js';
 import { ApiClient, ApiClientError } from '../controller/client.js';
 import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, udhcpcScript, waitGuestReady, type GuestSpec } from './guest.js';
@@ -328,10 +329,11 @@ function remember(state: LabState, name: string, argv: string[]): void {
  */
 export async function labRestart(lab: string, name: string, signal: NodeJS.Signals = 'SIGKILL', downMs = 0): Promise<number> {
   const state = readLabState(lab);
-  const argv = state?.commands?.[name];
+  // A name the user typed: only the state's own entries (not `constructor`'s).
+  const argv = own(state?.commands, name);
   if (!state || !argv) throw new LabError(`lab ${lab} has no agent or controller named ${name}`);
-  const pid = state.agents[name];
-  if (processAlive(pid)) {
+  const pid = own(state.agents, name);
+  if (pid !== undefined && processAlive(pid)) {
     process.kill(pid, signal);
     const deadline = Date.now() + 5000;
     while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -17,6 +17,7 @@ import { ENCAPSULATIONS, type Encapsulation } from '../datapath/encapsulation.js
 import { formatIpv4, formatMac, parseIpv4 } from '../wire/bytes.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { VNI_MAX } from '../wire/vxlan.js';
+import { nameRecord } from '../config/fields.js';
 
 const name = z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'a lowercase name: a letter, then letters, digits or "-", at most 12 characters');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with a prefix length, such as 10.0.0.1/24');
@@ -51,7 +52,7 @@ const schema = z.object({
   rekeyAfter: z.number().int().min(1).max(86_400).optional(),
   /** Security groups to create (labs with a controller), as the API takes them: `{ name,
    * rules: [{ direction: ingress, protocol: tcp, ports: { min: 80, max: 80 } }] }`. */
-  securityGroups: z.array(z.object({ name, rules: z.array(z.record(z.string(), z.unknown())).default([]) }).strict()).default([]),
+  securityGroups: z.array(z.object({ name, rules: z.array(nameRecord(z.string(), z.unknown())).default([]) }).strict()).default([]),
   /** A machine on the lab's physical network (untagged), outside every overlay: a namespace
    * with this address and a web server (busybox httpd) answering GET / with its name. */
   outside: z.object({ ip: cidr }).strict().optional(),
@@ -81,7 +82,7 @@ const schema = z.object({
     ip: cidr.optional(),
     /** An IPv6 address with its prefix length, e.g. fd00:10::1/64 (access VMs). */
     ip6: z.string().regex(/^[0-9a-f:]+\/\d{1,3}$/i, 'an IPv6 address with a prefix length, such as fd00:10::1/64').optional(),
-    trunk: z.record(z.string().regex(/^\d{1,4}$/), z.object({ network: name, ip: cidr }).strict()).optional(),
+    trunk: nameRecord(z.string().regex(/^\d{1,4}$/), z.object({ network: name, ip: cidr }).strict()).optional(),
     /** The VM's interface MTU; defaults to its network's overlay MTU. */
     mtu: z.number().int().min(576).max(9000).optional(),
     /** The VM gets its address (`ip`, which the controller holds for its port), mask,

@@ -2,11 +2,23 @@
  * The default Store: one SQLite file, no server to run. WAL mode with synchronous=FULL, so
  * a commit is on disk before it is acknowledged. Each commit is one SQLite transaction that
  * checks the conditions, writes the keys, logs the changes and bumps the revision.
+ *
+ * A full filesystem (SQLITE_FULL) fails the commit with StoreFull, applying nothing. Deletes
+ * must still work then, or an administrator could not free anything: the store keeps a
+ * reserve file of RESERVE_BYTES beside the database, and a commit that only deletes and
+ * finds the filesystem full gives the reserve up, checkpoints the write-ahead log into the
+ * database and empties it, and tries again. Checkpoints come every WAL_CHECKPOINT_PAGES, so
+ * what a checkpoint must add to the database then is smaller than the reserve. After that,
+ * each delete gives a little room back (the oldest changes of the log beyond KEEP_WHEN_FULL,
+ * and free pages at the end of the file), and the reserve is made again once the
+ * filesystem has room for it twice over. (A watcher further behind than the changes kept
+ * lists again, as after any compaction.)
  */
-import { chmodSync, closeSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Listeners } from './listeners.js';
-import { Compacted, type Change, type CommitResult, type Condition, type Entry, type Operation, type Store } from './store.js';
+import { Compacted, StoreFull, type Change, type CommitResult, type Condition, type Entry, type Operation, type Store } from './store.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -25,6 +37,19 @@ const SCHEMA = `
   );
   CREATE INDEX IF NOT EXISTS changes_revision ON changes (revision);
 `;
+
+/** Room kept for deletes on a full filesystem (ours: a few checkpoints' worth of pages). */
+export const RESERVE_BYTES = 256 * 1024;
+/** Pages of write-ahead log between checkpoints (SQLite's default, 1000, is 4 MiB). */
+const WAL_CHECKPOINT_PAGES = 32;
+/** The reserve is made again when the filesystem has this many times its size free. */
+const RESERVE_AGAIN_FACTOR = 2;
+/** Changes kept for resuming watchers once the filesystem is full (keepChanges otherwise). */
+const KEEP_WHEN_FULL = 100;
+/** Changes dropped, and pages given back, after each delete while the reserve is missing. */
+const REGAIN_STEP = 16;
+
+const isFull = (err: unknown) => (err as { code?: string }).code === 'SQLITE_FULL' || (err as { code?: string }).code === 'ENOSPC';
 
 interface Row {
   key: string;
@@ -53,7 +78,20 @@ export class SqliteStore implements Store {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    this.reserve = `${file}.reserve`;
+    // Pages that deletes free can go back to the filesystem (incremental_vacuum), for the
+    // reserve to be made again. A database made before is converted once, if there is room.
+    if (this.db.pragma('auto_vacuum', { simple: true }) !== 2) {
+      try {
+        this.db.pragma('auto_vacuum = INCREMENTAL');
+        this.db.exec('VACUUM');
+      } catch (err) {
+        if (!isFull(err)) throw err;
+      }
+    }
     this.db.exec(SCHEMA);
+    this.keepReserve(0);
     this.stmt = {
       revision: this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'revision'"),
       compacted: this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'compacted'"),
@@ -74,6 +112,69 @@ export class SqliteStore implements Store {
     const bounds = this.stmt.seqBounds.get()!;
     this.firstSeq = bounds.lo ?? 1;
     this.lastSeq = bounds.hi ?? 0;
+  }
+
+  /** The file that keeps room for deletes (absent while given up, or never made). */
+  private readonly reserve: string;
+  private reserveHeld = false;
+  /** The filesystem was found full since the reserve was last made. */
+  private full = false;
+
+  /** Makes the reserve file if it is missing and the filesystem has `factor` times its size
+   * free (at least once). On a filesystem without that room it stays missing. */
+  private keepReserve(factor: number): void {
+    if (this.reserveHeld) return;
+    try {
+      const fs = statfsSync(dirname(this.file));
+      if (fs.bavail * fs.bsize < RESERVE_BYTES * Math.max(factor, 1)) return;
+      writeFileSync(this.reserve, Buffer.alloc(RESERVE_BYTES), { mode: 0o600, flush: true });
+      this.reserveHeld = true;
+      this.full = false;
+    } catch {
+      rmSync(this.reserve, { force: true });
+    }
+  }
+
+  /**
+   * After a commit without the reserve: a delete gives a little back to the filesystem (the
+   * oldest changes beyond KEEP_WHEN_FULL, whose values fill a store as much as its keys, and
+   * free pages at the end of the file), in steps small enough for the room a full
+   * filesystem has; the reserve is made again when there is room enough.
+   */
+  private regainReserve(operations: Operation[]): void {
+    if (this.full && operations.every((op) => op.type === 'delete')) {
+      const seqs = [this.firstSeq, this.lastSeq];
+      try {
+        this.db.transaction(() => this.trimLog(Math.max(KEEP_WHEN_FULL, this.lastSeq - this.firstSeq + 1 - REGAIN_STEP), this.stmt.revision.get()!.value)).immediate();
+        this.db.pragma(`incremental_vacuum(${REGAIN_STEP})`);
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch (err) {
+        [this.firstSeq, this.lastSeq] = seqs;
+        if (!isFull(err)) throw err;
+      }
+    }
+    this.keepReserve(RESERVE_AGAIN_FACTOR);
+  }
+
+  /** Gives the reserve up and empties the write-ahead log into the database: room for a
+   * commit that only deletes. */
+  private releaseReserve(): void {
+    rmSync(this.reserve, { force: true });
+    this.reserveHeld = false;
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      if (!isFull(err)) throw err;
+    }
+  }
+
+  /** Drops the oldest changes but `keep` (inside a transaction). */
+  private trimLog(keep: number, revision: number): void {
+    if (this.lastSeq - this.firstSeq + 1 <= keep) return;
+    this.firstSeq = this.lastSeq - keep + 1;
+    this.stmt.trim.run(this.firstSeq);
+    // The oldest kept revision may have lost some of its changes: resuming needs later.
+    this.stmt.setMeta.run(this.stmt.oldestKept.get()!.r ?? revision, 'compacted');
   }
 
   /** The change log's sequence numbers, kept here so a commit need not count the log. */
@@ -117,23 +218,34 @@ export class SqliteStore implements Store {
         }
       }
       this.stmt.setMeta.run(revision, 'revision');
-      if (this.lastSeq - this.firstSeq + 1 > this.keepChanges) {
-        this.firstSeq = this.lastSeq - this.keepChanges + 1;
-        this.stmt.trim.run(this.firstSeq);
-        // The oldest kept revision may have lost some of its changes: resuming needs later.
-        this.stmt.setMeta.run(this.stmt.oldestKept.get()!.r ?? revision, 'compacted');
-      }
+      this.trimLog(this.keepChanges, revision);
       return { result: { ok: true, revision }, changes };
     });
     const seqs = [this.firstSeq, this.lastSeq];
+    const attempt = () => {
+      try {
+        return txn.immediate();
+      } catch (err) {
+        [this.firstSeq, this.lastSeq] = seqs; // rolled back
+        throw err;
+      }
+    };
     let out;
     try {
-      out = txn.immediate();
+      out = attempt();
     } catch (err) {
-      [this.firstSeq, this.lastSeq] = seqs; // rolled back
-      throw err;
+      if (!isFull(err)) throw err;
+      this.full = true;
+      if (!operations.every((op) => op.type === 'delete')) throw new StoreFull(dirname(this.file));
+      this.releaseReserve();
+      try {
+        out = attempt();
+      } catch (again) {
+        throw isFull(again) ? new StoreFull(dirname(this.file)) : again;
+      }
     }
     const { result, changes } = out;
+    if (!this.reserveHeld) this.regainReserve(operations);
     if (result.ok) this.listeners.emit(changes);
     return result;
   }

@@ -50,6 +50,18 @@ export class Compacted extends Error {
   }
 }
 
+/** The store cannot grow: the filesystem holding it is full. Nothing of the commit was
+ * applied. A commit that only deletes still succeeds where the store keeps room for it. */
+export class StoreFull extends Error {
+  readonly code = 'ESTOREFULL';
+  constructor(
+    /** The directory whose filesystem is full. */
+    readonly dir: string,
+  ) {
+    super(`the filesystem holding the store (${dir}) is full`);
+  }
+}
+
 export interface Store {
   revision(): Promise<number>;
   get<T = unknown>(key: string): Promise<Entry<T> | null>;
