@@ -22,7 +22,7 @@ import { stringify } from 'yaml';
 import { overlayMtu } from '../datapath/encapsulation.js';
 import { formatIpv4, formatMac, parseIpv4, parseMac } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
-import { labNetnsPrefix } from './topology.js';
+import { isLabName, LAB_NAME_RULE, labNetnsPrefix } from './topology.js';
 import { fetchStats } from '../cli/stats.js';
 import { ApiClient, ApiClientError } from '../controller/client.js';
 import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, udhcpcScript, waitGuestReady, type GuestSpec } from './guest.js';
@@ -45,7 +45,13 @@ export interface LabState {
   createdAt: string;
 }
 
+/**
+ * The directory of lab `name`: the one place a lab's paths start from. Every name, from
+ * the command line or from a state file, passes the topology's own name rule here, so no
+ * name can reach outside LAB_ROOT ("../x") or into another lab's directory.
+ */
 export function labDir(name: string): string {
+  if (!isLabName(name)) throw new LabError(`${JSON.stringify(name)} is not a lab name (${LAB_NAME_RULE})`);
   return join(LAB_ROOT, name);
 }
 
@@ -85,7 +91,8 @@ function listNetns(): string[] {
 export function listLabs(): string[] {
   const fromDirs = existsSync(LAB_ROOT) ? readdirSync(LAB_ROOT) : [];
   const fromNs = listNetns().filter((n) => n.startsWith('weft-') && n.endsWith('-underlay')).map((n) => n.slice(5, -'-underlay'.length));
-  return [...new Set([...fromDirs, ...fromNs])].sort();
+  // Only what a lab can be named: anything else in LAB_ROOT is not a lab's.
+  return [...new Set([...fromDirs, ...fromNs])].filter(isLabName).sort();
 }
 
 /** Builds the lab. On any failure (or Ctrl-C) it removes what it made and rethrows. */
@@ -622,6 +629,7 @@ function killAndWait(pids: number[]): void {
  * Safe to run again, and on a lab that was only half built.
  */
 export function labDown(name: string): { namespaces: number; processes: number } {
+  const dir = labDir(name);
   const prefix = labNetnsPrefix(name);
   const namespaces = listNetns().filter((n) => n.startsWith(prefix));
   const state = readLabState(name);
@@ -633,7 +641,7 @@ export function labDown(name: string): { namespaces: number; processes: number }
   const ours = [...pids].filter((p) => p !== process.pid);
   killAndWait(ours);
   for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
-  rmSync(labDir(name), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   return { namespaces: namespaces.length, processes: ours.length };
 }
 
@@ -676,6 +684,7 @@ export async function labExec(lab: string, target: string, command: string[], st
     if (stdio === 'inherit') process.stdout.write(r.stdout);
     return r;
   }
+  if (!isLabName(target)) throw new LabError(`${JSON.stringify(target)} is not a VM or host name (${LAB_NAME_RULE})`);
   const ns = labNetnsPrefix(lab) + target;
   if (!listNetns().includes(ns)) {
     const known = listNetns().filter((n) => n.startsWith(labNetnsPrefix(lab))).map((n) => n.slice(labNetnsPrefix(lab).length));
