@@ -59,6 +59,12 @@ export function agentSocket(lab: string, host: string): string {
   return join(labDir(lab), `${host}.sock`);
 }
 
+/** Where the lab's QEMU port sockets are: the controller is told LAB/qemu, and each host's
+ * agent keeps its own in LAB/qemu/HOST (an agent binds only in its own directory). */
+export function qemuSocketDir(lab: string, host?: string): string {
+  return host === undefined ? join(labDir(lab), 'qemu') : join(labDir(lab), 'qemu', host);
+}
+
 /** Runs a command; throws LabError with its stderr when it fails. */
 function sh(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -362,7 +368,8 @@ function agentArgv(plan: LabPlan, host: LabHost): string[] {
     : ['--config', agentConfigFile(plan, host)];
   // Each host's tunnel key lives in the lab's directory, gone with the lab.
   const tunnels = ['--key-file', join(hostDir(plan, host), 'tunnel.key'), ...(plan.rekeyAfter ? ['--rekey-after', String(plan.rekeyAfter)] : [])];
-  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, ...tunnels, '--socket', agentSocket(plan.name, host.name)];
+  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, ...tunnels, '--socket', agentSocket(plan.name, host.name),
+    '--qemu-socket-dir', qemuSocketDir(plan.name, host.name)];
 }
 
 export const CONTROLLER_PORT = 7411;
@@ -414,7 +421,7 @@ function buildController(plan: LabPlan): void {
 function controllerArgv(plan: LabPlan): string[] {
   const ctl = plan.controller!;
   return ['ip', 'netns', 'exec', ctl.netns, process.execPath, CLI, 'controller', '--data-dir', join(labDir(plan.name), 'controller'),
-    '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name)];
+    '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name), '--qemu-socket-dir', qemuSocketDir(plan.name)];
 }
 
 export function labApi(plan: LabPlan): ApiClient {
@@ -647,7 +654,7 @@ export function labDown(name: string): { namespaces: number; processes: number }
 
 /** Where a QEMU VM's sockets and console log are. */
 function guestSpec(lab: string, vm: LabPlan['vms'][number]): GuestSpec {
-  return { name: vm.name, mac: vm.mac, portSocket: join(labDir(lab), `${vm.name}.net.sock`), consoleSocket: join(labDir(lab), `${vm.name}.console.sock`), consoleLog: join(labDir(lab), `${vm.name}.console.log`) };
+  return { name: vm.name, mac: vm.mac, portSocket: join(qemuSocketDir(lab, vm.host.name), `${vm.name}.net.sock`), consoleSocket: join(labDir(lab), `${vm.name}.console.sock`), consoleLog: join(labDir(lab), `${vm.name}.console.log`) };
 }
 
 /** Software emulation boots the guest in a few seconds; a loaded CI machine may take longer. */
