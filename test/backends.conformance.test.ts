@@ -10,6 +10,7 @@ import { MemoryFabric, type MemoryPort } from '../src/datapath/memory.js';
 import { TapPort } from '../src/io/tap.js';
 import { QemuStreamPort } from '../src/io/qemu-stream.js';
 import { connect } from 'node:net';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UdpUnderlay } from '../src/io/udp-underlay.js';
@@ -85,8 +86,9 @@ const portBackends: Array<{ name: string; skip: string | false; make(): PortHarn
     name: 'QemuStreamPort (a client speaking QEMU\'s -netdev stream framing as peer)',
     skip: false,
     make() {
-      const path = join(tmpdir(), `weft-conf-qemu-${process.pid}.sock`);
-      const backend = QemuStreamPort.open(path);
+      const dir = join(tmpdir(), `weft-conf-qemu-${process.pid}`);
+      const path = join(dir, 'vm.sock');
+      const backend = QemuStreamPort.open(path, dir);
       let fired = false;
       backend.start(() => (fired = true));
       // The guest: reads length-prefixed frames and answers each ARP request, in its own
@@ -117,7 +119,7 @@ const portBackends: Array<{ name: string; skip: string | false; make(): PortHarn
         backend,
         ready: () => waitFor(() => backend.description.includes('guest connected')),
         readable: () => waitFor(() => fired).then(() => { fired = false; }),
-        close: () => { guest.destroy(); backend.close(); },
+        close: () => { guest.destroy(); backend.close(); rmSync(dir, { recursive: true, force: true }); },
       };
     },
   },

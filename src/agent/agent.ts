@@ -26,19 +26,23 @@ import type { TraceOrder } from '../view/host-view.js';
 import { Tunnels } from '../tunnel/tunnels.js';
 import type { KeyPair } from '../tunnel/noise.js';
 import { UnderlayAddress } from './underlay-address.js';
+import { DEFAULT_QEMU_SOCKET_DIR } from '../config/qemu-socket.js';
 
 export function defaultSocketPath(host: string): string {
   return `/run/weft/agent-${host}.sock`;
 }
 
-/** Opens real backends: TAP devices (given the port's MAC). In-memory ports get a fabric of
- * their own. */
-export const openBackend: BackendOpener = (_port, backend, mac) => {
-  if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns, { offload: backend.offload, mac });
-  if (backend.type === 'qemu') return QemuStreamPort.open(backend.socket);
-  if (backend.type === 'uplink') return PacketPort.open(backend.interface);
-  return new MemoryFabric().port('memory');
-};
+/** Opens real backends: TAP devices (given the port's MAC), uplinks, and QEMU guests' sockets, these only in
+ * `qemuSocketDir` (a port asking for one elsewhere stays unattached, with the reason). In-memory
+ * ports get a fabric of their own. */
+export function backendOpener(qemuSocketDir: string = DEFAULT_QEMU_SOCKET_DIR): BackendOpener {
+  return (_port, backend, mac) => {
+    if (backend.type === 'tap') return TapPort.open(backend.device, backend.netns, { offload: backend.offload, mac });
+    if (backend.type === 'qemu') return QemuStreamPort.open(backend.socket, qemuSocketDir);
+    if (backend.type === 'uplink') return PacketPort.open(backend.interface);
+    return new MemoryFabric().port('memory');
+  };
+}
 
 const RETRY_MS = 2000;
 const AGE_MS = 1000;
@@ -57,6 +61,8 @@ export interface AgentOptions {
   caFile?: string;
   /** Serve /metrics on this TCP address too (the control socket always has it). */
   metricsListen?: { host: string; port: number };
+  /** The only directory QEMU ports' sockets may be in (default /run/weft/qemu). */
+  qemuSocketDir?: string;
 }
 
 export class Agent {
@@ -75,7 +81,7 @@ export class Agent {
     private state: HostState,
     private readonly log: Logger,
     private readonly socketPath: string,
-    opener: BackendOpener = openBackend,
+    opener: BackendOpener | undefined = undefined,
     private readonly opts: AgentOptions = {},
   ) {
     this.datapath = new Datapath({
@@ -86,7 +92,7 @@ export class Agent {
       // WEFT_TRACING=off: for `npm run bench` to measure what following traces costs.
       tracing: process.env.WEFT_TRACING !== 'off',
     });
-    this.reconciler = new Reconciler(this.datapath, opener, Date.now);
+    this.reconciler = new Reconciler(this.datapath, opener ?? backendOpener(opts.qemuSocketDir), Date.now);
   }
 
   async start(): Promise<void> {

@@ -66,6 +66,7 @@ program.command('agent')
   }))
   .option('--physical-network <name=interface>', 'this host\'s interface on a physical network, for provider networks (repeatable)', collect, [])
   .option('-s, --socket <path>', 'the control socket (default /run/weft/agent-HOST.sock)')
+  .option('--qemu-socket-dir <dir>', 'the only directory QEMU ports\' sockets may be in, made 0700 if missing (default /run/weft/qemu)')
   .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (they are on the control socket too)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => {
@@ -105,6 +106,7 @@ program.command('agent')
       tunnelKey: key.keys, rekeyAfterMs: opts.rekeyAfter ? opts.rekeyAfter * 1000 : undefined, identity,
       caFile: join(dirname(keyFile), 'controller-ca.pem'),
       ...(metricsAt ? { metricsListen: { host: metricsAt[1], port: Number(metricsAt[2]) } } : {}),
+      ...(opts.qemuSocketDir ? { qemuSocketDir: opts.qemuSocketDir } : {}),
     });
     await agent.start();
     if (opts.controller) {
@@ -162,6 +164,7 @@ program.command('controller')
   .option('--no-tls', 'plain HTTP on a loopback --listen (the default there; refused for any other address)')
   .option('--tls-cert <file>', 'the serving certificate chain (PEM, ending with its authority) instead of the one made in DATA_DIR/tls')
   .option('--tls-key <file>', 'its key (PEM)')
+  .option('--qemu-socket-dir <dir>', 'where the agents keep QEMU sockets: a port\'s QEMU socket must be inside it (default /run/weft/qemu)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
   .action(async (opts) => {
     const m = /^(.*):(\d+)$/.exec(opts.listen);
@@ -170,7 +173,7 @@ program.command('controller')
     const log = pino({ level: opts.logLevel }, pino.destination(2));
     // commander sets tls to true by default because of --no-tls: only an explicit flag counts.
     const tlsFlag = process.argv.includes('--tls') ? true : process.argv.includes('--no-tls') ? false : undefined;
-    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, loopbackUnderlay: Boolean(opts.allowLoopbackUnderlay), tls: tlsFlag, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, log });
+    const controller = new Controller({ dataDir: opts.dataDir, listen: { host: m[1], port: Number(m[2]) }, socket: opts.socket, loopbackUnderlay: Boolean(opts.allowLoopbackUnderlay), tls: tlsFlag, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, qemuSocketDir: opts.qemuSocketDir, log });
     await controller.start();
     const stop = () => void controller.stop().then(() => process.exit(0));
     process.once('SIGTERM', stop);

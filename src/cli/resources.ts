@@ -271,7 +271,7 @@ export function registerResourceCommands(program: Command): void {
     .option('--ip <ip...>', 'its addresses (one allocated from the network\'s subnets when not given)')
     .option('--tap <device>', 'the TAP device of the VM (default: an in-memory port)')
     .option('--netns <netns>', 'the network namespace the TAP is in')
-    .option('--qemu-socket <path>', 'a QEMU guest: the agent listens here for -netdev stream,server=off,addr.type=unix,addr.path=PATH')
+    .option('--qemu-socket <path>', 'a QEMU guest: the agent listens here for -netdev stream,server=off,addr.type=unix,addr.path=PATH (inside the agents\' QEMU socket directory, /run/weft/qemu unless the controller was told another)')
     .option('--no-port-security', 'let the port send as any MAC and address (an appliance that routes or bridges)')
     .option('--allowed-address <ip[=mac]...>', 'addresses or prefixes it may also send from, each with the MAC it uses if not its own')
     .option('--allowed-ethertype <type...>', 'EtherTypes it may send besides IPv4, IPv6 and ARP (0x88cc: LLDP)')

@@ -45,6 +45,8 @@ export interface ControllerOptions {
   /** The operator's certificate chain and key, instead of DATA_DIR/tls's. */
   tlsCert?: string;
   tlsKey?: string;
+  /** Where agents keep QEMU sockets: ports' QEMU sockets must be inside (default /run/weft/qemu). */
+  qemuSocketDir?: string;
   log: Logger;
 }
 
@@ -144,7 +146,7 @@ export class Controller {
       ? (this.opts.tlsCert && this.opts.tlsKey ? tlsFromFiles(this.opts.tlsCert, this.opts.tlsKey) : await loadOrCreateTls(join(dataDir, 'tls')))
       : null;
     this.tls = tls;
-    const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint };
+    const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint, qemuSocketDir: this.opts.qemuSocketDir };
     const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching, refusedConnections: () => this.clients.refused });
     const timed = metrics.timed(store);
     const app = apiApp({ service: new NetworkService(timed, rules, hub.signatures), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole(), log });

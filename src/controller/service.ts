@@ -9,6 +9,7 @@ import { verifyAgentAuth, type AgentRequest, type SignedRequest } from '../view/
 import { SeenSignatures } from './seen-signatures.js';
 import type { z } from 'zod';
 import { hasOwnKey, notUnicast } from '../config/fields.js';
+import { DEFAULT_QEMU_SOCKET_DIR, qemuSocketOutside, socketDirText } from '../config/qemu-socket.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
@@ -42,6 +43,9 @@ export interface ServiceOptions {
   loopbackUnderlay?: boolean;
   /** The fingerprint of the TLS authority agents must find (carried in join tokens). */
   tlsFingerprint?: string;
+  /** The directory agents keep QEMU sockets in: a port's QEMU socket must be inside it
+   * (default /run/weft/qemu). */
+  qemuSocketDir?: string;
 }
 
 type HostBody = Omit<z.infer<typeof hostJoin>, 'physicalNetworks' | 'tunnelPort'> & { physicalNetworks?: Record<string, string>; tunnelPort?: number };
@@ -675,6 +679,15 @@ export class NetworkService {
     });
   }
 
+  /** A QEMU port's socket must be where agents keep QEMU sockets: an agent runs as root,
+   * and would otherwise bind (and replace a stale socket) wherever a request says. */
+  private mustConfineSocket(backend: Port['backend'] | undefined): void {
+    if (backend?.type !== 'qemu') return;
+    const dir = socketDirText(this.opts.qemuSocketDir ?? DEFAULT_QEMU_SOCKET_DIR);
+    const why = qemuSocketOutside(backend.socket, dir);
+    if (why) throw new ApiError(422, 'Unprocessable', `backend.socket: ${why} (weft controller --qemu-socket-dir)`, [{ field: 'backend.socket', message: `not inside ${dir}/` }]);
+  }
+
   async createPort(body: z.infer<typeof portCreate>): Promise<Port> {
     // Its networks: the access (or native) one untagged, then a trunk's tagged ones.
     const wanted = [
@@ -687,6 +700,7 @@ export class NetworkService {
       if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${w.network}`, [{ field: `${w.at}network`, message: 'no such network' }]);
       nets.push(net);
     }
+    this.mustConfineSocket(body.backend);
     await this.mustHost(body.host);
     await this.mustReach(body.host, nets.map((e) => e.value), wanted.map((w) => `${w.at}network`));
     const securityGroups = await this.portGroups(body.securityGroups);
@@ -741,6 +755,7 @@ export class NetworkService {
   async updatePort(n: string, body: z.infer<typeof portUpdate>): Promise<Port> {
     const e = await this.entry<Port>(Keys.port(n), 'port', n);
     const old = e.value;
+    this.mustConfineSocket(body.backend);
     if (body.host !== undefined && body.host !== old.host) {
       await this.mustHost(body.host);
       const nets = await Promise.all(attachments(old).map((a) => this.getNetwork(a.network)));

@@ -14,10 +14,18 @@
  * than a slot is a protocol error: the connection is dropped (counted) and the next one
  * accepted. While no guest is connected, writes are refused with ENOTCONN (the data path
  * counts them as tx-error); while the guest reads too slowly, with EAGAIN (tx-busy).
+ *
+ * The agent runs as root, so where it listens is confined: a socket lives directly in the
+ * agent's QEMU socket directory (made 0700, owned by the agent), and the only file the port
+ * ever removes is a socket there that no port of this process listens on (a stale one from
+ * an agent that was killed). A path elsewhere, or a file there that is not a socket, is
+ * refused with a sentence and nothing is touched.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, realpathSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { basename, dirname } from 'node:path';
 import type { PortBackend } from '../datapath/backend.js';
+import { qemuSocketOutside, socketDirText } from '../config/qemu-socket.js';
 
 /** Implementation limits (ours). */
 const RING_BYTES = 4 * 1024 * 1024;
@@ -26,6 +34,55 @@ const RING_LOW_WATER = 256 * 1024;
 /** Refuse writes while this much is queued towards a slow guest. */
 const WRITE_QUEUE_BYTES = 4 * 1024 * 1024;
 const ENOTCONN = 107;
+
+/** Sockets the ports of this process listen on: never taken over by another port. */
+const listening = new Set<string>();
+
+const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
+
+/**
+ * Makes the agent's QEMU socket directory if missing (0700) and checks that it is the
+ * agent's own: a directory, not a symlink, owned by this process's user, that no one else
+ * may write (one of ours that others may read is tightened to 0700). Returns its real path.
+ */
+export function ownSocketDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new Error(`${dir} (the QEMU socket directory) is not a directory${st.isSymbolicLink() ? ' but a symlink' : ''}; nothing was touched`);
+  const uid = process.geteuid?.() ?? st.uid;
+  if (st.uid !== uid) throw new Error(`${dir} (the QEMU socket directory) belongs to user ${st.uid}, not to this agent's (${uid}); nothing was touched`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  return realpathSync(dir);
+}
+
+/**
+ * Where a port may listen: `path`, when it lies directly in `dir` (after following every
+ * symlink of its directory) and holds nothing but, at most, a stale socket, which is
+ * removed. Throws a sentence otherwise, having changed nothing.
+ */
+function claimSocketPath(path: string, dir: string): void {
+  const textual = qemuSocketOutside(path, dir);
+  const real = ownSocketDir(dir);
+  let parent: string | null = null;
+  try {
+    parent = realpathSync(dirname(path));
+  } catch (err) {
+    if (errno(err) !== 'ENOENT' && errno(err) !== 'ENOTDIR') throw err;
+  }
+  if (textual !== null || parent !== real || basename(path) === '') {
+    throw new Error(`QEMU socket ${path} is not in ${socketDirText(dir)}/, the directory this agent keeps QEMU sockets in (weft agent --qemu-socket-dir); nothing was touched`);
+  }
+  if (listening.has(path)) throw new Error(`QEMU socket ${path} is another port's already`);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${path} is not a socket; the agent removes only stale sockets of its own, and left it alone`);
+  unlinkSync(path);
+}
 
 export class QemuStreamPort implements PortBackend {
   private readonly ring = Buffer.alloc(RING_BYTES);
@@ -46,22 +103,35 @@ export class QemuStreamPort implements PortBackend {
     server.on('connection', (s) => this.accept(s));
   }
 
+  /** The socket file as bound (device and inode): close removes that file and no other. */
+  private bound: { dev: number; ino: number } | null = null;
+
   /** A listening failure (reported by the server after open returned): reads then throw,
    * and the data path marks the port failed. */
   private failure: Error | null = null;
 
   /**
-   * Listens on `path` (mode 0600), replacing a stale socket file. Node binds a unix socket
-   * synchronously, so the file exists when this returns; a later server error makes the
-   * next read throw.
+   * Listens on `path` (mode 0600), which must lie directly in `dir`, the agent's QEMU
+   * socket directory (made 0700 if missing), replacing a stale socket file there. Throws,
+   * having touched nothing, for a path elsewhere or a file there that is not a socket.
+   * Node binds a unix socket synchronously, so the file exists when this returns; a later
+   * server error makes the next read throw.
    */
-  static open(path: string): QemuStreamPort {
-    rmSync(path, { force: true });
+  static open(path: string, dir: string): QemuStreamPort {
+    claimSocketPath(path, dir);
     const server = createServer();
     const port = new QemuStreamPort(server, path);
     server.on('error', (err) => (port.failure = err));
     server.listen(path);
-    chmodSync(path, 0o600);
+    listening.add(path);
+    try {
+      const st = lstatSync(path);
+      if (st.isSocket()) port.bound = { dev: st.dev, ino: st.ino };
+      chmodSync(path, 0o600);
+    } catch (err) {
+      port.close();
+      throw err;
+    }
     return port;
   }
 
@@ -172,6 +242,14 @@ export class QemuStreamPort implements PortBackend {
     this.client?.destroy();
     this.client = null;
     this.server.close();
-    rmSync(this.path, { force: true });
+    if (listening.has(this.path)) listening.delete(this.path);
+    else return;
+    // Only the socket this port bound: not whatever may have replaced it since.
+    try {
+      const st = lstatSync(this.path);
+      if (st.isSocket() && this.bound && st.dev === this.bound.dev && st.ino === this.bound.ino) unlinkSync(this.path);
+    } catch {
+      // gone already
+    }
   }
 }

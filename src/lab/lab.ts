@@ -22,7 +22,7 @@ import { stringify } from 'yaml';
 import { overlayMtu } from '../datapath/encapsulation.js';
 import { formatIpv4, formatMac, parseIpv4, parseMac } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
-import { labNetnsPrefix } from './topology.js';
+import { isLabName, LAB_NAME_RULE, labNetnsPrefix } from './topology.js';
 import { own } from '../config/fields.js';
 import { fetchStats } from '../cli/stats.js';
 import { ApiClient, ApiClientError } from '../controller/client.js';
@@ -46,12 +46,24 @@ export interface LabState {
   createdAt: string;
 }
 
+/**
+ * The directory of lab `name`: the one place a lab's paths start from. Every name, from
+ * the command line or from a state file, passes the topology's own name rule here, so no
+ * name can reach outside LAB_ROOT ("../x") or into another lab's directory.
+ */
 export function labDir(name: string): string {
+  if (!isLabName(name)) throw new LabError(`${JSON.stringify(name)} is not a lab name (${LAB_NAME_RULE})`);
   return join(LAB_ROOT, name);
 }
 
 export function agentSocket(lab: string, host: string): string {
   return join(labDir(lab), `${host}.sock`);
+}
+
+/** Where the lab's QEMU port sockets are: the controller is told LAB/qemu, and each host's
+ * agent keeps its own in LAB/qemu/HOST (an agent binds only in its own directory). */
+export function qemuSocketDir(lab: string, host?: string): string {
+  return host === undefined ? join(labDir(lab), 'qemu') : join(labDir(lab), 'qemu', host);
 }
 
 /** Runs a command; throws LabError with its stderr when it fails. */
@@ -86,7 +98,8 @@ function listNetns(): string[] {
 export function listLabs(): string[] {
   const fromDirs = existsSync(LAB_ROOT) ? readdirSync(LAB_ROOT) : [];
   const fromNs = listNetns().filter((n) => n.startsWith('weft-') && n.endsWith('-underlay')).map((n) => n.slice(5, -'-underlay'.length));
-  return [...new Set([...fromDirs, ...fromNs])].sort();
+  // Only what a lab can be named: anything else in LAB_ROOT is not a lab's.
+  return [...new Set([...fromDirs, ...fromNs])].filter(isLabName).sort();
 }
 
 /** Builds the lab. On any failure (or Ctrl-C) it removes what it made and rethrows. */
@@ -357,7 +370,8 @@ function agentArgv(plan: LabPlan, host: LabHost): string[] {
     : ['--config', agentConfigFile(plan, host)];
   // Each host's tunnel key lives in the lab's directory, gone with the lab.
   const tunnels = ['--key-file', join(hostDir(plan, host), 'tunnel.key'), ...(plan.rekeyAfter ? ['--rekey-after', String(plan.rekeyAfter)] : [])];
-  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, ...tunnels, '--socket', agentSocket(plan.name, host.name)];
+  return ['ip', 'netns', 'exec', host.netns, process.execPath, CLI, 'agent', ...source, ...tunnels, '--socket', agentSocket(plan.name, host.name),
+    '--qemu-socket-dir', qemuSocketDir(plan.name, host.name)];
 }
 
 export const CONTROLLER_PORT = 7411;
@@ -409,7 +423,7 @@ function buildController(plan: LabPlan): void {
 function controllerArgv(plan: LabPlan): string[] {
   const ctl = plan.controller!;
   return ['ip', 'netns', 'exec', ctl.netns, process.execPath, CLI, 'controller', '--data-dir', join(labDir(plan.name), 'controller'),
-    '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name)];
+    '--listen', `${ctl.address}:${CONTROLLER_PORT}`, '--socket', controllerSocket(plan.name), '--qemu-socket-dir', qemuSocketDir(plan.name)];
 }
 
 export function labApi(plan: LabPlan): ApiClient {
@@ -624,6 +638,7 @@ function killAndWait(pids: number[]): void {
  * Safe to run again, and on a lab that was only half built.
  */
 export function labDown(name: string): { namespaces: number; processes: number } {
+  const dir = labDir(name);
   const prefix = labNetnsPrefix(name);
   const namespaces = listNetns().filter((n) => n.startsWith(prefix));
   const state = readLabState(name);
@@ -635,13 +650,13 @@ export function labDown(name: string): { namespaces: number; processes: number }
   const ours = [...pids].filter((p) => p !== process.pid);
   killAndWait(ours);
   for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
-  rmSync(labDir(name), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   return { namespaces: namespaces.length, processes: ours.length };
 }
 
 /** Where a QEMU VM's sockets and console log are. */
 function guestSpec(lab: string, vm: LabPlan['vms'][number]): GuestSpec {
-  return { name: vm.name, mac: vm.mac, portSocket: join(labDir(lab), `${vm.name}.net.sock`), consoleSocket: join(labDir(lab), `${vm.name}.console.sock`), consoleLog: join(labDir(lab), `${vm.name}.console.log`) };
+  return { name: vm.name, mac: vm.mac, portSocket: join(qemuSocketDir(lab, vm.host.name), `${vm.name}.net.sock`), consoleSocket: join(labDir(lab), `${vm.name}.console.sock`), consoleLog: join(labDir(lab), `${vm.name}.console.log`) };
 }
 
 /** Software emulation boots the guest in a few seconds; a loaded CI machine may take longer. */
@@ -678,6 +693,7 @@ export async function labExec(lab: string, target: string, command: string[], st
     if (stdio === 'inherit') process.stdout.write(r.stdout);
     return r;
   }
+  if (!isLabName(target)) throw new LabError(`${JSON.stringify(target)} is not a VM or host name (${LAB_NAME_RULE})`);
   const ns = labNetnsPrefix(lab) + target;
   if (!listNetns().includes(ns)) {
     const known = listNetns().filter((n) => n.startsWith(labNetnsPrefix(lab))).map((n) => n.slice(labNetnsPrefix(lab).length));

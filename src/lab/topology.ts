@@ -19,7 +19,16 @@ import { VID_MAX, VID_MIN } from '../wire/vlan.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { nameRecord } from '../config/fields.js';
 
-const name = z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'a lowercase name: a letter, then letters, digits or "-", at most 12 characters');
+/** The rule for every name in a topology, the lab's own included: short enough for the
+ * interface and namespace names built from it, and never a path ("/", "..") either. */
+export const LAB_NAME_RULE = 'a lowercase name: a letter, then letters, digits or "-", at most 12 characters';
+const LAB_NAME = /^[a-z][a-z0-9-]{0,11}$/;
+const name = z.string().regex(LAB_NAME, LAB_NAME_RULE);
+
+/** Whether `text` is a valid lab name (the same rule as the topology's `name:`). */
+export function isLabName(text: string): boolean {
+  return LAB_NAME.test(text);
+}
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with a prefix length, such as 10.0.0.1/24');
 
 const schema = z.object({
