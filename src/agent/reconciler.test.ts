@@ -80,6 +80,9 @@ test('a port that cannot be opened yet is pending, and attached on a later apply
   assert.ok(dp.hasPort('vm1'));
 });
 
+/** A whole IPv4 datagram: the data path drops cut ones as malformed. */
+const UDP_PACKET = compose.udpV4(parseIpv4('10.0.0.1'), parseIpv4('10.0.0.2'), 1000, 2000, new Uint8Array(18));
+
 test('a network of 10,000 remote ports: every MAC is pinned to its host, none floods, and learning stays bounded', () => {
   const { fabric, dp, reconciler, opened } = setup();
   // 100 remote hosts with 100 ports each: far past the learning limit (4,096 per network).
@@ -96,7 +99,7 @@ test('a network of 10,000 remote ports: every MAC is pinned to its host, none fl
   // vm1 sends one frame to each port: each reaches that port's host, and only it.
   const vm1 = opened.get('vm1')!;
   const me = parseMac('02:00:00:00:00:01');
-  for (let i = 0; i < 10_000; i++) vm1.send(compose.ethernet(macOf(i), me, EtherType.Ipv4, new Uint8Array(46)));
+  for (let i = 0; i < 10_000; i++) vm1.send(compose.ethernet(macOf(i), me, EtherType.Ipv4, UDP_PACKET));
   fabric.run();
   for (const [h, u] of remoteUnderlays.entries()) {
     assert.equal(u.inbox.length, 100, `host ${hosts[h].address} gets its 100 ports' frames`);
@@ -111,7 +114,7 @@ test('a network of 10,000 remote ports: every MAC is pinned to its host, none fl
 
   // 5,000 VMs' worth of source MACs behind vm1: learned up to the limit, not past it, and
   // the pins are all still there.
-  for (let i = 0; i < 5000; i++) vm1.send(compose.ethernet(macOf(i), 0x0200_0100_0000 + i, EtherType.Ipv4, new Uint8Array(46)));
+  for (let i = 0; i < 5000; i++) vm1.send(compose.ethernet(macOf(i), 0x0200_0100_0000 + i, EtherType.Ipv4, UDP_PACKET));
   fabric.run();
   assert.equal(fdb.size - fdb.statics, 4096, 'learned entries stop at the limit');
   assert.equal(fdb.learnRefused, 5001 - 4096, 'vm1\'s own MAC and 5,000 more; the rest refused');

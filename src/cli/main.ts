@@ -322,7 +322,8 @@ agentOptions(program.command('capture'))
     if ((res.statusCode ?? 500) >= 400) {
       let body = '';
       for await (const c of res) body += c;
-      throw new UsageError((JSON.parse(body) as { error: string }).error);
+      // The agent's refusal (no such port, a filter it cannot read): a sentence, exit 1.
+      throw new Error((JSON.parse(body) as { error: string }).error);
     }
     const out = opts.write === '-' ? process.stdout : createWriteStream(opts.write);
     const frames = new PacketCounter();
