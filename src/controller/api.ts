@@ -10,6 +10,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Router } from './model.js';
@@ -208,13 +210,15 @@ export function apiApp(opts: ApiOptions): Hono {
     const limit = r.bodyLimit ?? BODY_LIMIT;
     const limited = bodyLimit({
       maxSize: limit,
-      // Answered at once; Node reads and discards the rest of the body (never holding it),
-      // so that an ordinary client, still writing, gets this answer rather than a reset.
-      // The connection is closed after this answer (the rest of the body is not read as a
-      // next request), so the answer says so.
+      // Answered at once, and the connection closed after it (the rest of the body is not
+      // read as a next request), which the answer says. The close lingers: what the client
+      // is still sending is read and dropped (never held) for a while, so that an ordinary
+      // client, still writing, reads this answer rather than a reset.
       onError: (c) => {
         const res = problem(c, new ApiError(413, 'Content Too Large', `the request body is larger than ${limit} bytes, the most this route takes`, [{ field: '(body)', message: 'too large' }]));
         res.headers.set('connection', 'close');
+        const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket;
+        if (socket) lingerOnClose(socket);
         return res;
       },
     });
@@ -269,6 +273,32 @@ export function apiApp(opts: ApiOptions): Hono {
     });
   }
   return app;
+}
+
+/** How long a closed connection's client may go on sending before it is cut off. */
+const LINGER_MS = 2000;
+
+/**
+ * Makes the server's close of `socket` a lingering one (as Apache's and nginx's): the answer
+ * and a FIN go out, and what still arrives is read and dropped until the client stops, or
+ * for LINGER_MS at most; closing at once would make the kernel answer that data with a
+ * reset, which takes the unread answer away from the client.
+ */
+function lingerOnClose(socket: Socket): void {
+  let lingering = false;
+  socket.destroySoon = function destroySoon(this: Socket) {
+    if (lingering) return;
+    lingering = true;
+    if (this.writable) this.end();
+    const close = () => {
+      clearTimeout(timer);
+      this.destroy();
+    };
+    const timer = setTimeout(close, LINGER_MS);
+    timer.unref();
+    this.once('end', close);
+    this.resume();
+  };
 }
 
 /** GET /v1/events?since=ID: what happened after event ID (all that is kept, for 0). */
