@@ -12,13 +12,14 @@
  * does not name are kept unless --prune says to delete them; the plan lists them either way.
  */
 import { ConfigError, readYamlFile } from '../agent/config.js';
+import { issueLines } from '../config/field-path.js';
 import { applyResources, ONE, type ApplyResources, type ApplyResult } from '../controller/apply.js';
 import type { ApiClient } from './api-client.js';
 
 export function readApplyFile(file: string): ApplyResources {
   const parsed = applyResources.safeParse(readYamlFile(file));
   if (!parsed.success) {
-    throw new ConfigError(file, parsed.error.issues.map((i) => `${i.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') || '(top level)'}: ${i.message}`));
+    throw new ConfigError(file, issueLines(parsed.error));
   }
   return parsed.data;
 }
