@@ -44,7 +44,7 @@ test('a bad lab topology exits 2 with every problem listed', () => {
     const r = weft('lab', 'up', file);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /vms\[0\]\.host: no host named h9/);
-    assert.match(r.stderr, /vms\[0\]: no network named green/);
+    assert.match(r.stderr, /vms\[0\]\.network: no network named green/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -11,6 +11,7 @@ import { ENCAPSULATIONS } from '../datapath/encapsulation.js';
 import { GENEVE_PORT, TUNNEL_PORT, VXLAN_PORT } from '../wire/udp.js';
 import { VNI_MAX } from '../wire/vxlan.js';
 import { VID_MAX, VID_MIN } from '../wire/vlan.js';
+import { issueLines } from '../config/field-path.js';
 import { ifname, ipv4, name, nameRecord, netnsName, underlayAddress, underlayMtu, unixSocketPath } from '../config/fields.js';
 import type { HostState, PortState } from './desired-state.js';
 
@@ -78,15 +79,11 @@ const schema = z.object({
   }).strict().default({ maxPorts: 64, fdbLimit: 4096, fdbAgingSeconds: 300 }),
 }).strict();
 
-function pathText(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>((out, k) => (typeof k === 'number' ? `${out}[${k}]` : out ? `${out}.${String(k)}` : String(k)), '') || '(top level)';
-}
-
 /** Validates a parsed document; `file` names it in errors. */
 export function hostStateFrom(doc: unknown, file: string): HostState {
   const parsed = schema.safeParse(doc);
   if (!parsed.success) {
-    throw new ConfigError(file, parsed.error.issues.map((i) => `${pathText(i.path)}: ${i.message}`));
+    throw new ConfigError(file, issueLines(parsed.error));
   }
   const c = parsed.data;
   const problems: string[] = [];

@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError, readYamlFile } from '../agent/config.js';
+import { issueLines } from '../config/field-path.js';
 import { applyResources, ONE, type ApplyResources, type ApplyResult } from '../controller/apply.js';
 import type { ApiClient } from './api-client.js';
 
@@ -30,7 +31,7 @@ export function readApplyFile(file: string): ApplyResources {
   }
   const parsed = applyResources.safeParse(doc);
   if (!parsed.success) {
-    throw new ConfigError(name, parsed.error.issues.map((i) => `${i.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') || '(top level)'}: ${i.message}`));
+    throw new ConfigError(name, issueLines(parsed.error));
   }
   return parsed.data;
 }

@@ -314,3 +314,39 @@ export const etherType = z.union([z.number(), z.string()]).transform((value, ctx
   }
   return hex;
 });
+
+/** An interface's IPv4 address with its prefix length (`10.0.0.5/24`), canonical: a unicast
+ * host address of its prefix, so neither the prefix's own address nor its broadcast address
+ * (a /31 or /32 has neither, RFC 3021). */
+export const ipv4Interface = z.string().transform((text, ctx) => {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  const ip = m ? ipv4Number(m[1]) : null;
+  const len = m ? Number(m[2]) : NaN;
+  if (ip === null || !(len >= 1 && len <= 32) || (m![2].length > 1 && m![2][0] === '0')) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv4 address with a prefix length such as 10.0.0.5/24 (four numbers 0-255, no leading zeros; a length 1-32)` });
+    return z.NEVER;
+  }
+  const why = notUnicast(ip);
+  if (why) {
+    ctx.addIssue({ code: 'custom', message: `${text}: ${formatIpv4(ip)} ${why}; give a unicast address` });
+    return z.NEVER;
+  }
+  const size = 2 ** (32 - len);
+  const network = ip - (ip % size);
+  if (len <= 30 && (ip === network || ip === network + size - 1)) {
+    ctx.addIssue({ code: 'custom', message: `${text} is the ${ip === network ? 'network' : 'broadcast'} address of ${formatIpv4(network)}/${len}; give a host address (${formatIpv4(network + 1)} to ${formatIpv4(network + size - 2)})` });
+    return z.NEVER;
+  }
+  return `${formatIpv4(ip)}/${len}`;
+});
+
+/** An interface's IPv6 address with its prefix length (`fd00:10::5/64`), in RFC 5952 form. */
+export const ipv6Interface = z.string().transform((text, ctx) => {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(text);
+  const address = m ? ipv6.safeParse(m[1]) : null;
+  if (!m || !address?.success || Number(m[2]) > 128 || (m[2].length > 1 && m[2][0] === '0')) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not an IPv6 address with a prefix length such as fd00:10::5/64` });
+    return z.NEVER;
+  }
+  return `${address.data}/${Number(m[2])}`;
+});

@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { writtenJsonSchema } from '../config/json-schema.js';
 import {
   checkPort, floatingIpCreate, networkCreate, portCreate, portFields, portForwardCreate, routerCreate, securityGroupCreate, subnetCreate,
   type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet,
@@ -41,13 +42,13 @@ const filePort = portFields.extend({
 
 /** The resources of a file, as `weft apply` reads them; each list's names are unique. */
 export const applyResources = z.object({
-  networks: z.array(networkCreate).optional(),
-  subnets: z.array(subnetCreate).optional(),
-  routers: z.array(routerCreate).optional(),
-  ports: z.array(filePort).optional(),
-  floatingIps: z.array(floatingIpCreate).optional(),
-  portForwards: z.array(portForwardCreate).optional(),
-  securityGroups: z.array(securityGroupCreate).optional(),
+  networks: z.array(networkCreate).optional().describe('Networks, as `POST /v1/networks` takes them (`weft network create --help`).'),
+  subnets: z.array(subnetCreate).optional().describe('IPv4 subnets of the networks, as `POST /v1/subnets` takes them.'),
+  routers: z.array(routerCreate).optional().describe('Routers joining subnets, as `POST /v1/routers` takes them.'),
+  ports: z.array(filePort).optional().describe('Ports (a VM\'s attachment to a network on a host), as `POST /v1/ports` takes them; `backend` and port security may be left out (kept as they are; memory and on when created).'),
+  floatingIps: z.array(floatingIpCreate).optional().describe('Floating addresses of ports, as `POST /v1/floating-ips` takes them; they do not change in place.'),
+  portForwards: z.array(portForwardCreate).optional().describe('Ports of a router\'s external address forwarded to a port, as `POST /v1/port-forwards` takes them; they do not change in place.'),
+  securityGroups: z.array(securityGroupCreate).optional().describe('Security groups and their rules, as `POST /v1/security-groups` takes them; rules may name groups made in the same file.'),
 }).strict().superRefine((doc, ctx) => {
   for (const kind of KINDS) {
     const seen = new Map<string, number>();
@@ -57,7 +58,13 @@ export const applyResources = z.object({
       else seen.set(r.name, i);
     });
   }
-});
+}).describe('A `weft apply -f FILE` file: the resources the controller should have. Without `--prune`, what the file does not name is kept.');
+
+/** The apply file's JSON Schema (draft-07, which editors' YAML language servers read), as
+ * `weft lab schema apply` prints it and docs/apply.schema.json holds it. */
+export function applyFileJsonSchema(): Record<string, unknown> {
+  return writtenJsonSchema(applyResources, 'Weft apply file');
+}
 
 export const applyRequest = z.object({
   resources: applyResources,

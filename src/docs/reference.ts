@@ -1,0 +1,160 @@
+/**
+ * The reference of the files a person writes for Weft, made from the zod schemas that read
+ * them, so that the reference cannot say other than what is checked:
+ *
+ *   docs/lab.schema.json     the lab file's JSON Schema (`weft lab schema`)
+ *   docs/lab-file.md         every key of a lab file: its type, default, text and an example
+ *   docs/apply.schema.json   the same for `weft apply` files (`weft lab schema apply`)
+ *   docs/apply-file.md
+ *
+ * `npm run docs` writes them (src/docs/write.ts); test/docs.test.ts fails when the committed
+ * files differ from what this makes.
+ */
+import { stringify } from 'yaml';
+import { applyFileJsonSchema } from '../controller/apply.js';
+import { labFileJsonSchema } from '../lab/topology.js';
+
+/** A JSON Schema as zod writes one (draft-07): the parts the reference reads. */
+interface JsonSchema {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  examples?: unknown[];
+  enum?: unknown[];
+  const?: unknown;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  minItems?: number;
+  maxItems?: number;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  additionalProperties?: JsonSchema | boolean;
+  propertyNames?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+}
+
+/** The files under docs/ and what each must hold, in the order they are written. */
+export function referenceFiles(): Array<{ path: string; text: string }> {
+  const lab = labFileJsonSchema();
+  const apply = applyFileJsonSchema();
+  return [
+    { path: 'docs/lab.schema.json', text: `${JSON.stringify(lab, null, 2)}\n` },
+    { path: 'docs/apply.schema.json', text: `${JSON.stringify(apply, null, 2)}\n` },
+    {
+      path: 'docs/lab-file.md',
+      text: page(lab as JsonSchema, {
+        title: 'The lab file',
+        intro: [
+          '`weft lab up FILE` builds the lab a YAML file describes: hosts (network namespaces running a Weft agent), the networks between them, and VMs on those networks, all on this machine. The whole file is checked before anything is built, and every problem is named by its field (`lab.yaml: vms[2].ip: ...`).',
+          'The smallest lab has a name and one host; [examples/](../examples/) has whole files to start from. To have an editor check a file as you write it (the YAML language server, in VS Code\'s YAML extension and others), make its first line',
+          '```yaml\n# yaml-language-server: $schema=../docs/lab.schema.json\n```',
+          'with the path from the file to [lab.schema.json](lab.schema.json) (`weft lab schema` prints it too).',
+        ],
+        schemaFile: 'lab.schema.json',
+      }),
+    },
+    {
+      path: 'docs/apply-file.md',
+      text: page(apply as JsonSchema, {
+        title: 'The apply file',
+        intro: [
+          '`weft apply -f FILE` makes a controller hold the resources a YAML file names: it prints the plan (what it creates, changes and, with `--prune`, deletes), checks every rule in a dry run, then carries the plan out entirely or not at all. Each list\'s entries are the bodies the controller\'s API takes for that kind (its OpenAPI document is at `/v1/openapi.json`), and each name is given once per list. A problem is named by its field (`apply.yaml: ports[0].host: ...`).',
+          'For an editor to check a file as you write it, make its first line',
+          '```yaml\n# yaml-language-server: $schema=PATH/TO/docs/apply.schema.json\n```',
+          '(`weft lab schema apply` prints [apply.schema.json](apply.schema.json) too).',
+        ],
+        schemaFile: 'apply.schema.json',
+      }),
+    },
+  ];
+}
+
+function page(schema: JsonSchema, p: { title: string; intro: string[]; schemaFile: string }): string {
+  const out = [
+    '<!-- Made by `npm run docs` from the schema the file is read with; edit the schema\'s .describe() texts, not this page. -->',
+    `# ${p.title}`,
+    '',
+    ...p.intro.flatMap((para) => [para, '']),
+    'Each key below is written as its path in the file: `vms[].ip` is the `ip` of each entry of the `vms` list, `vms[].trunk.VID.ip` the `ip` under any VLAN ID of a VM\'s `trunk`. A key not marked *required* may be left out.',
+    '',
+  ];
+  if (schema.description) out.push(`${schema.description}`, '');
+  for (const [key, sub] of Object.entries(schema.properties ?? {})) {
+    out.push(`## \`${key}\``, '');
+    entries(out, key, sub, (schema.required ?? []).includes(key));
+    out.push('');
+  }
+  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+}
+
+/** One list item for the key at `path`, then one for each key inside it. */
+function entries(out: string[], path: string, s: JsonSchema, required: boolean): void {
+  const facts = [typeText(s), required ? '*required*' : null, s.default !== undefined ? `default \`${inline(s.default)}\`` : null].filter(Boolean);
+  const example = exampleOf(s);
+  const leaf = path.split(/[.[\]]+/).filter(Boolean).pop()!;
+  const text = [s.description ?? '', example !== undefined ? `Example: \`${leaf}: ${inline(example)}\`` : ''].filter(Boolean).join(' ');
+  out.push(`- **\`${path}\`** (${facts.join(', ')})${text ? `: ${text}` : ''}`);
+  for (const [variant, v] of (s.oneOf ?? s.anyOf ?? []).entries()) {
+    if (v.properties) {
+      const tag = Object.entries(v.properties).find(([, x]) => x.const !== undefined);
+      out.push(`  - ${tag ? `with \`${tag[0]}: ${inline(tag[1].const)}\`` : `or (form ${variant + 1})`}:`);
+      const sub: string[] = [];
+      children(sub, path, v);
+      out.push(...sub.map((l) => `    ${l}`));
+    }
+  }
+  children(out, path, s);
+}
+
+function children(out: string[], path: string, s: JsonSchema): void {
+  if (s.properties) {
+    for (const [key, sub] of Object.entries(s.properties)) entries(out, `${path}.${key}`, sub, (s.required ?? []).includes(key));
+  } else if (s.items) {
+    if (s.items.properties || s.items.oneOf || s.items.anyOf) children(out, `${path}[]`, s.items);
+  } else if (typeof s.additionalProperties === 'object' && s.additionalProperties.properties) {
+    children(out, `${path}.${s.propertyNames?.pattern === '^\\d{1,4}$' ? 'VID' : 'KEY'}`, s.additionalProperties);
+  }
+}
+
+function typeText(s: JsonSchema): string {
+  if (s.const !== undefined) return `\`${inline(s.const)}\``;
+  if (s.enum) return s.enum.map((v) => `\`${inline(v)}\``).join(' or ');
+  const variants = s.oneOf ?? s.anyOf;
+  if (variants) return `one of: ${variants.map(typeText).join('; ')}`;
+  const range = (lo?: number, hi?: number) => (lo !== undefined && hi !== undefined ? ` ${lo}..${hi}` : lo !== undefined ? ` >= ${lo}` : hi !== undefined ? ` <= ${hi}` : '');
+  switch (s.type) {
+    case 'integer':
+    case 'number':
+      return `${s.type}${range(s.minimum, s.maximum)}`;
+    case 'array': {
+      const n = s.minItems !== undefined || s.maxItems !== undefined ? `,${range(s.minItems, s.maxItems)} entries` : '';
+      return `list of ${s.items ? plural(typeText(s.items)) : 'values'}${n}`;
+    }
+    case 'object':
+      if (s.properties) return 'object';
+      if (typeof s.additionalProperties === 'object') return `map of ${s.propertyNames?.pattern === '^\\d{1,4}$' ? 'VLAN ID' : 'key'} to ${typeText(s.additionalProperties)}`;
+      return 'object';
+    case 'string':
+      return s.pattern ? `string matching \`${s.pattern}\`` : 'string';
+    default:
+      return s.type === undefined ? 'any' : String(s.type);
+  }
+}
+
+const plural = (t: string) => t.replace(/^(object|string|integer|number|boolean)\b/, '$1s');
+
+/** The schema's own example; for a choice, the first value other than the default. */
+function exampleOf(s: JsonSchema): unknown {
+  if (s.examples?.length) return s.examples[0];
+  if (s.type === 'boolean') return s.default === undefined ? true : !s.default;
+  if (s.enum) return s.enum.find((v) => v !== s.default) ?? s.enum[0];
+  return undefined;
+}
+
+/** A value as YAML on one line (flow style), as it would be written in the file. */
+function inline(value: unknown): string {
+  return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).trim();
+}
