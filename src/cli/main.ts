@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Agent, defaultSocketPath } from '../agent/agent.js';
 import { defaultKeyFile, loadOrCreateIdentity, loadOrCreateKey } from '../agent/identity.js';
 import { hostStateFrom, loadConfig } from '../agent/config.js';
-import { labConsole, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
+import { labConsole, labDir, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
 import { explainReasons, fetchStats, renderStats } from './stats.js';
@@ -322,8 +322,10 @@ agentOptions(program.command('capture'))
     if ((res.statusCode ?? 500) >= 400) {
       let body = '';
       for await (const c of res) body += c;
-      // The agent's refusal (no such port, a filter it cannot read): a sentence, exit 1.
-      throw new Error((JSON.parse(body) as { error: string }).error);
+      // The agent's refusal: of what was typed (a filter it cannot read, 400) a usage error,
+      // else (no such port) a sentence with exit 1.
+      const said = (JSON.parse(body) as { error: string }).error;
+      throw res.statusCode === 400 ? new UsageError(said) : new Error(said);
     }
     const out = opts.write === '-' ? process.stdout : createWriteStream(opts.write);
     const frames = new PacketCounter();
@@ -421,6 +423,7 @@ lab.command('down')
   .argument('<lab>', 'the lab\'s name')
   .description('remove every namespace, link, process and file of the lab')
   .action((name: string) => {
+    labDir(name); // a name that is no lab name at all ("../x") is refused first, as such
     // A name that is no lab here is a mistake to say, not a clean-up that found nothing.
     if (!listLabs().includes(name)) throw new UsageError(noLab(name));
     const r = labDown(name);
