@@ -4,7 +4,8 @@
  * offloads on) and measured host to host over its own tunnel interface, as their users run
  * them: wireguard-go (WireGuard in userspace, Debian's package) and nebula (Debian's).
  * Their processes are ours: started in the foreground and stopped when the measurement ends,
- * their keys and configs in a temporary directory removed with them.
+ * their keys and configs in a temporary directory removed with them. A peer this machine
+ * does not have is not measured: `missing` says what to install.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,48 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const HOSTS = [{ name: 'h1', underlay: '10.99.0.1' }, { name: 'h2', underlay: '10.99.0.2' }] as const;
+
+export interface EncryptedPeer {
+  name: 'wireguard-go' | 'nebula';
+  /** What this machine lacks to run it, with the command that installs it; null: nothing. */
+  missing: string | null;
+  /** Its version, and what that version is, for the tables: "wireguard-go 0.0.20220316 (…)". */
+  label: string;
+  run: <T>(lab: string, body: (address: string) => Promise<T>) => Promise<T>;
+}
+
+const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+
+function missingOf(commands: string[], packages: string): string | null {
+  const lacking = commands.filter((c) => !has(c));
+  return lacking.length === 0 ? null : `needs ${lacking.join(' and ')} (Debian: apt-get install ${packages})`;
+}
+
+/** The first line of `command args` that matches `pattern`, its first group; '' if none. */
+function versionOf(command: string, args: string[], pattern: RegExp): string {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  return pattern.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? '';
+}
+
+/** wireguard-go, as Debian packages it. Debian 12's is 0.0.20220316, which predates the
+ * UDP GSO/GRO and TUN offloads wireguard-go gained in 2023: it is measured as it is, not as
+ * a current wireguard-go would do. */
+export function wireguardGo(): EncryptedPeer {
+  const missing = missingOf(['wireguard-go', 'wg'], 'wireguard-go wireguard-tools');
+  const version = missing ? '' : versionOf('wireguard-go', ['--version'], /v?(\d+\.\d+\.\d+)/);
+  const old = /^0\.0\.(20[01]\d|202[012])/.test(version);
+  return {
+    name: 'wireguard-go', missing, run: withWireguardGo,
+    label: `wireguard-go ${version || '(version unknown)'}${old ? ' (before its 2023 segmentation offloads; Debian 12\'s)' : ''}, host to host`,
+  };
+}
+
+/** nebula, as Debian packages it (Debian 12: 1.6.1). */
+export function nebula(): EncryptedPeer {
+  const missing = missingOf(['nebula', 'nebula-cert'], 'nebula');
+  const version = missing ? '' : versionOf('nebula', ['-version'], /Version: (\S+)/);
+  return { name: 'nebula', missing, run: withNebula, label: `nebula ${version || '(version unknown)'}, host to host` };
+}
 
 function nsArgs(lab: string, host: string, cmd: string[]): string[] {
   return ['netns', 'exec', `weft-${lab}-${host}`, ...cmd];
@@ -39,16 +82,20 @@ function stop(children: ChildProcess[]): Promise<void> {
   }))).then(() => undefined);
 }
 
-/** Runs `body` with wireguard-go between h1 (10.77.0.1) and h2 (10.77.0.2), MTU 1420.
- * Debian 12's wireguard-go is 0.0.20220316: before its UDP GSO/GRO and TUN offload work
- * (late 2022) and with the system's default socket buffers, which it has no setting for. */
-export async function withWireguardGo<T>(lab: string, body: (address: string) => Promise<T>): Promise<T> {
+/** Runs `body` with wireguard-go between h1 (10.77.0.1) and h2 (10.77.0.2), MTU 1420, with
+ * the system's default socket buffers, which it has no setting for. */
+async function withWireguardGo<T>(lab: string, body: (address: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-wg-'));
   const children: ChildProcess[] = [];
   try {
     const keys = HOSTS.map((h) => {
-      const priv = spawnSync('wg', ['genkey'], { encoding: 'utf8' }).stdout.trim();
-      const pub = spawnSync('wg', ['pubkey'], { encoding: 'utf8', input: priv }).stdout.trim();
+      const wg = (args: string[], input?: string) => {
+        const r = spawnSync('wg', args, { encoding: 'utf8', input });
+        if (r.status !== 0) throw new Error(`wg ${args.join(' ')}: ${r.error?.message ?? r.stderr}`);
+        return r.stdout.trim();
+      };
+      const priv = wg(['genkey']);
+      const pub = wg(['pubkey'], priv);
       writeFileSync(join(dir, `${h.name}.key`), `${priv}\n`, { mode: 0o600 });
       return pub;
     });
@@ -79,7 +126,7 @@ export async function withWireguardGo<T>(lab: string, body: (address: string) =>
  * CA made for the run, each host the other's static peer (no lighthouse), any traffic
  * allowed, tun MTU 1400 (its default is 1300; 1400 leaves room for its 60 bytes), 8 MiB
  * socket buffers. */
-export async function withNebula<T>(lab: string, body: (address: string) => Promise<T>): Promise<T> {
+async function withNebula<T>(lab: string, body: (address: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-nebula-'));
   const children: ChildProcess[] = [];
   const cert = (args: string[]) => {
