@@ -35,7 +35,7 @@ export const ONE: Record<Kind, string> = { securityGroups: 'security-group', net
  * memory and on when created). */
 const filePort = portFields.extend({
   backend: portFields.shape.backend.optional(),
-  portSecurity: z.boolean().optional(),
+  portSecurity: z.boolean().optional().describe(`${portFields.shape.portSecurity.description} On when the port is created; kept as it is when left out.`),
   allowedAddresses: portFields.shape.allowedAddresses.optional(),
   allowedEtherTypes: portFields.shape.allowedEtherTypes.optional(),
 }).superRefine(checkPort);

@@ -140,11 +140,11 @@ function typeText(s: JsonSchema): string {
     case 'string':
       return s.pattern ? `string matching \`${s.pattern}\`` : 'string';
     default:
-      return s.type === undefined ? 'any' : String(s.type);
+      return s.type === undefined ? 'any' : Array.isArray(s.type) ? s.type.join(' or ') : s.type;
   }
 }
 
-const plural = (t: string) => t.replace(/^(object|string|integer|number|boolean)\b/, '$1s');
+const plural = (t: string) => t.split(' or ').map((p) => p.replace(/^(object|string|integer|number|boolean)\b/, '$1s')).join(' or ');
 
 /** The schema's own example; for a choice, the first value other than the default. */
 function exampleOf(s: JsonSchema): unknown {
