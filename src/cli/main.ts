@@ -12,6 +12,7 @@ import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labConsole, labDir, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { reportAndExit, UsageError } from './errors.js';
+import { SCHEMA_KINDS, schemaText, type SchemaKind } from '../docs/reference.js';
 import { explainReasons, fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
 import { PacketCounter } from '../wire/pcapng.js';
@@ -32,13 +33,26 @@ import type { HostState } from '../agent/desired-state.js';
 import type { WeftEvent } from '../controller/events.js';
 import type { TraceResult } from '../controller/trace.js';
 
-/** The version of the package this CLI is (dist/src/cli/main.js is three folders down). */
+/** A file of the package this CLI is (dist/src/cli/main.js is three folders down). */
+function packageFile(...path: string[]): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', ...path);
+}
+
+/** The version of the package this CLI is. */
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }
+}
+
+/** Where `--help` sends a person for a file's keys: its reference page and its schema. */
+function fileHelp(kind: SchemaKind, schemaCommand: string): string {
+  return `\nThe ${kind} file's keys, each with its default and an example: ${packageFile('docs', `${kind}-file.md`)}\n`
+    + `Its JSON Schema: \`${schemaCommand}\` prints it (docs/${kind}.schema.json). With a first line\n`
+    + `  # yaml-language-server: $schema=PATH/TO/${kind}.schema.json\n`
+    + 'an editor\'s YAML language server checks the file as you write it.';
 }
 
 const program = new Command('weft')
@@ -236,8 +250,17 @@ targetOptions(program.command('apply'))
   .requiredOption('-f, --file <file>', 'the file ("-" for standard input; weft export writes one)')
   .option('--dry-run', 'print the plan (every rule checked) and change nothing')
   .option('--prune', 'also delete what the file does not name (of the kinds it lists)')
+  .addHelpText('after', fileHelp('apply', 'weft schema apply'))
   .action(async (opts) => {
     await apply(client(opts), opts.file, { dryRun: Boolean(opts.dryRun), prune: Boolean(opts.prune) }, (line) => console.log(printable(line)), (line) => console.error(printable(line)));
+  });
+
+program.command('schema')
+  .argument('<kind>', `the kind of file: ${SCHEMA_KINDS.join(' or ')}`)
+  .description('print the JSON Schema of lab files (lab) or weft apply files (apply), as docs/KIND.schema.json holds it')
+  .action((kind: string) => {
+    if (!(SCHEMA_KINDS as readonly string[]).includes(kind)) throw new UsageError(`weft schema: ${JSON.stringify(kind)} is no kind of file; give ${SCHEMA_KINDS.join(' or ')}`);
+    process.stdout.write(schemaText(kind as SchemaKind));
   });
 
 targetOptions(program.command('export'))
@@ -365,9 +388,10 @@ async function tunnelAddress(host: string, labName?: string): Promise<string> {
 const lab = program.command('lab').description('build multi-host topologies on this machine in network namespaces');
 
 lab.command('up')
-  .argument('<file>', 'a topology file (see examples/quickstart.yaml)')
+  .argument('<file>', 'a lab file (examples/quickstart.yaml is one)')
   .option('--no-check', 'skip the ping across each network once the lab is up')
   .description('build the lab: an underlay, hosts running agents, VMs on networks')
+  .addHelpText('after', fileHelp('lab', 'weft lab schema'))
   .action(async (file: string, opts: { check: boolean }) => {
     const plan = loadTopology(file);
     console.log(`building lab ${plan.name}: ${plan.hosts.length} hosts, ${plan.networks.length} networks, ${plan.vms.length} VMs`);
@@ -461,6 +485,12 @@ lab.command('console')
     const { url } = await labConsole(name, port);
     console.log(`the web console of lab ${name}: ${url}`);
     console.log('(only on this machine\'s loopback; Ctrl-C stops it)');
+  });
+
+lab.command('schema')
+  .description('print the lab file\'s JSON Schema (weft schema lab), as docs/lab.schema.json holds it')
+  .action(() => {
+    process.stdout.write(schemaText('lab'));
   });
 
 lab.command('list')

@@ -26,6 +26,7 @@ import { traceRequest, type TraceRequest, type Traces } from './trace.js';
 import { serveConsole } from './console.js';
 import { StoreFull } from './store/store.js';
 import { LEGACY_NAME_PATTERN, quoted } from '../config/fields.js';
+import { issueFields } from '../config/field-path.js';
 
 const joinTokenRequest = z.object({ ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600) }).strict();
 
@@ -81,10 +82,6 @@ interface Route {
 
 function problem(c: Context, err: ApiError): Response {
   return c.json({ type: 'about:blank', title: err.title, status: err.status, detail: err.message, ...(err.errors.length ? { errors: err.errors } : {}) }, err.status, { 'content-type': 'application/problem+json' });
-}
-
-function fieldPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>((out, k) => (typeof k === 'number' ? `${out}[${k}]` : out ? `${out}.${String(k)}` : String(k)), '') || '(body)';
 }
 
 export function sameToken(given: string, expected: string): boolean {
@@ -258,7 +255,7 @@ export function apiApp(opts: ApiOptions): Hono {
         }
         const parsed = r.body.safeParse(raw);
         if (!parsed.success) {
-          const errors = parsed.error.issues.map((i) => ({ field: fieldPath(i.path), message: i.message }));
+          const errors = issueFields(parsed.error, '(body)');
           throw new ApiError(400, 'Bad Request', errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors);
         }
         body = parsed.data;

@@ -35,7 +35,7 @@ export const ONE: Record<Kind, string> = { securityGroups: 'security-group', net
  * memory and on when created). */
 const filePort = portFields.extend({
   backend: portFields.shape.backend.optional(),
-  portSecurity: z.boolean().optional(),
+  portSecurity: z.boolean().optional().describe(`${portFields.shape.portSecurity.description} On when the port is created; kept as it is when left out.`),
   allowedAddresses: portFields.shape.allowedAddresses.optional(),
   allowedEtherTypes: portFields.shape.allowedEtherTypes.optional(),
 }).superRefine(checkPort);
@@ -61,7 +61,7 @@ export const applyResources = z.object({
 }).describe('A `weft apply -f FILE` file: the resources the controller should have. Without `--prune`, what the file does not name is kept.');
 
 /** The apply file's JSON Schema (draft-07, which editors' YAML language servers read), as
- * `weft lab schema apply` prints it and docs/apply.schema.json holds it. */
+ * `weft schema apply` prints it and docs/apply.schema.json holds it. */
 export function applyFileJsonSchema(): Record<string, unknown> {
   return writtenJsonSchema(applyResources, 'Weft apply file');
 }

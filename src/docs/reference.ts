@@ -2,9 +2,9 @@
  * The reference of the files a person writes for Weft, made from the zod schemas that read
  * them, so that the reference cannot say other than what is checked:
  *
- *   docs/lab.schema.json     the lab file's JSON Schema (`weft lab schema`)
+ *   docs/lab.schema.json     the lab file's JSON Schema (`weft schema lab`, `weft lab schema`)
  *   docs/lab-file.md         every key of a lab file: its type, default, text and an example
- *   docs/apply.schema.json   the same for `weft apply` files (`weft lab schema apply`)
+ *   docs/apply.schema.json   the same for `weft apply` files (`weft schema apply`)
  *   docs/apply-file.md
  *
  * `npm run docs` writes them (src/docs/write.ts); test/docs.test.ts fails when the committed
@@ -36,24 +36,37 @@ interface JsonSchema {
   oneOf?: JsonSchema[];
 }
 
+/** The files a person writes for Weft that have a schema, and `weft schema KIND`'s KINDs. */
+export const SCHEMA_KINDS = ['lab', 'apply'] as const;
+export type SchemaKind = (typeof SCHEMA_KINDS)[number];
+
+/** A file kind's JSON Schema as docs/KIND.schema.json holds it and `weft schema KIND`
+ * prints it. */
+export function schemaText(kind: SchemaKind): string {
+  return `${JSON.stringify(kind === 'lab' ? labFileJsonSchema() : applyFileJsonSchema(), null, 2)}\n`;
+}
+
 /** The files under docs/ and what each must hold, in the order they are written. */
 export function referenceFiles(): Array<{ path: string; text: string }> {
   const lab = labFileJsonSchema();
   const apply = applyFileJsonSchema();
   return [
-    { path: 'docs/lab.schema.json', text: `${JSON.stringify(lab, null, 2)}\n` },
-    { path: 'docs/apply.schema.json', text: `${JSON.stringify(apply, null, 2)}\n` },
+    { path: 'docs/lab.schema.json', text: schemaText('lab') },
+    { path: 'docs/apply.schema.json', text: schemaText('apply') },
     {
       path: 'docs/lab-file.md',
       text: page(lab as JsonSchema, {
         title: 'The lab file',
         intro: [
-          '`weft lab up FILE` builds the lab a YAML file describes: hosts (network namespaces running a Weft agent), the networks between them, and VMs on those networks, all on this machine. The whole file is checked before anything is built, and every problem is named by its field (`lab.yaml: vms[2].ip: ...`).',
-          'The smallest lab has a name and one host; [examples/](../examples/) has whole files to start from. To have an editor check a file as you write it (the YAML language server, in VS Code\'s YAML extension and others), make its first line',
+          '`weft lab up FILE` builds the lab a YAML file describes: hosts (network namespaces running a Weft agent), the networks between them, and VMs on those networks, all on this machine. The whole file is checked before anything is built, and every problem is named by its field, one line each (`lab.yaml: vms[2].ip: ...`); nothing is built until there is none.',
+          'The smallest lab has a name and one host; [examples/quickstart.yaml](../examples/quickstart.yaml) is a whole one to start from (`weft lab up examples/quickstart.yaml`).',
+          '## Checking a file as you write it',
+          '[lab.schema.json](lab.schema.json) is the file\'s JSON Schema (`weft lab schema` prints it, as does `weft schema lab`). An editor with the YAML language server (VS Code\'s YAML extension by Red Hat, Neovim\'s and Emacs\'s LSP clients, and others) checks a file against it, completes its keys and shows their texts, when the file\'s first line names it:',
           '```yaml\n# yaml-language-server: $schema=../docs/lab.schema.json\n```',
-          'with the path from the file to [lab.schema.json](lab.schema.json) (`weft lab schema` prints it too).',
+          'The path is relative to the YAML file (that line is the one in examples/); an absolute path works too, or a copy beside the file (`weft lab schema > lab.schema.json`, then `$schema=lab.schema.json`). The schema checks each key\'s shape; what only the whole file can say (names given twice, an address outside its network\'s prefix) `weft lab up` says.',
+          '## Keys',
         ],
-        schemaFile: 'lab.schema.json',
+        pathExample: '`vms[].ip` is the `ip` of each entry of the `vms` list, `vms[].trunk.VID.ip` the `ip` under any VLAN ID of a VM\'s `trunk`',
       }),
     },
     {
@@ -61,29 +74,31 @@ export function referenceFiles(): Array<{ path: string; text: string }> {
       text: page(apply as JsonSchema, {
         title: 'The apply file',
         intro: [
-          '`weft apply -f FILE` makes a controller hold the resources a YAML file names: it prints the plan (what it creates, changes and, with `--prune`, deletes), checks every rule in a dry run, then carries the plan out entirely or not at all. Each list\'s entries are the bodies the controller\'s API takes for that kind (its OpenAPI document is at `/v1/openapi.json`), and each name is given once per list. A problem is named by its field (`apply.yaml: ports[0].host: ...`).',
-          'For an editor to check a file as you write it, make its first line',
-          '```yaml\n# yaml-language-server: $schema=PATH/TO/docs/apply.schema.json\n```',
-          '(`weft lab schema apply` prints [apply.schema.json](apply.schema.json) too).',
+          '`weft apply -f FILE` makes a controller hold the resources a YAML file names: it prints the plan (what it creates, changes and, with `--prune`, deletes), checks every rule in a dry run, then carries the plan out entirely or not at all. Each list\'s entries are the bodies the controller\'s API takes for that kind (its OpenAPI document is at `/v1/openapi.json`), and each name is given once per list. A problem is named by its field (`apply.yaml: ports[0].host: ...`). `weft export > net.yaml` writes what a controller holds as such a file, to start from.',
+          '## Checking a file as you write it',
+          '[apply.schema.json](apply.schema.json) is the file\'s JSON Schema (`weft schema apply` prints it). An editor with the YAML language server (VS Code\'s YAML extension by Red Hat, and others) checks a file against it, completes its keys and shows their texts, when the file\'s first line names it, by a path relative to the file or an absolute one:',
+          '```yaml\n# yaml-language-server: $schema=PATH/TO/weft/docs/apply.schema.json\n```',
+          'or with a copy beside the file: `weft schema apply > apply.schema.json`, then `$schema=apply.schema.json`. The schema checks each key\'s shape; the controller checks the rest (names it does not have, addresses outside their subnets) in the dry run before the plan is printed.',
+          '## Keys',
         ],
-        schemaFile: 'apply.schema.json',
+        pathExample: '`ports[].ips` is the `ips` of each entry of the `ports` list, `ports[].vlans[].vid` the `vid` of each VLAN of a trunk port',
       }),
     },
   ];
 }
 
-function page(schema: JsonSchema, p: { title: string; intro: string[]; schemaFile: string }): string {
+function page(schema: JsonSchema, p: { title: string; intro: string[]; pathExample: string }): string {
   const out = [
     '<!-- Made by `npm run docs` from the schema the file is read with; edit the schema\'s .describe() texts, not this page. -->',
     `# ${p.title}`,
     '',
+    ...(schema.description ? [schema.description, ''] : []),
     ...p.intro.flatMap((para) => [para, '']),
-    'Each key below is written as its path in the file: `vms[].ip` is the `ip` of each entry of the `vms` list, `vms[].trunk.VID.ip` the `ip` under any VLAN ID of a VM\'s `trunk`. A key not marked *required* may be left out.',
+    `Each key below is written as its path in the file: ${p.pathExample}. A key not marked *required* may be left out.`,
     '',
   ];
-  if (schema.description) out.push(`${schema.description}`, '');
   for (const [key, sub] of Object.entries(schema.properties ?? {})) {
-    out.push(`## \`${key}\``, '');
+    out.push(`### \`${key}\``, '');
     entries(out, key, sub, (schema.required ?? []).includes(key));
     out.push('');
   }
@@ -140,11 +155,11 @@ function typeText(s: JsonSchema): string {
     case 'string':
       return s.pattern ? `string matching \`${s.pattern}\`` : 'string';
     default:
-      return s.type === undefined ? 'any' : String(s.type);
+      return s.type === undefined ? 'any' : Array.isArray(s.type) ? s.type.join(' or ') : s.type;
   }
 }
 
-const plural = (t: string) => t.replace(/^(object|string|integer|number|boolean)\b/, '$1s');
+const plural = (t: string) => t.split(' or ').map((p) => p.replace(/^(object|string|integer|number|boolean)\b/, '$1s')).join(' or ');
 
 /** The schema's own example; for a choice, the first value other than the default. */
 function exampleOf(s: JsonSchema): unknown {
