@@ -64,15 +64,16 @@ test('the QEMU test: another architecture is a skip by design, Debian\'s package
   assert.ok('fail' in skipVerdict(`${BY_DESIGN.qemuGuestNeedsAmd64}, and more`, CI));
 });
 
-test('node --test: a suite with a missing tool passes skipped on a developer\'s machine, fails naming the tool in CI', () => {
+test('node --test: a suite, a test or a subtest with a missing tool passes skipped on a developer\'s machine, fails naming the tool in CI', () => {
   const env = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), 'support', 'env.js')).href;
   const dir = mkdtempSync(join(tmpdir(), 'weft-skip-rule-'));
   try {
     const file = join(dir, 'needs-a-tool.test.mjs');
     writeFileSync(file, [
-      `import { BY_DESIGN, describe, test } from ${JSON.stringify(env)};`,
+      `import { BY_DESIGN, describe, subtest, test } from ${JSON.stringify(env)};`,
       `test('needs frobnicate', { skip: 'needs frobnicate (apt-get install frobnicate)' }, () => {});`,
       `describe('a suite that needs it too', { skip: 'needs frobnicate (apt-get install frobnicate)' }, () => { test('inside', () => {}); });`,
+      `test('a test with one check that needs it', async (t) => { await subtest(t, 'the check', { skip: 'needs frobnicate (apt-get install frobnicate)' }, () => {}); });`,
       `test('by design', { skip: BY_DESIGN.memoryStoreNotDurable }, () => {});`,
       `test('runs', () => {});`,
     ].join('\n'));
@@ -85,10 +86,11 @@ test('node --test: a suite with a missing tool passes skipped on a developer\'s 
     assert.equal(here.status, 0, here.stdout + here.stderr);
     const skips = (out: string) => out.split('\n').filter((l) => / # SKIP /.test(l)).length;
     const failures = (out: string) => out.split('\n').filter((l) => /^not ok /.test(l)).length;
-    assert.equal(skips(here.stdout), 3, here.stdout);
+    assert.equal(skips(here.stdout), 4, here.stdout);
     const ci = run('true');
     assert.equal(ci.status, 1, ci.stdout + ci.stderr);
-    assert.equal(failures(ci.stdout), 2, ci.stdout);
+    assert.equal(failures(ci.stdout), 3, ci.stdout);
+    assert.match(ci.stdout, /^ {4}not ok 1 - the check$/m, 'the subtest fails, and with it its test');
     assert.equal(skips(ci.stdout), 1, ci.stdout);
     assert.match(ci.stdout, /cannot run here: needs frobnicate \(apt-get install frobnicate\)/);
   } finally {
