@@ -339,6 +339,37 @@ test('a watch header is taken once: sent again, it is refused, and the agent tha
   }
 });
 
+test('a watch path names a host as host names are written: H1, like any other bad name, is refused with the rule it breaks', { timeout: 20_000 }, async () => {
+  const { default: WebSocket } = await import('ws');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-watch-name-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log });
+  try {
+    await controller.start();
+    const api = new ApiClient({ url: `http://127.0.0.1:${controller.port}`, token: controller.tokens.admin });
+    await api.call('POST', '/v1/hosts', { name: 'h1', address: '127.0.0.1' });
+    const attempt = (host: string) => new Promise<{ code: number; says: string }>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${controller.port}/v1/agents/${host}/watch`, { headers: { authorization: `Bearer ${controller.tokens.admin}` } });
+      ws.on('unexpected-response', (_req, res) => {
+        let says = '';
+        res.on('data', (d) => (says += d));
+        res.on('end', () => resolve({ code: res.statusCode ?? 0, says }));
+      });
+      ws.on('open', () => { ws.close(); resolve({ code: 101, says: '' }); });
+      ws.on('error', () => {});
+    });
+    const rule = 'a name of lower-case letters, digits, "-", "_" and ".", up to 63 characters, starting with a letter or digit';
+    assert.deepEqual(await attempt('H1'), { code: 400, says: 'Bad Request: "H1" is not a valid host name: names are lower case: give "h1", not "H1"\n' });
+    for (const bad of ['-h1', 'h1%20', 'a'.repeat(64), '']) {
+      assert.deepEqual(await attempt(bad), { code: 400, says: `Bad Request: ${JSON.stringify(bad)} is not a valid host name: ${rule}\n` }, bad);
+    }
+    assert.equal((await attempt('h9')).code, 409, 'a name, of a host that has not joined');
+    assert.equal((await attempt('h1')).code, 101);
+  } finally {
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('TLS: the join token pins the controller\'s certificate authority; the agent checks it before sending anything, and keeps it', { timeout: 20_000 }, async () => {
   const { ControllerSource } = await import('../src/agent/controller-source.js');
   const dir = mkdtempSync(join(tmpdir(), 'weft-tls-'));
