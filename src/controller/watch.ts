@@ -25,7 +25,7 @@ import { SeenSignatures } from './seen-signatures.js';
 import type { ModelCache } from './model-cache.js';
 import type { Change } from './store/store.js';
 import { EventLog } from './events.js';
-import { CONTROL_CHARACTERS, nameRecord, printable } from '../config/fields.js';
+import { CONTROL_CHARACTERS, name as nameSchema, nameRecord, printable, quoted } from '../config/fields.js';
 import type { TraceStep } from '../datapath/trace.js';
 import type { TraceOrder } from '../view/host-view.js';
 import type { TraceCarrier } from './trace.js';
@@ -57,7 +57,9 @@ const traceReport = z.object({
 /** An agent could not apply a view (it keeps forwarding with the last one). */
 const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().int(), error: agentText(1000) });
 
-const PATH = /^\/v1\/agents\/([a-z0-9][a-z0-9_.-]{0,62})\/watch$/i;
+/** The watch of host NAME; NAME is checked as every host name is (lower case: an agent's
+ * own config takes no other), and refused with the rule it breaks. */
+const PATH = /^\/v1\/agents\/([^/]*)\/watch$/;
 const PING_MS = 5000;
 
 export interface AgentStatus {
@@ -119,6 +121,8 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     };
     if (!m) return refuse(404, 'Not Found');
     const host = m[1];
+    const checked = nameSchema.safeParse(host);
+    if (!checked.success) return refuse(400, `Bad Request: ${quoted(host)} is not a valid host name: ${checked.error.issues[0].message}`);
     // The administrator, or the host's own agent, signing with the identity it enrolled.
     if (!sameToken(bearer(req.headers.authorization), this.tokens.admin)) {
       const signed = parseAgentAuth(req.headers.authorization);

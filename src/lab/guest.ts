@@ -30,17 +30,32 @@ const BUSYBOX = 'busybox-static';
 /** The guest's drivers: a virtio NIC on PCI. Their dependencies are read from the modules. */
 const MODULES = ['virtio_pci', 'virtio_net'];
 
+/** The Debian architecture whose packages the guest is built from: the kernel package is
+ * linux-image-cloud-amd64, and QEMU runs it as qemu-system-x86_64. */
+export const GUEST_ARCHITECTURE = 'amd64';
+
 export class GuestError extends Error {}
+/** Debian's packages for the guest could not be had: no package source answers, or none
+ * has them. Not a fault of the image recipe. */
+export class GuestPackagesError extends GuestError {}
+
+/** This machine's Debian architecture (`dpkg --print-architecture`): the architecture of
+ * the packages `apt-get download` fetches. */
+export function debianArchitecture(): string {
+  const r = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' });
+  if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+  return ({ x64: 'amd64', ia32: 'i386', arm64: 'arm64', arm: 'armhf' } as Record<string, string>)[process.arch] ?? process.arch;
+}
 
 export interface GuestImage {
   kernel: string;
   initrd: string;
 }
 
-function run(cmd: string, args: string[], cwd?: string): string {
+function run(cmd: string, args: string[], cwd?: string, Failure: typeof GuestError = GuestError): string {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 300_000 });
-  if (r.error) throw new GuestError(`${cmd}: ${r.error.message}`);
-  if (r.status !== 0) throw new GuestError(`${cmd} ${args.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+  if (r.error) throw new Failure(`${cmd} ${args.join(' ')} failed: ${r.error.message}`);
+  if (r.status !== 0) throw new Failure(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
   return r.stdout;
 }
 
@@ -59,18 +74,21 @@ function kernelPackage(): string | null {
 
 /**
  * Builds (or finds in `cacheDir`) the guest's kernel and initramfs. The package lists are
- * refreshed once (apt-get update) when they do not know the packages yet.
+ * refreshed once (apt-get update) when they do not know the packages yet. Throws a
+ * GuestError on a machine of another architecture than amd64 (`arch`), a
+ * GuestPackagesError when the packages cannot be had.
  */
-export function ensureGuestImage(cacheDir = GUEST_CACHE, log: (line: string) => void = () => {}): GuestImage {
+export function ensureGuestImage(cacheDir = GUEST_CACHE, log: (line: string) => void = () => {}, arch = debianArchitecture()): GuestImage {
+  if (arch !== GUEST_ARCHITECTURE) throw new GuestError(`the QEMU guest image needs an amd64 Debian kernel package (${KERNEL_META}): this machine is ${arch}`);
   let kernelPkg = kernelPackage();
   if (kernelPkg === null || candidate(BUSYBOX) === null) {
     log('refreshing the package lists for the guest image (apt-get update)');
-    run('apt-get', ['update', '-q']);
+    run('apt-get', ['update', '-q'], undefined, GuestPackagesError);
     kernelPkg = kernelPackage();
   }
   const kv = kernelPkg && candidate(kernelPkg);
   const bv = candidate(BUSYBOX);
-  if (!kernelPkg || !kv || !bv) throw new GuestError(`Debian's ${KERNEL_META} or ${BUSYBOX} is not available from this machine's package sources`);
+  if (!kernelPkg || !kv || !bv) throw new GuestPackagesError(`Debian's ${KERNEL_META} or ${BUSYBOX} is not available from this machine's package sources`);
   // Named for the packages and for what this file puts in the image, so either changing
   // builds a new one.
   const recipe = createHash('sha256').update(INIT).update(udhcpcScript('/etc/resolv.conf')).update(MODULES.join(',')).digest('hex').slice(0, 12);
@@ -83,7 +101,7 @@ export function ensureGuestImage(cacheDir = GUEST_CACHE, log: (line: string) => 
   try {
     // apt's sandbox user must be able to write where it downloads.
     execFileSync('chmod', ['0777', work]);
-    run('apt-get', ['download', '-q', kernelPkg, BUSYBOX], work);
+    run('apt-get', ['download', '-q', kernelPkg, BUSYBOX], work, GuestPackagesError);
     const debs = readdirSync(work).filter((f) => f.endsWith('.deb'));
     for (const deb of debs) run('dpkg-deb', ['-x', join(work, deb), join(work, 'root')]);
     const root = join(work, 'root');
