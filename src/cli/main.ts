@@ -15,6 +15,7 @@ import { reportAndExit, UsageError } from './errors.js';
 import { explainReasons, fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
 import { PacketCounter } from '../wire/pcapng.js';
+import { checkPrivateFilePath, openPrivateFile } from '../io/private-file.js';
 import { lookup } from 'node:dns/promises';
 import { Controller } from '../controller/controller.js';
 import { physicalNetworks, registerResourceCommands, targetOptions, client } from './resources.js';
@@ -318,6 +319,7 @@ agentOptions(program.command('capture'))
     if (opts.duration !== undefined && !(Number(opts.duration) > 0)) throw new UsageError(`--duration takes a number of seconds, not ${JSON.stringify(opts.duration)}`);
     const tunnel = opts.tunnel ? await tunnelAddress(opts.tunnel, opts.lab) : undefined;
     const query = new URLSearchParams({ ...(opts.port ? { port: opts.port } : { tunnel: tunnel! }), layer: opts.layer, count: opts.count, ...(opts.filter ? { filter: opts.filter } : {}) });
+    if (opts.write !== '-') checkCaptureFile(opts.write);
     const res = await getStream(socketOf(opts), `/v1/capture?${query}`);
     if ((res.statusCode ?? 500) >= 400) {
       let body = '';
@@ -327,7 +329,14 @@ agentOptions(program.command('capture'))
       const said = (JSON.parse(body) as { error: string }).error;
       throw res.statusCode === 400 ? new UsageError(said) : new Error(said);
     }
-    const out = opts.write === '-' ? process.stdout : createWriteStream(opts.write);
+    let out: NodeJS.WritableStream;
+    try {
+      // Frames as the VMs sent them (decrypted, for a tunnel's inner layer): for root alone.
+      out = opts.write === '-' ? process.stdout : createWriteStream('', { fd: openPrivateFile(opts.write, { what: 'the capture file' }) });
+    } catch (err) {
+      res.destroy();
+      throw new UsageError((err as Error).message);
+    }
     const frames = new PacketCounter();
     res.on('data', (chunk: Buffer) => frames.push(chunk));
     let timer: NodeJS.Timeout | undefined;
@@ -344,6 +353,15 @@ agentOptions(program.command('capture'))
     // On standard error, so that a pcapng on standard output stays whole.
     console.error(`${frames.packets} frame${frames.packets === 1 ? '' : 's'} written to ${opts.write === '-' ? 'standard output' : opts.write}`);
   });
+
+/** Refuses a capture file that could not be written before asking the agent for frames. */
+function checkCaptureFile(file: string): void {
+  try {
+    checkPrivateFilePath(file, { what: 'the capture file' });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 /** A remote host as the agent knows its tunnels: by underlay address. A name is looked up in
  * the lab, else by the system's resolver. */
