@@ -22,6 +22,7 @@ import { closeSync, constants, fchmodSync, fstatSync, linkSync, lstatSync, openS
 import { basename, dirname, join } from 'node:path';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
+const NOT_FOLLOWED = 'it is a symbolic link, which is not followed; remove it or choose another path';
 
 export type PrivateFileProblem = 'symlink' | 'not-regular' | 'exists' | 'missing' | 'io';
 
@@ -77,7 +78,7 @@ export function checkPrivateFilePath(path: string, options: PrivateFileOptions =
   const existing = statOrNull(path, at);
   if (!existing) return;
   if (options.exclusive) throw new PrivateFileError('exists', path, `${at}: it exists already`);
-  if (existing.isSymbolicLink()) throw new PrivateFileError('symlink', path, `${at}: it is a symbolic link, which is not followed; remove it or choose another path`);
+  if (existing.isSymbolicLink()) throw new PrivateFileError('symlink', path, `${at}: ${NOT_FOLLOWED}`);
   if (!existing.isFile()) throw new PrivateFileError('not-regular', path, `${at}: it is ${kindOf(existing)}, not a regular file`);
 }
 
@@ -175,7 +176,7 @@ function statOrNull(path: string, at: string): Stats | null {
 function readRefusal(what: string, path: string, err: unknown): PrivateFileError {
   const at = `cannot read ${what} ${path}`;
   const code = errno(err);
-  if (code === 'ELOOP') return new PrivateFileError('symlink', path, `${at}: it is a symbolic link, which is not followed; remove it or choose another path`);
+  if (code === 'ELOOP') return new PrivateFileError('symlink', path, `${at}: ${NOT_FOLLOWED}`);
   if (code === 'ENXIO' || code === 'EOPNOTSUPP') {
     let kind = 'not a regular file';
     try {
