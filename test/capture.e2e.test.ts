@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,8 +47,12 @@ test('captures of a port and of a tunnel decode in tshark', { skip, timeout: 60_
       await lab.run('red1', 'ping', '-c', '1', '-W', '2', '10.20.0.2');
       const at = ['--lab', lab.name, '--host', 'h1'];
 
+      // Over a file left readable by everyone: the capture replaces it, for root alone.
       const portFile = join(dir, 'port.pcapng');
+      writeFileSync(portFile, '');
+      chmodSync(portFile, 0o644);
       await capture([...at, '--port', 'blue1', '-d', '2'], portFile, () => lab.run('blue1', 'ping', '-c', '2', '-i', '0.2', '10.10.0.2'));
+      assert.equal(statSync(portFile).mode & 0o777, 0o600);
       const icmp = tshark(portFile, ['ip.src', 'ip.dst', 'icmp.type', 'frame.interface_name', 'frame.packet_flags_direction'], ['-Y', 'icmp']);
       // In (epb_flags 1): from the VM into the port; out (2): to the VM.
       const [IN, OUT] = ['0x00000001', '0x00000002'];
@@ -84,6 +88,7 @@ test('captures of a port and of a tunnel decode in tshark', { skip, timeout: 60_
         await lab.run('blue1', 'ping', '-c', '1', '10.10.0.2');
         await lab.run('red1', 'ping', '-c', '1', '10.20.0.2');
       });
+      assert.equal(statSync(innerFile).mode & 0o777, 0o600, 'decrypted traffic, for root alone');
       assert.deepEqual(tshark(innerFile, ['frame.interface_name', 'eth.type', 'ip.src'], ['-Y', 'icmp']),
         [['blue', '0x0800', '10.10.0.1'], ['blue', '0x0800', '10.10.0.2'], ['red', '0x0800', '10.20.0.1'], ['red', '0x0800', '10.20.0.2']]);
       const malformed = tshark(innerFile, ['frame.number'], ['-Y', '_ws.malformed']);

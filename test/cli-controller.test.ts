@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +34,7 @@ test('resources, refusals and apply from the command line; no token in any log l
     assert.match(h.stdout, /h9\s+192\.0\.2\.9:4789\s+1500\s+not enrolled\s+away/);
     // Its join token: alone on the last line, said once what it is for.
     assert.match(h.stdout.trim().split('\n').pop()!, /^[A-Za-z0-9_-]{43}$/);
-    assert.match(h.stderr, /join token for host h9 \(single use, until .*\); start its agent with --join-token/);
+    assert.match(h.stderr, /join token for host h9 \(single use, until .*\); start its agent with WEFT_JOIN_TOKEN=TOKEN or from a file with --join-token-file:/);
     const revoked = weft('host', 'revoke', 'h9');
     assert.equal(revoked.status, 0, revoked.stderr);
     assert.match(revoked.stdout, /h9\s+192\.0\.2\.9:4789\s+1500\s+REVOKED /);
@@ -90,6 +90,66 @@ test('resources, refusals and apply from the command line; no token in any log l
     for (const out of [refused.stderr, bad.stderr, noToken.stderr]) assert.doesNotMatch(out, /\n\s+at /);
     assert.ok(logs.length > 0);
     assert.ok(!logs.includes(token), 'no token in the controller\'s log');
+  } finally {
+    ctl.kill('SIGTERM');
+    await new Promise((r) => ctl.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a join token file is a new 0600 file, whatever was there; a symbolic link is refused before the host is made', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-token-'));
+  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  ctl.stdout.on('data', (d) => (logs += d));
+  ctl.stderr.on('data', (d) => (logs += d));
+  try {
+    let ready: { listen: string } | undefined;
+    for (let i = 0; !ready; i++) {
+      if (i > 400 || ctl.exitCode !== null) throw new Error(`controller did not start:\n${logs}`);
+      await new Promise((r) => setTimeout(r, 25));
+      ready = logs.split('\n').filter((l) => l.includes('"controller ready"')).map((l) => JSON.parse(l) as { listen: string })[0];
+    }
+    const env = { ...process.env, WEFT_CONTROLLER: ready.listen, WEFT_TOKEN: '' };
+    const adminToken = join(dir, 'data', 'admin.token');
+    const weft = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--token-file', adminToken], { encoding: 'utf8', env });
+    const mode = (f: string) => statSync(f).mode & 0o777;
+
+    // A file left readable by others (an old token, say): replaced by a 0600 one.
+    const file = join(dir, 'h1.token');
+    writeFileSync(file, 'an old token that was left readable\n');
+    chmodSync(file, 0o644);
+    const created = weft('host', 'create', 'h1', '--address', '192.0.2.1', '--join-token-file', file);
+    assert.equal(created.status, 0, created.stderr);
+    assert.equal(mode(file), 0o600);
+    assert.match(readFileSync(file, 'utf8'), /^[A-Za-z0-9_-]{43}\n$/);
+    assert.doesNotMatch(created.stdout, /[A-Za-z0-9_-]{43}/, 'the token is in the file only');
+    chmodSync(file, 0o644);
+    const again = weft('host', 'token', 'h1', '--join-token-file', file, '--ttl', '60');
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(mode(file), 0o600);
+    // Asked for in a file, the token is not in the JSON either.
+    const json = join(dir, 'h3.token');
+    const asJson = weft('host', 'create', 'h3', '--address', '192.0.2.3', '--join-token-file', json, '-o', 'json');
+    assert.equal(asJson.status, 0, asJson.stderr);
+    assert.equal(JSON.parse(asJson.stdout).joinToken, undefined);
+    assert.match(readFileSync(json, 'utf8'), /^[A-Za-z0-9_-]{43}\n$/);
+
+    // A symbolic link: refused, and neither what it points to nor the controller is touched.
+    const target = join(dir, 'precious');
+    writeFileSync(target, 'precious\n');
+    chmodSync(target, 0o644);
+    const link = join(dir, 'h2.token');
+    symlinkSync(target, link);
+    const refused = weft('host', 'create', 'h2', '--address', '192.0.2.2', '--join-token-file', link);
+    assert.equal(refused.status, 2);
+    assert.equal(refused.stderr, `cannot write the join token file ${link}: it is a symbolic link, which is not followed; remove it or choose another path\n`);
+    assert.equal(readFileSync(target, 'utf8'), 'precious\n');
+    assert.equal(mode(target), 0o644);
+    assert.equal(weft('host', 'show', 'h2').status, 1, 'h2 was not created');
+
+    // The admin token the controller made is 0600 too.
+    assert.equal(mode(adminToken), 0o600);
   } finally {
     ctl.kill('SIGTERM');
     await new Promise((r) => ctl.once('exit', r));

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,4 +54,27 @@ test('asking an agent that is not running says so', () => {
   const r = weft('stats', '--socket', '/nonexistent/agent.sock');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /cannot reach the agent at \/nonexistent\/agent\.sock: ENOENT/);
+});
+
+test('an agent whose join token file cannot be read says so before it makes any key', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-'));
+  try {
+    const state = join(dir, 'agent-h1');
+    const agent = (tokenFile: string) => spawnSync(process.execPath, [CLI, 'agent', '--controller', 'http://127.0.0.1:9', '--host', 'h1', '--underlay-address', '127.0.0.1',
+      '--join-token-file', tokenFile, '--key-file', join(state, 'tunnel.key'), '--socket', join(dir, 'agent.sock'), '--qemu-socket-dir', join(dir, 'qemu')], { encoding: 'utf8', timeout: 20_000 });
+    const missing = agent(join(dir, 'nonexistent'));
+    assert.equal(missing.status, 2, missing.stderr);
+    assert.equal(missing.stderr, `cannot read the join token file ${join(dir, 'nonexistent')}: no such file\n`);
+    const folder = agent(dir);
+    assert.equal(folder.status, 2, folder.stderr);
+    assert.equal(folder.stderr, `cannot read the join token file ${dir}: it is a directory\n`);
+    writeFileSync(join(dir, 'empty.token'), '\n');
+    const empty = agent(join(dir, 'empty.token'));
+    assert.equal(empty.status, 2, empty.stderr);
+    assert.equal(empty.stderr, `the join token file ${join(dir, 'empty.token')} is empty (weft host create --join-token-file writes one)\n`);
+    assert.equal(existsSync(state), false, 'no tunnel or identity key was made');
+    assert.deepEqual(readdirSync(dir).sort(), ['empty.token'], 'nor a socket or anything else');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writePrivateFile } from '../io/private-file.js';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
@@ -122,7 +123,8 @@ export class ControllerSource {
       throw new Error(`${url} is not the controller this host's join token is for: its certificate authority's fingerprint is ${fingerprint}, the token names ${pinned}; nothing was sent to it`);
     }
     const pem = new X509Certificate(shown).toString();
-    if (caFile) writeFileSync(caFile, pem, { mode: 0o644 });
+    // What this host trusts from now on: in the agent's own directory, no symlink followed.
+    if (caFile) writePrivateFile(caFile, pem, { what: 'the controller\'s pinned certificate authority' });
     this.opts.log.info({ caFingerprint: fingerprint }, 'pinned the controller\'s certificate authority');
     return (this.ca = pem);
   }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { labDir, listLabs, readLabState } from '../lab/lab.js';
 import { UsageError } from './errors.js';
+import { fileProblem } from '../io/private-file.js';
 import type { Target } from '../controller/client.js';
 import { parseControllerUrl } from '../controller/client.js';
 export { ApiClient, ApiClientError } from '../controller/client.js';
@@ -74,6 +75,6 @@ function readToken(file: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
-    throw new UsageError(`cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`cannot read the token file ${file}: ${fileProblem(err)}`);
   }
 }

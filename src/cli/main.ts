@@ -16,6 +16,7 @@ import { SCHEMA_KINDS, schemaText, type SchemaKind } from '../docs/reference.js'
 import { explainReasons, fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
 import { PacketCounter } from '../wire/pcapng.js';
+import { checkPrivateFilePath, fileProblem, openPrivateFile } from '../io/private-file.js';
 import { lookup } from 'node:dns/promises';
 import { Controller } from '../controller/controller.js';
 import { physicalNetworks, registerResourceCommands, targetOptions, client } from './resources.js';
@@ -64,8 +65,8 @@ program.command('agent')
   .description('run the agent of this host, from a config file or following a controller')
   .option('-c, --config <file>', 'the host\'s YAML config (networks, remote hosts, ports)')
   .option('--controller <url>', 'follow this controller (https://HOST:PORT; http:// on loopback) instead of a config file\'s networks and ports')
-  .option('--join-token <token>', 'this host\'s join token (weft host create prints it): needed to enroll, the first time')
-  .option('--join-token-file <file>', 'read the join token from this file')
+  .option('--join-token <token>', 'this host\'s join token (weft host create prints it), needed to enroll the first time: visible to other users in ps, so prefer --join-token-file or WEFT_JOIN_TOKEN')
+  .option('--join-token-file <file>', 'read the join token from this file (weft host create --join-token-file writes one; or set WEFT_JOIN_TOKEN)')
   .option('--host <name>', 'this host\'s name (with --controller; default: the hostname)')
   .option('--underlay-address <ip>', 'this host\'s underlay IPv4 address (with --controller; default: the address this host reaches the controller from)')
   .option('--underlay-port <port>', 'the UDP port of VXLAN tunnels', '4789')
@@ -98,6 +99,8 @@ program.command('agent')
       const address = opts.underlayAddress ?? (await sourceAddressTowards(opts.controller));
       state = loadConfigFromFlags(opts.host ?? hostname().split('.')[0], address, Number(opts.underlayPort), Number(opts.underlayGenevePort), Number(opts.underlayTunnelPort), Number(opts.underlayMtu), physicalNetworks(opts.physicalNetwork));
     }
+    // Read before any key is made: a token file that cannot be read leaves no trace.
+    const token = opts.controller ? joinToken(opts) : undefined;
     const log = pino({ level: opts.logLevel, base: { host: state.host } }, pino.destination(2));
     const keyFile = opts.keyFile ?? defaultKeyFile(state.host);
     let key;
@@ -124,9 +127,7 @@ program.command('agent')
     });
     await agent.start();
     if (opts.controller) {
-      // Needed the first time only (to enroll); a later start signs with the identity key.
-      const token = opts.joinTokenFile ? readFileSync(opts.joinTokenFile, 'utf8').trim() : opts.joinToken ?? process.env.WEFT_JOIN_TOKEN;
-      agent.followController(opts.controller, token || undefined);
+      agent.followController(opts.controller, token);
     } else {
       process.on('SIGHUP', () => agent.reload(opts.config));
     }
@@ -134,6 +135,21 @@ program.command('agent')
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+
+/** The join token, from --join-token-file, --join-token or WEFT_JOIN_TOKEN; needed the first
+ * time only (to enroll): a later start signs with the identity key. */
+function joinToken(opts: { joinToken?: string; joinTokenFile?: string }): string | undefined {
+  if (opts.joinToken && opts.joinTokenFile) throw new UsageError('give --join-token-file or --join-token, not both');
+  if (!opts.joinTokenFile) return opts.joinToken || process.env.WEFT_JOIN_TOKEN || undefined;
+  let text: string;
+  try {
+    text = readFileSync(opts.joinTokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`cannot read the join token file ${opts.joinTokenFile}: ${fileProblem(err)}`);
+  }
+  if (text === '') throw new UsageError(`the join token file ${opts.joinTokenFile} is empty (weft host create --join-token-file writes one)`);
+  return text;
+}
 
 /** The local IPv4 address the kernel would use to reach the controller (no packet is sent:
  * connecting a UDP socket only chooses the route). */
@@ -341,6 +357,7 @@ agentOptions(program.command('capture'))
     if (opts.duration !== undefined && !(Number(opts.duration) > 0)) throw new UsageError(`--duration takes a number of seconds, not ${JSON.stringify(opts.duration)}`);
     const tunnel = opts.tunnel ? await tunnelAddress(opts.tunnel, opts.lab) : undefined;
     const query = new URLSearchParams({ ...(opts.port ? { port: opts.port } : { tunnel: tunnel! }), layer: opts.layer, count: opts.count, ...(opts.filter ? { filter: opts.filter } : {}) });
+    if (opts.write !== '-') checkCaptureFile(opts.write);
     const res = await getStream(socketOf(opts), `/v1/capture?${query}`);
     if ((res.statusCode ?? 500) >= 400) {
       let body = '';
@@ -350,7 +367,14 @@ agentOptions(program.command('capture'))
       const said = (JSON.parse(body) as { error: string }).error;
       throw res.statusCode === 400 ? new UsageError(said) : new Error(said);
     }
-    const out = opts.write === '-' ? process.stdout : createWriteStream(opts.write);
+    let out: NodeJS.WritableStream;
+    try {
+      // Frames as the VMs sent them (decrypted, for a tunnel's inner layer): for root alone.
+      out = opts.write === '-' ? process.stdout : createWriteStream('', { fd: openPrivateFile(opts.write, { what: 'the capture file' }) });
+    } catch (err) {
+      res.destroy();
+      throw new UsageError((err as Error).message);
+    }
     const frames = new PacketCounter();
     res.on('data', (chunk: Buffer) => frames.push(chunk));
     let timer: NodeJS.Timeout | undefined;
@@ -367,6 +391,15 @@ agentOptions(program.command('capture'))
     // On standard error, so that a pcapng on standard output stays whole.
     console.error(`${frames.packets} frame${frames.packets === 1 ? '' : 's'} written to ${opts.write === '-' ? 'standard output' : opts.write}`);
   });
+
+/** Refuses a capture file that could not be written before asking the agent for frames. */
+function checkCaptureFile(file: string): void {
+  try {
+    checkPrivateFilePath(file, { what: 'the capture file' });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 /** A remote host as the agent knows its tunnels: by underlay address. A name is looked up in
  * the lab, else by the system's resolver. */

@@ -3,7 +3,7 @@
  * the command line, printed as a table, JSON or YAML.
  */
 import { Command, Option } from 'commander';
-import { writeFileSync } from 'node:fs';
+import { checkPrivateFilePath, writePrivateFile } from '../io/private-file.js';
 import { attachments, type FloatingIp, type Host, type Network, type Port, type PortForward, type Router, type SecurityGroup, type Subnet } from '../controller/model.js';
 import { ApiClient, resolveTarget } from './api-client.js';
 import { jsonText, printable, table, yamlText } from './format.js';
@@ -69,8 +69,8 @@ export function print(kind: string, data: unknown, format: Format): void {
 export function targetOptions(cmd: Command): Command {
   return cmd
     .option('--controller <url>', 'the controller: https://HOST:PORT (TCP is TLS; http:// only on loopback) or unix:/path/to.sock (or WEFT_CONTROLLER)')
-    .option('--token <token>', 'an admin token (or WEFT_TOKEN)')
-    .option('--token-file <file>', 'read the admin token from this file')
+    .option('--token <token>', 'an admin token: visible to other users in ps, so prefer --token-file or WEFT_TOKEN')
+    .option('--token-file <file>', 'read the admin token from this file (or set WEFT_TOKEN)')
     .option('--ca-file <file>', 'trust this CA (PEM) for an https:// controller (or WEFT_CA_FILE)')
     .option('--lab <lab>', 'the controller of this lab');
 }
@@ -414,15 +414,29 @@ export function registerResourceCommands(program: Command): void {
     .action(async (name, o) => print('port-forwards', await client(o).call('POST', '/v1/port-forwards', { name, router: o.router, protocol: o.protocol, externalPort: o.externalPort, port: o.port, internalPort: o.internalPort }), o.output));
 
   const host = basic(program, 'hosts', 'host');
-  /** A join token goes to the terminal alone on its line (or into a file with --token-file):
-   * it is the host's until it is spent, and shown once. */
+  /** A join token goes to the terminal alone on its line, or into a new 0600 file with
+   * --join-token-file (never through a symbolic link): it is the host's until it is spent,
+   * and shown once. */
   const showToken = (name: string, r: { joinToken: string; joinTokenExpiresAt: string }, file: string | undefined) => {
     if (file) {
-      writeFileSync(file, `${r.joinToken}\n`, { mode: 0o600 });
+      try {
+        writePrivateFile(file, `${r.joinToken}\n`, { what: 'the join token file' });
+      } catch (err) {
+        throw new UsageError(`${(err as Error).message}\nhost ${name} has a new join token all the same, which nobody has seen: weft host token ${name} --join-token-file ANOTHER_FILE makes another`);
+      }
       console.error(`join token for host ${name} written to ${file} (single use, until ${r.joinTokenExpiresAt}): weft agent --host ${name} --join-token-file ${file} ...`);
     } else {
-      console.error(`join token for host ${name} (single use, until ${r.joinTokenExpiresAt}); start its agent with --join-token:`);
+      console.error(`join token for host ${name} (single use, until ${r.joinTokenExpiresAt}); start its agent with WEFT_JOIN_TOKEN=TOKEN or from a file with --join-token-file:`);
       console.log(r.joinToken);
+    }
+  };
+  /** Refuses a --join-token-file that could not be written before asking for a token. */
+  const checkTokenFile = (file: string | undefined) => {
+    if (!file) return;
+    try {
+      checkPrivateFilePath(file, { what: 'the join token file' });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
     }
   };
   targetOptions(host.command('create').argument('<name>').description('register a host and make a join token for its agent (the agent may change its address when it joins)')
@@ -433,16 +447,21 @@ export function registerResourceCommands(program: Command): void {
     .option('--join-token-file <file>', 'write the join token to this file (0600) instead of printing it')
     .addOption(output()))
     .action(async (name, o) => {
+      checkTokenFile(o.joinTokenFile);
       const r = await client(o).call<Host & { joinToken: string; joinTokenExpiresAt: string }>('POST', '/v1/hosts', { name, address: o.address, port: o.port, mtu: o.mtu, physicalNetworks: physicalNetworks(o.physicalNetwork) });
       const { joinToken: _t, joinTokenExpiresAt: _e, ...host } = r;
-      if (o.output !== 'table') return print('hosts', r, o.output);
+      // Asked for in a file, the token is not in the JSON or YAML either.
+      if (o.output !== 'table' && !o.joinTokenFile) return print('hosts', r, o.output);
       print('hosts', host, o.output);
       showToken(name, r, o.joinTokenFile);
     });
   targetOptions(host.command('token').argument('<name>').description('make a new join token for a host (its agent was reinstalled, or it was revoked); the last one stops working')
     .option('--ttl <seconds>', 'how long it is good for', int('--ttl'), 3600)
     .option('--join-token-file <file>', 'write it to this file (0600) instead of printing it'))
-    .action(async (name, o) => showToken(name, await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/join-token`, { ttlSeconds: o.ttl }), o.joinTokenFile));
+    .action(async (name, o) => {
+      checkTokenFile(o.joinTokenFile);
+      showToken(name, await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/join-token`, { ttlSeconds: o.ttl }), o.joinTokenFile);
+    });
   targetOptions(host.command('revoke').argument('<name>').description('cut a host off: its agent is refused, and every other host stops taking its tunnel traffic')
     .addOption(output()))
     .action(async (name, o) => print('hosts', await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/revoke`), o.output));

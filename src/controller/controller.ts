@@ -9,7 +9,7 @@
  * then signs with the identity key it enrolled.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -27,6 +27,7 @@ import { WatchHub } from './watch.js';
 import { ClientConnections, serverOptions } from './listener.js';
 import { Traces } from './trace.js';
 import { loadConsole } from './console.js';
+import { readPrivateFile, writePrivateFile } from '../io/private-file.js';
 
 
 export interface ControllerOptions {
@@ -93,13 +94,14 @@ function prepareDataDir(dir: string): void {
   }
 }
 
-/** Reads a token file, creating it (0600) with a fresh random token if missing. */
+/** Reads a token file (made 0600 if it was not), creating it with a fresh random token if
+ * missing. A symbolic link or anything but a regular file there is refused (PrivateFileError). */
 export function tokenFile(file: string): string {
-  if (!existsSync(file)) {
-    writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-  }
-  chmodSync(file, 0o600);
-  return readFileSync(file, 'utf8').trim();
+  const text = readPrivateFile(file, 'the token file')?.toString('utf8');
+  if (text !== undefined) return text.trim();
+  const token = randomBytes(24).toString('base64url');
+  writePrivateFile(file, `${token}\n`, { what: 'the token file' });
+  return token;
 }
 
 export class Controller {

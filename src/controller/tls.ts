@@ -14,6 +14,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { caFingerprint } from '../view/agent-auth.js';
+import { writePrivateFile } from '../io/private-file.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -76,10 +77,10 @@ async function create(dir: string): Promise<void> {
     ],
   });
   const pem = (k: CryptoKey) => KeyObject.from(k).export({ type: 'pkcs8', format: 'pem' });
-  writeFileSync(join(dir, 'ca.key'), pem(caKeys.privateKey), { mode: 0o600 });
+  writePrivateFile(join(dir, 'ca.key'), pem(caKeys.privateKey), { what: 'the controller\'s CA key' });
   writeFileSync(join(dir, 'ca.crt'), `${ca.toString('pem')}\n`, { mode: 0o644 });
   writeFileSync(join(dir, 'server.crt'), `${cert.toString('pem')}\n`, { mode: 0o644 });
-  writeFileSync(join(dir, 'server.key'), pem(keys.privateKey), { mode: 0o600 });
+  writePrivateFile(join(dir, 'server.key'), pem(keys.privateKey), { what: 'the controller\'s TLS key' });
 }
 
 function serial(): string {

@@ -15,9 +15,9 @@
  * one command between markers, with its exit status: one command at a time per guest.
  * KVM is used when /dev/kvm works, software emulation otherwise.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -97,11 +97,11 @@ export function ensureGuestImage(cacheDir = GUEST_CACHE, log: (line: string) => 
   if (existsSync(image.kernel) && existsSync(image.initrd)) return image;
 
   log(`building the guest image from ${kernelPkg} ${kv} and ${BUSYBOX} ${bv} (once; cached in ${dir})`);
-  const work = mkdtempSync(join(tmpdir(), 'weft-guest-'));
+  const work = guestBuildDir();
   try {
-    // apt's sandbox user must be able to write where it downloads.
-    execFileSync('chmod', ['0777', work]);
-    run('apt-get', ['download', '-q', kernelPkg, BUSYBOX], work, GuestPackagesError);
+    // As root, apt downloads as its sandbox user (_apt), who cannot write to a 0700
+    // directory: it would say so and download as root anyway. Say that first.
+    run('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', kernelPkg, BUSYBOX], work, GuestPackagesError);
     const debs = readdirSync(work).filter((f) => f.endsWith('.deb'));
     for (const deb of debs) run('dpkg-deb', ['-x', join(work, deb), join(work, 'root')]);
     const root = join(work, 'root');
@@ -120,6 +120,22 @@ export function ensureGuestImage(cacheDir = GUEST_CACHE, log: (line: string) => 
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * A new directory to download and unpack the image's packages in, that only this process's
+ * user may write (mkdtemp makes it 0700): apt checks each .deb against the signed package
+ * lists, and no one else can swap it before dpkg-deb unpacks it, or put files among those
+ * unpacked. Throws if the directory is not so.
+ */
+export function guestBuildDir(parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, 'weft-guest-'));
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || (st.mode & 0o022) !== 0 || st.uid !== (process.geteuid?.() ?? st.uid)) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new GuestError(`${dir}: the guest image's build directory is not this user's alone (mode ${(st.mode & 0o777).toString(8)}, owner ${st.uid})`);
+  }
+  return dir;
 }
 
 /** The modules `wanted` need, dependencies first, read from each module's `depends=`. */

@@ -24,6 +24,7 @@ import { formatIpv4, formatMac, parseIpv4, parseMac } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
 import { isLabName, LAB_NAME_RULE, labNetnsPrefix } from './topology.js';
 import { own } from '../config/fields.js';
+import { writePrivateFile } from '../io/private-file.js';
 import { fetchStats } from '../cli/stats.js';
 import { ApiClient, ApiClientError } from '../controller/client.js';
 import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, udhcpcScript, waitGuestReady, type GuestSpec } from './guest.js';
@@ -473,7 +474,7 @@ async function registerHosts(plan: LabPlan): Promise<void> {
     const r = await api.call<{ joinToken: string }>('POST', '/v1/hosts', body);
     if (host.datapath !== 'weft') continue;
     mkdirSync(hostDir(plan, host), { recursive: true, mode: 0o700 });
-    writeFileSync(join(hostDir(plan, host), 'join.token'), `${r.joinToken}\n`, { mode: 0o600 });
+    writePrivateFile(join(hostDir(plan, host), 'join.token'), `${r.joinToken}\n`, { what: 'the join token file' });
   }
 }
 
