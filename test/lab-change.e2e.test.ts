@@ -127,7 +127,7 @@ test('lab up of a changed file grows the running lab: a VM added, one removed, a
   }
 });
 
-test('a lab without a controller grows through its agents\' config: a network and VMs added, a VM removed', { skip, timeout: 120_000 }, () => {
+test('a lab without a controller grows through its agents\' config: a network and VMs added, a VM removed and its address taken', { skip, timeout: 120_000 }, () => {
   const name = 'e2egrown';
   const dir = mkdtempSync(join(tmpdir(), 'weft-lab-change-'));
   const topology = (vms: object[], networks: object[]) => ({ name, hosts: [{ name: 'h1' }, { name: 'h2' }], networks, vms });
@@ -139,7 +139,8 @@ test('a lab without a controller grows through its agents\' config: a network an
     assert.equal(up.status, 0, up.stderr + up.stdout);
     const second = join(dir, 'second.yaml');
     writeFileSync(second, stringify(topology(
-      [blue2, { ...blue3, host: 'h1' }, { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' }, { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' }],
+      // blue3 takes blue1's address, which blue2 knows by blue1's MAC.
+      [blue2, { ...blue3, host: 'h1', ip: '10.10.0.1/24' }, { name: 'red1', host: 'h1', network: 'red', ip: '10.20.0.1/24' }, { name: 'red2', host: 'h2', network: 'red', ip: '10.20.0.2/24' }],
       [{ name: 'blue', vni: 100 }, { name: 'red', vni: 200, encapsulation: 'geneve' }],
     )));
     const grow = weft('lab', 'up', second);
@@ -148,11 +149,11 @@ test('a lab without a controller grows through its agents\' config: a network an
       `lab ${name} is up; changing it to match ${second}`,
       '  - vm blue1 on h1',
       '  + network red',
-      '  + vm blue3 on h1: 10.10.0.3/24 on blue',
+      '  + vm blue3 on h1: 10.10.0.1/24 on blue',
       '  + vm red1 on h1: 10.20.0.1/24 on red',
       '  + vm red2 on h2: 10.20.0.2/24 on red',
       `lab ${name} is up`,
-      '  ping blue2 (h2) -> blue3 (h1, 10.10.0.3) on blue: T ms',
+      '  ping blue2 (h2) -> blue3 (h1, 10.10.0.1) on blue: T ms',
       '  ping red1 (h1) -> red2 (h2, 10.20.0.2) on red: T ms',
     ]);
     assert.ok(!namespacesOf(name).includes(`weft-${name}-blue1`));
@@ -162,7 +163,7 @@ test('a lab without a controller grows through its agents\' config: a network an
     const agents = (JSON.parse(readFileSync(join(labDir(name), 'state.json'), 'utf8')) as { agents: Record<string, number> }).agents;
     process.kill(agents.h2, 'SIGKILL');
     const third = join(dir, 'third.yaml');
-    writeFileSync(third, stringify(topology([blue2, { ...blue3, host: 'h1' }, { name: 'blue4', host: 'h1', network: 'blue', ip: '10.10.0.4/24' }], [{ name: 'blue', vni: 100 }])));
+    writeFileSync(third, stringify(topology([blue2, { ...blue3, host: 'h1', ip: '10.10.0.1/24' }, { name: 'blue4', host: 'h1', network: 'blue', ip: '10.10.0.4/24' }], [{ name: 'blue', vni: 100 }])));
     const half = weft('lab', 'up', third);
     assert.equal(half.status, 1, half.stdout);
     assert.match(half.stderr, /^weft: the agent of h2 (exited|is not running)/);

@@ -19,6 +19,7 @@
  * A namespace of the lab that no state names (left by a step 3 that failed) is removed
  * before its VM is made again.
  */
+import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -147,9 +148,16 @@ async function carryOut(state: LabState, old: LabPlan, plan: LabPlan, d: Differe
   for (const r of d.resources) log(`${r.verb} ${ONE[r.kind]} ${r.name}`);
   await waitReady(plan, state, [], new Set(d.added.map((v) => v.host.name)));
 
+  // An address a new VM took from a removed one is in the other VMs' neighbour caches with
+  // the removed VM's MAC until it goes stale; they ask again at once instead.
+  const added = new Set(d.added.map((v) => v.name));
+  const taken = d.added.flatMap((v) => [...v.attachments.map((a) => a.ip), ...(v.ip6 ? [v.ip6] : [])]).map((a) => a.split('/')[0]);
+  for (const vm of plan.vms.filter((v) => v.kind === 'netns' && !added.has(v.name))) {
+    for (const address of taken) spawnSync('ip', ['-n', vm.netns, 'neigh', 'flush', 'to', address]);
+  }
+
   // Routes and leases as `lab up` gives them; a kept VM whose network gained or lost its
   // router is given its new way out too.
-  const added = new Set(d.added.map((v) => v.name));
   for (const vm of plan.vms.filter((v) => v.kind === 'netns')) {
     const before = old.vms.find((v) => v.name === vm.name);
     const isNew = added.has(vm.name);
