@@ -43,8 +43,6 @@ export interface Difference {
   changed: Map<string, string[]>;
   /** Resources (not ports or floating addresses: those are the VMs') by kind. */
   resources: Array<{ verb: '+' | '-' | '~'; kind: Kind; name: string }>;
-  /** Agents whose config file differs (labs without a controller). */
-  configs: LabHost[];
 }
 
 /** A change of a running lab, planned: what `applyChange` carries out. */
@@ -67,14 +65,23 @@ export function planChange(plan: LabPlan): LabChange | null {
   if (!state) throw new LabError(`there is no lab ${plan.name}`);
   if (!state.upAt) throw new LabError(`lab ${plan.name} is not built whole (its lab up failed, or is still running): weft lab down ${plan.name}, then lab up again`);
   const old = revive(state.plan);
+  const d = diffPlans(old, plan);
+  return d && { state, old, plan, difference: d };
+}
+
+/**
+ * What differs between lab plan `old` (as built) and `plan` (its file now), or null; throws
+ * LabError at a change that needs a rebuild. Gives `plan`'s VMs their MACs: those `old`
+ * has keep theirs.
+ */
+export function diffPlans(old: LabPlan, plan: LabPlan): Difference | null {
   keepMacs(old, plan);
   const rebuild = needsRebuild(old, plan);
   if (rebuild.length > 0) {
     throw new LabError(`lab ${plan.name} is up, and ${rebuild.join(', and ')}, which cannot change while it runs: run weft lab down ${plan.name} first`);
   }
   const d = difference(old, plan);
-  if (d.removed.length + d.added.length + d.resources.length + d.configs.length === 0) return null;
-  return { state, old, plan, difference: d };
+  return d.removed.length + d.added.length + d.resources.length === 0 ? null : d;
 }
 
 /**
@@ -254,7 +261,8 @@ function needsRebuild(old: LabPlan, plan: LabPlan): string[] {
     const a = networkShape(was);
     const b = networkShape(n);
     const fields = Object.keys({ ...a, ...b }).filter((f) => canonical(a[f]) !== canonical(b[f]));
-    if (fields.length > 0) said.push(`network ${n.name} changed (${fields.map((f) => `${f} ${canonical(a[f] ?? null)} -> ${canonical(b[f] ?? null)}`).join(', ')})`);
+    const shown = (v: unknown) => (v === undefined ? 'none' : typeof v === 'string' ? v : canonical(v));
+    if (fields.length > 0) said.push(`network ${n.name} changed (${fields.map((f) => `${f} ${shown(a[f])} -> ${shown(b[f])}`).join(', ')})`);
   }
   if (plan.controller) {
     const before = new Map((labResources(old).subnets ?? []).map((s) => [s.name, s]));
@@ -301,7 +309,8 @@ function vmDifference(old: LabPlan, plan: LabPlan): Pick<Difference, 'removed' |
 }
 
 function difference(old: LabPlan, plan: LabPlan): Difference {
-  const d: Difference = { ...vmDifference(old, plan), resources: [], configs: [] };
+  // (An agent's config follows from the VMs and networks: it changes only with them.)
+  const d: Difference = { ...vmDifference(old, plan), resources: [] };
   if (plan.controller) {
     const a = labResources(old);
     const b = labResources(plan);
@@ -317,7 +326,6 @@ function difference(old: LabPlan, plan: LabPlan): Difference {
   } else {
     for (const n of plan.networks) if (!old.networks.some((x) => x.name === n.name)) d.resources.push({ verb: '+', kind: 'networks', name: n.name });
     for (const n of old.networks) if (!plan.networks.some((x) => x.name === n.name)) d.resources.push({ verb: '-', kind: 'networks', name: n.name });
-    d.configs = plan.hosts.filter((h) => h.datapath === 'weft' && configText(plan, h) !== readConfig(plan, h));
   }
   return d;
 }
