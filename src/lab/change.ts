@@ -113,7 +113,7 @@ async function carryOut(state: LabState, old: LabPlan, plan: LabPlan, d: Differe
   let current: ApplyResources | null = null;
   let desired: ApplyResources | null = null;
   if (api) {
-    current = await exported(api);
+    current = await exported(api, plan.name);
     desired = merge(current, oldRes!, newRes!);
     const clash = addressClash(desired, new Set(d.added.map((v) => v.name)));
     if (clash) throw new LabError(`lab ${plan.name} is up, and ${clash}; nothing was changed`);
@@ -361,9 +361,14 @@ function changedNames(a: Array<{ name: string }> | undefined, b: Array<{ name: s
 }
 
 /** What the controller holds now, as an apply file. */
-async function exported(api: ApiClient): Promise<ApplyResources> {
-  const { revision: _revision, ...resources } = await api.call<ApplyResources & { revision: number }>('GET', '/v1/export');
-  return resources;
+async function exported(api: ApiClient, lab: string): Promise<ApplyResources> {
+  try {
+    const { revision: _revision, ...resources } = await api.call<ApplyResources & { revision: number }>('GET', '/v1/export');
+    return resources;
+  } catch (err) {
+    if (err instanceof ApiClientError && err.status !== 0) throw err;
+    throw new LabError(`lab ${lab}'s controller does not answer (${(err as Error).message}); weft lab restart ${lab} controller starts it again; nothing was changed`);
+  }
 }
 
 /**
