@@ -147,7 +147,9 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     await waitReady(plan, state);
     await startGuests(plan, state, log);
     for (const vm of plan.vms.filter((v) => v.dhcp && v.kind === 'netns')) await dhcpClient(plan, vm);
-    for (const vm of plan.vms) for (const line of vmLines(vm)) log(line);
+    for (const vm of plan.vms) {
+      for (const a of vm.attachments) log(`${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
+    }
     if (plan.outside) log(`${'outside'.padEnd(12)} ${plan.outside.ip.padEnd(18)} a web server on the physical network`);
     for (const line of outside) log(line);
     state.upAt = new Date().toISOString();
@@ -160,11 +162,6 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
-}
-
-/** What `lab up` says of a VM: a line per address, its network, its host. */
-export function vmLines(vm: LabPlan['vms'][number]): string[] {
-  return vm.attachments.map((a) => `${vm.name.padEnd(12)} ${a.ip.padEnd(18)} ${a.network}${a.vid ? ` (VLAN ${a.vid})` : ''} on ${vm.host.name}`);
 }
 
 function buildUnderlay(plan: LabPlan): void {
