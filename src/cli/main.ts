@@ -11,6 +11,7 @@ import { defaultKeyFile, loadOrCreateIdentity, loadOrCreateKey } from '../agent/
 import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labConsole, labDir, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
+import { applyChange, planChange } from '../lab/change.js';
 import { reportAndExit, UsageError } from './errors.js';
 import { SCHEMA_KINDS, schemaText, type SchemaKind } from '../docs/reference.js';
 import { explainReasons, fetchStats, renderStats } from './stats.js';
@@ -423,18 +424,27 @@ const lab = program.command('lab').description('build multi-host topologies on t
 lab.command('up')
   .argument('<file>', 'a lab file (examples/quickstart.yaml is one)')
   .option('--no-check', 'skip the ping across each network once the lab is up')
-  .description('build the lab: an underlay, hosts running agents, VMs on networks')
+  .description('build the lab: an underlay, hosts running agents, VMs on networks; a lab that is up is changed to match the file (VMs, networks, routers, groups)')
   .addHelpText('after', fileHelp('lab', 'weft lab schema'))
   .action(async (file: string, opts: { check: boolean }) => {
     const plan = loadTopology(file);
-    console.log(`building lab ${plan.name}: ${plan.hosts.length} hosts, ${plan.networks.length} networks, ${plan.vms.length} VMs`);
-    await labUp(plan, (line) => console.log(`  ${line}`));
+    // A lab that is up already is changed to match the file, as far as that can be live.
+    const running = readLabState(plan.name) !== null;
+    if (running) {
+      const change = planChange(plan);
+      if (!change) return console.log(`lab ${plan.name} is up; nothing to change`);
+      console.log(`lab ${plan.name} is up; changing it to match ${file}`);
+      await applyChange(change, (line) => console.log(`  ${line}`));
+    } else {
+      console.log(`building lab ${plan.name}: ${plan.hosts.length} hosts, ${plan.networks.length} networks, ${plan.vms.length} VMs`);
+      await labUp(plan, (line) => console.log(`  ${line}`));
+    }
     console.log(`lab ${plan.name} is up`);
     if (opts.check) {
       const failed = await checkLab(plan);
       if (failed > 0) process.exitCode = 1;
     }
-    console.log(`next: weft lab exec ${plan.name} VM -- COMMAND, weft stats --lab ${plan.name} --host HOST, weft lab down ${plan.name}`);
+    if (!running) console.log(`next: weft lab exec ${plan.name} VM -- COMMAND, weft stats --lab ${plan.name} --host HOST, weft lab down ${plan.name}`);
   });
 
 /**

@@ -22,6 +22,7 @@ import { stringify } from 'yaml';
 import { overlayMtu } from '../datapath/encapsulation.js';
 import { formatIpv4, formatMac, parseIpv4, parseMac } from '../wire/bytes.js';
 import type { LabHost, LabPlan } from './topology.js';
+import type { ApplyResources } from '../controller/apply.js';
 import { isLabName, LAB_NAME_RULE, labNetnsPrefix } from './topology.js';
 import { own } from '../config/fields.js';
 import { writePrivateFile } from '../io/private-file.js';
@@ -45,6 +46,8 @@ export interface LabState {
   /** How each of those was started, so that `restart` can start it again. */
   commands?: Record<string, string[]>;
   createdAt: string;
+  /** When `lab up` finished building it: a lab without this is half built (or being built). */
+  upAt?: string;
 }
 
 /**
@@ -88,11 +91,11 @@ export function readLabState(name: string): LabState | null {
   }
 }
 
-function writeState(state: LabState): void {
+export function writeState(state: LabState): void {
   writeFileSync(join(labDir(state.name), 'state.json'), JSON.stringify(state, null, 2));
 }
 
-function listNetns(): string[] {
+export function listNetns(): string[] {
   return ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
 }
 
@@ -150,6 +153,8 @@ export async function labUp(plan: LabPlan, log: (line: string) => void = () => {
     }
     if (plan.outside) log(`${'outside'.padEnd(12)} ${plan.outside.ip.padEnd(18)} a web server on the physical network`);
     for (const line of outside) log(line);
+    state.upAt = new Date().toISOString();
+    writeState(state);
     return state;
   } catch (err) {
     labDown(plan.name);
@@ -219,7 +224,7 @@ function networkMtu(plan: LabPlan, network: string): number {
   return Math.min(overlayMtu(plan.underlayMtu, net.encapsulation, net.encrypted), net.mtu ?? Infinity);
 }
 
-function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
+export function buildVm(plan: LabPlan, vm: LabPlan['vms'][number]): void {
   const ns = vm.netns;
   ip('netns', 'add', ns);
   inNs(ns, 'link', 'set', 'lo', 'up');
@@ -358,7 +363,7 @@ export async function labRestart(lab: string, name: string, signal: NodeJS.Signa
   return state.agents[name];
 }
 
-function agentConfigFile(plan: LabPlan, host: LabHost): string {
+export function agentConfigFile(plan: LabPlan, host: LabHost): string {
   return join(labDir(plan.name), `${host.name}.yaml`);
 }
 
@@ -483,70 +488,109 @@ function hostDir(plan: LabPlan, host: LabHost): string {
   return join(labDir(plan.name), 'hosts', host.name);
 }
 
-async function provision(plan: LabPlan): Promise<string[]> {
-  const api = labApi(plan);
+/**
+ * Everything the lab makes through its controller, as one apply file (`POST /v1/apply`,
+ * the same file `weft apply` reads): its networks, one subnet per network (from its first
+ * VM's prefix; the gateway is the prefix's last host address, so that the topology may use
+ * the first ones for VMs), routers, security groups, the VMs' ports, floating addresses and
+ * port forwards. `lab up` applies it whole; a change to a running lab applies the difference.
+ */
+export function labResources(plan: LabPlan): ApplyResources {
+  const networks: NonNullable<ApplyResources['networks']> = [];
+  const subnets: NonNullable<ApplyResources['subnets']> = [];
   for (const net of plan.networks) {
-    await api.call('POST', '/v1/networks', {
+    networks.push({
       name: net.name, vni: net.vni, encapsulation: net.encapsulation, encryption: net.encrypted ? 'noise' : 'none', ...(net.mtu ? { mtu: net.mtu } : {}),
       ...(net.provider ? { provider: { physicalNetwork: plan.physical!.name, ...net.provider } } : {}),
       ...(net.ipv6 ? { ipv6: { prefix: net.ipv6 } } : {}),
-    });
+    } as NonNullable<ApplyResources['networks']>[number]);
     // A provider network the outside machine is on takes the outside's prefix.
     const vmIps = [...plan.vms.flatMap((vm) => vm.attachments.filter((a) => a.network === net.name).map((a) => a.ip)), ...(net.provider && plan.outside ? [plan.outside.ip] : [])];
     if (vmIps.length === 0) continue;
-    // One subnet per network, from its first VM's prefix; the gateway is the prefix's last
-    // host address, so that the topology may use the first ones for VMs. On a provider
-    // network the outside machine is on, it is the gateway (as the physical network's router).
     const [address, len] = vmIps[0].split('/');
     const size = 2 ** (32 - Number(len));
     const first = parseIpv4(address) - (parseIpv4(address) % size);
+    // On a provider network the outside machine is on, it is the gateway (as the physical
+    // network's router).
     const outside = net.provider && plan.outside && plan.outside.ip.endsWith(`/${len}`) && parseIpv4(plan.outside.ip.split('/')[0]) - first < size ? plan.outside.ip.split('/')[0] : null;
     const gateway = outside ?? formatIpv4(first + size - 2);
     // Outside addresses go from the top: the router's and floating ones, after the VMs'.
-    await api.call('POST', '/v1/subnets', { name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway, allocation: { start: formatIpv4(first + 2), end: formatIpv4(first + size - 3) } });
+    subnets.push({ name: `${net.name}-v4`, network: net.name, cidr: `${formatIpv4(first)}/${len}`, gateway, allocation: { start: formatIpv4(first + 2), end: formatIpv4(first + size - 3) }, dns: [], dhcp: true });
   }
-  for (const r of plan.routers ?? []) {
-    await api.call('POST', '/v1/routers', {
-      name: r.name, subnets: r.networks.map((n) => `${n}-v4`), routes: r.routes ?? [],
-      ...(r.externalGateway ? { externalGateway: { network: r.externalGateway, ...(r.gatewayHost ? { host: r.gatewayHost } : {}) } } : {}),
-    });
-  }
-  for (const g of plan.securityGroups ?? []) await api.call('POST', '/v1/security-groups', g);
-  // VMs on routed networks reach the others through their gateway (DHCP VMs learn it).
-  for (const vm of plan.vms.filter((v) => !v.dhcp && v.attachments[0].vid === null && (plan.routers ?? []).some((r) => r.networks.includes(v.attachments[0].network)))) {
-    const [address, len] = vm.attachments[0].ip.split('/');
-    const size = 2 ** (32 - Number(len));
-    const gateway = formatIpv4(parseIpv4(address) - (parseIpv4(address) % size) + size - 2);
-    inNs(vm.netns, 'route', 'add', 'default', 'via', gateway, 'dev', 'eth0');
-  }
-  for (const vm of plan.vms) {
+  const routers = (plan.routers ?? []).map((r) => ({
+    name: r.name, subnets: r.networks.map((n) => `${n}-v4`), routes: r.routes ?? [],
+    ...(r.externalGateway ? { externalGateway: { network: r.externalGateway, ...(r.gatewayHost ? { host: r.gatewayHost } : {}) } } : {}),
+  }));
+  const ports = plan.vms.map((vm) => {
     const a = vm.attachments[0];
-    const backend = vm.kind === 'qemu' ? { type: 'qemu', socket: guestSpec(plan.name, vm).portSocket }
-      : vm.host.datapath === 'weft' ? { type: 'tap', device: 'eth0', netns: vm.netns, ...(vm.offload ? {} : { offload: false }) } : { type: 'memory' };
+    const backend = vm.kind === 'qemu' ? { type: 'qemu' as const, socket: guestSpec(plan.name, vm).portSocket }
+      : vm.host.datapath === 'weft' ? { type: 'tap' as const, device: 'eth0', netns: vm.netns, ...(vm.offload ? {} : { offload: false }) } : { type: 'memory' as const };
     const where = a.vid === null
       ? { network: a.network, ips: [a.ip.split('/')[0], ...(vm.ip6 ? [vm.ip6.split('/')[0]] : [])] }
-      : { vlans: vm.attachments.map((t) => ({ vid: t.vid, network: t.network, ips: [t.ip.split('/')[0]] })) };
-    const allowedAddresses = vm.allowedAddresses.map((a) => {
-      const [ip, mac] = a.split('=');
+      : { vlans: vm.attachments.map((t) => ({ vid: t.vid!, network: t.network, ips: [t.ip.split('/')[0]] })) };
+    const allowedAddresses = vm.allowedAddresses.map((x) => {
+      const [ip, mac] = x.split('=');
       return { ip, ...(mac ? { mac } : {}) };
     });
-    await api.call('POST', '/v1/ports', { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses, ...(vm.securityGroups ? { securityGroups: vm.securityGroups } : {}), ...(vm.connectionLimit ? { connectionLimit: vm.connectionLimit } : {}) });
-  }
-  // The way in: floating addresses and port forwards, once their ports exist.
-  const outside: string[] = [];
-  for (const vm of plan.vms.filter((v) => v.floating)) {
+    return { name: vm.name, ...where, host: vm.host.name, mac: vm.mac, backend, portSecurity: vm.portSecurity, allowedAddresses, ...(vm.securityGroups ? { securityGroups: vm.securityGroups } : {}), ...(vm.connectionLimit ? { connectionLimit: vm.connectionLimit } : {}) };
+  });
+  // The way in: floating addresses and port forwards (the controller makes them after their ports).
+  const floatingIps = plan.vms.filter((v) => v.floating).map((vm) => {
     const r = plan.routers.find((x) => x.externalGateway && x.networks.includes(vm.attachments[0].network))!;
-    const f = await api.call('POST', '/v1/floating-ips', { name: vm.name, network: r.externalGateway, port: vm.name }) as { address: string };
-    outside.push(`${vm.name.padEnd(12)} ${f.address.padEnd(18)} floating address on ${r.externalGateway}`);
+    return { name: vm.name, network: r.externalGateway!, port: vm.name };
+  });
+  const portForwards = plan.routers.filter((x) => x.externalGateway).flatMap((r) => r.forwards.map((f) => ({
+    name: `${r.name}-${f.protocol}-${f.port}`, router: r.name, protocol: f.protocol, externalPort: f.port, port: f.vm, ...(f.vmPort ? { internalPort: f.vmPort } : {}),
+  })));
+  return { securityGroups: (plan.securityGroups ?? []) as ApplyResources['securityGroups'], networks, subnets, routers, ports, floatingIps, portForwards } as ApplyResources;
+}
+
+/** Creates the lab's networks, subnets, routers, groups and ports through its controller,
+ * in one apply; returns the lines that say the ways in (floating addresses, gateways). */
+async function provision(plan: LabPlan): Promise<string[]> {
+  await labApi(plan).call('POST', '/v1/apply', { resources: labResources(plan) });
+  for (const vm of plan.vms) setDefaultRoute(plan, vm);
+  return waysIn(plan, plan.vms.filter((v) => v.floating), plan.routers.filter((x) => x.externalGateway));
+}
+
+/** The lines that say how `vms`' floating addresses and `routers`' external gateways are
+ * reached, as the controller gave them out. */
+export async function waysIn(plan: LabPlan, vms: LabPlan['vms'], routers: LabPlan['routers']): Promise<string[]> {
+  const api = labApi(plan);
+  const lines: string[] = [];
+  for (const vm of vms) {
+    const f = await api.call<{ address: string; network: string }>('GET', `/v1/floating-ips/${vm.name}`);
+    lines.push(`${vm.name.padEnd(12)} ${f.address.padEnd(18)} floating address on ${f.network}`);
   }
-  for (const r of plan.routers.filter((x) => x.externalGateway)) {
-    for (const f of r.forwards) {
-      await api.call('POST', '/v1/port-forwards', { name: `${r.name}-${f.protocol}-${f.port}`, router: r.name, protocol: f.protocol, externalPort: f.port, port: f.vm, ...(f.vmPort ? { internalPort: f.vmPort } : {}) });
-    }
-    const got = await api.call('GET', `/v1/routers/${r.name}`) as { externalGateway: { ip: string } };
-    outside.push(`${r.name.padEnd(12)} ${got.externalGateway.ip.padEnd(18)} external gateway on ${r.externalGateway}${r.forwards.map((f) => `, ${f.protocol}/${f.port} -> ${f.vm}:${f.vmPort ?? f.port}`).join('')}`);
+  for (const r of routers) {
+    const got = await api.call<{ externalGateway: { ip: string } }>('GET', `/v1/routers/${r.name}`);
+    lines.push(`${r.name.padEnd(12)} ${got.externalGateway.ip.padEnd(18)} external gateway on ${r.externalGateway}${r.forwards.map((f) => `, ${f.protocol}/${f.port} -> ${f.vm}:${f.vmPort ?? f.port}`).join('')}`);
   }
-  return outside;
+  return lines;
+}
+
+/** The gateway a VM with a static address on a routed network reaches the others through
+ * (DHCP VMs learn it), or null: its subnet's last host address. */
+function routedGateway(plan: LabPlan, vm: LabPlan['vms'][number]): string | null {
+  const a = vm.attachments[0];
+  if (vm.dhcp || vm.kind !== 'netns' || a.vid !== null || !(plan.routers ?? []).some((r) => r.networks.includes(a.network))) return null;
+  const [address, len] = a.ip.split('/');
+  const size = 2 ** (32 - Number(len));
+  return formatIpv4(parseIpv4(address) - (parseIpv4(address) % size) + size - 2);
+}
+
+/** Gives a VM the default route its network's router calls for, or takes it away when its
+ * network has no router (any more); a VM without either is left alone. */
+export function setDefaultRoute(plan: LabPlan, vm: LabPlan['vms'][number], had = false): void {
+  const gateway = routedGateway(plan, vm);
+  if (gateway) inNs(vm.netns, 'route', 'replace', 'default', 'via', gateway, 'dev', 'eth0');
+  else if (had) spawnSync('ip', ['-n', vm.netns, 'route', 'del', 'default']);
+}
+
+/** Whether a VM's network has a router in `plan` (its default route, or its DHCP lease's,
+ * depends on that). */
+export function vmRouted(plan: LabPlan, vm: LabPlan['vms'][number]): boolean {
+  return (plan.routers ?? []).some((r) => r.networks.includes(vm.attachments[0].network));
 }
 
 /** The kernel's own overlay, as a reference peer: a bridge per network, a VXLAN device in
@@ -573,10 +617,16 @@ function buildLinuxDatapath(plan: LabPlan, host: LabHost): void {
   });
 }
 
-async function waitReady(plan: LabPlan, state: LabState): Promise<void> {
+/**
+ * Waits until each Weft host's agent has attached the ports of its VMs in `plan` and let go
+ * of the ports named in `gone` (VMs taken out of a running lab); `hosts` limits the wait to
+ * those hosts. Other ports (made with `weft port create`, say) are not looked at.
+ */
+export async function waitReady(plan: LabPlan, state: LabState, gone: string[] = [], hosts?: Set<string>): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (const host of plan.hosts.filter((h) => h.datapath === 'weft')) {
-    const want = plan.vms.filter((v) => v.host === host).length;
+  for (const host of plan.hosts.filter((h) => h.datapath === 'weft' && (hosts?.has(h.name) ?? true))) {
+    const want = new Set(plan.vms.filter((v) => v.host.name === host.name).map((v) => v.name));
+    let waiting = '';
     for (;;) {
       const pid = state.agents[host.name];
       if (!processAlive(pid)) {
@@ -585,12 +635,17 @@ async function waitReady(plan: LabPlan, state: LabState): Promise<void> {
       try {
         const s = await fetchStats(agentSocket(plan.name, host.name));
         // Its VMs' ports (an uplink to the physical network comes with provider networks).
-        if (s.ports.filter((p) => !p.name.startsWith('uplink:')).length === want && Object.keys(s.pendingPorts).length === 0) break;
+        const have = new Set(s.ports.map((p) => p.name));
+        const pending = Object.keys(s.pendingPorts);
+        const missing = [...want].filter((n) => !have.has(n) || pending.includes(n));
+        const left = gone.filter((n) => have.has(n) || pending.includes(n));
+        if (missing.length === 0 && left.length === 0) break;
+        waiting = [missing.length ? `attach ${missing.join(', ')}` : '', left.length ? `let go of ${left.join(', ')}` : ''].filter(Boolean).join(' and ');
       } catch {
         // not listening yet
       }
       if (Date.now() > deadline) {
-        throw new LabError(`the agent of ${host.name} did not attach its ports in ${READY_TIMEOUT_MS / 1000}s:\n${tail(join(labDir(plan.name), `${host.name}.log`))}`);
+        throw new LabError(`the agent of ${host.name} did not ${waiting || 'attach its ports'} in ${READY_TIMEOUT_MS / 1000}s:\n${tail(join(labDir(plan.name), `${host.name}.log`))}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -653,6 +708,18 @@ export function labDown(name: string): { namespaces: number; processes: number }
   for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
   rmSync(dir, { recursive: true, force: true });
   return { namespaces: namespaces.length, processes: ours.length };
+}
+
+/**
+ * Removes a namespace VM of a running lab: every process in its namespace (a trunk's VDE
+ * switch), the namespace with its TAP and links, and its files. Its port must be gone
+ * from its host's agent first, or the agent would hold a TAP that is going away.
+ */
+export function removeVm(lab: string, vm: LabPlan['vms'][number]): void {
+  const r = spawnSync('ip', ['netns', 'pids', vm.netns], { encoding: 'utf8' });
+  killAndWait((r.stdout ?? '').split('\n').filter(Boolean).map(Number).filter((p) => p !== process.pid));
+  if (listNetns().includes(vm.netns)) ip('netns', 'del', vm.netns);
+  for (const file of [`${vm.name}.vde`, `${vm.name}.vde.rc`, `${vm.name}.resolv.conf`]) rmSync(join(labDir(lab), file), { recursive: true, force: true });
 }
 
 /** Where a QEMU VM's sockets and console log are. */
