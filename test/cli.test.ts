@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,4 +77,16 @@ test('an agent whose join token file cannot be read says so before it makes any 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('output into a pipe nobody reads any more is dropped, not a crash: the command ends as it would', async () => {
+  // The reading end is closed before the child runs a line of JavaScript, so every write
+  // it makes meets EPIPE (as `weft schema lab | true` does when true is quicker).
+  const child = spawn(process.execPath, [CLI, 'schema', 'lab'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  assert.equal(stderr, '');
+  assert.equal(status, 0);
 });

@@ -26,3 +26,15 @@ export function reportAndExit(err: unknown): never {
   console.error(`weft: ${shown(e.message || e.name)}${bug && !process.env.WEFT_DEBUG ? ' (WEFT_DEBUG=1 shows where)' : ''}`);
   process.exit(1);
 }
+
+/** Output into a pipe whose reader has gone (`weft port list | head`) is not an error: the
+ * rest of the output is dropped and the command goes on to its end (a `lab up` that is
+ * changing a lab must not stop halfway because nobody reads its lines any more). */
+export function dropOutputOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+      stream.write = () => true;
+    });
+  }
+}

@@ -12,7 +12,7 @@ import { hostStateFrom, loadConfig } from '../agent/config.js';
 import { labConsole, labDir, labDown, labExec, labRestart, labUp, listLabs, agentSocket, readLabState } from '../lab/lab.js';
 import { loadTopology } from '../lab/topology.js';
 import { applyChange, planChange } from '../lab/change.js';
-import { reportAndExit, UsageError } from './errors.js';
+import { dropOutputOnClosedPipe, reportAndExit, UsageError } from './errors.js';
 import { SCHEMA_KINDS, schemaText, type SchemaKind } from '../docs/reference.js';
 import { explainReasons, fetchStats, renderStats } from './stats.js';
 import { getStream } from './unix-http.js';
@@ -545,4 +545,5 @@ lab.command('list')
     }
   });
 
+dropOutputOnClosedPipe();
 program.parseAsync(process.argv).catch(reportAndExit);
