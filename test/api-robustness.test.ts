@@ -12,15 +12,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+import { startController } from './support/controller.js';
 
 /** How many generated requests `npm test` sends (a few seconds' worth). */
 const RUNS = Number(process.env.WEFT_API_FUZZ_RUNS ?? 600);
@@ -135,19 +129,10 @@ function ipv6Canonical(text: string): string | null {
 }
 
 test('generated hostile requests at every route: no 5xx, no hang, every refusal a problem naming its field, nothing stored twice in two spellings', { timeout: 300_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-api-fuzz-'));
-  const port = 28411 + (process.pid % 1000);
-  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  ctl.stdout.on('data', (d) => (logs += d));
-  ctl.stderr.on('data', (d) => (logs += d));
-  const base = `http://127.0.0.1:${port}`;
+  const ctl = await startController('weft-api-fuzz-');
+  const base = ctl.url;
   try {
-    for (let i = 0; !logs.includes('controller ready'); i++) {
-      if (i > 400 || ctl.exitCode !== null) throw new Error(`the controller did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    const admin = ctl.token;
     // A host's join token (an agent's credential): it may join as that host, and nothing else.
     const registered = await fetch(`${base}/v1/hosts`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'fuzzhost', address: '192.0.2.99' }) });
     const { joinToken } = await registered.json() as { joinToken: string };
@@ -256,10 +241,8 @@ test('generated hostile requests at every route: no 5xx, no hang, every refusal 
       for (const ip of [s.gateway, s.allocation.start, s.allocation.end, ...s.dns]) assert.ok(IPV4_CANONICAL.test(ip), `subnet ${s.name} stores ${ip}`);
     }
     for (const h of hosts) assert.ok(IPV4_CANONICAL.test(h.address), `host ${h.name} stores ${h.address}`);
-    assert.equal(ctl.exitCode, null, 'the controller is still running');
+    assert.ok(ctl.running(), 'the controller is still running');
   } finally {
-    ctl.kill('SIGTERM');
-    await new Promise((r) => (ctl.exitCode !== null ? r(null) : ctl.once('exit', r)));
-    rmSync(dir, { recursive: true, force: true });
+    await ctl.stop();
   }
 });

@@ -7,30 +7,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLI, startController } from './support/controller.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PACKAGE = fileURLToPath(new URL('../../package.json', import.meta.url));
 
 test('router, port, network and subnet changes; export and apply round trip; prune explained', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-changes-'));
-  const port = 28411 + (process.pid % 1000);
-  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  ctl.stdout.on('data', (d) => (logs += d));
-  ctl.stderr.on('data', (d) => (logs += d));
+  const ctl = await startController('weft-cli-changes-');
   try {
-    for (let i = 0; !logs.includes('controller ready'); i++) {
-      if (i > 200) throw new Error(`controller did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    const env = { ...process.env, WEFT_CONTROLLER: `http://127.0.0.1:${port}`, WEFT_TOKEN: readFileSync(join(dir, 'admin.token'), 'utf8').trim() };
-    const weft = (args: string[], input?: string) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, input });
+    const { dir } = ctl;
+    const weft = (args: string[], input?: string) => ctl.run(args, input);
     const ok = (...args: string[]) => {
       const r = weft(args);
       assert.equal(r.status, 0, `weft ${args.join(' ')}: ${r.stderr}`);
@@ -115,9 +106,7 @@ test('router, port, network and subnet changes; export and apply round trip; pru
     assert.equal(both2.stderr, 'give --lab LAB or --controller URL, not both\n');
     for (const r of [notThere, both, vni, cidr, bad, listed, partial]) assert.doesNotMatch(r.stderr, /WEFT_DEBUG|\n\s+at /);
   } finally {
-    ctl.kill('SIGTERM');
-    await new Promise((r) => ctl.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await ctl.stop();
   }
 });
 

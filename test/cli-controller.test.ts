@@ -4,29 +4,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CLI, startController } from './support/controller.js';
 
 test('resources, refusals and apply from the command line; no token in any log line', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-ctl-'));
-  const port = 27411 + (process.pid % 1000);
-  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  ctl.stdout.on('data', (d) => (logs += d));
-  ctl.stderr.on('data', (d) => (logs += d));
+  const ctl = await startController('weft-cli-ctl-');
   try {
-    for (let i = 0; !logs.includes('controller ready'); i++) {
-      if (i > 200) throw new Error(`controller did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
-    const env = { ...process.env, WEFT_CONTROLLER: `http://127.0.0.1:${port}`, WEFT_TOKEN: token };
-    const weft = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+    const { dir, token } = ctl;
+    const weft = (...args: string[]) => ctl.run(args);
 
     assert.equal(weft('network', 'create', 'blue', '--vni', '100').status, 0);
     const h = weft('host', 'create', 'h9', '--address', '192.0.2.9');
@@ -56,7 +43,7 @@ test('resources, refusals and apply from the command line; no token in any log l
     assert.equal(refused.stderr.trim(), 'weft: network blue still has 1 port(s): vm1; delete them first');
     const bad = weft('port', 'create', 'vm2', '--network', 'blue', '--host', 'h1', '--ip', '10.9.9.9');
     assert.equal(bad.stderr.trim(), 'weft: 10.9.9.9 is outside every subnet of network blue (10.0.0.0/24)');
-    const noToken = spawnSync(process.execPath, [CLI, 'network', 'list', '--controller', `http://127.0.0.1:${port}`, '--token', 'wrong'], { encoding: 'utf8', env: { ...process.env, WEFT_TOKEN: '' } });
+    const noToken = spawnSync(process.execPath, [CLI, 'network', 'list', '--controller', ctl.url, '--token', 'wrong'], { encoding: 'utf8', env: { ...process.env, WEFT_TOKEN: '' } });
     assert.equal(noToken.stderr.trim(), "weft: the token is not valid for this request\nthe admin token is the file admin.token in the controller's data directory (--data-dir, /var/lib/weft by default)");
 
     const file = join(dir, 'net.yaml');
@@ -88,31 +75,20 @@ test('resources, refusals and apply from the command line; no token in any log l
     assert.equal(weft('apply', '-f', broken, '--prune', '--dry-run').stdout, 'plan: 2 change(s)\n  - port vm3\n  - network red\n');
 
     for (const out of [refused.stderr, bad.stderr, noToken.stderr]) assert.doesNotMatch(out, /\n\s+at /);
-    assert.ok(logs.length > 0);
-    assert.ok(!logs.includes(token), 'no token in the controller\'s log');
+    assert.ok(ctl.logs().length > 0);
+    assert.ok(!ctl.logs().includes(token), 'no token in the controller\'s log');
   } finally {
-    ctl.kill('SIGTERM');
-    await new Promise((r) => ctl.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await ctl.stop();
   }
 });
 
 test('a join token file is a new 0600 file, whatever was there; a symbolic link is refused before the host is made', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-cli-token-'));
-  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  ctl.stdout.on('data', (d) => (logs += d));
-  ctl.stderr.on('data', (d) => (logs += d));
+  const ctl = await startController('weft-cli-token-');
   try {
-    let ready: { listen: string } | undefined;
-    for (let i = 0; !ready; i++) {
-      if (i > 400 || ctl.exitCode !== null) throw new Error(`controller did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 25));
-      ready = logs.split('\n').filter((l) => l.includes('"controller ready"')).map((l) => JSON.parse(l) as { listen: string })[0];
-    }
-    const env = { ...process.env, WEFT_CONTROLLER: ready.listen, WEFT_TOKEN: '' };
-    const adminToken = join(dir, 'data', 'admin.token');
-    const weft = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--token-file', adminToken], { encoding: 'utf8', env });
+    // Beside the controller's data directory, removed with it.
+    const dir = dirname(ctl.dir);
+    const adminToken = join(ctl.dir, 'admin.token');
+    const weft = (...args: string[]) => ctl.run(args);
     const mode = (f: string) => statSync(f).mode & 0o777;
 
     // A file left readable by others (an old token, say): replaced by a 0600 one.
@@ -151,8 +127,6 @@ test('a join token file is a new 0600 file, whatever was there; a symbolic link 
     // The admin token the controller made is 0600 too.
     assert.equal(mode(adminToken), 0o600);
   } finally {
-    ctl.kill('SIGTERM');
-    await new Promise((r) => ctl.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await ctl.stop();
   }
 });

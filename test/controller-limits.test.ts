@@ -6,25 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-async function startController(dir: string, port: number): Promise<ChildProcess> {
-  const ctl = spawn(process.execPath, [CLI, 'controller', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  ctl.stderr!.on('data', (d) => (logs += d));
-  for (let i = 0; !logs.includes('controller ready'); i++) {
-    if (i > 400 || ctl.exitCode !== null) throw new Error(`the controller did not start:\n${logs}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return ctl;
-}
+import { CLI, startController } from './support/controller.js';
 
 /** Streams up to `total` bytes of a chunked body; resolves with the answer and how much had
  * been written when it came. */
@@ -53,20 +40,17 @@ function flood(port: number, path: string, token: string, total: number): Promis
 }
 
 test('oversized and mistyped bodies are refused as problems, without the controller holding them', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-limits-'));
-  const port = 29411 + (process.pid % 1000);
-  const ctl = await startController(dir, port);
+  const ctl = await startController('weft-limits-');
   try {
-    const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    const { dir, port, url: base, token: admin } = ctl;
     // An agent's route, with a host's join token.
-    const registered = await fetch(`http://127.0.0.1:${port}/v1/hosts`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'h1', address: '192.0.2.1' }) });
+    const registered = await fetch(`${base}/v1/hosts`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'h1', address: '192.0.2.1' }) });
     const { joinToken } = await registered.json() as { joinToken: string };
     const r = await flood(port, '/v1/agents/join', joinToken, 100 * 1024 * 1024);
     assert.equal(r.status, 413);
     assert.deepEqual(JSON.parse(r.body).errors, [{ field: '(body)', message: 'too large' }]);
     assert.ok(r.writtenWhenAnswered < 16 * 1024 * 1024, `refused only after ${r.writtenWhenAnswered} bytes`);
 
-    const base = `http://127.0.0.1:${port}`;
     const declared = await fetch(`${base}/v1/networks`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x'.repeat(100_000) }) });
     assert.equal(declared.status, 413);
     assert.equal(declared.headers.get('content-type'), 'application/problem+json');
@@ -81,9 +65,7 @@ test('oversized and mistyped bodies are refused as problems, without the control
     for (const f of ['weft.db', 'admin.token']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
   } finally {
-    ctl.kill('SIGTERM');
-    await new Promise((r) => (ctl.exitCode !== null ? r(null) : ctl.once('exit', r)));
-    rmSync(dir, { recursive: true, force: true });
+    await ctl.stop();
   }
 });
 

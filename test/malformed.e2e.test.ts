@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { parseIpv4, parseMac, writeU16 } from '../src/wire/bytes.js';
+import { parseIpv4, parseMac } from '../src/wire/bytes.js';
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { TcpRepr } from '../src/wire/tcp.js';
@@ -18,6 +18,7 @@ import { VXLAN_PORT } from '../src/wire/udp.js';
 import type { DropReason } from '../src/datapath/counters.js';
 import { e2eSkipReason } from './support/env.js';
 import { observe, withLab } from './support/lab.js';
+import { cutFrames, cutList } from './support/cut-frames.js';
 
 const skip = e2eSkipReason('python3', 'tcpdump');
 const SENDER = fileURLToPath(new URL('./support/send-datagrams.js', import.meta.url));
@@ -32,32 +33,11 @@ const B = parseIpv4('10.10.0.2');
 /** A station behind h1 that only the injected datagrams speak for. */
 const STRANGER_MAC = parseMac('02:00:00:00:00:97');
 
-const edit = (bytes: Uint8Array, change: (b: Uint8Array) => void) => {
-  const b = Uint8Array.from(bytes);
-  change(b);
-  return b;
-};
-const padded = (frame: Uint8Array) => {
-  const f = new Uint8Array(Math.max(60, frame.length));
-  f.set(frame);
-  return f;
-};
-
-/** A whole SYN from `srcMac`/A to B:80, and the cut ones. */
+/** A whole SYN from `srcMac`/A to B:80, the cut ones, and a later fragment (whole, but
+ * without ports). */
 function frames(srcMac: number) {
-  const eth = (p: Uint8Array) => compose.ethernet(B_MAC, srcMac, EtherType.Ipv4, p);
-  const syn = compose.tcpV4(A, B, new TcpRepr(40000, 80, 1, 0, 0x02, 1000));
-  return {
-    syn: eth(syn),
-    cut: [
-      padded(eth(edit(syn.subarray(0, 34), (p) => writeU16(p, 2, 34)))), // 14 bytes of TCP: ports and a SYN
-      eth(syn.subarray(0, 34)), // total length 40, 34 bytes came: "truncated-ip - 6 bytes missing"
-      eth(edit(syn, (p) => (p[0] = 0x40))), // IHL 0
-      padded(eth(edit(compose.udpV4(A, B, 5000, 80, new Uint8Array(0)).subarray(0, 24), (p) => writeU16(p, 2, 24)))), // UDP cut off
-    ],
-    // A later fragment of a TCP segment: whole, but without ports.
-    fragment: eth(edit(compose.ipv4(A, B, 6, new Uint8Array(40)), (p) => writeU16(p, 6, 185))),
-  };
+  const f = cutFrames({ dstMac: B_MAC, srcMac, src: A, dst: B });
+  return { syn: f.syn, cut: cutList(f), fragment: f.fragment };
 }
 
 const delta = (after: Partial<Record<DropReason, number>>, before: Partial<Record<DropReason, number>>, reasons: DropReason[]) =>

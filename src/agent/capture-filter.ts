@@ -108,26 +108,17 @@ export function compileFilter(expression: string): FramePredicate {
     const p = PROTOCOLS[name] ?? fail(`"${name}" is not a protocol this filter knows (icmp, icmp6, tcp, udp, arp, ip, ip6)`);
     return (f) => (p.ethertype < 0 || f.ethertype === p.ethertype) && (p.protocol === undefined || f.protocol === p.protocol);
   };
-  const and = (): Node => {
-    let left = primary();
-    while (peek() === 'and' || peek() === '&&') {
+  /** One level of a binary operator: `operand` (op `operand`)*, joined left to right. */
+  const chain = (op: readonly string[], operand: () => Node, join: (l: Node, r: Node) => Node) => (): Node => {
+    let left = operand();
+    while (op.includes(peek())) {
       take();
-      const l = left;
-      const r = primary();
-      left = (f) => l(f) && r(f);
+      left = join(left, operand());
     }
     return left;
   };
-  const or = (): Node => {
-    let left = and();
-    while (peek() === 'or' || peek() === '||') {
-      take();
-      const l = left;
-      const r = and();
-      left = (f) => l(f) || r(f);
-    }
-    return left;
-  };
+  const and = chain(['and', '&&'], primary, (l, r) => (f) => l(f) && r(f));
+  const or = chain(['or', '||'], and, (l, r) => (f) => l(f) || r(f));
   const root = or();
   if (i < words.length) fail(`"${words[i]}" is not expected here (join conditions with and, or)`);
   const f: Fields = { ethertype: 0, protocol: -1, src: null, dst: null, sport: 0, dport: 0 };

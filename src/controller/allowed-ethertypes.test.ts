@@ -10,24 +10,11 @@ import { hostStateFromView, type HostState } from '../agent/desired-state.js';
 import { Reconciler } from '../agent/reconciler.js';
 import { parseIpv4, parseMac } from '../wire/bytes.js';
 import * as compose from '../wire/compose.js';
-import { apiApp } from './api.js';
-import { Applier } from './apply.js';
 import { ModelCache } from './model-cache.js';
-import { NetworkService } from './service.js';
-import { MemoryStore } from './store/memory-store.js';
+import { inProcessApi } from '../../test/support/api.js';
 
 async function setup() {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, {
-      method,
-      headers: { authorization: 'Bearer admin-secret', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const { call, store } = inProcessApi();
   assert.equal((await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1', tunnelKey: Buffer.alloc(32, 1).toString('base64') })).status, 201);
   await call('POST', '/v1/networks', { name: 'blue', vni: 100, encryption: 'none' });
   await call('POST', '/v1/subnets', { name: 's1', network: 'blue', cidr: '10.10.0.0/24' });

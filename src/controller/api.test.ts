@@ -1,25 +1,11 @@
 import { test } from 'node:test';
 import { generateIdentity, identityFromPem, signAgentRequest } from '../view/agent-auth.js';
 import assert from 'node:assert/strict';
-import { apiApp } from './api.js';
-import { Applier } from './apply.js';
-import { NetworkService } from './service.js';
-import { MemoryStore } from './store/memory-store.js';
+import { inProcessApi } from '../../test/support/api.js';
 
 /** An API on an in-memory store, with hosts h1 and h2 registered. */
 async function setup() {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
-  /** `raw`: `token` is the whole Authorization header (a signed agent request). */
-  const call = async (method: string, path: string, body?: unknown, token = 'admin-secret', raw = false) => {
-    const res = await app.request(path, {
-      method,
-      headers: { authorization: raw ? token : `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null, type: res.headers.get('content-type') };
-  };
+  const { call, store, app } = inProcessApi();
   for (const [name, address] of [['h1', '192.0.2.1'], ['h2', '192.0.2.2']]) assert.equal((await call('POST', '/v1/hosts', { name, address, tunnelKey: KEY[name] })).status, 201);
   return { call, store, app };
 }

@@ -7,12 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { apiApp } from './api.js';
-import { Applier } from './apply.js';
 import { EventLog } from './events.js';
 import { ModelCache } from './model-cache.js';
-import { NetworkService } from './service.js';
 import { MemoryStore } from './store/memory-store.js';
+import { inProcessApi } from '../../test/support/api.js';
 import { WatchHub } from './watch.js';
 import { hostStateFrom } from '../agent/config.js';
 import { printable } from '../config/fields.js';
@@ -24,12 +22,7 @@ const HOSTILE = ['\u001b[2J', '\n', '\r', '\u0007', '\u007f', '\u009b2J', '\u008
 const RAW = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 async function setup() {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, { method, headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, body: await res.json() };
-  };
+  const { call, store } = inProcessApi();
   assert.equal((await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' })).status, 201);
   assert.equal((await call('POST', '/v1/networks', { name: 'blue' })).status, 201);
   return { call, store };

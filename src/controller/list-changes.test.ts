@@ -5,19 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiApp } from './api.js';
-import { Applier } from './apply.js';
-import { NetworkService } from './service.js';
-import { MemoryStore } from './store/memory-store.js';
+import { inProcessApi } from '../../test/support/api.js';
 
 async function setup() {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, { method, headers: { authorization: 'Bearer admin-secret', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const { call } = inProcessApi();
   assert.equal((await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1' })).status, 201);
   for (const [net, cidr] of [['blue', '10.10.0.0/24'], ['red', '10.20.0.0/24'], ['green', '10.30.0.0/24']]) {
     assert.equal((await call('POST', '/v1/networks', { name: net })).status, 201);

@@ -10,32 +10,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiApp } from './api.js';
-import { Applier } from './apply.js';
 import { ModelCache } from './model-cache.js';
 import { Keys } from './model.js';
-import { NetworkService } from './service.js';
-import { MemoryStore } from './store/memory-store.js';
+import { inProcessApi } from '../../test/support/api.js';
 import { ConfigError, hostStateFrom, loadConfig } from '../agent/config.js';
 import { NAME_PATTERN } from '../config/fields.js';
 
 const BUILTINS = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])];
-
-function setup() {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
-  /** `body` as text is sent as it is: how a client sends `{"__proto__": ...}` as a key. */
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, {
-      method,
-      headers: { authorization: 'Bearer admin-secret', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
-  return { store, call };
-}
 
 /** The fields a refusal names. */
 const fields = (r: { body: { errors?: Array<{ field: string }> } }) => (r.body.errors ?? []).map((e) => e.field);
@@ -43,7 +24,7 @@ const fields = (r: { body: { errors?: Array<{ field: string }> } }) => (r.body.e
 test('every Object.prototype name as a network, host, physical network, group and port: an ordinary name, or refused naming the field', async () => {
   assert.ok(BUILTINS.includes('constructor') && BUILTINS.includes('__proto__') && BUILTINS.includes('toString'));
   for (const [i, n] of BUILTINS.entries()) {
-    const { call, store } = setup();
+    const { call, store } = inProcessApi();
     const valid = NAME_PATTERN.test(n);
     const q = JSON.stringify(n);
     const expect = async (r: Promise<{ status: number; body: any }>, field: string, status = 201) => { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -89,7 +70,7 @@ test('every Object.prototype name as a network, host, physical network, group an
 
 test('every Object.prototype name in what was stored before names were checked as now: never found on Object.prototype', async () => {
   for (const n of BUILTINS) {
-    const { call, store } = setup();
+    const { call, store } = inProcessApi();
     // Stored as an older controller may have stored it: straight into the store.
     const host = (name: string, address: string, physicalNetworks: Record<string, string>) => ({ name, address, port: 4789, mtu: 1500, physicalNetworks, joinedAt: '2026-01-01T00:00:00.000Z' });
     await store.commit([], [
@@ -148,7 +129,7 @@ test('every Object.prototype name in an agent\'s config file: an ordinary name, 
 });
 
 test('names are lower case: Blue is refused with blue suggested, in the API and an agent\'s config; what was stored before can still be read and deleted', async () => {
-  const { call, store } = setup();
+  const { call, store } = inProcessApi();
   const r = await call('POST', '/v1/networks', { name: 'Blue' });
   assert.equal(r.status, 400);
   assert.deepEqual(r.body.errors, [{ field: 'name', message: 'names are lower case: give "blue", not "Blue"' }]);

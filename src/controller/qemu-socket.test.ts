@@ -4,19 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiApp } from './api.js';
-import { Applier } from './apply.js';
-import { NetworkService, type ServiceOptions } from './service.js';
-import { MemoryStore } from './store/memory-store.js';
+import type { ServiceOptions } from './service.js';
+import { inProcessApi } from '../../test/support/api.js';
 
 async function setup(opts: ServiceOptions = {}) {
-  const store = new MemoryStore();
-  const app = apiApp({ service: new NetworkService(store, opts), applier: new Applier(store, opts), adminToken: 'admin-secret', agents: { status: () => ({ connected: false }) } });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(path, { method, headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const { call } = inProcessApi(opts);
   assert.equal((await call('POST', '/v1/hosts', { name: 'h1', address: '192.0.2.1', tunnelKey: Buffer.alloc(32, 1).toString('base64') })).status, 201);
   assert.equal((await call('POST', '/v1/networks', { name: 'blue' })).status, 201);
   return call;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatIpv4, hex, parseIpv4, parseIpv6, parseMac, writeU16 } from '../wire/bytes.js';
+import { formatIpv4, hex, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import { icmpv6NeighborAdvertisement, icmpv6NeighborSolicitation } from '../wire/testdata/captured.js';
 import * as compose from '../wire/compose.js';
 import { EthernetFrame, EtherType } from '../wire/ethernet.js';
@@ -9,9 +9,9 @@ import { Datapath, type DatapathOptions } from './datapath.js';
 import { MemoryFabric, type MemoryPort, type MemoryUnderlay } from './memory.js';
 import type { FirewallRule } from './firewall.js';
 import { PortSecurity } from './port-security.js';
-import { TcpRepr } from '../wire/tcp.js';
 import { Tunnels } from '../tunnel/tunnels.js';
 import { generateKeyPair } from '../tunnel/noise.js';
+import { cutFrames, cutFrames6, padded } from '../../test/support/cut-frames.js';
 
 const PORT = 4789;
 const GENEVE_PORT = 6081;
@@ -464,40 +464,13 @@ test('the router owes ICMP errors, from its address on the sender\'s subnet, at 
 
 // ---- frames whose headers are cut (flow.ts), tags and EtherTypes, the router on a trunk --
 
-const SYN = 0x02;
 const webRule = (direction: 'ingress' | 'egress', ipv6 = false): FirewallRule => ({ direction, ipv6, protocol: 6, portMin: 80, portMax: 80, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null });
-/** Bytes changed after they were made. */
-const edit = (bytes: Uint8Array, change: (b: Uint8Array) => void) => {
-  const b = Uint8Array.from(bytes);
-  change(b);
-  return b;
-};
-/** A frame padded with zeros to the Ethernet minimum (60 bytes without the FCS). */
-const padded = (frame: Uint8Array) => {
-  const f = new Uint8Array(Math.max(60, frame.length));
-  f.set(frame);
-  return f;
-};
 const ip6 = (n: number) => parseIpv6(`fd00::${n}`);
 /** IPv4 and IPv6 frames from `from` to `to`: a SYN to port 80, and the ways one is cut. */
 function webFrames(from: number, to: number, srcIp = ip(from)) {
-  const eth4 = (p: Uint8Array) => compose.ethernet(mac(to), mac(from), EtherType.Ipv4, p);
-  const eth6 = (p: Uint8Array) => compose.ethernet(mac(to), mac(from), EtherType.Ipv6, p);
-  const syn = compose.tcpV4(srcIp, ip(to), new TcpRepr(40000, 80, 1, 0, SYN, 1000));
-  const syn6 = compose.tcpV6(ip6(from), ip6(to), new TcpRepr(40000, 80, 1, 0, SYN, 1000));
-  return {
-    syn: eth4(syn),
-    // 14 bytes of TCP: ports and flags (a SYN to 80), but not the whole header.
-    cutTcp: padded(eth4(edit(syn.subarray(0, 34), (p) => writeU16(p, 2, 34)))),
-    // The total length says 6 bytes more than came: "truncated-ip - 6 bytes missing".
-    shortOfTotal: eth4(syn.subarray(0, 34)).slice(),
-    zeroHeader: eth4(edit(syn, (p) => (p[0] = 0x40))),
-    cutUdp: padded(eth4(edit(compose.udpV4(srcIp, ip(to), 5000, 80, new Uint8Array(0)).subarray(0, 24), (p) => writeU16(p, 2, 24)))),
-    // A later fragment of a TCP segment (offset 1480): no ports in it.
-    fragment: eth4(edit(compose.ipv4(srcIp, ip(to), 6, new Uint8Array(40)), (p) => writeU16(p, 6, 185))),
-    cutTcp6: eth6(edit(syn6.subarray(0, 54), (p) => writeU16(p, 4, 14))),
-    fragment6: eth6(compose.ipv6(ip6(from), ip6(to), 44, new Uint8Array([6, 0, 0x05, 0xc8, 0, 0, 0, 1, ...new Uint8Array(40)]))),
-  };
+  const v4 = cutFrames({ dstMac: mac(to), srcMac: mac(from), src: srcIp, dst: ip(to) });
+  const v6 = cutFrames6({ dstMac: mac(to), srcMac: mac(from), src: ip6(from), dst: ip6(to) });
+  return { ...v4, cutTcp6: v6.cutTcp, fragment6: v6.fragment };
 }
 
 test('a frame whose IP or TCP/UDP header is cut is dropped as malformed, from a tunnel and from a port, before port security and groups look; a group allowing only tcp/80 lets no fragment through', () => {

@@ -193,3 +193,28 @@ test('the table is bounded: a full table refuses new connections and keeps the e
   fabric.run();
   assert.equal(uplink.take().length, 1, 'an established connection carries on');
 });
+
+test('a trunk carrying a VM\'s network and the external network: a translated packet is switched on the external network as it came from elsewhere, so it may go back out of that trunk', () => {
+  const { dp, fabric, uplink, stats } = gatewayHost();
+  const trunk = fabric.port('t1');
+  dp.addPort({ name: 't1', backend: trunk, mode: 'trunk', vlans: { 10: 'blue', 20: 'ext' } });
+  dp.startPort('t1', () => 1000);
+  uplink.send(compose.ethernet(NAT_MAC, UPSTREAM_MAC, EtherType.Arp, compose.arp(2, UPSTREAM_MAC, UPSTREAM, NAT_MAC, EXTERNAL)));
+  fabric.run();
+  // The next hop's MAC moves behind the trunk's VLAN 20 (a router VM there takes over its
+  // address, as VRRP does): ext learns it at t1.
+  trunk.send(compose.ethernet(0xffff_ffff_ffff, UPSTREAM_MAC, EtherType.Arp, compose.arp(1, UPSTREAM_MAC, UPSTREAM, 0, UPSTREAM), [{ vid: 20 }]));
+  fabric.run();
+  uplink.take();
+  trunk.take();
+  // From the trunk's VLAN 10 (blue) to the outside: translated, then to the next hop on
+  // ext, which is back out of the trunk, tagged 20; not a hairpin, it came in on blue.
+  trunk.send(compose.ethernet(ROUTER_MAC, vmMac(4), EtherType.Ipv4, compose.udpV4(vmIp(4), REMOTE, 5000, 53, new Uint8Array(8)), [{ vid: 10 }]));
+  fabric.run();
+  const out = trunk.take();
+  assert.equal(out.length, 1, JSON.stringify(stats().ports.find((p) => p.name === 't1')!.drops));
+  assert.deepEqual([readU16(out[0], 12), readU16(out[0], 14) & 0x0fff, readMac(out[0], 0), readMac(out[0], 6)], [EtherType.Vlan, 20, UPSTREAM_MAC, NAT_MAC]);
+  assert.equal(readU32(out[0], 18 + 12), EXTERNAL, 'translated');
+  assert.deepEqual(uplink.take(), []);
+  assert.deepEqual(stats().ports.find((p) => p.name === 't1')!.drops, {});
+});

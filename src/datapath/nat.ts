@@ -103,7 +103,8 @@ export class Nat {
 export class NatStage {
   constructor(private readonly out: Output) {}
 
-  /** A packet routed to the outside (its IPv4 header checked by the router, TTL > 1). */
+  /** A packet routed to the outside (its IPv4 header checked by the router, TTL > 1), sent
+   * from `from` (a port's index, or -(vtep + 1)) on the VM's network `net`. */
   egress(nat: Nat, net: Network, off: number, len: number, from: number, c: Counters, now: number): void {
     const mem = this.out.mem;
     const ip = off + 14;
@@ -163,7 +164,9 @@ export class NatStage {
     writeMac(mem, off, mac);
     writeMac(mem, off + 6, nat.spec.mac);
     nat.translatedOut++;
-    this.out.forward(nat.network, off, len, from, c, now);
+    // Switched on the external network as a frame from `net`: `from` is a port there, so a
+    // trunk carrying both networks is not where this one came from (no hairpin).
+    this.out.forward(nat.network, off, len, from, c, now, net);
   }
 
   /**
@@ -250,7 +253,7 @@ export class NatStage {
     writeMac(mem, off, mac);
     writeMac(mem, off + 6, ROUTER_MAC);
     nat.translatedIn++;
-    this.out.forward(target, off, len, port.index, c, now);
+    this.out.forward(target, off, len, port.index, c, now, nat.network);
   }
 
   /**

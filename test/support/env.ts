@@ -57,14 +57,21 @@ export function skipVerdict(reason: string | boolean | undefined, env: NodeJS.Pr
   return { fail: `cannot run here: ${why}. In CI (CI=${env.CI}) only a skip by design passes (BY_DESIGN in test/support/env.ts)` };
 }
 
+/** The skip rule applied to node:test's `options`: what to run with, and for a skip that
+ * must fail (in CI, not by design), the body that fails saying why, to run instead. */
+function withSkipRule(options: TestOptions): { options: TestOptions; failure: (() => never) | null } {
+  const v = skipVerdict(options.skip);
+  if ('fail' in v) return { options: { ...options, skip: false }, failure: () => { throw new Error(v.fail); } };
+  return { options: { ...options, skip: 'skip' in v ? v.skip : false }, failure: null };
+}
+
 /** node:test's `test`, with the skip rule above applied to `options.skip`. */
 export function test(name: string, fn: TestFn): Promise<void>;
 export function test(name: string, options: TestOptions, fn: TestFn): Promise<void>;
 export function test(name: string, a: TestOptions | TestFn, b?: TestFn): Promise<void> {
   const [options, fn] = typeof a === 'function' ? [{}, a] : [a, b!];
-  const v = skipVerdict(options.skip);
-  if ('fail' in v) return nodeTest(name, { ...options, skip: false }, () => { throw new Error(v.fail); });
-  return nodeTest(name, { ...options, skip: 'skip' in v ? v.skip : false }, fn);
+  const ruled = withSkipRule(options);
+  return nodeTest(name, ruled.options, ruled.failure ?? fn);
 }
 
 /** node:test's `describe`, with the skip rule applied: a suite that cannot run in CI is one
@@ -73,15 +80,13 @@ export function describe(name: string, fn: SuiteFn): Promise<void>;
 export function describe(name: string, options: TestOptions, fn: SuiteFn): Promise<void>;
 export function describe(name: string, a: TestOptions | SuiteFn, b?: SuiteFn): Promise<void> {
   const [options, fn] = typeof a === 'function' ? [{}, a] : [a, b!];
-  const v = skipVerdict(options.skip);
-  if ('fail' in v) return nodeTest(name, { ...options, skip: false }, () => { throw new Error(v.fail); });
-  return nodeDescribe(name, { ...options, skip: 'skip' in v ? v.skip : false }, fn);
+  const ruled = withSkipRule(options);
+  return ruled.failure !== null ? nodeTest(name, ruled.options, ruled.failure) : nodeDescribe(name, ruled.options, fn);
 }
 
 /** `t.test` (a subtest of the running test `t`), with the skip rule applied: for a check
  * inside a test that needs a tool the rest of the test does not. */
 export function subtest(t: TestContext, name: string, options: TestOptions, fn: TestFn): Promise<void> {
-  const v = skipVerdict(options.skip);
-  if ('fail' in v) return t.test(name, { ...options, skip: false }, () => { throw new Error(v.fail); });
-  return t.test(name, { ...options, skip: 'skip' in v ? v.skip : false }, fn);
+  const ruled = withSkipRule(options);
+  return t.test(name, ruled.options, ruled.failure ?? fn);
 }
