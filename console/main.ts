@@ -537,6 +537,9 @@ document.addEventListener('keydown', (e) => {
     $('search').focus();
   }
 });
+// The bar above the graph changes height (focus, search): cytoscape must know its size, or
+// clicks land beside what they aim at.
+new ResizeObserver(() => cy.resize()).observe($('graph'));
 // For the browser test and for a person at the developer tools: the graph itself.
 (window as unknown as { weft: { cy: cytoscape.Core } }).weft = { cy };
 

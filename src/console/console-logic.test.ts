@@ -37,6 +37,7 @@ const lab: GraphElement[] = [
   { id: 'rt:r1:red', source: 'router:r1', target: 'net:red' },
   { id: 'tun:h1:h2', source: 'host:h1', target: 'host:h2' },
   { id: 'tun:h1:h3', source: 'host:h1', target: 'host:h3' },
+  { id: 'tun:h2:h3', source: 'host:h2', target: 'host:h3' },
 ];
 const kept = (id: string, els = lab) => [...neighbourhood(els, id)].sort();
 
@@ -45,7 +46,9 @@ test('focus on a network: its ports and their hosts, its routers, the tunnels be
 });
 
 test('focus on a host: its ports, their networks, the hosts it has tunnels to', () => {
-  assert.deepEqual(kept('host:h3'), ['att:vm3:red', 'host:h1', 'host:h3', 'net:red', 'port:vm3', 'tun:h1:h3']);
+  // Not the tunnel between its peers h1 and h2.
+  assert.deepEqual(kept('host:h3'), ['att:vm3:red', 'host:h1', 'host:h2', 'host:h3', 'net:red', 'port:vm3', 'tun:h1:h3', 'tun:h2:h3']);
+  assert.deepEqual(kept('host:h2'), ['att:vm2:blue', 'host:h1', 'host:h2', 'host:h3', 'net:blue', 'port:vm2', 'tun:h1:h2', 'tun:h2:h3']);
   assert.deepEqual(kept('port:vm2'), ['att:vm2:blue', 'host:h2', 'net:blue', 'port:vm2']);
   assert.deepEqual(kept('router:r1'), ['net:blue', 'net:red', 'router:r1', 'rt:r1:blue', 'rt:r1:red']);
   assert.deepEqual(kept('host:nope'), []);
@@ -57,6 +60,10 @@ test('focus with ports not drawn: hosts join networks directly', () => {
     { id: 'att:h2:n1', source: 'host:h2', target: 'net:n1' }, { id: 'att:h3:n1', source: 'host:h3', target: 'net:n1' }];
   assert.deepEqual(kept('net:n0', big), ['att:h1:n0', 'att:h2:n0', 'host:h1', 'host:h2', 'net:n0']);
   assert.deepEqual(kept('host:h2', big), ['att:h2:n0', 'att:h2:n1', 'host:h2', 'net:n0', 'net:n1']);
+  // The tunnels between a network's hosts are the network's.
+  const tunnels = [...big, { id: 'tun:h1:h2', source: 'host:h1', target: 'host:h2' }, { id: 'tun:h2:h3', source: 'host:h2', target: 'host:h3' }];
+  assert.deepEqual(kept('net:n0', tunnels), ['att:h1:n0', 'att:h2:n0', 'host:h1', 'host:h2', 'net:n0', 'tun:h1:h2']);
+  assert.deepEqual(kept('host:h1', tunnels), ['att:h1:n0', 'att:h2:n0', 'host:h1', 'host:h2', 'net:n0', 'tun:h1:h2']);
 });
 
 /** Boxes of sizes like the console's: hosts wider than tall with labels, some much wider. */
