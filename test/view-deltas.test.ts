@@ -109,7 +109,7 @@ test('views from per-network pieces and the deltas applied in order equal the wh
     const agents = new Map<string, { revision: number; copy: ViewCopy }>();
     const fresh = (h: string) => {
       const full = feeds.full(h);
-      agents.set(h, { revision: full.revision, copy: { view: full.view, keys: full.keys } });
+      agents.set(h, { revision: full.revision, copy: { view: full.view, keys: full.keys, groups: full.groups } });
     };
     for (const h of model.hosts.keys()) fresh(h);
     /** The agents as they were a few requests ago (away since). */
@@ -137,6 +137,8 @@ test('views from per-network pieces and the deltas applied in order equal the wh
         const a = agents.get(h)!;
         assert.deepStrictEqual(a.copy.view, want, `the agent's copy by deltas ${where}`);
         assert.equal(a.revision, feeds.revisionOf(h));
+        const full = feeds.full(h);
+        assert.deepStrictEqual([a.copy.keys, a.copy.groups], [full.keys, full.groups], `the agent's keys and address-set parts ${where}`);
         const back = away.get(h);
         if (!back) continue;
         const r2 = feeds.since(h, back.revision);

@@ -195,19 +195,19 @@ test('a delta on the wrong revision, or removing what the agent does not have, i
   let urlSeen = '';
   wss.on('connection', (ws, req) => {
     urlSeen = req.url ?? '';
-    ws.send(JSON.stringify({ type: 'state', revision: 5, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] } }));
+    ws.send(JSON.stringify({ type: 'state', revision: 5, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] }, groups: {} }));
     ws.send(JSON.stringify({ type: 'delta', from: 3, revision: 6, networks: { blue: { neighbors: { set: [['p2', two]] } } } }));
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as { type: string; reason?: string };
       if (m.type !== 'resync') return;
       asked.push(m);
       if (asked.length === 1) {
-        ws.send(JSON.stringify({ type: 'state', revision: 7, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] }, reason: 'requested' }));
+        ws.send(JSON.stringify({ type: 'state', revision: 7, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] }, groups: {}, reason: 'requested' }));
         ws.send(JSON.stringify({ type: 'delta', from: 7, revision: 8, networks: { blue: { neighbors: { remove: ['p9'] } } } }));
         // Ignored: the agent waits for the full state it asked for.
         ws.send(JSON.stringify({ type: 'delta', from: 7, revision: 9, networks: { blue: { neighbors: { set: [['p2', two]] } } } }));
       } else {
-        ws.send(JSON.stringify({ type: 'state', revision: 10, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] }, reason: 'requested' }));
+        ws.send(JSON.stringify({ type: 'state', revision: 10, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] }, groups: {}, reason: 'requested' }));
         ws.send(JSON.stringify({ type: 'delta', from: 10, revision: 11, networks: { blue: { neighbors: { set: [['p2', two]] } } } }));
       }
     });

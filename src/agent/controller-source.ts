@@ -236,7 +236,7 @@ export class ControllerSource {
   }
 
   private message(text: string): void {
-    let msg: { type: string; revision: number; view?: HostView; keys?: unknown; reason?: unknown; order?: TraceOrder };
+    let msg: { type: string; revision: number; view?: HostView; keys?: unknown; groups?: unknown; reason?: unknown; order?: TraceOrder };
     try {
       msg = JSON.parse(text);
     } catch {
@@ -245,11 +245,12 @@ export class ControllerSource {
     }
     if (msg?.type === 'state' && msg.view) {
       if (!this.install(msg.view, msg.revision)) return;
-      const keys = msg.keys;
-      const valid = typeof keys === 'object' && keys !== null && !Array.isArray(keys)
-        && Object.values(keys).every((k) => Array.isArray(k) && k.every((x) => typeof x === 'string'));
+      const { keys, groups } = msg;
+      const record = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+      const valid = record(keys) && Object.values(keys).every((k) => Array.isArray(k) && k.every((x) => typeof x === 'string'))
+        && record(groups) && Object.values(groups).every((g) => record(g) && Object.values(g).every(Array.isArray));
       // Without keys (a controller without deltas), there is nothing a delta could apply on.
-      this.copy = valid ? { view: msg.view, keys: keys as Record<string, string[]> } : null;
+      this.copy = valid ? { view: msg.view, keys: keys as ViewCopy['keys'], groups: groups as ViewCopy['groups'] } : null;
       this.awaitingState = false;
       this.watchStats.states++;
       this.watchStats.lastStateReason = typeof msg.reason === 'string' ? msg.reason.slice(0, 64) : null;

@@ -32,6 +32,9 @@ export interface NeighborEntry {
   /** Where its host is reached on this network (null: its host has not joined, or has no
    * tunnel key for an encrypted network: nowhere to send to). */
   remote: RemoteHost | null;
+  /** Its security groups, and its allowed addresses: what group address sets hold of it. */
+  groups: string[];
+  allowed: string[];
 }
 
 /** A network's piece apart from its neighbors, seen from no host in particular. */
@@ -180,7 +183,10 @@ export class ModelCache {
     const net = this.networks.get(n);
     const a = attachments(p).find((x) => x.network === n)!;
     const h = this.hosts.get(p.host);
-    piece.set(p.name, { host: p.host, mac: p.mac, ips: net ? withSlaac(a.ips, net, p.mac) : a.ips, remote: (h && net && remoteOf(h, net)) || null });
+    piece.set(p.name, {
+      host: p.host, mac: p.mac, ips: net ? withSlaac(a.ips, net, p.mac) : a.ips, remote: (h && net && remoteOf(h, net)) || null,
+      groups: p.securityGroups ?? [], allowed: (p.allowedAddresses ?? []).map((x) => x.ip),
+    });
   }
 
   private indexRouter(r: Router): void {
@@ -805,6 +811,29 @@ export class ModelCache {
     return [...new Set(netNames.flatMap((n) => this.groupAddresses(group, n)))];
   }
 
+  /** What a group's address set holds of a port's entry on a network (null: nothing, it is
+   * not in the group). */
+  static groupEntry(e: NeighborEntry | undefined, group: string): string[] | null {
+    return e && e.groups.includes(group) ? [...e.ips, ...e.allowed] : null;
+  }
+
+  /** A group's addresses on these networks by network and port, in view order (the
+   * networks where it has none left out): what the address set is made of. */
+  groupParts(group: string, netNames: string[]): Record<string, Array<[string, string[]]>> {
+    const out: Record<string, Array<[string, string[]]>> = {};
+    for (const n of netNames) {
+      const piece = this.pieces.get(n);
+      if (!piece) continue;
+      const part: Array<[string, string[]]> = [];
+      for (const pn of piece.names()) {
+        const a = ModelCache.groupEntry(piece.entries.get(pn), group);
+        if (a) part.push([pn, a]);
+      }
+      if (part.length) out[n] = part;
+    }
+    return out;
+  }
+
   /** A group's rules as a host enforces them. */
   rulesOf(group: string): FirewallRuleState[] {
     return this.groupRules(group);
@@ -816,15 +845,17 @@ export class ModelCache {
   }
 
   /** `host`'s view, and its networks' neighbors' port names (what deltas name them by). */
-  copyFor(host: string): { view: HostView; keys: Record<string, string[]> } {
+  copyFor(host: string): { view: HostView; keys: Record<string, string[]>; groups: Record<string, Record<string, Array<[string, string[]]>>> } {
     const mine = this.ownPorts(host);
     const netNames = this.networksOf(host, mine);
     const built = netNames.map((n) => this.networkFor(n, host));
     const ports = mine.map((p) => this.portState(p));
     const nat = this.natFor(host);
+    const groups = this.groupsOf(ports, netNames);
     return {
-      view: { host, networks: built.map((b) => b.state), ports: [...ports, ...this.uplinksFor(host, netNames)], ...(nat.length ? { nat } : {}), ...this.groupsOf(ports, netNames) },
+      view: { host, networks: built.map((b) => b.state), ports: [...ports, ...this.uplinksFor(host, netNames)], ...(nat.length ? { nat } : {}), ...groups },
       keys: Object.fromEntries(netNames.map((n, i) => [n, built[i].keys])),
+      groups: Object.fromEntries(Object.keys(groups.addressSets ?? {}).map((g) => [g, this.groupParts(g, netNames)])),
     };
   }
 

@@ -42,7 +42,7 @@ interface HostFeed {
   nat: string;
   /** Group -> its rules (JSON). */
   groups: Map<string, string>;
-  /** Named group -> the versions of the addresses its set was built from. */
+  /** Named group -> the networks its set was made of (a change of them: the whole set again). */
   sets: Map<string, string>;
   /** The deltas sent, oldest first, as sent. */
   history: Array<{ from: number; revision: number; text: string }>;
@@ -132,7 +132,7 @@ export class ViewFeeds {
   }
 
   /** The host's full state now, at its revision (flush first: the feed is then current). */
-  full(host: string): { revision: number; view: HostView; keys: Record<string, string[]> } {
+  full(host: string): { revision: number; view: HostView; keys: Record<string, string[]>; groups: Record<string, ReturnType<ModelCache['groupParts']>> } {
     return { revision: this.revisionOf(host), ...this.model.copyFor(host) };
   }
 
@@ -236,17 +236,37 @@ export class ViewFeeds {
       if (Object.keys(gSet).length || gRemove.length) d.securityGroups = { ...(Object.keys(gSet).length ? { set: gSet } : {}), ...(gRemove.length ? { remove: gRemove } : {}) };
       named = Model.namedGroups(rules);
     }
-    const sSet: Record<string, string[]> = {};
+    // Address sets: a group newly named, or on other networks, whole; else, by port, the
+    // entries the changes touched on the host's networks.
+    const sSet: Record<string, ReturnType<ModelCache['groupParts']>> = {};
+    const sParts: NonNullable<NonNullable<ViewDelta['addressSets']>['parts']> = {};
     const namedSet = new Set(named);
+    const netsKey = nets.join(',');
     for (const g of named) {
-      const sig = `${nets.join(',')}|${nets.map((n) => m.addressVersion(g, n)).join(',')}`;
-      if (f.sets.get(g) === sig) continue;
-      f.sets.set(g, sig);
-      sSet[g] = m.addressSet(g, nets);
+      if (changes === null || f.sets.get(g) !== netsKey) {
+        f.sets.set(g, netsKey);
+        sSet[g] = m.groupParts(g, nets);
+        continue;
+      }
+      for (const [n, entries] of changes.entries) {
+        if (!held.has(n)) continue;
+        const set: Array<[string, string[]]> = [];
+        const remove: string[] = [];
+        for (const [port, old] of entries) {
+          const before = Model.groupEntry(old, g);
+          const after = Model.groupEntry(m.entry(n, port), g);
+          if (after) {
+            if (!before || JSON.stringify(before) !== JSON.stringify(after)) set.push([port, after]);
+          } else if (before) remove.push(port);
+        }
+        if (set.length || remove.length) (sParts[g] ??= {})[n] = { ...(set.length ? { set } : {}), ...(remove.length ? { remove } : {}) };
+      }
     }
     const sRemove = [...f.sets.keys()].filter((g) => !namedSet.has(g));
     for (const g of sRemove) f.sets.delete(g);
-    if (Object.keys(sSet).length || sRemove.length) d.addressSets = { ...(Object.keys(sSet).length ? { set: sSet } : {}), ...(sRemove.length ? { remove: sRemove } : {}) };
+    if (Object.keys(sSet).length || sRemove.length || Object.keys(sParts).length) {
+      d.addressSets = { ...(Object.keys(sSet).length ? { set: sSet } : {}), ...(sRemove.length ? { remove: sRemove } : {}), ...(Object.keys(sParts).length ? { parts: sParts } : {}) };
+    }
 
     const changed = d.networks || d.removeNetworks || d.ports || d.nat || d.securityGroups || d.addressSets;
     return changed ? d : null;

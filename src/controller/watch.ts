@@ -2,7 +2,7 @@
  * The watch stream: each agent holds a WebSocket to
  * /v1/agents/HOST/watch?revision=R[&protocol=2].
  *
- * Controller -> agent:  {"type":"state","revision":N,"view":HostView[,"keys":{...}][,"reason":WHY]}
+ * Controller -> agent:  {"type":"state","revision":N,"view":HostView[,"keys":{..},"groups":{..}][,"reason":WHY]}
  *                                                    the host's full view
  *                       {"type":"delta","from":M,"revision":N,...}  what changed (protocol 2)
  *                       {"type":"current","revision":N}             nothing to change
@@ -16,8 +16,9 @@
  * deltas (src/view/view-delta.ts), each on the revision before it (`from`), in order: a
  * network's header when it changed, its neighbors added, changed and removed by port name
  * (a one-port change in a network of 64,000 ports is one entry), the host's own ports by
- * name, its NAT, groups and address sets. A full state carries, beside the view, each
- * network's neighbors' port names (`keys`, what deltas name them by), and says why it was
+ * name, its NAT, groups, and its address sets by network and port. A full state carries,
+ * beside the view, each network's neighbors' port names (`keys`, what deltas name them
+ * by) and each address set's parts by network and port (`groups`), and says why it was
  * sent when it is not the first: `compacted` (the agent resumed from a revision whose
  * deltas are no longer kept, or a controller that restarted since), `requested` (the
  * agent asked: a delta that did not apply, or its periodic safety net), `admin` (weft host
@@ -241,7 +242,7 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
   private full(host: string, s: Session, reason?: string): void {
     const f = this.feeds.full(host);
     const view = JSON.stringify(f.view);
-    this.transmit(s, `{"type":"state","revision":${f.revision},"view":${view}${s.deltas ? `,"keys":${JSON.stringify(f.keys)}` : ''}${reason ? `,"reason":"${reason}"` : ''}}`, 'state');
+    this.transmit(s, `{"type":"state","revision":${f.revision},"view":${view}${s.deltas ? `,"keys":${JSON.stringify(f.keys)},"groups":${JSON.stringify(f.groups)}` : ''}${reason ? `,"reason":"${reason}"` : ''}}`, 'state');
   }
 
   /** `weft host resync NAME`: sends the host a full state now; false if its agent is away. */

@@ -32,13 +32,32 @@ export interface ViewDelta {
   /** The external gateways this host holds, whole ([]: none any more). */
   nat?: NatState[];
   securityGroups?: { set?: Record<string, FirewallRuleState[]>; remove?: string[] };
-  addressSets?: { set?: Record<string, string[]>; remove?: string[] };
+  /** Address sets by their parts (GroupParts): a group's whole (`set`), or, by network, its
+   * ports' addresses set and removed by port name (`parts`); the agent makes each set again
+   * from its parts. */
+  addressSets?: {
+    set?: Record<string, GroupParts>;
+    remove?: string[];
+    parts?: Record<string, Record<string, { set?: Array<[string, string[]]>; remove?: string[] }>>;
+  };
 }
 
-/** A view and its neighbors' port names, per network. */
+/** A group's address set by network and port, in view order (networks sorted, ports sorted):
+ * the set is the addresses in that order, each once. */
+export type GroupParts = Record<string, Array<[string, string[]]>>;
+
+/** A view, its neighbors' port names per network, and its address sets' parts by group. */
 export interface ViewCopy {
   view: HostView;
   keys: Record<string, string[]>;
+  groups: Record<string, GroupParts>;
+}
+
+/** A group's address set from its parts. */
+export function addressSetOf(parts: GroupParts): string[] {
+  const out = new Set<string>();
+  for (const n of Object.keys(parts).sort(byName)) for (const [, addresses] of parts[n]) for (const a of addresses) out.add(a);
+  return [...out];
 }
 
 /** A delta that does not apply to the copy: the agent asks for a full state. */
@@ -165,7 +184,58 @@ export function applyDelta(copy: ViewCopy, revision: number, delta: unknown): Vi
     nat = d.nat.length ? d.nat : undefined;
   }
   const securityGroups = applyRecord(copy.view.securityGroups, d.securityGroups, 'securityGroups');
-  const addressSets = applyRecord(copy.view.addressSets, d.addressSets, 'addressSets');
+  let groups = copy.groups;
+  let addressSets = copy.view.addressSets;
+  if (d.addressSets !== undefined) {
+    const a = d.addressSets;
+    if (!isObject(a)) throw new DeltaRefused('addressSets is not an object');
+    const next = new Map(Object.entries(groups));
+    const touched = new Set<string>();
+    for (const g of names(a.remove, 'addressSets.remove')) {
+      if (!next.delete(g)) throw new DeltaRefused(`addressSets.remove names group ${g}, which this host has no address set of`);
+    }
+    if (a.set !== undefined && !isObject(a.set)) throw new DeltaRefused('addressSets.set is not an object');
+    for (const [g, parts] of Object.entries(a.set ?? {})) {
+      if (!isObject(parts) || !Object.values(parts).every(Array.isArray)) throw new DeltaRefused(`addressSets.set.${g} is not a group's parts`);
+      next.set(g, parts as GroupParts);
+      touched.add(g);
+    }
+    if (a.parts !== undefined && !isObject(a.parts)) throw new DeltaRefused('addressSets.parts is not an object');
+    for (const [g, byNetwork] of Object.entries(a.parts ?? {})) {
+      const had = next.get(g);
+      if (!had || !isObject(byNetwork)) throw new DeltaRefused(`addressSets.parts.${g} changes group ${g}, which this host has no address set of`);
+      const parts: GroupParts = { ...had };
+      for (const [n, change] of Object.entries(byNetwork)) {
+        if (!isObject(change)) throw new DeltaRefused(`addressSets.parts.${g}.${n} is not an object`);
+        const part = [...(parts[n] ?? [])];
+        const ports = part.map(([p]) => p);
+        for (const p of names(change.remove, `addressSets.parts.${g}.${n}.remove`)) {
+          const i = search(ports, p);
+          if (i < 0) throw new DeltaRefused(`addressSets.parts.${g}.${n}.remove names port ${p}, which is not in that set here`);
+          part.splice(i, 1);
+          ports.splice(i, 1);
+        }
+        const set = change.set ?? [];
+        if (!Array.isArray(set)) throw new DeltaRefused(`addressSets.parts.${g}.${n}.set is not a list`);
+        for (const e of set) {
+          if (!Array.isArray(e) || typeof e[0] !== 'string' || !Array.isArray(e[1])) throw new DeltaRefused(`addressSets.parts.${g}.${n}.set has an entry that is not [port, addresses]`);
+          const i = search(ports, e[0]);
+          if (i >= 0) part[i] = e as [string, string[]];
+          else {
+            part.splice(-i - 1, 0, e as [string, string[]]);
+            ports.splice(-i - 1, 0, e[0]);
+          }
+        }
+        if (part.length) parts[n] = part;
+        else delete parts[n];
+      }
+      next.set(g, parts);
+      touched.add(g);
+    }
+    groups = Object.fromEntries([...next].sort(([x], [y]) => byName(x, y)));
+    const sets = Object.fromEntries(Object.keys(groups).map((g) => [g, touched.has(g) || !copy.view.addressSets?.[g] ? addressSetOf(groups[g]) : copy.view.addressSets[g]]));
+    addressSets = Object.keys(sets).length ? sets : undefined;
+  }
   const sorted = [...networks.keys()].sort(byName);
   return {
     view: {
@@ -177,5 +247,6 @@ export function applyDelta(copy: ViewCopy, revision: number, delta: unknown): Vi
       ...(addressSets ? { addressSets } : {}),
     },
     keys: Object.fromEntries(sorted.map((n) => [n, keys.get(n) ?? []])),
+    groups,
   };
 }
