@@ -160,3 +160,28 @@ test('views from per-network pieces and the deltas applied in order equal the wh
   }), { numRuns: Number(process.env.WEFT_PROPERTY_RUNS ?? 60) });
   assert.ok(runs > 0);
 });
+
+test('a restarted controller resumes an agent at its revision as current, unless the view depends on where a gateway was placed', async () => {
+  const store = new MemoryStore();
+  const app = apiApp({ service: new NetworkService(store), applier: new Applier(store), adminToken: 'admin', agents: { status: () => ({ connected: false }) } });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await app.request(path, { method, headers: { authorization: 'Bearer admin', 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${await res.text()}`);
+  };
+  for (const [i, h] of HOSTS.entries()) await call('POST', '/v1/hosts', { name: h, address: `192.0.2.${i + 1}`, tunnelKey: KEY(i + 1), physicalNetworks: { phys: 'eth1' } });
+  await call('POST', '/v1/networks', { name: 'blue' });
+  await call('POST', '/v1/subnets', { name: 'blue4', network: 'blue', cidr: '10.1.0.0/24' });
+  await call('POST', '/v1/networks', { name: 'red' });
+  await call('POST', '/v1/networks', { name: 'ext', provider: { physicalNetwork: 'phys' } });
+  await call('POST', '/v1/subnets', { name: 'ext4', network: 'ext', cidr: '203.0.113.0/24' });
+  await call('POST', '/v1/routers', { name: 'r1', subnets: ['blue4'], externalGateway: { network: 'ext' } });
+  await call('POST', '/v1/ports', { name: 'b1', network: 'blue', host: 'h1' });
+  await call('POST', '/v1/ports', { name: 'r2', network: 'red', host: 'h2' });
+  // The controller starts on this store.
+  const model = await ModelCache.load(store);
+  const feeds = new ViewFeeds(model);
+  const at = model.revision;
+  assert.deepEqual(feeds.since('h2', at), { kind: 'current' }, 'h2 (red only) resumes');
+  assert.deepEqual(feeds.since('h1', at), { kind: 'full', reason: 'compacted' }, 'h1 sends to r1\'s gateway, which this controller placed afresh');
+  assert.deepEqual(feeds.since('h2', at - 1), { kind: 'full', reason: 'compacted' }, 'an older revision: no history');
+});

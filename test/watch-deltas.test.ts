@@ -242,6 +242,40 @@ test('a delta on the wrong revision, or removing what the agent does not have, i
   }
 });
 
+test('the agent asks for a full state periodically, as a safety net', { timeout: 20_000 }, async () => {
+  const server = createServer((_req, res) => res.end('{}'));
+  const wss = new WebSocketServer({ server });
+  const asked: string[] = [];
+  let revision = 1;
+  const state = (reason?: string) => JSON.stringify({ type: 'state', revision, view: { host: 'h1', networks: [], ports: [] }, keys: {}, groups: {}, ...(reason ? { reason } : {}) });
+  wss.on('connection', (ws) => {
+    ws.send(state());
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { type: string; reason?: string };
+      if (m.type !== 'resync') return;
+      asked.push(m.reason!);
+      revision++;
+      ws.send(state('requested'));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const source = new ControllerSource({
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, token: 't', identity: identityFromPem(generateIdentity().pem), host: { name: 'h1', ...HOST },
+    log, apply: () => {}, status: () => ({ ports: {}, counters: null }), resyncMs: 100,
+  });
+  try {
+    source.start();
+    await waitFor(() => source.watchStats.states >= 3, { what: 'two periodic full states' });
+    assert.deepEqual(asked.slice(0, 2), ['periodic', 'periodic']);
+    assert.equal(source.watchStats.lastStateReason, 'requested');
+    assert.equal(source.watchStats.refused, 0);
+  } finally {
+    source.stop();
+    wss.close();
+    server.close();
+  }
+});
+
 test('a watch client that stops reading is disconnected at its bound and counted', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-slow-'));
   const limit = 256 * 1024;

@@ -775,6 +775,14 @@ export class ModelCache {
     return [...new Set([...local, ...[...local].flatMap((n) => this.routedWith(n)), ...held])].filter((n) => this.networks.has(n)).sort();
   }
 
+  /** Whether `host`'s view depends on where the controller placed an external gateway (a
+   * router's not pinned to a host, on one of its networks): what a restarted controller
+   * cannot know of the view an agent had before. */
+  dependsOnPlacement(host: string): boolean {
+    const nets = new Set(this.networksOf(host));
+    return [...this.routers.values()].some((r) => r.externalGateway && r.externalGateway.host === undefined && this.routerNetworks(r).some((n) => nets.has(n)));
+  }
+
   /** The routers whose external gateway `host` holds. */
   private holding(host: string): Router[] {
     return [...this.routers.values()].filter((r) => this.gatewayHost(r) === host);

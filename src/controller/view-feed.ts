@@ -33,6 +33,10 @@ export const DEFAULT_HISTORY: HistoryLimits = { messages: 1024, bytes: 512 * 102
 
 interface HostFeed {
   revision: number;
+  /** Made at the controller's start, for a host whose view depended on where gateways are
+   * placed: an agent at the start's revision may have had them elsewhere, so it is not
+   * resumed from there (it gets a full state). */
+  placedAtStart: boolean;
   /** Network -> the version of its header the host has. */
   networks: Map<string, number>;
   /** Own port -> its state (JSON). */
@@ -59,9 +63,12 @@ export class ViewFeeds {
   private readonly feeds = new Map<string, HostFeed>();
   /** The last watch revision given. */
   revision: number;
+  /** The store's revision when this controller started. */
+  private readonly started: number;
 
   constructor(private readonly model: ModelCache, private readonly limits: HistoryLimits = DEFAULT_HISTORY) {
     this.revision = model.revision;
+    this.started = model.revision;
     // What the load built is every host's starting point, at the store's revision: an agent
     // at that revision has it already (a controller restarted with nothing changed since).
     model.takeChanges();
@@ -69,7 +76,7 @@ export class ViewFeeds {
   }
 
   private start(host: string): HostFeed {
-    const f: HostFeed = { revision: this.revision, networks: new Map(), ports: new Map(), uplinks: new Map(), nat: '[]', groups: new Map(), sets: new Map(), history: [], historyBytes: 0 };
+    const f: HostFeed = { revision: this.revision, placedAtStart: this.model.dependsOnPlacement(host), networks: new Map(), ports: new Map(), uplinks: new Map(), nat: '[]', groups: new Map(), sets: new Map(), history: [], historyBytes: 0 };
     this.feeds.set(host, f);
     this.diff(host, f, null);
     return f;
@@ -98,7 +105,7 @@ export class ViewFeeds {
       const f = this.feeds.get(host);
       if (!f) {
         // A new host: its feed starts empty, here.
-        const g: HostFeed = { revision: this.revision, networks: new Map(), ports: new Map(), uplinks: new Map(), nat: '[]', groups: new Map(), sets: new Map(), history: [], historyBytes: 0 };
+        const g: HostFeed = { revision: this.revision, placedAtStart: false, networks: new Map(), ports: new Map(), uplinks: new Map(), nat: '[]', groups: new Map(), sets: new Map(), history: [], historyBytes: 0 };
         this.feeds.set(host, g);
         const d = this.diff(host, g, null);
         if (d) out.set(host, this.record(g, d, revision));
@@ -125,6 +132,7 @@ export class ViewFeeds {
    * state (the history it needs is gone, or it never had any). */
   since(host: string, revision: number): Resumption {
     const f = this.feeds.get(host);
+    if (f?.placedAtStart && revision === this.started) return { kind: 'full', reason: 'compacted' };
     if (f && revision === f.revision) return { kind: 'current' };
     const i = f ? f.history.findIndex((e) => e.from === revision) : -1;
     if (i < 0) return { kind: 'full', reason: 'compacted' };

@@ -32,7 +32,9 @@
  * agent reconnecting at revision R gets "current" if R is its revision, the deltas since R
  * if the history holds the one from R, else a full state (`compacted`): never a gap. A
  * restarted controller's history is empty, its every host at the store's revision: an
- * agent at that revision resumes as current, any other gets a full state.
+ * agent at that revision resumes as current (unless its view depends on where the
+ * controller placed an external gateway, which a restart may place elsewhere), any other
+ * gets a full state.
  *
  * Changes committed in one event-loop turn are sent once. A client that stops reading is
  * disconnected once the bytes queued for it pass a bound (8 MiB by default; counted in
