@@ -109,10 +109,9 @@ export class ModelCache {
   readonly securityGroups = new Map<string, SecurityGroup>();
   /** Security group -> the names of its ports. */
   private readonly groupMembers = new Map<string, Set<string>>();
-  /** Network -> group -> its members' addresses on the network (computed when asked for
-   * after a change to them) and the version of those addresses. */
-  private readonly addressCache = new Map<string, Map<string, { addresses?: string[]; version: number }>>();
-  private addressVersions = 0;
+  /** Network -> group -> its members' addresses on the network, computed when asked for
+   * after a change to them. */
+  private readonly addressCache = new Map<string, Map<string, string[]>>();
   /** Network -> its piece (every known network, and any network ports name). */
   private readonly pieces = new Map<string, NetworkPiece>();
   /** Networks whose header must be computed again before it is read. */
@@ -233,19 +232,7 @@ export class ModelCache {
 
   /** A group's addresses on n may have changed. */
   private staleAddresses(group: string, n: string): void {
-    let of = this.addressCache.get(n);
-    if (!of) this.addressCache.set(n, (of = new Map()));
-    of.set(group, { version: ++this.addressVersions });
-  }
-
-  /** The version of a group's addresses on n (view-feed.ts: has a host's set changed?). */
-  addressVersion(group: string, n: string): number {
-    let e = this.addressCache.get(n)?.get(group);
-    if (!e) {
-      this.staleAddresses(group, n);
-      e = this.addressCache.get(n)!.get(group)!;
-    }
-    return e.version;
+    this.addressCache.get(n)?.delete(group);
   }
 
   /** A port's own state on its host may have changed. */
@@ -339,7 +326,7 @@ export class ModelCache {
           this.setEntry(name, p);
           this.stalePort(p.host, pn);
         }
-        for (const g of this.addressCache.get(name)?.keys() ?? []) this.staleAddresses(g, name);
+        this.addressCache.delete(name);
         touchNetwork(name);
         this.staleNetwork(name);
       } else if (kind === 'hosts') {
@@ -559,19 +546,11 @@ export class ModelCache {
    * its networks, as before groups.
    */
   private groupAddresses(group: string, network: string): string[] {
-    this.addressVersion(group, network);
-    const e = this.addressCache.get(network)!.get(group)!;
-    if (!e.addresses) {
-      const net = this.networks.get(network);
-      // The network's ports, not the group's: a group may span every network.
-      e.addresses = [...(this.byNetwork.get(network) ?? [])].sort().flatMap((pn) => {
-        const p = this.ports.get(pn)!;
-        const on = p.securityGroups?.includes(group) ? attachments(p).find((x) => x.network === network) : undefined;
-        if (!on) return [];
-        return [...(net ? withSlaac(on.ips, net, p.mac) : on.ips), ...(p.allowedAddresses ?? []).map((x) => x.ip)];
-      });
-    }
-    return e.addresses;
+    let of = this.addressCache.get(network);
+    if (!of) this.addressCache.set(network, (of = new Map()));
+    let a = of.get(group);
+    if (!a) of.set(group, (a = (this.groupParts(group, [network])[network] ?? []).flatMap(([, addresses]) => addresses)));
+    return a;
   }
 
   /** A port's security groups, for its host to enforce (with port security on). */

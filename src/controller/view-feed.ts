@@ -18,8 +18,7 @@
  * change (an external gateway moved because an agent came or went): every batch that
  * changes a view gets a revision of its own.
  */
-import type { ModelCache, ViewChanges } from './model-cache.js';
-import { ModelCache as Model } from './model-cache.js';
+import { ModelCache, ModelCache as Model, type ViewChanges } from './model-cache.js';
 import type { HostView } from '../view/host-view.js';
 import type { NetworkDelta, ViewDelta } from '../view/view-delta.js';
 

@@ -401,7 +401,8 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     }
   }
 
-  /** Sends what changed, once per event-loop turn (the model gathers the changes). */
+  /** Sends what changed, once per event-loop turn (the model gathers the changes: the
+   * hosts its callers name are in them). */
   private touch(_hosts: Iterable<string>): void {
     if (this.scheduled) return;
     this.scheduled = true;
