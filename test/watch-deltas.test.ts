@@ -144,6 +144,35 @@ test('a watch dropped mid-stream resumes with the deltas since its revision; aft
   }
 });
 
+test('an agent away longer than the history kept gets a full state, and says why', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-compacted-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log, watch: { history: { messages: 2, bytes: 1 << 20 } } });
+  await controller.start();
+  const net = await relay(() => controller.port);
+  let a: ReturnType<typeof agentFor> | null = null;
+  try {
+    const api = new ApiClient({ url: `http://127.0.0.1:${controller.port}`, token: controller.tokens.admin });
+    const { joinToken } = await api.call<{ joinToken: string }>('POST', '/v1/hosts', { name: 'h1', address: '127.0.0.1' });
+    await api.call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+    a = agentFor(`http://127.0.0.1:${net.port}`, joinToken);
+    a.source.start();
+    await a.source.ready;
+    net.cut();
+    await waitFor(async () => !(await api.call<{ status: { connected: boolean } }>('GET', '/v1/hosts/h1')).status.connected, { what: 'h1 away' });
+    for (let i = 0; i < 3; i++) await api.call('POST', '/v1/ports', { name: `vm${i}`, network: 'blue', host: 'h1' });
+    net.mend();
+    await waitFor(() => a!.source.watchStats.states === 2, { what: 'a second full state' });
+    assert.equal(a.source.watchStats.lastStateReason, 'compacted');
+    assert.deepEqual(a.last().view.ports.map((p) => p.name), ['vm0', 'vm1', 'vm2']);
+    assert.equal(a.source.watchStats.deltas, 0);
+  } finally {
+    a?.source.stop();
+    await net.close();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('weft host resync: the CLI sends a host its full state; an agent away is a conflict', { timeout: 30_000 }, async () => {
   const { execFile } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');

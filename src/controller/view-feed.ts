@@ -28,7 +28,9 @@ export interface HistoryLimits {
   bytes: number;
 }
 
-export const DEFAULT_HISTORY: HistoryLimits = { messages: 1024, bytes: 512 * 1024 };
+/** A drop of a few seconds needs a few deltas; 64 KiB a host keeps the history of 1,000
+ * hosts within 64 MiB. */
+export const DEFAULT_HISTORY: HistoryLimits = { messages: 256, bytes: 64 * 1024 };
 
 interface HostFeed {
   revision: number;

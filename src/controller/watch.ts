@@ -28,7 +28,7 @@
  * Revisions and resumption: a host's revision is the watch revision of the last change to
  * its view (view-feed.ts: the store's revision, or one above the last when a gateway moved
  * without a store change). The controller keeps each host's last deltas, as sent, in a
- * bounded history (view-feed.ts DEFAULT_HISTORY: 1,024 messages or 512 KiB a host). An
+ * bounded history (view-feed.ts DEFAULT_HISTORY: 256 messages or 64 KiB a host). An
  * agent reconnecting at revision R gets "current" if R is its revision, the deltas since R
  * if the history holds the one from R, else a full state (`compacted`): never a gap. A
  * restarted controller's history is empty, its every host at the store's revision: an
