@@ -141,7 +141,7 @@ test('views from per-network pieces and the deltas applied in order equal the wh
         assert.deepStrictEqual([a.copy.keys, a.copy.groups], [full.keys, full.groups], `the agent's keys and address-set parts ${where}`);
         const back = away.get(h);
         if (!back) continue;
-        const r2 = feeds.since(h, back.revision);
+        const r2 = feeds.since(h, back.revision, feeds.epoch);
         if (r2.kind === 'current') assert.deepStrictEqual(back.copy.view, want, `resumed as current ${where}`);
         if (r2.kind === 'deltas') {
           let copy = back.copy;
@@ -184,4 +184,6 @@ test('a restarted controller resumes an agent at its revision as current, unless
   assert.deepEqual(feeds.since('h2', at), { kind: 'current' }, 'h2 (red only) resumes');
   assert.deepEqual(feeds.since('h1', at), { kind: 'full', reason: 'compacted' }, 'h1 sends to r1\'s gateway, which this controller placed afresh');
   assert.deepEqual(feeds.since('h2', at - 1), { kind: 'full', reason: 'compacted' }, 'an older revision: no history');
+  assert.deepEqual(feeds.since('h2', at + 0.000001), { kind: 'full', reason: 'compacted' }, 'a fraction of another lifetime (a gateway moved then) means nothing here');
+  assert.deepEqual(feeds.since('h2', at, feeds.epoch), { kind: 'current' });
 });

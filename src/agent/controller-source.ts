@@ -71,6 +71,8 @@ export class ControllerSource {
   /** The pinned certificate authority of an https:// controller (PEM). */
   private ca: string | null = null;
   private revision = -1;
+  /** The controller lifetime the revision is of (its fractional revisions are its own). */
+  private epoch: string | null = null;
   private stopped = false;
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
@@ -187,7 +189,7 @@ export class ControllerSource {
       log.warn({ err: (err as Error).message, retryMs: this.backoff }, 'cannot join the controller; forwarding with the last known state');
       return this.retry();
     }
-    const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}&protocol=2`, url);
+    const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}&protocol=2${this.epoch ? `&epoch=${encodeURIComponent(this.epoch)}` : ''}`, url);
     // A full state asked for on the last connection is not coming on this one.
     this.awaitingState = false;
     wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -236,7 +238,7 @@ export class ControllerSource {
   }
 
   private message(text: string): void {
-    let msg: { type: string; revision: number; view?: HostView; keys?: unknown; groups?: unknown; reason?: unknown; order?: TraceOrder };
+    let msg: { type: string; revision: number; epoch?: unknown; view?: HostView; keys?: unknown; groups?: unknown; reason?: unknown; order?: TraceOrder };
     try {
       msg = JSON.parse(text);
     } catch {
@@ -251,6 +253,7 @@ export class ControllerSource {
         && record(groups) && Object.values(groups).every((g) => record(g) && Object.values(g).every(Array.isArray));
       // Without keys (a controller without deltas), there is nothing a delta could apply on.
       this.copy = valid ? { view: msg.view, keys: keys as ViewCopy['keys'], groups: groups as ViewCopy['groups'] } : null;
+      this.epoch = typeof msg.epoch === 'string' ? msg.epoch.slice(0, 64) : null;
       this.awaitingState = false;
       this.watchStats.states++;
       this.watchStats.lastStateReason = typeof msg.reason === 'string' ? msg.reason.slice(0, 64) : null;
@@ -274,6 +277,7 @@ export class ControllerSource {
       this.watchStats.deltas++;
     } else if (msg?.type === 'current') {
       this.revision = msg.revision;
+      if (typeof msg.epoch === 'string') this.epoch = msg.epoch.slice(0, 64);
     } else if (msg?.type === 'trace' && msg.order && this.opts.trace) {
       const id = msg.order.id;
       this.opts.trace(msg.order).then(

@@ -14,13 +14,19 @@
  *
  * Revisions: a feed's revision is the watch revision of the last batch that changed the
  * host's view (a delta carries `from`, the host's revision before it, and `revision`). The
- * watch revision is the store's revision, or one above the last when a batch has no store
- * change (an external gateway moved because an agent came or went): every batch that
- * changes a view gets a revision of its own.
+ * watch revision is the store's revision; a batch with no store change (an external
+ * gateway moved because an agent came or went) gets the last one plus a millionth, so that
+ * every batch has a revision of its own and whole revisions are store revisions, the same
+ * in every lifetime of the controller. A fraction is this lifetime's alone: revisions are
+ * looked up in the history only for an agent that names this lifetime's `epoch` (which
+ * full states and "current" carry); an agent of another lifetime is current only at the
+ * store's revision the controller started at (and not if its view depends on gateway
+ * placement, which the restart made afresh).
  */
 import { ModelCache, ModelCache as Model, type ViewChanges } from './model-cache.js';
 import type { HostView } from '../view/host-view.js';
 import type { NetworkDelta, ViewDelta } from '../view/view-delta.js';
+import { randomBytes } from 'node:crypto';
 
 /** How much of each host's history is kept (an agent away longer gets a full state). */
 export interface HistoryLimits {
@@ -66,6 +72,8 @@ export class ViewFeeds {
   revision: number;
   /** The store's revision when this controller started. */
   private readonly started: number;
+  /** This lifetime of the controller (fractional revisions are its own). */
+  readonly epoch = randomBytes(4).toString('hex');
 
   constructor(private readonly model: ModelCache, private readonly limits: HistoryLimits = DEFAULT_HISTORY) {
     this.revision = model.revision;
@@ -97,7 +105,8 @@ export class ViewFeeds {
     const changes = this.model.takeChanges();
     const out = new Map<string, string>();
     if (changes.hosts.size === 0) return out;
-    const revision = Math.max(this.revision + 1, this.model.revision);
+    // A store change: its revision; else a millionth above the last (a gateway moved).
+    const revision = this.model.revision > this.revision ? this.model.revision : Math.round(this.revision * 1e6 + 1) / 1e6;
     for (const host of changes.hosts) {
       if (!this.model.hosts.has(host)) {
         this.feeds.delete(host);
@@ -129,11 +138,13 @@ export class ViewFeeds {
     return text;
   }
 
-  /** What an agent at `revision` gets: nothing (it is current), the deltas since, or a full
-   * state (the history it needs is gone, or it never had any). */
-  since(host: string, revision: number): Resumption {
+  /** What an agent at `revision` of lifetime `epoch` gets: nothing (it is current), the
+   * deltas since, or a full state (the history it needs is gone, or it never had any). */
+  since(host: string, revision: number, epoch?: string): Resumption {
     const f = this.feeds.get(host);
-    if (f?.placedAtStart && revision === this.started) return { kind: 'full', reason: 'compacted' };
+    // An agent of another lifetime (or one that names none): its history is gone, but at
+    // the store's revision this lifetime started at, it has what this lifetime started with.
+    if (epoch !== this.epoch && (!f || f.placedAtStart || revision !== this.started)) return { kind: 'full', reason: 'compacted' };
     if (f && revision === f.revision) return { kind: 'current' };
     const i = f ? f.history.findIndex((e) => e.from === revision) : -1;
     if (i < 0) return { kind: 'full', reason: 'compacted' };

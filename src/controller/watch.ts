@@ -1,11 +1,11 @@
 /**
  * The watch stream: each agent holds a WebSocket to
- * /v1/agents/HOST/watch?revision=R[&protocol=2].
+ * /v1/agents/HOST/watch?revision=R[&protocol=2&epoch=E].
  *
- * Controller -> agent:  {"type":"state","revision":N,"view":HostView[,"keys":{..},"groups":{..}][,"reason":WHY]}
+ * Controller -> agent:  {"type":"state","revision":N,"epoch":E,"view":HostView[,"keys":{..},"groups":{..}][,"reason":WHY]}
  *                                                    the host's full view
  *                       {"type":"delta","from":M,"revision":N,...}  what changed (protocol 2)
- *                       {"type":"current","revision":N}             nothing to change
+ *                       {"type":"current","revision":N,"epoch":E}   nothing to change
  *                       {"type":"trace","order":TraceOrder}          follow a probe (weft trace)
  * Agent -> controller:  {"type":"status","revision":N,"ports":{...},"counters":{...}}
  *                       {"type":"trace-report","id":ID,"steps":[...]}   what it saw of one
@@ -26,8 +26,9 @@
  * before.
  *
  * Revisions and resumption: a host's revision is the watch revision of the last change to
- * its view (view-feed.ts: the store's revision, or one above the last when a gateway moved
- * without a store change). The controller keeps each host's last deltas, as sent, in a
+ * its view (view-feed.ts: the store's revision, or a millionth above the last when a
+ * gateway moved without a store change); `epoch` names the controller's lifetime, whose
+ * fractional revisions are its own, and the agent gives it back. The controller keeps each host's last deltas, as sent, in a
  * bounded history (view-feed.ts DEFAULT_HISTORY: 256 messages or 64 KiB a host). An
  * agent reconnecting at revision R gets "current" if R is its revision, the deltas since R
  * if the history holds the one from R, else a full state (`compacted`): never a gap. A
@@ -68,7 +69,7 @@ const reportedPort = z.string().max(80).refine((t) => !CONTROL_CHARACTERS.test(t
 /** An agent's report, as far as the controller reads it (counters are passed on as they are). */
 const statusMessage = z.object({
   type: z.literal('status'),
-  revision: z.number().int().optional(),
+  revision: z.number().finite().optional(),
   ports: nameRecord(reportedPort, z.object({ attached: z.boolean(), error: agentText(1000).optional() })).optional(),
   counters: z.unknown().optional(),
 });
@@ -86,7 +87,7 @@ const traceReport = z.object({
 const resyncRequest = z.object({ type: z.literal('resync'), reason: agentText(200).optional() });
 
 /** An agent could not apply a view (it keeps forwarding with the last one). */
-const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().int(), error: agentText(1000) });
+const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().finite(), error: agentText(1000) });
 
 const PATH = /^\/v1\/agents\/([a-z0-9][a-z0-9_.-]{0,62})\/watch$/i;
 const PING_MS = 5000;
@@ -195,10 +196,11 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     if (!this.model.hosts.has(host)) return refuse(409, `host ${host} has not joined: POST /v1/agents/join first`);
     const revision = Number(url.searchParams.get('revision') ?? '-1');
     const protocol = Number(url.searchParams.get('protocol') ?? '1');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(host, ws, Number.isSafeInteger(revision) ? revision : -1, protocol >= DELTAS));
+    const epoch = url.searchParams.get('epoch') ?? undefined;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(host, ws, Number.isFinite(revision) ? revision : -1, protocol >= DELTAS, epoch));
   }
 
-  private connected(host: string, ws: WebSocket, revision: number, deltas: boolean): void {
+  private connected(host: string, ws: WebSocket, revision: number, deltas: boolean, epoch?: string): void {
     const old = this.sessions.get(host);
     if (old) old.ws.close(4000, 'replaced by a newer connection of the same host');
     const session: Session = { ws, alive: true, deltas, resumed: false };
@@ -220,18 +222,18 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
       this.touch(this.connectedChanged(host, false));
     });
     ws.on('error', (err) => this.log.warn({ host, err: err.message }, 'agent connection failed'));
-    this.resume(host, session, revision);
+    this.resume(host, session, revision, epoch);
   }
 
   /** What an agent connecting at `revision` gets: nothing, the deltas since, or a full state. */
-  private resume(host: string, s: Session, revision: number): void {
+  private resume(host: string, s: Session, revision: number, epoch?: string): void {
     // Everything changed so far is in the feeds (and sent to the others) first: a full
     // state is then exactly what the host's feed says it has.
     this.flush();
     s.resumed = true;
-    const r = revision < 0 ? { kind: 'full' as const, reason: undefined } : this.feeds.since(host, revision);
+    const r = revision < 0 ? { kind: 'full' as const, reason: undefined } : this.feeds.since(host, revision, epoch);
     if (r.kind === 'current') {
-      this.transmit(s, JSON.stringify({ type: 'current', revision }));
+      this.transmit(s, JSON.stringify({ type: 'current', revision, epoch: this.feeds.epoch }));
     } else if (r.kind === 'deltas' && s.deltas) {
       this.log.info({ host, from: revision, deltas: r.texts.length }, 'agent resumes from its revision');
       for (const t of r.texts) this.transmit(s, t, 'delta');
@@ -244,7 +246,7 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
   private full(host: string, s: Session, reason?: string): void {
     const f = this.feeds.full(host);
     const view = JSON.stringify(f.view);
-    this.transmit(s, `{"type":"state","revision":${f.revision},"view":${view}${s.deltas ? `,"keys":${JSON.stringify(f.keys)},"groups":${JSON.stringify(f.groups)}` : ''}${reason ? `,"reason":"${reason}"` : ''}}`, 'state');
+    this.transmit(s, `{"type":"state","revision":${f.revision},"epoch":"${this.feeds.epoch}","view":${view}${s.deltas ? `,"keys":${JSON.stringify(f.keys)},"groups":${JSON.stringify(f.groups)}` : ''}${reason ? `,"reason":"${reason}"` : ''}}`, 'state');
   }
 
   /** `weft host resync NAME`: sends the host a full state now; false if its agent is away. */

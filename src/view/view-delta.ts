@@ -113,7 +113,7 @@ function applyRecord<T>(now: Record<string, T> | undefined, change: { set?: Reco
 export function applyDelta(copy: ViewCopy, revision: number, delta: unknown): ViewCopy {
   if (!isObject(delta) || delta.type !== 'delta') throw new DeltaRefused('not a delta');
   const d = delta as unknown as ViewDelta;
-  if (!Number.isSafeInteger(d.from) || !Number.isSafeInteger(d.revision)) throw new DeltaRefused('a delta without its revisions (from, revision)');
+  if (!Number.isFinite(d.from) || !Number.isFinite(d.revision)) throw new DeltaRefused('a delta without its revisions (from, revision)');
   if (d.from !== revision) throw new DeltaRefused(`a delta from revision ${d.from}, but this host is at revision ${revision}`);
   if (d.revision <= d.from) throw new DeltaRefused(`a delta to revision ${d.revision}, not after ${d.from}`);
   const networks = new Map(copy.view.networks.map((n) => [n.name, n]));
