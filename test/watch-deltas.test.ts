@@ -305,6 +305,31 @@ test('the agent asks for a full state periodically, as a safety net', { timeout:
   }
 });
 
+test('an agent that does not say protocol=2 gets its full view on every change, as before', { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-v1-'));
+  const controller = new Controller({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, loopbackUnderlay: true, log });
+  await controller.start();
+  let ws: WebSocket | null = null;
+  try {
+    const api = new ApiClient({ url: `http://127.0.0.1:${controller.port}`, token: controller.tokens.admin });
+    await api.call('POST', '/v1/hosts', { name: 'h1', address: '127.0.0.1' });
+    await api.call('POST', '/v1/networks', { name: 'blue', vni: 100 });
+    const got: Array<{ type: string; view?: HostView; keys?: unknown }> = [];
+    ws = new WebSocket(`ws://127.0.0.1:${controller.port}/v1/agents/h1/watch?revision=-1`, { headers: { authorization: `Bearer ${controller.tokens.admin}` } });
+    ws.on('message', (data) => got.push(JSON.parse(String(data))));
+    await waitFor(() => got.length === 1, { what: 'the first view' });
+    await api.call('POST', '/v1/ports', { name: 'vm1', network: 'blue', host: 'h1' });
+    await api.call('POST', '/v1/ports', { name: 'vm2', network: 'blue', host: 'h1' });
+    await waitFor(() => got.at(-1)?.view?.ports.length === 2, { what: 'both ports in a view' });
+    assert.deepEqual([...new Set(got.map((m) => m.type))], ['state'], 'full views only');
+    assert.ok(got.every((m) => m.keys === undefined), 'without what deltas need');
+  } finally {
+    ws?.terminate();
+    await controller.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a watch client that stops reading is disconnected at its bound and counted', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-slow-'));
   const limit = 256 * 1024;
