@@ -14,7 +14,9 @@
  * changes, the time from the API request to every affected agent having applied it (median,
  * p99), and the same again with 10 web consoles open and /metrics scraped (what serving
  * them costs); the controller's and one agent's memory per port; the API's requests per
- * second. Options: --hosts N --ports-per-host N --samples N --viewers N (defaults 100,
+ * second; the bytes the watch sent per single-port change (weft_controller_watch_sent_bytes_total),
+ * and the time and size of one host's full state (weft host resync). Last, one JSON line.
+ * Options: --hosts N --ports-per-host N --samples N --viewers N (defaults 100,
  * 100, 200, 10).
  */
 import { spawn } from 'node:child_process';
@@ -227,11 +229,31 @@ async function main(): Promise<void> {
       }
       return latencies;
     };
+    // What the watch sent, from the controller's own counter (views and deltas, as text).
+    const watchBytes = async () => {
+      const text = (await send(url, 'GET', '/metrics', { authorization: `Bearer ${admin}` })).body.toString();
+      const m = /^weft_controller_watch_sent_bytes_total (\d+)/m.exec(text);
+      return m ? Number(m[1]) : NaN;
+    };
+    const bytes0 = await watchBytes();
     let cpu0 = cpuSeconds(ctl.pid!);
     let w0 = performance.now();
     const latencies = await changes(1_000_000);
     const quietCpu = (cpuSeconds(ctl.pid!) - cpu0) / ((performance.now() - w0) / 1000);
-    console.log(`single-port change applied on every affected host (${SAMPLES} samples, ${HOSTS_PER_NETWORK} hosts each): median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms; controller ${(quietCpu * 100).toFixed(0)} % of a core`);
+    const bytesPerChange = ((await watchBytes()) - bytes0) / SAMPLES;
+    console.log(`single-port change applied on every affected host (${SAMPLES} samples, ${HOSTS_PER_NETWORK} hosts each): median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms; controller ${(quietCpu * 100).toFixed(0)} % of a core; watch ${Number.isNaN(bytesPerChange) ? 'bytes not counted (a controller without weft_controller_watch_sent_bytes_total)' : `${(bytesPerChange / 1024).toFixed(1)} KiB sent per change`}`);
+
+    // A full state for one host (weft host resync): how long until its agent applied it,
+    // and its size (what the watch sent every affected host on every change before deltas).
+    const target = agents[0];
+    const resyncBytes0 = await watchBytes();
+    const states0 = target.source.watchStats.states;
+    const tResync = performance.now();
+    await call(url, admin, 'POST', `/v1/hosts/${target.name}/resync`);
+    while (target.source.watchStats.states === states0) await new Promise((r) => setImmediate(r));
+    const resyncMs = performance.now() - tResync;
+    const viewBytes = (await watchBytes()) - resyncBytes0;
+    console.log(`full state of one host (weft host resync) applied in ${resyncMs.toFixed(1)} ms: ${(viewBytes / 1024).toFixed(1)} KiB; full views on every change sent ${HOSTS_PER_NETWORK} x that per change`);
 
     // The same with VIEWERS web consoles open (each reads what the console reads, every
     // two seconds: hosts with their agents' reports, networks, subnets, routers, ports,
@@ -305,9 +327,15 @@ async function main(): Promise<void> {
     console.log('|---|---|---|');
     console.log(`| ${ports.length} ports up from empty, applied on every host | ${bringUp.toFixed(1)} s | < 20 s |`);
     console.log(`| single-port change applied everywhere, p99 | ${pct(latencies, 99).toFixed(1)} ms (median ${pct(latencies, 50).toFixed(1)} ms) | < 200 ms |`);
+    console.log(`| watch bytes sent per single-port change (all hosts) | ${Number.isNaN(bytesPerChange) ? 'not counted' : `${(bytesPerChange / 1024).toFixed(1)} KiB`} (a full view: ${(viewBytes / 1024).toFixed(1)} KiB) | |`);
+    console.log(`| full state of one host, applied | ${resyncMs.toFixed(1)} ms | |`);
     console.log(`| the same, with ${VIEWERS} web consoles open and /metrics scraped, p99 | ${pct(watched, 99).toFixed(1)} ms (median ${pct(watched, 50).toFixed(1)} ms); controller CPU ${(watchedCpu * 100).toFixed(0)} % vs ${(quietCpu * 100).toFixed(0)} % without; ${(idleCpu * 100).toFixed(0)} % with no changes | |`);
     console.log(`| API creates / reads | ${(ports.length / apiSeconds).toFixed(0)} / ${(reads / 3).toFixed(0)} req/s | |`);
     console.log(`| memory per port: controller / one agent | ${(ctlMiBPerPort * 1024).toFixed(1)} / ${(agentBytesPerPort / 1024).toFixed(1)} KiB | |`);
+    console.log(JSON.stringify({
+      hosts: HOSTS, ports: ports.length, bringUpS: Number(bringUp.toFixed(1)), changeP50Ms: Number(pct(latencies, 50).toFixed(1)), changeP99Ms: Number(pct(latencies, 99).toFixed(1)),
+      resyncOneHostMs: Number(resyncMs.toFixed(1)), controllerRssMiB: Number(rssMiB(ctl.pid!).toFixed(1)), watchBytesPerChange: Math.round(bytesPerChange), fullViewBytes: viewBytes,
+    }));
   } finally {
     for (const a of agents) a.source.stop();
     tls?.destroy();

@@ -117,6 +117,7 @@ export class Agent {
       pendingPorts: () => this.reconciler.pendingPorts(),
       startedAt: this.startedAt,
       metrics,
+      watch: () => this.source?.watchStats,
     }, this.socketPath);
     const ml = this.opts.metricsListen;
     if (ml) this.metricsServer = await serveMetrics(metrics, ml.host, ml.port);
@@ -189,7 +190,7 @@ export class Agent {
         const ports: Record<string, { attached: boolean; error?: string }> = Object.create(null);
         for (const p of stats.ports) ports[p.name] = p.failed ? { attached: false, error: p.failed } : { attached: true };
         for (const [name, why] of Object.entries(this.reconciler.pendingPorts())) ports[name] = { attached: false, error: why };
-        return { ports, counters: { ports: stats.ports.map(({ name, rx, tx, drops }) => ({ name, rx, tx, drops })), tunnels: stats.tunnels } };
+        return { ports, counters: { ports: stats.ports.map(({ name, rx, tx, drops }) => ({ name, rx, tx, drops })), tunnels: stats.tunnels, watch: this.source?.watchStats } };
       },
       trace: (order) => this.trace(order),
     });

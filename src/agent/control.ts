@@ -28,6 +28,8 @@ export interface ControlContext {
   pendingPorts(): Record<string, string>;
   startedAt: number;
   metrics: AgentMetrics;
+  /** The controller watch's counters (full states, deltas, refusals, resyncs), if it follows one. */
+  watch?(): unknown;
 }
 
 /** Records a slow reader may leave unread before new ones are dropped. */
@@ -47,6 +49,7 @@ export function controlApp(ctx: ControlContext): Hono {
       host: ctx.host,
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       pendingPorts: ctx.pendingPorts(),
+      ...(ctx.watch?.() ? { watch: ctx.watch() } : {}),
       ...ctx.datapath.stats(formatIpv4),
     }),
   );

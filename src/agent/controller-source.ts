@@ -1,8 +1,16 @@
 /**
  * The agent's side of the control plane: registers the host with the controller, holds the
- * watch stream, and hands every view it receives to `apply`. When the controller is away the
- * agent keeps forwarding with its last state and reconnects with backoff, resuming from the
- * last revision it applied.
+ * watch stream (protocol 2, src/controller/watch.ts), keeps its copy of the host's view up
+ * to date from full states and deltas, and hands every resulting whole view to `apply`.
+ * When the controller is away the agent keeps forwarding with its last state and reconnects
+ * with backoff, resuming from the last revision it applied (the controller sends the deltas
+ * since, or a full state saying why).
+ *
+ * A delta that does not apply cleanly (not on the applied revision, malformed, removing what
+ * the copy does not have) is refused: the copy stays as it was, the refusal is logged and
+ * counted, and the agent asks for a full state (`{"type":"resync"}`), ignoring deltas until
+ * it comes. As a safety net the agent also asks for a full state every 10 minutes or so
+ * (jittered, so that a fleet does not ask at once).
  */
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
@@ -15,6 +23,7 @@ import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import type { HostView, TraceOrder } from '../view/host-view.js';
 import type { TraceStep } from '../datapath/trace.js';
 import { caFingerprint, signAgentRequest } from '../view/agent-auth.js';
+import { applyDelta, DeltaRefused, type ViewCopy } from '../view/view-delta.js';
 
 export interface ControllerSourceOptions {
   url: string;
@@ -33,22 +42,48 @@ export interface ControllerSourceOptions {
   status(): { ports: Record<string, { attached: boolean; error?: string }>; counters: unknown };
   /** Follows a trace (`weft trace`) and resolves with what this host saw of it. */
   trace?(order: TraceOrder): Promise<TraceStep[]>;
+  /** How often to ask for a full state as a safety net, on average (RESYNC_MS). */
+  resyncMs?: number;
+}
+
+/** What the watch has received and refused (in the agent's stats). */
+export interface WatchStats {
+  /** Full states applied, and the reason the last one gave (absent: the first). */
+  states: number;
+  lastStateReason: string | null;
+  deltas: number;
+  /** Deltas that did not apply cleanly (each asked for a full state). */
+  refused: number;
+  /** Full states asked for: after a refusal, and periodically. */
+  resyncs: number;
+  /** Why the last delta was refused. */
+  lastRefusal: string | null;
 }
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 5000;
 const STATUS_MS = 5000;
 const SILENT_MS = 15_000;
+/** The safety net: a full state asked for about this often (jittered by a fifth). */
+export const RESYNC_MS = 10 * 60_000;
 
 export class ControllerSource {
   private ws: WebSocket | null = null;
   /** The pinned certificate authority of an https:// controller (PEM). */
   private ca: string | null = null;
   private revision = -1;
+  /** The controller lifetime the revision is of (its fractional revisions are its own). */
+  private epoch: string | null = null;
   private stopped = false;
   private backoff = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
+  /** The view as the controller last said it, with its neighbors' port names (protocol 2). */
+  private copy: ViewCopy | null = null;
+  /** A full state has been asked for: deltas until it comes are ignored. */
+  private awaitingState = false;
+  readonly watchStats: WatchStats = { states: 0, lastStateReason: null, deltas: 0, refused: 0, resyncs: 0, lastRefusal: null };
   /** Resolves when the first view (or "current") arrived. */
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -65,6 +100,24 @@ export class ControllerSource {
     void this.connect();
     this.statusTimer = setInterval(() => this.report(), STATUS_MS);
     this.statusTimer.unref();
+    this.scheduleResync();
+  }
+
+  /** The periodic full state, at RESYNC_MS +- a fifth. */
+  private scheduleResync(): void {
+    const every = this.opts.resyncMs ?? RESYNC_MS;
+    this.resyncTimer = setTimeout(() => {
+      if (this.ws?.readyState === WebSocket.OPEN && this.revision >= 0) this.resync('periodic');
+      this.scheduleResync();
+    }, every * (0.8 + 0.4 * Math.random()));
+    this.resyncTimer.unref();
+  }
+
+  /** Asks the controller for a full state. */
+  private resync(reason: string): void {
+    this.awaitingState = true;
+    this.watchStats.resyncs++;
+    this.send({ type: 'resync', reason });
   }
 
   /** This host's underlay address changed: joins again with the new one (the watch stays). */
@@ -138,7 +191,9 @@ export class ControllerSource {
       log.warn({ err: (err as Error).message, retryMs: this.backoff }, 'cannot join the controller; forwarding with the last known state');
       return this.retry();
     }
-    const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}`, url);
+    const wsUrl = new URL(`/v1/agents/${host.name}/watch?revision=${this.revision}&protocol=2${this.epoch ? `&epoch=${encodeURIComponent(this.epoch)}` : ''}`, url);
+    // A full state asked for on the last connection is not coming on this one.
+    this.awaitingState = false;
     wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(wsUrl, {
       headers: { authorization: signAgentRequest(host.name, identity.key, { method: 'GET', target: wsUrl.pathname + wsUrl.search }) }, handshakeTimeout: 5000,
@@ -185,27 +240,47 @@ export class ControllerSource {
   }
 
   private message(text: string): void {
-    let msg: { type: string; revision: number; view?: HostView; order?: TraceOrder };
+    let msg: { type: string; revision: number; epoch?: unknown; view?: HostView; keys?: unknown; groups?: unknown; reason?: unknown; order?: TraceOrder };
     try {
       msg = JSON.parse(text);
     } catch {
       this.opts.log.warn('the controller sent a message that is not JSON; ignored');
       return;
     }
-    if (msg.type === 'state' && msg.view) {
+    if (msg?.type === 'state' && msg.view) {
+      if (!this.install(msg.view, msg.revision)) return;
+      const { keys, groups } = msg;
+      const record = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+      const valid = record(keys) && Object.values(keys).every((k) => Array.isArray(k) && k.every((x) => typeof x === 'string'))
+        && record(groups) && Object.values(groups).every((g) => record(g) && Object.values(g).every(Array.isArray));
+      // Without keys (a controller without deltas), there is nothing a delta could apply on.
+      this.copy = valid ? { view: msg.view, keys: keys as ViewCopy['keys'], groups: groups as ViewCopy['groups'] } : null;
+      this.epoch = typeof msg.epoch === 'string' ? msg.epoch.slice(0, 64) : null;
+      this.awaitingState = false;
+      this.watchStats.states++;
+      this.watchStats.lastStateReason = typeof msg.reason === 'string' ? msg.reason.slice(0, 64) : null;
+      if (msg.reason !== undefined) this.opts.log.info({ revision: msg.revision, reason: this.watchStats.lastStateReason }, 'a full state from the controller');
+    } else if (msg?.type === 'delta') {
+      if (this.awaitingState) return;
+      let next: ViewCopy;
       try {
-        this.opts.apply(msg.view, msg.revision);
+        if (!this.copy) throw new DeltaRefused('a delta before any full state with keys');
+        next = applyDelta(this.copy, this.revision, msg);
       } catch (err) {
-        // A view this agent cannot apply (from a newer or broken controller) must not stop
-        // forwarding: keep the state we have and say why, once per revision.
-        this.opts.log.error({ revision: msg.revision, err: (err as Error).message }, 'cannot apply the controller\'s view; keeping the last state');
-        this.send({ type: 'apply-failed', revision: msg.revision, error: (err as Error).message.slice(0, 1000) });
+        if (!(err instanceof DeltaRefused)) throw err;
+        this.watchStats.refused++;
+        this.watchStats.lastRefusal = err.message;
+        this.opts.log.warn({ revision: this.revision, why: err.message }, 'refused a delta from the controller; asking for a full state');
+        this.resync(`refused a delta: ${err.message}`.slice(0, 200));
         return;
       }
+      if (!this.install(next.view, msg.revision)) return;
+      this.copy = next;
+      this.watchStats.deltas++;
+    } else if (msg?.type === 'current') {
       this.revision = msg.revision;
-    } else if (msg.type === 'current') {
-      this.revision = msg.revision;
-    } else if (msg.type === 'trace' && msg.order && this.opts.trace) {
+      if (typeof msg.epoch === 'string') this.epoch = msg.epoch.slice(0, 64);
+    } else if (msg?.type === 'trace' && msg.order && this.opts.trace) {
       const id = msg.order.id;
       this.opts.trace(msg.order).then(
         (steps) => this.send({ type: 'trace-report', id, steps }),
@@ -217,6 +292,21 @@ export class ControllerSource {
     }
     this.markReady();
     this.report();
+  }
+
+  /** Hands a whole view to `apply`; false (and the controller told) if it cannot be applied. */
+  private install(view: HostView, revision: number): boolean {
+    try {
+      this.opts.apply(view, revision);
+    } catch (err) {
+      // A view this agent cannot apply (from a newer or broken controller) must not stop
+      // forwarding: keep the state we have and say why, once per revision.
+      this.opts.log.error({ revision, err: (err as Error).message }, 'cannot apply the controller\'s view; keeping the last state');
+      this.send({ type: 'apply-failed', revision, error: (err as Error).message.slice(0, 1000) });
+      return false;
+    }
+    this.revision = revision;
+    return true;
   }
 
   private report(): void {
@@ -232,6 +322,7 @@ export class ControllerSource {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.ws?.close(1000, 'agent stopping');
     this.ws = null;
   }

@@ -465,4 +465,9 @@ export function registerResourceCommands(program: Command): void {
   targetOptions(host.command('revoke').argument('<name>').description('cut a host off: its agent is refused, and every other host stops taking its tunnel traffic')
     .addOption(output()))
     .action(async (name, o) => print('hosts', await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/revoke`), o.output));
+  targetOptions(host.command('resync').argument('<name>').description('send the host\'s agent its full state now, instead of deltas (it checks its copy against it)'))
+    .action(async (name, o) => {
+      await client(o).call('POST', `/v1/hosts/${encodeURIComponent(name)}/resync`);
+      console.log(`sent ${name} its full state`);
+    });
 }

@@ -34,6 +34,8 @@ export interface AgentStatusSource {
   status(host: string): unknown;
   /** The host holding a router's external gateway now (the controller places it). */
   gatewayHost?(router: string): string | undefined;
+  /** Sends a host's agent a full state now (weft host resync); false: it is not connected. */
+  resync?(host: string): boolean;
 }
 
 export interface ApiOptions {
@@ -141,6 +143,12 @@ export function apiApp(opts: ApiOptions): Hono {
       handle: (p, b) => s.issueJoinToken(p.name, (b as z.infer<typeof joinTokenRequest>).ttlSeconds) },
     { method: 'post', path: '/v1/hosts/:name/revoke', summary: 'cut a host off: its agent is refused and its watch closed; no host takes its tunnel traffic', role: 'admin',
       handle: (p) => s.revokeHost(p.name) },
+    { method: 'post', path: '/v1/hosts/:name/resync', summary: 'send a host\'s agent its full state now, instead of deltas (weft host resync)', role: 'admin',
+      handle: async (p) => {
+        await s.getHost(p.name);
+        if (!opts.agents.resync?.(p.name)) throw new ApiError(409, 'Conflict', `the agent of host ${p.name} is not connected: it gets a full state when it connects`);
+        return { host: p.name, sent: 'state' };
+      } },
     { method: 'get', path: '/v1/hosts/:name', summary: 'show a host, with what its agent reports', role: 'admin',
       handle: async (p) => ({ ...(await s.getHost(p.name)), status: opts.agents.status(p.name) }) },
     { method: 'delete', path: '/v1/hosts/:name', summary: 'forget a host that has no ports', role: 'admin', status: 204, handle: async (p) => { await s.deleteHost(p.name); return null; } },

@@ -23,7 +23,7 @@ import { ModelCache } from './model-cache.js';
 import { NetworkService } from './service.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Change, Store } from './store/store.js';
-import { WatchHub } from './watch.js';
+import { WatchHub, type WatchOptions } from './watch.js';
 import { ClientConnections, serverOptions } from './listener.js';
 import { Traces } from './trace.js';
 import { loadConsole } from './console.js';
@@ -48,6 +48,8 @@ export interface ControllerOptions {
   tlsKey?: string;
   /** Where agents keep QEMU sockets: ports' QEMU sockets must be inside (default /run/weft/qemu). */
   qemuSocketDir?: string;
+  /** The watch's bounds (watch.ts): bytes queued for a client, each host's history. */
+  watch?: WatchOptions;
   log: Logger;
 }
 
@@ -136,7 +138,7 @@ export class Controller {
     };
     this.unsubscribe = store.subscribe((c) => deliver(c));
     const model = await ModelCache.load(store);
-    const hub = new WatchHub(model, this.tokens, log);
+    const hub = new WatchHub(model, this.tokens, log, undefined, undefined, this.opts.watch);
     this.hub = hub;
     for (const c of early) hub.onChanges(c.filter((x) => x.revision > model.revision));
     deliver = (c) => hub.onChanges(c);
@@ -149,7 +151,7 @@ export class Controller {
       : null;
     this.tls = tls;
     const rules = { loopbackUnderlay: this.opts.loopbackUnderlay ?? false, tlsFingerprint: tls?.fingerprint, qemuSocketDir: this.opts.qemuSocketDir };
-    const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching, refusedConnections: () => this.clients.refused });
+    const metrics = new ControllerMetrics({ revision: () => model.revision, watches: () => hub.watching, watch: () => hub.counters, refusedConnections: () => this.clients.refused });
     const timed = metrics.timed(store);
     const app = apiApp({ service: new NetworkService(timed, rules, hub.signatures), applier: new Applier(timed, rules), adminToken: this.tokens.admin, agents: hub, metrics, events: hub.events, traces: new Traces(model, hub), console: loadConsole(), log });
     hub.events.add('controller.started', `the controller started at revision ${model.revision}`);

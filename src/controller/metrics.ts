@@ -6,13 +6,14 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from './store/store.js';
+import type { WatchCounters } from './watch.js';
 
 export class ControllerMetrics {
   readonly registry = new Registry();
   readonly requests: Histogram<'method' | 'route' | 'status'>;
   private readonly commits: Histogram<'outcome'>;
 
-  constructor(sources: { revision(): number; watches(): number; refusedConnections?(): number }) {
+  constructor(sources: { revision(): number; watches(): number; refusedConnections?(): number; watch?(): WatchCounters }) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'weft_controller_' });
     this.requests = new Histogram({
@@ -34,6 +35,23 @@ export class ControllerMetrics {
         refused = now;
       },
     });
+    // The watch's counters, read when scraped.
+    const watchCounter = (name: string, help: string, value: (c: WatchCounters) => number) => {
+      let seen = 0;
+      new Counter({
+        name, help, registers: [r],
+        collect() {
+          const now = sources.watch ? value(sources.watch()) : 0;
+          this.inc(now - seen);
+          seen = now;
+        },
+      });
+    };
+    watchCounter('weft_controller_watch_slow_disconnects_total', 'Watch clients disconnected for not reading: more bytes queued for them than the bound.', (c) => c.slowDisconnects);
+    watchCounter('weft_controller_watch_full_states_total', 'Full views sent on watches.', (c) => c.fullStates);
+    watchCounter('weft_controller_watch_deltas_total', 'View deltas sent on watches.', (c) => c.deltas);
+    watchCounter('weft_controller_watch_resync_requests_total', 'Full states agents asked for (a delta that did not apply, or their periodic check).', (c) => c.resyncRequests);
+    watchCounter('weft_controller_watch_sent_bytes_total', 'Bytes of views and deltas sent on watches.', (c) => c.bytesSent);
     new Gauge({ name: 'weft_controller_build_info', help: 'Always 1; labels say what runs.', labelNames: ['node'], registers: [r] }).set({ node: process.version }, 1);
   }
 

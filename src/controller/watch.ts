@@ -1,18 +1,46 @@
 /**
- * The watch stream: each agent holds a WebSocket to /v1/agents/HOST/watch?revision=R.
+ * The watch stream: each agent holds a WebSocket to
+ * /v1/agents/HOST/watch?revision=R[&protocol=2&epoch=E].
  *
- * Controller -> agent:  {"type":"state","revision":N,"view":HostView}   the host's full view
- *                       {"type":"current","revision":N}                 nothing to change
- *                       {"type":"trace","order":TraceOrder}              follow a probe (weft trace)
+ * Controller -> agent:  {"type":"state","revision":N,"epoch":E,"view":HostView[,"keys":{..},"groups":{..}][,"reason":WHY]}
+ *                                                    the host's full view
+ *                       {"type":"delta","from":M,"revision":N,...}  what changed (protocol 2)
+ *                       {"type":"current","revision":N,"epoch":E}   nothing to change
+ *                       {"type":"trace","order":TraceOrder}          follow a probe (weft trace)
  * Agent -> controller:  {"type":"status","revision":N,"ports":{...},"counters":{...}}
  *                       {"type":"trace-report","id":ID,"steps":[...]}   what it saw of one
  *                       {"type":"apply-failed","revision":N,"error":E}  a view it cannot apply
+ *                       {"type":"resync","reason":WHY}           send me a full state (protocol 2)
  *
- * A view is sent when the agent connects (unless it says it has the current revision) and
- * whenever a committed change touches the host; changes committed in one event-loop turn
- * are sent once. A view identical to the last one sent is not sent again. Full views rather
- * than deltas: an agent can never drift by a lost delta, and views are small (a host's
- * networks and their ports).
+ * Protocol 2 (the agent says `protocol=2`): after the first full state, the agent gets only
+ * deltas (src/view/view-delta.ts), each on the revision before it (`from`), in order: a
+ * network's header when it changed, its neighbors added, changed and removed by port name
+ * (a one-port change in a network of 64,000 ports is one entry), the host's own ports by
+ * name, its NAT, groups, and its address sets by network and port. A full state carries,
+ * beside the view, each network's neighbors' port names (`keys`, what deltas name them
+ * by) and each address set's parts by network and port (`groups`), and says why it was
+ * sent when it is not the first: `compacted` (the agent resumed from a revision whose
+ * deltas are no longer kept, or a controller that restarted since), `requested` (the
+ * agent asked: a delta that did not apply, or its periodic safety net), `admin` (weft host
+ * resync). An agent without protocol 2 gets a full state whenever its view changes, as
+ * before.
+ *
+ * Revisions and resumption: a host's revision is the watch revision of the last change to
+ * its view (view-feed.ts: the store's revision, or a millionth above the last when a
+ * gateway moved without a store change); `epoch` names the controller's lifetime, whose
+ * fractional revisions are its own, and the agent gives it back. The controller keeps each host's last deltas, as sent, in a
+ * bounded history (view-feed.ts DEFAULT_HISTORY: 256 messages or 64 KiB a host). An
+ * agent reconnecting at revision R gets "current" if R is its revision, the deltas since R
+ * if the history holds the one from R, else a full state (`compacted`): never a gap. A
+ * restarted controller's history is empty, its every host at the store's revision: an
+ * agent at that revision resumes as current (unless its view depends on where the
+ * controller placed an external gateway, which a restart may place elsewhere), any other
+ * gets a full state.
+ *
+ * Changes committed in one event-loop turn are sent once. A client that stops reading is
+ * disconnected once the bytes queued for it pass a bound (8 MiB by default; counted in
+ * `weft_controller_watch_slow_disconnects_total`), so that it never holds the controller's
+ * memory.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -29,6 +57,7 @@ import { CONTROL_CHARACTERS, name as nameSchema, nameRecord, printable, quoted }
 import type { TraceStep } from '../datapath/trace.js';
 import type { TraceOrder } from '../view/host-view.js';
 import type { TraceCarrier } from './trace.js';
+import { ViewFeeds, type HistoryLimits } from './view-feed.js';
 
 /** What an agent reports in its own words (an error's text): kept, with its control and
  * bidi characters escaped, so that it cannot drive the terminal of whoever reads it. */
@@ -40,7 +69,7 @@ const reportedPort = z.string().max(80).refine((t) => !CONTROL_CHARACTERS.test(t
 /** An agent's report, as far as the controller reads it (counters are passed on as they are). */
 const statusMessage = z.object({
   type: z.literal('status'),
-  revision: z.number().int().optional(),
+  revision: z.number().finite().optional(),
   ports: nameRecord(reportedPort, z.object({ attached: z.boolean(), error: agentText(1000).optional() })).optional(),
   counters: z.unknown().optional(),
 });
@@ -54,13 +83,36 @@ const traceReport = z.object({
   })).max(64),
 });
 
+/** An agent asks for a full state (a delta that did not apply, or its periodic check). */
+const resyncRequest = z.object({ type: z.literal('resync'), reason: agentText(200).optional() });
+
 /** An agent could not apply a view (it keeps forwarding with the last one). */
-const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().int(), error: agentText(1000) });
+const applyFailed = z.object({ type: z.literal('apply-failed'), revision: z.number().finite(), error: agentText(1000) });
 
 /** The watch of host NAME; NAME is checked as every host name is (lower case: an agent's
  * own config takes no other), and refused with the rule it breaks. */
 const PATH = /^\/v1\/agents\/([^/]*)\/watch$/;
 const PING_MS = 5000;
+/** Bytes queued for a watch client past which it is disconnected (it stopped reading). */
+export const WATCH_BUFFER_LIMIT = 8 * 1024 * 1024;
+/** The watch protocol that has deltas. */
+const DELTAS = 2;
+
+export interface WatchOptions {
+  /** Bytes queued for one client before it is disconnected (WATCH_BUFFER_LIMIT). */
+  bufferLimit?: number;
+  /** Each host's history of deltas (view-feed.ts DEFAULT_HISTORY). */
+  history?: HistoryLimits;
+}
+
+/** What the watch has done, for /metrics. */
+export interface WatchCounters {
+  slowDisconnects: number;
+  fullStates: number;
+  deltas: number;
+  resyncRequests: number;
+  bytesSent: number;
+}
 
 export interface AgentStatus {
   connected: boolean;
@@ -72,15 +124,20 @@ export interface AgentStatus {
 
 interface Session {
   ws: WebSocket;
-  sent: string | null;
   alive: boolean;
+  /** It speaks protocol 2: deltas after the first full state. */
+  deltas: boolean;
+  /** It has been given its resumption (before that, changes are for its history only). */
+  resumed: boolean;
 }
 
 export class WatchHub implements AgentStatusSource, TraceCarrier {
   private readonly sessions = new Map<string, Session>();
   private readonly statuses = new Map<string, AgentStatus>();
-  private readonly pending = new Set<string>();
   private scheduled = false;
+  private readonly feeds: ViewFeeds;
+  private readonly bufferLimit: number;
+  readonly counters: WatchCounters = { slowDisconnects: 0, fullStates: 0, deltas: 0, resyncRequests: 0, bytesSent: 0 };
   /** An agent's status report is its ports' counters: about 300 bytes a port, so 1 MiB
    * holds a host at the agent's port limit; a larger message closes the connection. */
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
@@ -93,7 +150,10 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     readonly events = new EventLog(),
     /** The agents' signatures taken already (shared with the join: one per controller). */
     readonly signatures = new SeenSignatures(),
+    options: WatchOptions = {},
   ) {
+    this.feeds = new ViewFeeds(model, options.history);
+    this.bufferLimit = options.bufferLimit ?? WATCH_BUFFER_LIMIT;
     this.pinger = setInterval(() => {
       for (const [host, s] of this.sessions) {
         if (!s.alive) {
@@ -139,16 +199,18 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     }
     if (!this.model.hosts.has(host)) return refuse(409, `host ${host} has not joined: POST /v1/agents/join first`);
     const revision = Number(url.searchParams.get('revision') ?? '-1');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(host, ws, Number.isFinite(revision) ? revision : -1));
+    const protocol = Number(url.searchParams.get('protocol') ?? '1');
+    const epoch = url.searchParams.get('epoch') ?? undefined;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(host, ws, Number.isFinite(revision) ? revision : -1, protocol >= DELTAS, epoch));
   }
 
-  private connected(host: string, ws: WebSocket, revision: number): void {
+  private connected(host: string, ws: WebSocket, revision: number, deltas: boolean, epoch?: string): void {
     const old = this.sessions.get(host);
     if (old) old.ws.close(4000, 'replaced by a newer connection of the same host');
-    const session: Session = { ws, sent: null, alive: true };
+    const session: Session = { ws, alive: true, deltas, resumed: false };
     this.sessions.set(host, session);
     this.statusOf(host).connected = true;
-    this.log.info({ host, revision }, 'agent connected');
+    this.log.info({ host, revision, protocol: deltas ? DELTAS : 1 }, 'agent connected');
     this.events.add('agent.connected', `the agent of ${host} connected`, host);
     // An external gateway may move to it (one had no connected host to be on).
     this.touch(this.connectedChanged(host, true));
@@ -164,13 +226,58 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
       this.touch(this.connectedChanged(host, false));
     });
     ws.on('error', (err) => this.log.warn({ host, err: err.message }, 'agent connection failed'));
-    if (revision === this.model.revision) {
-      // The agent has everything up to now: it resumes without a resend.
-      session.sent = JSON.stringify(this.model.viewFor(host));
-      ws.send(JSON.stringify({ type: 'current', revision }));
+    this.resume(host, session, revision, epoch);
+  }
+
+  /** What an agent connecting at `revision` gets: nothing, the deltas since, or a full state. */
+  private resume(host: string, s: Session, revision: number, epoch?: string): void {
+    // Everything changed so far is in the feeds (and sent to the others) first: a full
+    // state is then exactly what the host's feed says it has.
+    this.flush();
+    s.resumed = true;
+    const r = revision < 0 ? { kind: 'full' as const, reason: undefined } : this.feeds.since(host, revision, epoch);
+    if (r.kind === 'current') {
+      this.transmit(s, JSON.stringify({ type: 'current', revision, epoch: this.feeds.epoch }));
+    } else if (r.kind === 'deltas' && s.deltas) {
+      this.log.info({ host, from: revision, deltas: r.texts.length }, 'agent resumes from its revision');
+      for (const t of r.texts) this.transmit(s, t, 'delta');
     } else {
-      this.send(host);
+      this.full(host, s, r.kind === 'full' ? r.reason : undefined);
     }
+  }
+
+  /** Sends the host its full state, saying why (absent: the first). */
+  private full(host: string, s: Session, reason?: string): void {
+    const f = this.feeds.full(host);
+    const view = JSON.stringify(f.view);
+    this.transmit(s, `{"type":"state","revision":${f.revision},"epoch":"${this.feeds.epoch}","view":${view}${s.deltas ? `,"keys":${JSON.stringify(f.keys)},"groups":${JSON.stringify(f.groups)}` : ''}${reason ? `,"reason":"${reason}"` : ''}}`, 'state');
+  }
+
+  /** `weft host resync NAME`: sends the host a full state now; false if its agent is away. */
+  resync(host: string, reason = 'admin'): boolean {
+    const s = this.sessions.get(host);
+    if (!s) return false;
+    this.flush();
+    this.log.info({ host, reason }, 'sending the agent a full state');
+    this.full(host, s, reason);
+    return true;
+  }
+
+  /** Sends one message, unless the client has stopped reading: then it is cut off. */
+  private transmit(s: Session, text: string, kind?: 'state' | 'delta'): void {
+    if (s.ws.readyState !== s.ws.OPEN) return;
+    if (s.ws.bufferedAmount > this.bufferLimit) {
+      const host = [...this.sessions].find(([, x]) => x === s)?.[0];
+      this.counters.slowDisconnects++;
+      this.log.warn({ host, queuedBytes: s.ws.bufferedAmount, limit: this.bufferLimit }, 'agent stopped reading its watch; disconnecting it');
+      if (host) this.events.add('agent.slow', `the agent of ${host} stopped reading its watch (${s.ws.bufferedAmount} bytes queued); disconnected`, host);
+      s.ws.terminate();
+      return;
+    }
+    if (kind === 'state') this.counters.fullStates++;
+    if (kind === 'delta') this.counters.deltas++;
+    this.counters.bytesSent += text.length;
+    s.ws.send(text);
   }
 
   /** Tells the model a host's agent came or went, and says where external gateways moved. */
@@ -198,6 +305,16 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
       const t = traceReport.safeParse(parsed);
       if (!t.success) return this.log.warn({ host, problem: t.error.issues[0]?.message }, 'agent sent a trace report the controller does not understand; ignored');
       this.traceWaits.get(t.data.id)?.(host, t.data.steps);
+      return;
+    }
+    if (type === 'resync') {
+      const q = resyncRequest.safeParse(parsed);
+      const s = this.sessions.get(host);
+      if (!q.success || !s?.resumed) return;
+      this.counters.resyncRequests++;
+      this.log.info({ host, why: q.data.reason }, 'agent asks for a full state');
+      this.flush();
+      this.full(host, s, 'requested');
       return;
     }
     if (type === 'apply-failed') {
@@ -290,26 +407,26 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     }
   }
 
-  /** Sends the views of `hosts` (those connected), once per event-loop turn. */
-  private touch(hosts: Iterable<string>): void {
-    for (const host of hosts) if (this.sessions.has(host)) this.pending.add(host);
-    if (this.pending.size > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        for (const host of this.pending) this.send(host);
-        this.pending.clear();
-      });
-    }
+  /** Sends what changed, once per event-loop turn (the model gathers the changes: the
+   * hosts its callers name are in them). */
+  private touch(_hosts: Iterable<string>): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
   }
 
-  private send(host: string): void {
-    const s = this.sessions.get(host);
-    if (!s) return;
-    const view = JSON.stringify(this.model.viewFor(host));
-    if (view === s.sent) return;
-    s.sent = view;
-    s.ws.send(`{"type":"state","revision":${this.model.revision},"view":${view}}`);
+  /** Turns the model's changes into each host's delta and sends them: a delta to an agent
+   * that speaks protocol 2, its full view to one that does not. */
+  private flush(): void {
+    for (const [host, text] of this.feeds.flush()) {
+      const s = this.sessions.get(host);
+      if (!s?.resumed) continue;
+      if (s.deltas) this.transmit(s, text, 'delta');
+      else this.full(host, s);
+    }
   }
 
   private statusOf(host: string): AgentStatus {

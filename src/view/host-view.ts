@@ -2,8 +2,8 @@
  * The host view: what the controller tells an agent about its part of the intended network,
  * and the contract between the two. Both import this module and nothing of each other: the
  * controller computes views (src/controller/model-cache.ts), the agent makes them real
- * (src/agent/reconciler.ts, through a HostState). A view is sent whole, as JSON, so every
- * field here is plain data; a field added later must be optional, so that an agent one
+ * (src/agent/reconciler.ts, through a HostState). A view is sent whole, as JSON, then as
+ * deltas of it (view-delta.ts), so every field here is plain data; a field added later must be optional, so that an agent one
  * version behind still applies the rest.
  */
 import type { Encapsulation } from '../datapath/encapsulation.js';
