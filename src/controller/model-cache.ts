@@ -96,9 +96,11 @@ export class ModelCache {
   apply(changes: Change[]): Set<string> {
     const affected = new Set<string>();
     // Hosts of a network, and of the networks routed with it: their views hold its ports.
-    const touchNetwork = (n: string) => {
-      for (const m of [n, ...this.routedWith(n)]) for (const pn of this.byNetwork.get(m) ?? []) affected.add(this.ports.get(pn)!.host);
-    };
+    // Gathered once for each network after every change is in (a commit of thousands of
+    // ports on one network touches it once): a port that left it meanwhile, or a host,
+    // has its host added where it leaves, and the routers are as they are now.
+    const touched = new Set<string>();
+    const touchNetwork = (n: string) => void touched.add(n);
     this.addressCache.clear();
     const gatewayHosts = () => [...this.routers.values()].map((r) => this.gatewayHost(r)).filter((h): h is string => h !== undefined);
     for (const h of gatewayHosts()) affected.add(h);
@@ -165,6 +167,9 @@ export class ModelCache {
           touchNetwork((c.value as Subnet).network);
         }
       }
+    }
+    for (const n of touched) {
+      for (const m of [n, ...this.routedWith(n)]) for (const pn of this.byNetwork.get(m) ?? []) affected.add(this.ports.get(pn)!.host);
     }
     // Where gateways are, after the change: their hosts, and the hosts sending to them.
     for (const r of this.place()) for (const h of this.routerHosts(r)) affected.add(h);
