@@ -38,6 +38,41 @@ export function allocate(start: number, end: number, taken: Set<number>): number
   return null;
 }
 
+/**
+ * The IPv4 addresses taken on one network, for allocating many in a row (a `weft apply` of
+ * thousands of ports): each range remembers how far up its addresses are known taken, so
+ * that every address is passed over once, not once per allocation. The lowest free address
+ * is still the one given: an address freed below that mark lowers it again.
+ */
+export class AddressPool {
+  private readonly taken: Set<number>;
+  /** `start-end` of a range -> every address of the range below it is taken. */
+  private readonly floor = new Map<string, number>();
+
+  constructor(taken: Iterable<number>) {
+    this.taken = new Set(taken);
+  }
+
+  take(ip: number): void {
+    this.taken.add(ip);
+  }
+
+  free(ip: number): void {
+    this.taken.delete(ip);
+    for (const [range, below] of this.floor) if (ip < below) this.floor.set(range, Math.max(ip, Number(range.split('-')[0])));
+  }
+
+  /** The lowest address in [start, end] that is neither taken nor `skip`, or null. It is
+   * not taken by this: the caller takes it when its claim is committed. */
+  allocate(start: number, end: number, skip: number): number | null {
+    const range = `${start}-${end}`;
+    let ip = Math.max(start, this.floor.get(range) ?? start);
+    while (ip <= end && (this.taken.has(ip) || ip === skip)) ip++;
+    this.floor.set(range, ip);
+    return ip <= end ? ip : null;
+  }
+}
+
 export function isIpv4(text: string): boolean {
   try {
     parseIpv4(text);

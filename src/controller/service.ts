@@ -12,14 +12,14 @@ import { hasOwnKey, notUnicast } from '../config/fields.js';
 import { DEFAULT_QEMU_SOCKET_DIR, qemuSocketOutside, socketDirText } from '../config/qemu-socket.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
-import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
+import { AddressPool, allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   attachments, Keys, type FloatingIp, type Host, type JoinToken, type Network, type Port, type PortForward, type Router, type Subnet,
   type floatingIpCreate, type portForwardCreate, type routerCreate, type routerUpdate,
   type SecurityGroup, type securityGroupCreate, type securityGroupRule,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
-import type { Condition, Entry, Operation, Store } from './store/store.js';
+import type { CommitResult, Condition, Entry, Operation, Store } from './store/store.js';
 
 /** An error for the API's client: an HTTP status, a one-line title and a sentence. */
 export class ApiError extends Error {
@@ -64,12 +64,24 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 export class NetworkService {
+  /**
+   * Each network's taken addresses, listed once and kept current by this service's own
+   * commits; null where they are listed again for each allocation. Only a store no one else
+   * writes while this service uses it (a transaction: `weft apply`) can keep them, and there
+   * allocating thousands of addresses in a row costs what listing them once does.
+   */
+  private readonly pools: Map<string, AddressPool> | null;
+
   constructor(
     private readonly store: Store,
     private readonly opts: ServiceOptions = {},
     /** The agents' signatures taken already (shared with the watch: one per controller). */
     private readonly signatures = new SeenSignatures(),
-  ) {}
+    /** `store` is this service's alone while it is used (a Transaction's private view). */
+    exclusive = false,
+  ) {
+    this.pools = exclusive ? new Map() : null;
+  }
 
   // ---- reads -----------------------------------------------------------------------------
 
@@ -330,7 +342,7 @@ export class NetworkService {
     ]);
     const g: SecurityGroup = { name: DEFAULT_GROUP, description: 'in from its members, out to anywhere', rules: rules.map((r) => ({ ...r, id: ruleId() })) };
     // Made once; a concurrent maker's group is as good.
-    await this.store.commit([{ key: Keys.securityGroup(DEFAULT_GROUP), modRevision: 0 }], [{ type: 'put', key: Keys.securityGroup(DEFAULT_GROUP), value: g }]);
+    await this.write([{ key: Keys.securityGroup(DEFAULT_GROUP), modRevision: 0 }], [{ type: 'put', key: Keys.securityGroup(DEFAULT_GROUP), value: g }]);
   }
 
   async addSecurityGroupRule(n: string, rule: z.infer<typeof securityGroupRule>): Promise<SecurityGroup> {
@@ -393,9 +405,38 @@ export class NetworkService {
 
   /** Commits, turning a failed condition into the conflict `explain` names. */
   private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError | Promise<ApiError>): Promise<number> {
-    const r = await this.store.commit(conditions, ops);
+    const r = await this.write(conditions, ops);
     if (!r.ok) throw await explain(r.failed);
     return r.revision;
+  }
+
+  /** Every commit of the service: the address pools follow the addresses it claims and
+   * gives back. */
+  private async write(conditions: Condition[], ops: Operation[]): Promise<CommitResult> {
+    const r = await this.store.commit(conditions, ops);
+    if (r.ok && this.pools && this.pools.size > 0) {
+      for (const op of ops) {
+        if (!op.key.startsWith(IP_INDEX)) continue;
+        const slash = op.key.indexOf('/', IP_INDEX.length);
+        const pool = this.pools.get(op.key.slice(IP_INDEX.length, slash));
+        const text = op.key.slice(slash + 1);
+        if (!pool || !isIpv4(text)) continue;
+        if (op.type === 'put') pool.take(parseIpv4(text));
+        else pool.free(parseIpv4(text));
+      }
+    }
+    return r;
+  }
+
+  /** The taken addresses of `network`, as a pool kept current (see `pools`). */
+  private async pool(network: string): Promise<AddressPool> {
+    let pool = this.pools!.get(network);
+    if (!pool) {
+      const prefix = Keys.ip(network, '');
+      pool = new AddressPool((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter(isIpv4).map(parseIpv4));
+      this.pools!.set(network, pool);
+    }
+    return pool;
   }
 
   // ---- hosts -----------------------------------------------------------------------------
@@ -421,7 +462,7 @@ export class NetworkService {
     const joinToken = `${randomBytes(32).toString('base64url')}${fingerprint ? `.${fingerprint}` : ''}`;
     const joinTokenExpiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
     const value: JoinToken = { sha256: sha256(joinToken), expiresAt: joinTokenExpiresAt };
-    await this.store.commit([], [{ type: 'put', key: Keys.joinToken(name), value }]);
+    await this.write([], [{ type: 'put', key: Keys.joinToken(name), value }]);
     return { joinToken, joinTokenExpiresAt };
   }
 
@@ -522,7 +563,7 @@ export class NetworkService {
       const encryption = body.encryption ?? (plainOnly ? 'none' : 'noise');
       const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}), ...(body.ipv6 ? { ipv6: body.ipv6 } : {}), encryption };
       const provider = body.provider ? [Keys.provider(body.provider.physicalNetwork, body.provider.vlan)] : [];
-      const r = await this.store.commit(
+      const r = await this.write(
         [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }, ...provider.map((key) => ({ key, modRevision: 0 }))],
         [{ type: 'put', key: Keys.network(net.name), value: net }, { type: 'put', key: Keys.vni(vni), value: net.name }, ...provider.map((key) => ({ type: 'put' as const, key, value: net.name }))],
       );
@@ -648,7 +689,15 @@ export class NetworkService {
       return requested;
     }
     if (subnets.length === 0) return [];
-    const prefix = `/index/ip/${network}/`;
+    if (this.pools && ignoring.length === 0) {
+      const pool = await this.pool(network);
+      for (const s of subnets) {
+        const ip = pool.allocate(parseIpv4(s.allocation.start), parseIpv4(s.allocation.end), parseIpv4(s.gateway));
+        if (ip !== null) return [formatIpv4(ip)];
+      }
+      throw new ApiError(409, 'Conflict', `network ${network} has no free address left in ${names(subnets)}`, [{ field, message: 'exhausted' }]);
+    }
+    const prefix = Keys.ip(network, '');
     const taken = new Set((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter((ip) => isIpv4(ip) && !ignoring.includes(ip)).map(parseIpv4));
     for (const s of subnets) {
       taken.add(parseIpv4(s.gateway));
@@ -724,7 +773,7 @@ export class NetworkService {
         ...(body.connectionLimit ? { connectionLimit: body.connectionLimit } : {}),
       };
       const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
-      const r = await this.store.commit(
+      const r = await this.write(
         [
           { key: Keys.port(port.name), modRevision: 0 },
           ...nets.map((net) => ({ key: net.key, modRevision: net.modRevision })),
@@ -810,6 +859,8 @@ export class NetworkService {
 }
 
 const DEFAULT_GROUP = 'default';
+/** Where Keys.ip keeps the addresses of every network. */
+const IP_INDEX = '/index/ip/';
 
 function ruleId(): string {
   return randomBytes(4).toString('hex');
