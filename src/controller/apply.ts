@@ -435,8 +435,7 @@ export class Applier {
     for (let attempt = 0; ; attempt++) {
       const turn = turns();
       const tx = await Transaction.begin(this.store);
-      // The transaction is the service's alone: it may keep its address pools.
-      const service = new NetworkService(tx, this.serviceOptions, undefined, true);
+      const service = new NetworkService(tx, this.serviceOptions);
       const current = await readCurrent(service, turn);
       const { actions, kept } = plan(current, req.resources, req.prune);
       await turn();
