@@ -223,6 +223,21 @@ for (const kind of stores()) {
         (err: ApiError) => err.status === 409 && err.message === 'port w: network blue has no free address left in blue4; nothing was changed');
     }));
 
+    test('creates at once are each given their own address, the lowest free; one an apply frees is given again', withWorld(async ({ applier, service }) => {
+      await service.createNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
+      await service.createSubnet({ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', dns: [], dhcp: true });
+      const port = (name: string) => ({ name, network: 'blue', host: 'h1', backend: { type: 'memory' as const }, portSecurity: true, allowedAddresses: [], allowedEtherTypes: [] });
+      const made = await Promise.all(Array.from({ length: 32 }, (_, i) => service.createPort(port(`p${i}`))));
+      assert.deepEqual(made.map((p) => p.ips[0]).sort((a, b) => Number(a.split('.')[3]) - Number(b.split('.')[3])), Array.from({ length: 32 }, (_, i) => `10.0.0.${i + 2}`));
+      // Another writer (an apply, in its own transaction) deletes one; the service hears of
+      // it from the store and gives that address next.
+      const gone = made[7];
+      await applier.apply(file({ ports: made.filter((p) => p !== gone).map((p) => ({ name: p.name, network: 'blue', host: 'h1' })) }, { prune: true }));
+      assert.deepEqual((await service.createPort(port('again'))).ips, gone.ips);
+      await assert.rejects(service.createPort({ ...port('p0') }), (err: ApiError) => err.status === 409 && err.message === 'a port named p0 exists already');
+      assert.deepEqual((await service.createPort(port('next'))).ips, ['10.0.0.34'], 'an address given up with a refused create is given again');
+    }));
+
     test('a plan shown before the world changed is not carried out', withWorld(async ({ applier, service }) => {
       const resources = { networks: [{ name: 'blue', vni: 100 }] };
       const dry = await applier.apply(file(resources, { dryRun: true }));
