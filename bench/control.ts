@@ -15,9 +15,12 @@
  * p99), and the same again with 10 web consoles open and /metrics scraped (what serving
  * them costs); the controller's and one agent's memory per port; the API's requests per
  * second; the bytes the watch sent per single-port change (weft_controller_watch_sent_bytes_total),
- * and the time and size of one host's full state (weft host resync). Last, one JSON line.
- * Options: --hosts N --ports-per-host N --samples N --viewers N (defaults 100,
- * 100, 200, 10).
+ * and the time and size of one host's full state (weft host resync); then sustained churn:
+ * single-port creates and deletes started at a fixed rate (200 a second) for a minute,
+ * whatever the answers' pace, each timed to every affected host having applied it, the
+ * first ten seconds' latency against the last ten's. Last, one JSON line. Options:
+ * --hosts N --ports-per-host N --samples N --viewers N --churn-rate N --churn-seconds N
+ * (defaults 100, 100, 200, 10, 200, 60).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -46,6 +49,9 @@ const PER_HOST = arg('ports-per-host', 100);
 const SAMPLES = arg('samples', 200);
 /** Web consoles open during the second round of changes. */
 const VIEWERS = arg('viewers', 10);
+/** Sustained churn after that: changes per second (creates and deletes), for how long. */
+const CHURN_RATE = arg('churn-rate', 200);
+const CHURN_SECONDS = arg('churn-seconds', 60);
 /** Each network spans this many hosts, with PER_HOST / HOSTS_PER_NETWORK ports on each; so
  * there are as many networks as hosts, and every host is in HOSTS_PER_NETWORK of them. */
 const HOSTS_PER_NETWORK = Math.min(10, HOSTS);
@@ -321,6 +327,67 @@ async function main(): Promise<void> {
       }
     }));
     console.log(`API reads: ${(reads / 3).toFixed(0)} req/s (GET /v1/ports/NAME, ${CONCURRENCY} in flight)`);
+
+    // Sustained churn: a change started every 1/CHURN_RATE s (open loop: late answers do
+    // not slow the schedule down). The first second creates; after it, creates and deletes
+    // of the oldest port made alternate, so the count stays level. Each is timed until
+    // every host of its network has applied it.
+    const churn: Array<{ at: number; ms: number }> = [];
+    let churnFailed = 0;
+    const churnStart = performance.now();
+    const churnCpu0 = cpuSeconds(ctl.pid!);
+    const benchCpu0 = process.cpuUsage();
+    const inFlight: Array<Promise<void>> = [];
+    const made: Array<{ name: string; mac: string; hosts: SimAgent[] }> = [];
+    let serialChurn = 0;
+    for (let i = 0; CHURN_SECONDS > 0 && i < CHURN_RATE * CHURN_SECONDS; i++) {
+      const due = churnStart + (i * 1000) / CHURN_RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const create = i < CHURN_RATE || i % 2 === 0 || made.length === 0;
+      const at = performance.now();
+      if (create) {
+        const k = serialChurn++;
+        const n = k % netCount;
+        const p = { name: `c${k}`, mac: macOf(3_000_000 + k), hosts: [...Array(HOSTS_PER_NETWORK).keys()].map((j) => agents[hostOf(n, j)]) };
+        inFlight.push((async () => {
+          try {
+            await call(url, admin, 'POST', '/v1/ports', { name: p.name, network: `net${n}`, host: p.hosts[0].name, mac: p.mac });
+          } catch {
+            churnFailed++;
+            return;
+          }
+          while (!p.hosts.every((a) => a.seen.has(p.mac))) await new Promise((r) => setTimeout(r, 5));
+          made.push(p);
+          churn.push({ at: at - churnStart, ms: Math.max(...p.hosts.map((a) => a.seen.get(p.mac)!)) - at });
+        })());
+      } else {
+        const p = made.shift()!;
+        inFlight.push((async () => {
+          try {
+            await call(url, admin, 'DELETE', `/v1/ports/${p.name}`);
+          } catch {
+            churnFailed++;
+            return;
+          }
+          while (p.hosts.some((a) => a.seen.has(p.mac))) await new Promise((r) => setTimeout(r, 5));
+          churn.push({ at: at - churnStart, ms: Math.max(...p.hosts.map((a) => a.gone.get(p.mac)!)) - at });
+        })());
+      }
+    }
+    await Promise.all(inFlight);
+    const churnSeconds = (performance.now() - churnStart) / 1000;
+    const churnCtlCpu = (cpuSeconds(ctl.pid!) - churnCpu0) / churnSeconds;
+    const used = process.cpuUsage(benchCpu0);
+    const churnBenchCpu = (used.user + used.system) / 1e6 / churnSeconds;
+    const window = (from: number, to: number) => churn.filter((c) => c.at >= from && c.at < to).map((c) => c.ms);
+    const first = window(0, 10_000);
+    const last = window((CHURN_SECONDS - 10) * 1000, CHURN_SECONDS * 1000);
+    const churnAll = churn.map((c) => c.ms);
+    if (CHURN_SECONDS > 0) {
+      console.log(`sustained churn: ${churn.length} changes in ${churnSeconds.toFixed(1)} s (${(churn.length / churnSeconds).toFixed(0)}/s asked ${CHURN_RATE}/s${churnFailed ? `, ${churnFailed} refused` : ''}), applied on every affected host: median ${pct(churnAll, 50).toFixed(1)} ms, p99 ${pct(churnAll, 99).toFixed(1)} ms;`
+        + ` first 10 s p99 ${pct(first, 99).toFixed(1)} ms, last 10 s p99 ${pct(last, 99).toFixed(1)} ms; controller ${(churnCtlCpu * 100).toFixed(0)} % of a core, this process (the ${HOSTS} agents and the clients) ${(churnBenchCpu * 100).toFixed(0)} %`);
+    }
     console.log(`memory: controller ${(ctlMiBPerPort * 1024).toFixed(1)} KiB/port (process RSS), agent ${(agentBytesPerPort / 1024).toFixed(1)} KiB/port (heap, ${HOSTS} agents)`);
     console.log('');
     console.log('| measure | result | goal |');
@@ -331,10 +398,12 @@ async function main(): Promise<void> {
     console.log(`| full state of one host, applied | ${resyncMs.toFixed(1)} ms | |`);
     console.log(`| the same, with ${VIEWERS} web consoles open and /metrics scraped, p99 | ${pct(watched, 99).toFixed(1)} ms (median ${pct(watched, 50).toFixed(1)} ms); controller CPU ${(watchedCpu * 100).toFixed(0)} % vs ${(quietCpu * 100).toFixed(0)} % without; ${(idleCpu * 100).toFixed(0)} % with no changes | |`);
     console.log(`| API creates / reads | ${(ports.length / apiSeconds).toFixed(0)} / ${(reads / 3).toFixed(0)} req/s | |`);
+    if (CHURN_SECONDS > 0) console.log(`| ${CHURN_RATE} changes/s for ${CHURN_SECONDS} s, applied everywhere, p99 (first / last 10 s) | ${pct(churnAll, 99).toFixed(1)} ms (${pct(first, 99).toFixed(1)} / ${pct(last, 99).toFixed(1)} ms; median ${pct(churnAll, 50).toFixed(1)} ms) | held |`);
     console.log(`| memory per port: controller / one agent | ${(ctlMiBPerPort * 1024).toFixed(1)} / ${(agentBytesPerPort / 1024).toFixed(1)} KiB | |`);
     console.log(JSON.stringify({
       hosts: HOSTS, ports: ports.length, bringUpS: Number(bringUp.toFixed(1)), changeP50Ms: Number(pct(latencies, 50).toFixed(1)), changeP99Ms: Number(pct(latencies, 99).toFixed(1)),
       resyncOneHostMs: Number(resyncMs.toFixed(1)), controllerRssMiB: Number(rssMiB(ctl.pid!).toFixed(1)), watchBytesPerChange: Math.round(bytesPerChange), fullViewBytes: viewBytes,
+      ...(CHURN_SECONDS > 0 ? { churnPerS: Number((churn.length / churnSeconds).toFixed(1)), churnP99Ms: Number(pct(churnAll, 99).toFixed(1)) } : {}),
     }));
   } finally {
     for (const a of agents) a.source.stop();

@@ -2,14 +2,16 @@
  * The CLI never downgrades: an https:// controller gets TLS with a verified certificate or
  * nothing, and the token never leaves in clear; a URL's path is kept; a URL without a scheme
  * and a wrong token get sentences. The controllers here are small local servers that record
- * what reached them.
+ * what reached them. A controller slow to answer is waited for (an apply: while it works)
+ * and never called out of reach.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +75,63 @@ test('https:// is TLS with the certificate verified, the URL path kept; never pl
   } finally {
     tls.close();
     plain.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a controller slow to answer is not one out of reach: apply waits and says so; other requests say the request may still be running', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-slow-'));
+  const file = join(dir, 'net.yaml');
+  writeFileSync(file, 'networks:\n  - { name: blue, vni: 100 }\n  - { name: red, vni: 200 }\n');
+  // Plans an apply in 12 s (longer than any request used to be waited for), carries it out
+  // at once; never answers a list.
+  const held: ServerResponse[] = [];
+  const actions = [
+    { verb: 'create', kind: 'networks', name: 'blue', text: '+ network blue (vni 100, vxlan)' },
+    { verb: 'create', kind: 'networks', name: 'red', text: '+ network red (vni 200, vxlan)' },
+  ];
+  const slow = createHttpServer((req, res) => {
+    let text = '';
+    req.on('data', (d) => (text += d));
+    req.on('end', () => {
+      if (req.url !== '/v1/apply') {
+        held.push(res);
+        return;
+      }
+      const body = JSON.parse(text) as { dryRun?: boolean };
+      const answer = { actions, kept: [], planDigest: 'a'.repeat(64), applied: !body.dryRun, revision: body.dryRun ? 1 : 2 };
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer));
+      }, body.dryRun ? 12_000 : 0);
+    });
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const closed = createNetServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const nobody = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => closed.close(() => r()));
+  try {
+    const [applied, listed, refused] = await Promise.all([
+      weft({ WEFT_TOKEN: 't', WEFT_CONTROLLER: url }, 'apply', '-f', file),
+      weft({ WEFT_TOKEN: 't', WEFT_CONTROLLER: url }, 'network', 'list'),
+      weft({ WEFT_TOKEN: 't', WEFT_CONTROLLER: nobody }, 'network', 'list'),
+    ]);
+    assert.equal(applied.status, 0, applied.stderr);
+    assert.match(applied.stderr, /^still waiting for the controller \(planning 2 resources, 5 s so far\)\.\.\.\n/);
+    assert.doesNotMatch(applied.stderr, /cannot reach/);
+    assert.equal(applied.stdout, 'plan: 2 change(s)\n  + network blue (vni 100, vxlan)\n  + network red (vni 200, vxlan)\napplied (revision 2)\n');
+
+    assert.equal(listed.status, 1);
+    assert.equal(listed.stderr.trim(), `weft: the controller at ${url} did not answer in 10 s; the request reached it and may still be running there`);
+
+    assert.equal(refused.status, 1);
+    assert.equal(refused.stderr.trim(), `weft: cannot reach the controller at ${nobody}: ECONNREFUSED`);
+  } finally {
+    for (const res of held) res.destroy();
+    slow.closeAllConnections();
+    slow.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -92,6 +92,22 @@ for (const make of [memory, sqlite]) {
       assert.deepEqual(seen, [[{ revision: 1, key: '/a', value: 1 }, { revision: 1, key: '/b', value: 2 }], [{ revision: 2, key: '/a', value: null }]]);
     }));
 
+    test('commits made at once are each their own, in the order made: one claim wins, one revision each, each told apart', withStore(undefined, async (s) => {
+      const seen: Change[][] = [];
+      s.subscribe((c) => seen.push(c));
+      // As many API requests at once: each claims /vni/100 and writes its own key.
+      const results = await Promise.all(Array.from({ length: 5 }, (_, i) => s.commit(
+        [{ key: '/vni/100', modRevision: 0 }],
+        [{ type: 'put', key: '/vni/100', value: `net${i}` }, { type: 'put', key: `/networks/net${i}`, value: i }],
+      )));
+      assert.deepEqual(results.map((r) => r.ok), [true, false, false, false, false], 'the first made wins; the others see its claim');
+      assert.deepEqual(results[1], { ok: false, failed: { key: '/vni/100', modRevision: 0 }, actual: 1 });
+      const more = await Promise.all([1, 2, 3].map((i) => s.commit([], [{ type: 'put', key: `/k${i}`, value: i }])));
+      assert.deepEqual(more, [{ ok: true, revision: 2 }, { ok: true, revision: 3 }, { ok: true, revision: 4 }]);
+      assert.deepEqual(seen.map((c) => c.map((x) => `${x.revision} ${x.key}`)), [['1 /vni/100', '1 /networks/net0'], ['2 /k1'], ['3 /k2'], ['4 /k3']]);
+      assert.equal(await s.revision(), 4);
+    }));
+
     test('a watcher too far behind is told to list again, not given a partial history', withStore(3, async (s) => {
       for (let i = 1; i <= 5; i++) await s.commit([], [{ type: 'put', key: `/k${i}`, value: i }]);
       await assert.rejects(s.changesSince(1), Compacted);
@@ -114,6 +130,18 @@ for (const make of [memory, sqlite]) {
         assert.equal(await again.revision(), 2);
         assert.deepEqual((await again.list('/networks/')).map((e) => e.value), [{ vni: 100 }, { vni: 200 }]);
         assert.deepEqual(await again.commit([], [{ type: 'delete', key: '/networks/red' }]), { ok: true, revision: 3 });
+      } finally {
+        await again.close();
+      }
+    }));
+
+    test('durable: commits made at once are all on disk when their promises resolve', { skip: durable }, withStore(undefined, async (s, impl) => {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.commit([], [{ type: 'put', key: `/ports/p${i}`, value: i }])));
+      assert.deepEqual(results.map((r) => r.ok && r.revision), Array.from({ length: 20 }, (_, i) => i + 1));
+      const again = await impl.reopen!(s);
+      try {
+        assert.equal(await again.revision(), 20);
+        assert.equal((await again.list('/ports/')).length, 20);
       } finally {
         await again.close();
       }

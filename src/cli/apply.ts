@@ -53,9 +53,13 @@ function readStdin(): unknown {
 /** Prints the plan, then (unless a dry run) carries it out. Returns how many changes. */
 export async function apply(client: ApiClient, file: string, opts: { dryRun: boolean; prune: boolean }, say: (line: string) => void, warn: (line: string) => void = say): Promise<number> {
   const resources = readApplyFile(file);
+  // A file of thousands takes the controller seconds: the CLI waits while the connection
+  // lives, and says it is waiting.
+  const count = Object.values(resources).reduce((n, list) => n + (list?.length ?? 0), 0);
+  const long = (doing: string) => ({ what: `${doing} ${count} resource${count === 1 ? '' : 's'}`, tell: warn });
   let planned: ApplyResult;
   try {
-    planned = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: opts.prune, dryRun: true });
+    planned = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: opts.prune, dryRun: true }, long('planning'));
   } catch (err) {
     if (opts.prune) await explainPrune(client, resources, warn);
     throw err;
@@ -68,7 +72,7 @@ export async function apply(client: ApiClient, file: string, opts: { dryRun: boo
   }
   if (kept.length > 0) say(`kept, not in the file (--prune deletes them): ${kept.join(', ')}`);
   if (opts.dryRun || planned.actions.length === 0) return planned.actions.length;
-  const done = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: opts.prune, planDigest: planned.planDigest });
+  const done = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: opts.prune, planDigest: planned.planDigest }, long('applying'));
   say(`applied (revision ${done.revision})`);
   return done.actions.length;
 }
@@ -81,7 +85,7 @@ export async function apply(client: ApiClient, file: string, opts: { dryRun: boo
 async function explainPrune(client: ApiClient, resources: ApplyResources, warn: (line: string) => void): Promise<void> {
   let unpruned: ApplyResult;
   try {
-    unpruned = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: false, dryRun: true });
+    unpruned = await client.call<ApplyResult>('POST', '/v1/apply', { resources, prune: false, dryRun: true }, { what: 'planning without --prune', tell: warn });
   } catch {
     return; // refused without pruning too: the refusal speaks for itself
   }

@@ -208,6 +208,36 @@ for (const kind of stores()) {
       assert.deepEqual([again.actions, again.applied, again.revision], [[], false, before + 1]);
     }));
 
+    test('an apply allocates the addresses single creates would: the lowest free, holes first', withWorld(async ({ applier, service }) => {
+      await service.createNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
+      await service.createSubnet({ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', allocation: { start: '10.0.0.10', end: '10.0.0.15' }, dns: [], dhcp: true });
+      for (const name of ['a', 'b', 'c']) await service.createPort({ name, network: 'blue', host: 'h1', backend: { type: 'memory' }, portSecurity: true, allowedAddresses: [], allowedEtherTypes: [] });
+      await service.deletePort('b');
+      const ports = ['x', 'y', 'z'].map((name) => ({ name, network: 'blue', host: 'h1' }));
+      // In file order, as single creates would go: 13 is taken first, by name.
+      await applier.apply(file({ ports: [{ name: 'fixed', network: 'blue', host: 'h1', ips: ['10.0.0.13'] }, { name: 'a', network: 'blue', host: 'h1' }, { name: 'c', network: 'blue', host: 'h1' }, ...ports] }));
+      const ips = Object.fromEntries((await service.list<{ name: string; ips: string[] }>('ports')).map((p) => [p.name, p.ips[0]]));
+      assert.deepEqual(ips, { a: '10.0.0.10', c: '10.0.0.12', fixed: '10.0.0.13', x: '10.0.0.11', y: '10.0.0.14', z: '10.0.0.15' });
+      // The range is full now: one more is refused by name, and nothing of its file lands.
+      await assert.rejects(applier.apply(file({ ports: [{ name: 'w', network: 'blue', host: 'h1' }] })),
+        (err: ApiError) => err.status === 409 && err.message === 'port w: network blue has no free address left in blue4; nothing was changed');
+    }));
+
+    test('creates at once are each given their own address, the lowest free; one an apply frees is given again', withWorld(async ({ applier, service }) => {
+      await service.createNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
+      await service.createSubnet({ name: 'blue4', network: 'blue', cidr: '10.0.0.0/24', dns: [], dhcp: true });
+      const port = (name: string) => ({ name, network: 'blue', host: 'h1', backend: { type: 'memory' as const }, portSecurity: true, allowedAddresses: [], allowedEtherTypes: [] });
+      const made = await Promise.all(Array.from({ length: 32 }, (_, i) => service.createPort(port(`p${i}`))));
+      assert.deepEqual(made.map((p) => p.ips[0]).sort((a, b) => Number(a.split('.')[3]) - Number(b.split('.')[3])), Array.from({ length: 32 }, (_, i) => `10.0.0.${i + 2}`));
+      // Another writer (an apply, in its own transaction) deletes one; the service hears of
+      // it from the store and gives that address next.
+      const gone = made[7];
+      await applier.apply(file({ ports: made.filter((p) => p !== gone).map((p) => ({ name: p.name, network: 'blue', host: 'h1' })) }, { prune: true }));
+      assert.deepEqual((await service.createPort(port('again'))).ips, gone.ips);
+      await assert.rejects(service.createPort({ ...port('p0') }), (err: ApiError) => err.status === 409 && err.message === 'a port named p0 exists already');
+      assert.deepEqual((await service.createPort(port('next'))).ips, ['10.0.0.34'], 'an address given up with a refused create is given again');
+    }));
+
     test('a plan shown before the world changed is not carried out', withWorld(async ({ applier, service }) => {
       const resources = { networks: [{ name: 'blue', vni: 100 }] };
       const dry = await applier.apply(file(resources, { dryRun: true }));
@@ -233,3 +263,48 @@ for (const kind of stores()) {
     }));
   });
 }
+
+/** A store that counts what is read from it: calls, and entries handed back. */
+class CountingStore implements Store {
+  gets = 0;
+  lists = 0;
+  listed = 0;
+  constructor(private readonly base: Store) {}
+  revision() { return this.base.revision(); }
+  async get<T>(key: string) {
+    this.gets++;
+    return this.base.get<T>(key);
+  }
+  async list<T>(prefix: string) {
+    this.lists++;
+    const all = await this.base.list<T>(prefix);
+    this.listed += all.length;
+    return all;
+  }
+  commit(...args: Parameters<Store['commit']>) { return this.base.commit(...args); }
+  changesSince(revision: number) { return this.base.changesSince(revision); }
+  subscribe(listener: Parameters<Store['subscribe']>[0]) { return this.base.subscribe(listener); }
+  close() { return this.base.close(); }
+}
+
+test('planning and checking an apply reads the store in proportion to the file: twice the ports, twice the reads', async () => {
+  const reads = async (n: number) => {
+    const store = new CountingStore(new MemoryStore());
+    const service = new NetworkService(store);
+    await service.registerHost({ name: 'h1', address: '192.0.2.1', port: 4789, genevePort: 6081, mtu: 1500 });
+    await service.createNetwork({ name: 'big', vni: 100, encapsulation: 'vxlan' });
+    await service.createSubnet({ name: 'big4', network: 'big', cidr: '10.20.0.0/16', dns: [], dhcp: true });
+    // Half of them there already (each with its address), half made by the file.
+    for (let i = 0; i < n / 2; i++) await service.createPort({ name: `p${i}`, network: 'big', host: 'h1', backend: { type: 'memory' }, portSecurity: true, allowedAddresses: [], allowedEtherTypes: [] });
+    const ports = Array.from({ length: n }, (_, i) => ({ name: `p${i}`, network: 'big', host: 'h1' }));
+    [store.gets, store.lists, store.listed] = [0, 0, 0];
+    const r = await new Applier(store).apply(file({ ports }, { dryRun: true }));
+    assert.equal(r.actions.length, n / 2);
+    return { gets: store.gets, lists: store.lists, listed: store.listed };
+  };
+  const one = await reads(200);
+  const two = await reads(400);
+  for (const what of ['gets', 'lists', 'listed'] as const) {
+    assert.ok(two[what] <= 2.2 * one[what], `${what}: ${one[what]} for 200 ports, ${two[what]} for 400 (linear: about twice)`);
+  }
+});

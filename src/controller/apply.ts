@@ -379,16 +379,38 @@ export function exportResources(current: Current): ApplyResources {
   };
 }
 
-async function readCurrent(service: NetworkService): Promise<Current> {
+async function readCurrent(service: NetworkService, turn: () => Promise<void> = async () => {}): Promise<Current> {
+  const list = async <T>(kind: Parameters<NetworkService['list']>[0]) => {
+    const all = await service.list<T>(kind);
+    await turn();
+    return all;
+  };
   return {
-    networks: await service.list<Network>('networks'),
-    subnets: await service.list<Subnet>('subnets'),
-    routers: await service.list<Router>('routers'),
-    ports: await service.list<Port>('ports'),
-    floatingIps: await service.list<FloatingIp>('floating-ips'),
-    portForwards: await service.list<PortForward>('port-forwards'),
-    securityGroups: await service.list<SecurityGroup>('security-groups'),
-    hosts: await service.list<Host>('hosts'),
+    networks: await list<Network>('networks'),
+    subnets: await list<Subnet>('subnets'),
+    routers: await list<Router>('routers'),
+    ports: await list<Port>('ports'),
+    floatingIps: await list<FloatingIp>('floating-ips'),
+    portForwards: await list<PortForward>('port-forwards'),
+    securityGroups: await list<SecurityGroup>('security-groups'),
+    hosts: await list<Host>('hosts'),
+  };
+}
+
+/** How long an apply works before it lets the controller answer others (ours). */
+const TURN_MS = 10;
+
+/**
+ * A function to call between steps of a long piece of work: once TURN_MS have passed since
+ * the last turn, it waits for the event loop to run what is waiting (requests, watch pings),
+ * so that a `weft apply` of thousands of ports never holds the controller for long.
+ */
+export function turns(ms = TURN_MS): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < ms) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    since = performance.now();
   };
 }
 
@@ -411,15 +433,20 @@ export class Applier {
 
   async apply(req: ApplyRequest): Promise<ApplyResult> {
     for (let attempt = 0; ; attempt++) {
+      const turn = turns();
       const tx = await Transaction.begin(this.store);
       const service = new NetworkService(tx, this.serviceOptions);
-      const current = await readCurrent(service);
+      const current = await readCurrent(service, turn);
       const { actions, kept } = plan(current, req.resources, req.prune);
+      await turn();
       const digest = planDigest(actions);
       if (req.planDigest !== undefined && req.planDigest !== digest) {
         throw new ApiError(409, 'Conflict', 'the controller changed since this plan was made, and the plan would now differ; plan again');
       }
-      for (const a of actions) await this.carryOut(service, a);
+      for (const a of actions) {
+        await this.carryOut(service, a);
+        await turn();
+      }
       if (req.dryRun || actions.length === 0) return { actions, kept, planDigest: digest, applied: false, revision: tx.baseRevision };
       try {
         return { actions, kept, planDigest: digest, applied: true, revision: await tx.finish() };

@@ -30,6 +30,15 @@ export class EventLog {
     if (this.ring.length > EVENTS_KEPT) this.ring.shift();
   }
 
+  /** Records events in order, as `add` does each. Of more than the log keeps, only the last
+   * EVENTS_KEPT are made (the others numbered as if they had been, and pushed out at once):
+   * a commit of thousands of ports costs what the log can hold. */
+  addAll(events: Array<[kind: string, message: string, host?: string]>): void {
+    const drop = Math.max(0, events.length - EVENTS_KEPT);
+    this.next += drop;
+    for (let i = drop; i < events.length; i++) this.add(...events[i]);
+  }
+
   /** The events after `id` (all that are kept, for 0), oldest first, at most `limit`. An
    * id this run has not reached yet is from before a restart: all that are kept, then. */
   since(id: number, limit = EVENTS_KEPT): WeftEvent[] {

@@ -265,6 +265,8 @@ export class ModelCache {
     };
     for (const c of changes) {
       this.revision = Math.max(this.revision, c.revision);
+      // The claims of names, addresses and MACs say nothing a view holds.
+      if (c.key.startsWith('/index/')) continue;
       const [, kind, name] = c.key.split('/');
       if (kind === 'security-groups') {
         // Its members apply its rules, and the members of groups naming it hold its

@@ -12,14 +12,14 @@ import { hasOwnKey, notUnicast } from '../config/fields.js';
 import { DEFAULT_QEMU_SOCKET_DIR, qemuSocketOutside, socketDirText } from '../config/qemu-socket.js';
 import { formatIpv4, parseIpv4 } from '../wire/bytes.js';
 import { VNI_MAX } from '../wire/vxlan.js';
-import { allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
+import { AddressPool, allocate, contains, isIpv4, overlaps, parseCidr } from './ipam.js';
 import {
   attachments, Keys, type FloatingIp, type Host, type JoinToken, type Network, type Port, type PortForward, type Router, type Subnet,
   type floatingIpCreate, type portForwardCreate, type routerCreate, type routerUpdate,
   type SecurityGroup, type securityGroupCreate, type securityGroupRule,
   type hostJoin, type networkCreate, type networkUpdate, type portCreate, type portUpdate, type subnetCreate, type subnetUpdate,
 } from './model.js';
-import type { Condition, Entry, Operation, Store } from './store/store.js';
+import type { CommitResult, Condition, Entry, Operation, Store } from './store/store.js';
 
 /** An error for the API's client: an HTTP status, a one-line title and a sentence. */
 export class ApiError extends Error {
@@ -64,6 +64,17 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 export class NetworkService {
+  /**
+   * Each network's taken addresses, listed once and kept current by this service's own
+   * commits and by the store's change feed (others' commits: an apply, another service).
+   * Allocating thousands of addresses in a row then costs what listing them once does.
+   * What they say is a hint: each address is still claimed through its index key, and a
+   * claim that fails marks it taken.
+   */
+  private readonly pools = new Map<string, AddressPool>();
+  /** Following the store's change feed (for as long as the store is open). */
+  private following = false;
+
   constructor(
     private readonly store: Store,
     private readonly opts: ServiceOptions = {},
@@ -143,7 +154,7 @@ export class NetworkService {
    * address free there (allocated when not given), a host that reaches it when pinned. An
    * unchanged network and address keep their claims; a removed or moved one frees them.
    */
-  private async gatewayChange(router: string, want: z.infer<typeof routerCreate>['externalGateway'] | null, old?: Router['externalGateway']): Promise<{ gateway?: Router['externalGateway']; conditions: Condition[]; ops: Operation[] }> {
+  private async gatewayChange(router: string, want: z.infer<typeof routerCreate>['externalGateway'] | null, old: Router['externalGateway'] | undefined, held: Held): Promise<{ gateway?: Router['externalGateway']; conditions: Condition[]; ops: Operation[] }> {
     const release = (g: NonNullable<Router['externalGateway']>): Operation[] => [{ type: 'delete', key: Keys.ip(g.network, g.ip) }, { type: 'delete', key: Keys.mac(g.network, g.mac) }];
     if (!want) {
       if (old) await this.mustHaveNoNat(router);
@@ -159,7 +170,7 @@ export class NetworkService {
     const pin = want.host === undefined ? {} : { host: want.host };
     if (old && old.network === want.network && (want.ip === undefined || want.ip === old.ip)) return { gateway: { ...old, host: undefined, ...pin }, conditions: [], ops: [] };
     if (old) await this.mustHaveNoNat(router);
-    const [ip] = await this.addressesFor(want.network, want.ip === undefined ? undefined : [want.ip], [], 'externalGateway.ip');
+    const [ip] = await this.addressesFor(want.network, want.ip === undefined ? undefined : [want.ip], 'externalGateway.ip', held);
     if (ip === undefined) throw new ApiError(422, 'Unprocessable', `network ${want.network} has no subnet to give the router an address from`, [{ field: 'externalGateway.network', message: 'no subnet' }]);
     const mac = randomMac();
     const claims = [Keys.ip(want.network, ip), Keys.mac(want.network, mac)];
@@ -195,14 +206,16 @@ export class NetworkService {
   async createRouter(body: z.infer<typeof routerCreate>): Promise<Router> {
     const { conditions, claims } = await this.routerSubnets(body.name, body.subnets);
     await this.checkRoutes(body.subnets, body.routes);
-    const gw = await this.gatewayChange(body.name, body.externalGateway);
-    const router: Router = { name: body.name, subnets: body.subnets, routes: body.routes, ...(gw.gateway ? { externalGateway: gw.gateway } : {}) };
-    await this.commit([{ key: Keys.router(body.name), modRevision: 0 }, ...conditions, ...gw.conditions],
-      [{ type: 'put', key: Keys.router(body.name), value: router }, ...claims.map((n) => ({ type: 'put' as const, key: Keys.routerOf(n), value: body.name })), ...gw.ops],
-      (f) => f.key === Keys.router(body.name)
-        ? new ApiError(409, 'Conflict', `a router named ${body.name} exists already`, [{ field: 'name', message: 'taken' }])
-        : new ApiError(409, 'Conflict', `${f.key.startsWith('/index/router/') ? `subnet ${f.key.split('/').pop()} was attached to another router` : 'a subnet changed'} meanwhile; try again`));
-    return router;
+    return this.holding(async (held) => {
+      const gw = await this.gatewayChange(body.name, body.externalGateway, undefined, held);
+      const router: Router = { name: body.name, subnets: body.subnets, routes: body.routes, ...(gw.gateway ? { externalGateway: gw.gateway } : {}) };
+      await this.commit([{ key: Keys.router(body.name), modRevision: 0 }, ...conditions, ...gw.conditions],
+        [{ type: 'put', key: Keys.router(body.name), value: router }, ...claims.map((n) => ({ type: 'put' as const, key: Keys.routerOf(n), value: body.name })), ...gw.ops],
+        (f) => f.key === Keys.router(body.name)
+          ? new ApiError(409, 'Conflict', `a router named ${body.name} exists already`, [{ field: 'name', message: 'taken' }])
+          : new ApiError(409, 'Conflict', `${f.key.startsWith('/index/router/') ? `subnet ${f.key.split('/').pop()} was attached to another router` : 'a subnet changed'} meanwhile; try again`));
+      return router;
+    });
   }
 
   async updateRouter(n: string, body: z.infer<typeof routerUpdate>): Promise<Router> {
@@ -212,20 +225,22 @@ export class NetworkService {
     const { conditions, claims } = await this.routerSubnets(n, subnets, e.value.subnets);
     await this.checkRoutes(subnets, routes);
     const released = e.value.subnets.filter((s) => !subnets.includes(s));
-    const gw = body.externalGateway === undefined ? { gateway: e.value.externalGateway, conditions: [], ops: [] } : await this.gatewayChange(n, body.externalGateway, e.value.externalGateway);
-    const router: Router = { name: n, subnets, routes, ...(gw.gateway ? { externalGateway: gw.gateway } : {}) };
-    await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }, ...conditions, ...gw.conditions], [
-      { type: 'put', key: Keys.router(n), value: router },
-      ...claims.map((s) => ({ type: 'put' as const, key: Keys.routerOf(s), value: n })),
-      ...released.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) })),
-      ...gw.ops,
-    ], () => new ApiError(409, 'Conflict', `router ${n} or one of its subnets changed meanwhile; read it again and retry`));
-    return router;
+    return this.holding(async (held) => {
+      const gw = body.externalGateway === undefined ? { gateway: e.value.externalGateway, conditions: [], ops: [] } : await this.gatewayChange(n, body.externalGateway, e.value.externalGateway, held);
+      const router: Router = { name: n, subnets, routes, ...(gw.gateway ? { externalGateway: gw.gateway } : {}) };
+      await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }, ...conditions, ...gw.conditions], [
+        { type: 'put', key: Keys.router(n), value: router },
+        ...claims.map((s) => ({ type: 'put' as const, key: Keys.routerOf(s), value: n })),
+        ...released.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) })),
+        ...gw.ops,
+      ], () => new ApiError(409, 'Conflict', `router ${n} or one of its subnets changed meanwhile; read it again and retry`));
+      return router;
+    });
   }
 
   async deleteRouter(n: string): Promise<void> {
     const e = await this.entry<Router>(Keys.router(n), 'router', n);
-    const gw = await this.gatewayChange(n, null, e.value.externalGateway);
+    const gw = await this.gatewayChange(n, null, e.value.externalGateway, []);
     await this.commit([{ key: Keys.router(n), modRevision: e.modRevision }],
       [{ type: 'delete', key: Keys.router(n) }, ...e.value.subnets.map((s) => ({ type: 'delete' as const, key: Keys.routerOf(s) })), ...gw.ops],
       () => new ApiError(409, 'Conflict', `router ${n} changed meanwhile; try again`));
@@ -251,21 +266,23 @@ export class NetworkService {
   }
 
   async createFloatingIp(body: z.infer<typeof floatingIpCreate>): Promise<FloatingIp> {
-    const net = (await this.store.get<Network>(Keys.network(body.network)))?.value;
-    if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
-    const { port } = await this.natTarget(body.port, 'port', body.network);
-    const [address] = await this.addressesFor(body.network, body.address === undefined ? undefined : [body.address], [], 'address');
-    if (address === undefined) throw new ApiError(422, 'Unprocessable', `network ${body.network} has no subnet to give an address from`, [{ field: 'network', message: 'no subnet' }]);
-    const f: FloatingIp = { name: body.name, network: body.network, address, port: body.port };
-    await this.commit(
-      [{ key: Keys.floatingIp(f.name), modRevision: 0 }, { key: Keys.ip(f.network, address), modRevision: 0 }, { key: Keys.floatingOf(f.port), modRevision: 0 }, { key: port.key, modRevision: port.modRevision }],
-      [{ type: 'put', key: Keys.floatingIp(f.name), value: f }, { type: 'put', key: Keys.ip(f.network, address), value: `floating ${f.name}` }, { type: 'put', key: Keys.floatingOf(f.port), value: f.name }],
-      (failed) => failed.key === Keys.floatingIp(f.name) ? new ApiError(409, 'Conflict', `a floating address named ${f.name} exists already`, [{ field: 'name', message: 'taken' }])
-        : failed.key === Keys.floatingOf(f.port) ? new ApiError(409, 'Conflict', `port ${f.port} has a floating address already`, [{ field: 'port', message: 'has one' }])
-          : failed.key === port.key ? new ApiError(409, 'Conflict', `port ${f.port} changed meanwhile; try again`)
-            : new ApiError(409, 'Conflict', `${address} is in use on network ${f.network}`, [{ field: 'address', message: 'taken' }]),
-    );
-    return f;
+    return this.holding(async (held) => {
+      const net = (await this.store.get<Network>(Keys.network(body.network)))?.value;
+      if (!net) throw new ApiError(422, 'Unprocessable', `there is no network named ${body.network}`, [{ field: 'network', message: 'no such network' }]);
+      const { port } = await this.natTarget(body.port, 'port', body.network);
+      const [address] = await this.addressesFor(body.network, body.address === undefined ? undefined : [body.address], 'address', held);
+      if (address === undefined) throw new ApiError(422, 'Unprocessable', `network ${body.network} has no subnet to give an address from`, [{ field: 'network', message: 'no subnet' }]);
+      const f: FloatingIp = { name: body.name, network: body.network, address, port: body.port };
+      await this.commit(
+        [{ key: Keys.floatingIp(f.name), modRevision: 0 }, { key: Keys.ip(f.network, address), modRevision: 0 }, { key: Keys.floatingOf(f.port), modRevision: 0 }, { key: port.key, modRevision: port.modRevision }],
+        [{ type: 'put', key: Keys.floatingIp(f.name), value: f }, { type: 'put', key: Keys.ip(f.network, address), value: `floating ${f.name}` }, { type: 'put', key: Keys.floatingOf(f.port), value: f.name }],
+        (failed) => failed.key === Keys.floatingIp(f.name) ? new ApiError(409, 'Conflict', `a floating address named ${f.name} exists already`, [{ field: 'name', message: 'taken' }])
+          : failed.key === Keys.floatingOf(f.port) ? new ApiError(409, 'Conflict', `port ${f.port} has a floating address already`, [{ field: 'port', message: 'has one' }])
+            : failed.key === port.key ? new ApiError(409, 'Conflict', `port ${f.port} changed meanwhile; try again`)
+              : new ApiError(409, 'Conflict', `${address} is in use on network ${f.network}`, [{ field: 'address', message: 'taken' }]),
+      );
+      return f;
+    });
   }
 
   async deleteFloatingIp(n: string): Promise<void> {
@@ -330,7 +347,7 @@ export class NetworkService {
     ]);
     const g: SecurityGroup = { name: DEFAULT_GROUP, description: 'in from its members, out to anywhere', rules: rules.map((r) => ({ ...r, id: ruleId() })) };
     // Made once; a concurrent maker's group is as good.
-    await this.store.commit([{ key: Keys.securityGroup(DEFAULT_GROUP), modRevision: 0 }], [{ type: 'put', key: Keys.securityGroup(DEFAULT_GROUP), value: g }]);
+    await this.write([{ key: Keys.securityGroup(DEFAULT_GROUP), modRevision: 0 }], [{ type: 'put', key: Keys.securityGroup(DEFAULT_GROUP), value: g }]);
   }
 
   async addSecurityGroupRule(n: string, rule: z.infer<typeof securityGroupRule>): Promise<SecurityGroup> {
@@ -393,9 +410,67 @@ export class NetworkService {
 
   /** Commits, turning a failed condition into the conflict `explain` names. */
   private async commit(conditions: Condition[], ops: Operation[], explain: (failed: Condition) => ApiError | Promise<ApiError>): Promise<number> {
-    const r = await this.store.commit(conditions, ops);
+    const r = await this.write(conditions, ops);
     if (!r.ok) throw await explain(r.failed);
     return r.revision;
+  }
+
+  /** Every commit of the service: the address pools follow the addresses it claims and
+   * gives back. */
+  private async write(conditions: Condition[], ops: Operation[]): Promise<CommitResult> {
+    const r = await this.store.commit(conditions, ops);
+    if (r.ok) this.track(ops.map((op) => ({ key: op.key, gone: op.type === 'delete' })));
+    return r;
+  }
+
+  /** Keeps the pools current with address claims put or deleted. */
+  private track(changes: Array<{ key: string; gone: boolean }>): void {
+    if (this.pools.size === 0) return;
+    for (const c of changes) {
+      if (!c.key.startsWith(IP_INDEX)) continue;
+      const slash = c.key.indexOf('/', IP_INDEX.length);
+      const pool = this.pools.get(c.key.slice(IP_INDEX.length, slash));
+      const text = c.key.slice(slash + 1);
+      if (!pool || !isIpv4(text)) continue;
+      if (c.gone) pool.free(parseIpv4(text));
+      else pool.take(parseIpv4(text));
+    }
+  }
+
+  /** The taken addresses of `network`, as a pool kept current (see `pools`). */
+  private async pool(network: string): Promise<AddressPool> {
+    // Following the feed before listing: a change committed meanwhile is in the list, in
+    // the feed, or both (taking and freeing again what is already so changes nothing, and
+    // the feed comes in order).
+    if (!this.following) {
+      this.store.subscribe((changes) => this.track(changes.map((c) => ({ key: c.key, gone: c.value === null }))));
+      this.following = true;
+    }
+    let pool = this.pools.get(network);
+    if (!pool) {
+      const prefix = Keys.ip(network, '');
+      const listed = new AddressPool((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter(isIpv4).map(parseIpv4));
+      pool = this.pools.get(network) ?? listed;
+      this.pools.set(network, pool);
+    }
+    return pool;
+  }
+
+  /** Runs `f` with a list for the addresses it allocates, and gives them back after (their
+   * claims committed, or given up). */
+  private async holding<T>(f: (held: Held) => Promise<T>): Promise<T> {
+    const held: Held = [];
+    try {
+      return await f(held);
+    } finally {
+      this.letGo(held);
+    }
+  }
+
+  /** Gives back addresses allocated and held while their claims were committed. */
+  private letGo(held: Held): void {
+    for (const [network, ip] of held) this.pools.get(network)?.release(ip);
+    held.length = 0;
   }
 
   // ---- hosts -----------------------------------------------------------------------------
@@ -421,7 +496,7 @@ export class NetworkService {
     const joinToken = `${randomBytes(32).toString('base64url')}${fingerprint ? `.${fingerprint}` : ''}`;
     const joinTokenExpiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
     const value: JoinToken = { sha256: sha256(joinToken), expiresAt: joinTokenExpiresAt };
-    await this.store.commit([], [{ type: 'put', key: Keys.joinToken(name), value }]);
+    await this.write([], [{ type: 'put', key: Keys.joinToken(name), value }]);
     return { joinToken, joinTokenExpiresAt };
   }
 
@@ -522,7 +597,7 @@ export class NetworkService {
       const encryption = body.encryption ?? (plainOnly ? 'none' : 'noise');
       const net: Network = { name: body.name, vni, encapsulation: body.encapsulation, ...(body.mtu ? { mtu: body.mtu } : {}), ...(body.provider ? { provider: body.provider } : {}), ...(body.ipv6 ? { ipv6: body.ipv6 } : {}), encryption };
       const provider = body.provider ? [Keys.provider(body.provider.physicalNetwork, body.provider.vlan)] : [];
-      const r = await this.store.commit(
+      const r = await this.write(
         [{ key: Keys.network(net.name), modRevision: 0 }, { key: Keys.vni(vni), modRevision: 0 }, ...provider.map((key) => ({ key, modRevision: 0 }))],
         [{ type: 'put', key: Keys.network(net.name), value: net }, { type: 'put', key: Keys.vni(vni), value: net.name }, ...provider.map((key) => ({ type: 'put' as const, key, value: net.name }))],
       );
@@ -625,7 +700,7 @@ export class NetworkService {
   // ---- ports -----------------------------------------------------------------------------
 
   /** Checks requested IPs against the network's subnets, or allocates one. */
-  private async addressesFor(network: string, requested: string[] | undefined, ignoring: string[] = [], field = 'ips'): Promise<string[]> {
+  private async addressesFor(network: string, requested: string[] | undefined, field = 'ips', held: Held = []): Promise<string[]> {
     const subnets = (await this.store.list<Subnet>(`/index/subnet/${network}/`)).map((e) => e.value);
     if (requested !== undefined) {
       requested.forEach((text, i) => {
@@ -648,12 +723,13 @@ export class NetworkService {
       return requested;
     }
     if (subnets.length === 0) return [];
-    const prefix = `/index/ip/${network}/`;
-    const taken = new Set((await this.store.list(prefix)).map((e) => e.key.slice(prefix.length)).filter((ip) => isIpv4(ip) && !ignoring.includes(ip)).map(parseIpv4));
+    const pool = await this.pool(network);
     for (const s of subnets) {
-      taken.add(parseIpv4(s.gateway));
-      const ip = allocate(parseIpv4(s.allocation.start), parseIpv4(s.allocation.end), taken);
-      if (ip !== null) return [formatIpv4(ip)];
+      const ip = pool.allocate(parseIpv4(s.allocation.start), parseIpv4(s.allocation.end), parseIpv4(s.gateway));
+      if (ip === null) continue;
+      pool.hold(ip);
+      held.push([network, ip]);
+      return [formatIpv4(ip)];
     }
     throw new ApiError(409, 'Conflict', `network ${network} has no free address left in ${names(subnets)}`, [{ field, message: 'exhausted' }]);
   }
@@ -705,47 +781,54 @@ export class NetworkService {
     await this.mustReach(body.host, nets.map((e) => e.value), wanted.map((w) => `${w.at}network`));
     const securityGroups = await this.portGroups(body.securityGroups);
     for (let attempt = 0; attempt < RETRIES; attempt++) {
-      const mac = body.mac ?? randomMac();
-      const addresses: string[][] = [];
-      for (const w of wanted) addresses.push(await this.addressesFor(w.network, w.ips, [], `${w.at}ips`));
-      const native = body.network === undefined ? 0 : 1;
-      const port: Port = {
-        name: body.name,
-        ...(body.network === undefined ? {} : { network: body.network }),
-        host: body.host,
-        mac,
-        ips: native ? addresses[0] : [],
-        ...(body.vlans === undefined ? {} : { vlans: body.vlans.map((v, k) => ({ vid: v.vid, network: v.network, ips: addresses[native + k] })) }),
-        backend: body.backend,
-        portSecurity: body.portSecurity,
-        ...(body.allowedAddresses.length ? { allowedAddresses: body.allowedAddresses } : {}),
-        ...(body.allowedEtherTypes.length ? { allowedEtherTypes: body.allowedEtherTypes } : {}),
-        securityGroups,
-        ...(body.connectionLimit ? { connectionLimit: body.connectionLimit } : {}),
-      };
-      const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
-      const r = await this.store.commit(
-        [
-          { key: Keys.port(port.name), modRevision: 0 },
-          ...nets.map((net) => ({ key: net.key, modRevision: net.modRevision })),
-          ...claims.map((key) => ({ key, modRevision: 0 })),
-        ],
-        [{ type: 'put', key: Keys.port(port.name), value: port }, ...claims.map((key) => ({ type: 'put' as const, key, value: port.name }))],
-      );
-      if (r.ok) return port;
-      const f = r.failed.key;
-      if (f === Keys.port(port.name)) throw new ApiError(409, 'Conflict', `a port named ${port.name} exists already`, [{ field: 'name', message: 'taken' }]);
-      if (f.startsWith('/networks/')) throw new ApiError(409, 'Conflict', `network ${f.slice('/networks/'.length)} changed meanwhile; try again`);
-      const owner = (await this.store.get<string>(f))?.value ?? '(deleted meanwhile)';
-      const [, , kind, network, value] = f.split('/');
-      if (kind === 'mac' && body.mac !== undefined) {
-        throw new ApiError(409, 'Conflict', `MAC ${mac} is used by port ${owner} on network ${network}`, [{ field: 'mac', message: 'taken' }]);
+      const held: Held = [];
+      try {
+        const mac = body.mac ?? randomMac();
+        const addresses: string[][] = [];
+        for (const w of wanted) addresses.push(await this.addressesFor(w.network, w.ips, `${w.at}ips`, held));
+        const native = body.network === undefined ? 0 : 1;
+        const port: Port = {
+          name: body.name,
+          ...(body.network === undefined ? {} : { network: body.network }),
+          host: body.host,
+          mac,
+          ips: native ? addresses[0] : [],
+          ...(body.vlans === undefined ? {} : { vlans: body.vlans.map((v, k) => ({ vid: v.vid, network: v.network, ips: addresses[native + k] })) }),
+          backend: body.backend,
+          portSecurity: body.portSecurity,
+          ...(body.allowedAddresses.length ? { allowedAddresses: body.allowedAddresses } : {}),
+          ...(body.allowedEtherTypes.length ? { allowedEtherTypes: body.allowedEtherTypes } : {}),
+          securityGroups,
+          ...(body.connectionLimit ? { connectionLimit: body.connectionLimit } : {}),
+        };
+        const claims = attachments(port).flatMap((a) => [Keys.mac(a.network, mac), ...a.ips.map((ip) => Keys.ip(a.network, ip))]);
+        const r = await this.write(
+          [
+            { key: Keys.port(port.name), modRevision: 0 },
+            ...nets.map((net) => ({ key: net.key, modRevision: net.modRevision })),
+            ...claims.map((key) => ({ key, modRevision: 0 })),
+          ],
+          [{ type: 'put', key: Keys.port(port.name), value: port }, ...claims.map((key) => ({ type: 'put' as const, key, value: port.name }))],
+        );
+        if (r.ok) return port;
+        const f = r.failed.key;
+        if (f === Keys.port(port.name)) throw new ApiError(409, 'Conflict', `a port named ${port.name} exists already`, [{ field: 'name', message: 'taken' }]);
+        if (f.startsWith('/networks/')) throw new ApiError(409, 'Conflict', `network ${f.slice('/networks/'.length)} changed meanwhile; try again`);
+        const owner = (await this.store.get<string>(f))?.value ?? '(deleted meanwhile)';
+        const [, , kind, network, value] = f.split('/');
+        if (kind === 'mac' && body.mac !== undefined) {
+          throw new ApiError(409, 'Conflict', `MAC ${mac} is used by port ${owner} on network ${network}`, [{ field: 'mac', message: 'taken' }]);
+        }
+        const w = wanted.find((x) => x.network === network);
+        if (kind === 'ip' && w?.ips !== undefined) {
+          throw new ApiError(409, 'Conflict', `${value} is used by port ${owner} on network ${network}`, [{ field: `${w.at}ips`, message: 'taken' }]);
+        }
+        // An allocated MAC or address was taken by a concurrent create (or another
+        // controller): allocate again, that address known taken.
+        if (kind === 'ip' && isIpv4(value)) this.pools.get(network)?.take(parseIpv4(value));
+      } finally {
+        this.letGo(held);
       }
-      const w = wanted.find((x) => x.network === network);
-      if (kind === 'ip' && w?.ips !== undefined) {
-        throw new ApiError(409, 'Conflict', `${value} is used by port ${owner} on network ${network}`, [{ field: `${w.at}ips`, message: 'taken' }]);
-      }
-      // An allocated MAC or address was taken by a concurrent create: allocate again.
     }
     throw new ApiError(503, 'Busy', 'could not allocate an address: too many concurrent creates; try again');
   }
@@ -765,7 +848,7 @@ export class NetworkService {
       throw new ApiError(422, 'Unprocessable', `port ${n} is a trunk without an untagged network: its addresses are per VLAN and do not change in place`, [{ field: 'ips', message: 'no untagged network' }]);
     }
     const network = old.network ?? '';
-    const ips = body.ips === undefined ? old.ips : await this.addressesFor(network, body.ips, old.ips);
+    const ips = body.ips === undefined ? old.ips : await this.addressesFor(network, body.ips);
     const port: Port = {
       ...old, ...(body.host ? { host: body.host } : {}), ...(body.backend ? { backend: body.backend } : {}), ips,
       ...(body.portSecurity !== undefined ? { portSecurity: body.portSecurity } : {}),
@@ -810,6 +893,10 @@ export class NetworkService {
 }
 
 const DEFAULT_GROUP = 'default';
+/** Where Keys.ip keeps the addresses of every network. */
+const IP_INDEX = '/index/ip/';
+/** Addresses allocated and held (network, address) until their claims are committed. */
+type Held = Array<[network: string, ip: number]>;
 
 function ruleId(): string {
   return randomBytes(4).toString('hex');

@@ -390,7 +390,9 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
     const known: Record<string, Map<string, unknown>> = {
       hosts: m.hosts, networks: m.networks, subnets: m.subnets, ports: m.ports, routers: m.routers, 'security-groups': m.securityGroups,
     };
+    const events: Array<[string, string, string?]> = [];
     for (const c of changes) {
+      if (c.key.startsWith('/index/')) continue;
       const [, kind, name] = c.key.split('/');
       const have = known[kind];
       if (!have || name === undefined) continue;
@@ -398,13 +400,14 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
       const before = have.get(name) as Record<string, unknown> | undefined;
       const after = c.value as Record<string, unknown> | null;
       const on = kind === 'ports' ? ((after ?? before)?.host as string | undefined) : kind === 'hosts' ? name : undefined;
-      if (after === null) this.events.add(`${one}.deleted`, `${one} ${name} deleted`, on);
-      else if (!before) this.events.add(`${one}.created`, `${one} ${name} created${on && kind === 'ports' ? ` on ${on}` : ''}`, on);
-      else if (kind === 'hosts' && after.revokedAt && !before.revokedAt) this.events.add('host.revoked', `host ${name} revoked`, name);
-      else if (kind === 'hosts' && after.identityKey && after.identityKey !== before.identityKey) this.events.add('host.enrolled', `host ${name} enrolled its identity`, name);
-      else if (kind === 'hosts' && after.address !== before.address) this.events.add('host.moved', `host ${name}'s underlay address moved from ${String(before.address)} to ${String(after.address)}`, name);
-      else if (kind !== 'hosts') this.events.add(`${one}.updated`, `${one} ${name} updated`, on);
+      if (after === null) events.push([`${one}.deleted`, `${one} ${name} deleted`, on]);
+      else if (!before) events.push([`${one}.created`, `${one} ${name} created${on && kind === 'ports' ? ` on ${on}` : ''}`, on]);
+      else if (kind === 'hosts' && after.revokedAt && !before.revokedAt) events.push(['host.revoked', `host ${name} revoked`, name]);
+      else if (kind === 'hosts' && after.identityKey && after.identityKey !== before.identityKey) events.push(['host.enrolled', `host ${name} enrolled its identity`, name]);
+      else if (kind === 'hosts' && after.address !== before.address) events.push(['host.moved', `host ${name}'s underlay address moved from ${String(before.address)} to ${String(after.address)}`, name]);
+      else if (kind !== 'hosts') events.push([`${one}.updated`, `${one} ${name} updated`, on]);
     }
+    this.events.addAll(events);
   }
 
   /** Sends what changed, once per event-loop turn (the model gathers the changes: the

@@ -29,6 +29,10 @@ export class TransactionConflict extends Error {
 export class Transaction implements Store {
   /** Keys written by the transaction: the entry, or null for a delete. */
   private readonly writes = new Map<string, Entry | null>();
+  /** The keys written, by their folder (the key up to its last `/`): a list reads the
+   * folders under its prefix, not every write, so a transaction of many writes lists in
+   * time of what it lists. */
+  private readonly written = new Map<string, Set<string>>();
   /** Keys read from the base store, with the modRevision seen (0: absent). */
   private readonly reads = new Map<string, number>();
   /** The revision every write of this transaction carries in its own view. */
@@ -69,12 +73,23 @@ export class Transaction implements Store {
       this.remember(e.key, e.modRevision);
       merged.set(e.key, e);
     }
-    for (const [key, e] of this.writes) {
-      if (!key.startsWith(prefix)) continue;
-      if (e === null) merged.delete(key);
-      else merged.set(key, clone(e) as Entry<T>);
+    let mine = false;
+    for (const [folder, keys] of this.written) {
+      // Every key of a folder under the prefix is under it; of a folder the prefix is
+      // inside, those that start with it.
+      const all = folder.startsWith(prefix);
+      if (!all && !prefix.startsWith(folder)) continue;
+      for (const key of keys) {
+        if (!all && !key.startsWith(prefix)) continue;
+        mine = true;
+        const e = this.writes.get(key)!;
+        if (e === null) merged.delete(key);
+        else merged.set(key, clone(e) as Entry<T>);
+      }
     }
-    return [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // The base store lists in key order; only the transaction's own writes need sorting in.
+    const out = [...merged.values()];
+    return mine ? out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)) : out;
   }
 
   async commit(conditions: Condition[], operations: Operation[]): Promise<CommitResult> {
@@ -85,10 +100,10 @@ export class Transaction implements Store {
     for (const op of operations) {
       if (op.type === 'put') {
         const prev = await this.get(op.key);
-        this.writes.set(op.key, { key: op.key, value: clone(op.value), createRevision: prev?.createRevision ?? this.ownRevision, modRevision: this.ownRevision });
+        this.write(op.key, { key: op.key, value: clone(op.value), createRevision: prev?.createRevision ?? this.ownRevision, modRevision: this.ownRevision });
       } else {
         await this.modRevisionOf(op.key);
-        this.writes.set(op.key, null);
+        this.write(op.key, null);
       }
     }
     this.wrote = true;
@@ -126,6 +141,14 @@ export class Transaction implements Store {
     const e = await this.base.get(key);
     this.remember(key, e?.modRevision ?? 0);
     return e?.modRevision ?? 0;
+  }
+
+  private write(key: string, e: Entry | null): void {
+    this.writes.set(key, e);
+    const folder = key.slice(0, key.lastIndexOf('/') + 1);
+    let keys = this.written.get(folder);
+    if (!keys) this.written.set(folder, (keys = new Set()));
+    keys.add(key);
   }
 
   /** The first revision seen of a key is the one the final commit checks. */
