@@ -235,9 +235,14 @@ test('a delta on the wrong revision, or removing what the agent does not have, i
         ws.send(JSON.stringify({ type: 'delta', from: 7, revision: 8, networks: { blue: { neighbors: { remove: ['p9'] } } } }));
         // Ignored: the agent waits for the full state it asked for.
         ws.send(JSON.stringify({ type: 'delta', from: 7, revision: 9, networks: { blue: { neighbors: { set: [['p2', two]] } } } }));
-      } else {
+      } else if (asked.length === 2) {
         ws.send(JSON.stringify({ type: 'state', revision: 10, view: { host: 'h1', networks: [blue([one])], ports: [] }, keys: { blue: ['p1'] }, groups: {}, reason: 'requested' }));
         ws.send(JSON.stringify({ type: 'delta', from: 10, revision: 11, networks: { blue: { neighbors: { set: [['p2', two]] } } } }));
+        // Malformed inside, past the outer checks (an address set's part that is no pair):
+        // refused like the others, not the end of the agent.
+        ws.send(JSON.stringify({ type: 'delta', from: 11, revision: 12, addressSets: { set: { g: { blue: [5] } } } }));
+      } else {
+        ws.send(JSON.stringify({ type: 'state', revision: 13, view: { host: 'h1', networks: [blue([one, two])], ports: [] }, keys: { blue: ['p1', 'p2'] }, groups: {}, reason: 'requested' }));
       }
     });
   });
@@ -252,18 +257,19 @@ test('a delta on the wrong revision, or removing what the agent does not have, i
   });
   try {
     source.start();
-    await waitFor(() => applied.at(-1)?.revision === 11, { what: 'the good delta applied' });
+    await waitFor(() => applied.at(-1)?.revision === 13, { what: 'the full state after the malformed delta applied' });
     assert.match(urlSeen, /[?&]protocol=2(&|$)/, 'the agent says it speaks deltas');
-    assert.deepEqual(applied.map((x) => x.revision), [5, 7, 10, 11], 'the refused deltas were not applied; the one after a refusal was ignored');
-    assert.deepEqual(applied.at(-1)!.view.networks[0].neighbors, [one, two]);
-    assert.equal(source.watchStats.refused, 2);
-    assert.equal(source.watchStats.resyncs, 2);
-    assert.equal(asked.length, 2);
+    assert.deepEqual(applied.map((x) => x.revision), [5, 7, 10, 11, 13], 'the refused deltas were not applied; the one after a refusal was ignored');
+    assert.deepEqual(applied[3].view.networks[0].neighbors, [one, two]);
+    assert.equal(source.watchStats.refused, 3);
+    assert.equal(source.watchStats.resyncs, 3);
+    assert.equal(asked.length, 3);
+    assert.match(asked[2].reason!, /a malformed delta \(/);
     assert.match(asked[0].reason!, /from revision 3, but this host is at revision 5/);
     assert.match(asked[1].reason!, /remove names port p9, which this host does not have/);
-    assert.equal(warned.length, 2, 'each refusal logged');
-    assert.equal(source.watchStats.lastRefusal, warned[1]);
-    assert.equal(source.appliedRevision, 11);
+    assert.equal(warned.length, 3, 'each refusal logged');
+    assert.equal(source.watchStats.lastRefusal, warned[2]);
+    assert.equal(source.appliedRevision, 13);
   } finally {
     source.stop();
     wss.close();

@@ -248,7 +248,14 @@ export class ControllerSource {
       return;
     }
     if (msg?.type === 'state' && msg.view) {
-      if (!this.install(msg.view, msg.revision)) return;
+      if (!this.install(msg.view, msg.revision)) {
+        // Not waiting for a state any more (this one came): the next delta, with no copy to
+        // apply on, is refused and asks for a full state again, so a view that could not be
+        // applied is retried at the next change rather than at the periodic resync.
+        this.awaitingState = false;
+        this.copy = null;
+        return;
+      }
       const { keys, groups } = msg;
       const record = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
       const valid = record(keys) && Object.values(keys).every((k) => Array.isArray(k) && k.every((x) => typeof x === 'string'))
@@ -267,11 +274,14 @@ export class ControllerSource {
         if (!this.copy) throw new DeltaRefused('a delta before any full state with keys');
         next = applyDelta(this.copy, this.revision, msg);
       } catch (err) {
-        if (!(err instanceof DeltaRefused)) throw err;
+        // A delta that does not apply, whether it says so (DeltaRefused) or is malformed in a
+        // way the checks did not foresee (a TypeError deep in it): refused, counted, and a
+        // full state asked for; never the end of the agent.
+        const why = err instanceof DeltaRefused ? err.message : `a malformed delta (${String((err as Error)?.message ?? err).slice(0, 120)})`;
         this.watchStats.refused++;
-        this.watchStats.lastRefusal = err.message;
-        this.opts.log.warn({ revision: this.revision, why: err.message }, 'refused a delta from the controller; asking for a full state');
-        this.resync(`refused a delta: ${err.message}`.slice(0, 200));
+        this.watchStats.lastRefusal = why;
+        this.opts.log.warn({ revision: this.revision, why }, 'refused a delta from the controller; asking for a full state');
+        this.resync(`refused a delta: ${why}`.slice(0, 200));
         return;
       }
       if (!this.install(next.view, msg.revision)) return;

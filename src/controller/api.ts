@@ -24,7 +24,7 @@ import type { ControllerMetrics } from './metrics.js';
 import type { EventLog } from './events.js';
 import { traceRequest, type TraceRequest, type Traces } from './trace.js';
 import { serveConsole } from './console.js';
-import { StoreFull } from './store/store.js';
+import { StoreFull, StoreSyncFailed } from './store/store.js';
 import { LEGACY_NAME_PATTERN, quoted } from '../config/fields.js';
 import { issueFields } from '../config/field-path.js';
 
@@ -178,6 +178,10 @@ export function apiApp(opts: ApiOptions): Hono {
         opts.events?.add('store.full', `the store's filesystem (${err.dir}) is full: changes other than deletes are refused until there is room`);
       }
       return problem(c, new ApiError(507, 'Insufficient Storage', `the controller's store has no room: the filesystem of its data directory (${err.dir}) is full. Deleting resources still works; free space on that filesystem (or give it more), then try again`));
+    }
+    if (err instanceof StoreSyncFailed) {
+      opts.log?.error({ err: err.message, method: c.req.method, path: c.req.path }, 'the store failed to sync');
+      return problem(c, new ApiError(503, 'Service Unavailable', err.message));
     }
     opts.log?.error({ err, method: c.req.method, path: c.req.path }, 'request failed');
     return problem(c, new ApiError(500, 'Internal Server Error', 'the controller failed to handle this request; see its log'));

@@ -18,7 +18,7 @@
  * own are 0700): in a directory others may write, they may replace the file afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fstatSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
@@ -60,6 +60,9 @@ export function writePrivateFile(path: string, data: string | Uint8Array, option
   try {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     for (let at = 0; at < bytes.length;) at += writeSync(made.fd, bytes, at, bytes.length - at);
+    // On disk before it takes the name: a power loss after the rename must not leave an
+    // empty key or token where the old one was.
+    fsyncSync(made.fd);
   } catch (err) {
     made.discard();
     throw new PrivateFileError('io', path, `${made.at}: ${fileProblem(err)}`);

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffPlans } from './change.js';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { applyChange, diffPlans, type LabChange } from './change.js';
+import { labDir, type LabState } from './lab.js';
 import { planLab } from './topology.js';
 
 const base = (more: Record<string, unknown> = {}) => ({
@@ -75,4 +78,20 @@ test('what only a rebuild changes is refused in one sentence naming it', () => {
   const three = (vms: unknown[]) => base({ controller: false, hosts: [{ name: 'h1' }, { name: 'h2', datapath: 'linux' }, { name: 'h3' }], vms });
   assert.throws(() => diffPlans(plan(three(base().vms)), plan(three([...base().vms, { name: 'blue3', host: 'h3', network: 'blue', ip: '10.10.0.3/24' }]))),
     (err: Error) => refusal('network blue\'s hosts changed (h1, h2 -> h1, h2, h3), and host h2 runs the linux datapath, whose VXLAN flood list is made once').test(err.message));
+});
+
+test('a change planned against a state that another change has since replaced is refused, nothing done', async () => {
+  const name = `stale-${process.pid}`;
+  const dir = labDir(name);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const now = { plan: { name, step: 2 }, upAt: 'now' };
+    writeFileSync(join(dir, 'state.json'), JSON.stringify(now));
+    // Planned when the lab was at step 1.
+    const stale = { state: { plan: { name, step: 1 }, upAt: 'then' } as unknown as LabState, plan: { name }, old: {}, difference: { removed: [], added: [], resources: [] } } as unknown as LabChange;
+    await assert.rejects(applyChange(stale), { message: /^lab stale-\d+ changed while this change was planned \(another lab up\?\): nothing done; run lab up again$/ });
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')), now);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

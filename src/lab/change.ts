@@ -92,6 +92,10 @@ export function diffPlans(old: LabPlan, plan: LabPlan): Difference | null {
 export async function applyChange(change: LabChange, log: (line: string) => void = () => {}): Promise<void> {
   const unlock = lock(change.plan.name);
   try {
+    // Planned before the lock was taken: another change may have run meanwhile.
+    if (JSON.stringify(readLabState(change.plan.name)) !== JSON.stringify(change.state)) {
+      throw new LabError(`lab ${change.plan.name} changed while this change was planned (another lab up?): nothing done; run lab up again`);
+    }
     await carryOut(change.state, change.old, change.plan, change.difference, log);
   } finally {
     unlock();

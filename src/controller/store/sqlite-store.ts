@@ -25,7 +25,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, openSync, rmSync, statfsSy
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Listeners } from './listeners.js';
-import { Compacted, StoreFull, type Change, type CommitResult, type Condition, type Entry, type Operation, type Store } from './store.js';
+import { Compacted, StoreFull, StoreSyncFailed, type Change, type CommitResult, type Condition, type Entry, type Operation, type Store } from './store.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -207,6 +207,7 @@ export class SqliteStore implements Store {
   }
 
   async commit(conditions: Condition[], operations: Operation[]): Promise<CommitResult> {
+    if (this.syncFailed) throw this.syncFailed;
     const txn = this.db.transaction((): { result: CommitResult; changes: Change[] } => {
       for (const c of conditions) {
         const actual = this.stmt.modRevision.get(c.key)?.mod_revision ?? 0;
@@ -262,6 +263,8 @@ export class SqliteStore implements Store {
 
   /** Commits carried out and not yet synced to disk, in revision order. */
   private pending: Array<{ result: CommitResult; changes: Change[]; resolve(r: CommitResult): void; reject(err: unknown): void }> = [];
+  /** Set when a sync of the log failed: every later commit is refused with it. */
+  private syncFailed: StoreSyncFailed | null = null;
   /** The write-ahead log, opened to sync it (null until it exists). */
   private wal: number | null = null;
 
@@ -287,7 +290,13 @@ export class SqliteStore implements Store {
       }
       if (this.wal !== null) fsyncSync(this.wal);
     } catch (err) {
-      for (const c of group) c.reject(err);
+      // Fail-stop: after a failed fsync the kernel may have dropped pages of the log, so no
+      // later sync could vouch for them. What the group wrote is in the file: the listeners
+      // hear of it (the model stays what the file says), its clients are told it is not
+      // known to be on disk, and the store takes no more writes until a restart.
+      this.syncFailed = new StoreSyncFailed(this.file, err as Error);
+      for (const c of group) if (c.result.ok) this.listeners.emit(c.changes);
+      for (const c of group) c.reject(this.syncFailed);
       return;
     }
     for (const c of group) {
@@ -314,3 +323,4 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
+

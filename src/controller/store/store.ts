@@ -74,3 +74,12 @@ export interface Store {
   subscribe(listener: (changes: Change[]) => void): () => void;
   close(): Promise<void>;
 }
+
+/** The store's log could not be synced to disk: what was written may not survive a crash,
+ * and the store takes no more writes. */
+export class StoreSyncFailed extends Error {
+  readonly code = 'ESTORESYNC';
+  constructor(file: string, cause: Error) {
+    super(`the store could not sync ${file}-wal to disk (${cause.message}); it takes no more writes: check the disk, then restart the controller (what was acknowledged before is on disk)`);
+  }
+}
