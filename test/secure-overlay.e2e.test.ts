@@ -8,8 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +20,7 @@ import { EtherType } from '../src/wire/ethernet.js';
 import { VXLAN_PORT, TUNNEL_PORT } from '../src/wire/udp.js';
 import { mac1Key, mac16 } from '../src/tunnel/noise.js';
 import { test, e2eSkipReason } from './support/env.js';
-import { captureUnderlay, observe, withLab, type Lab } from './support/lab.js';
+import { captureUnderlay, observe, withLab } from './support/lab.js';
 import { BlockType, readPcapng } from '../src/wire/pcapng.js';
 import { pingReplies, waitFor } from './support/wait.js';
 

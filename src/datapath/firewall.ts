@@ -20,7 +20,6 @@
  * reset; UDP 30 s, 3 min once answered; ICMP 30 s.
  */
 import { formatIpv4, readU16, readU32 } from '../wire/bytes.js';
-import { EtherType } from '../wire/ethernet.js';
 import { Drop } from './counters.js';
 import type { Flow } from './flow.js';
 

@@ -27,7 +27,7 @@ import { isLabName, LAB_NAME_RULE, labNetnsPrefix } from './topology.js';
 import { own } from '../config/fields.js';
 import { writePrivateFile } from '../io/private-file.js';
 import { fetchStats } from '../cli/stats.js';
-import { ApiClient, ApiClientError } from '../controller/client.js';
+import { ApiClient } from '../controller/client.js';
 import { ensureGuestImage, GUEST_CACHE, guestExec, qemuArgv, udhcpcScript, waitGuestReady, type GuestSpec } from './guest.js';
 
 export const LAB_ROOT = '/run/weft/lab';

@@ -422,7 +422,6 @@ interface Plan {
 
 const n8 = fc.integer({ min: 0, max: 255 });
 const portNumber = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(80, 53, 443, 8080, 5353, 40000, 68, 67, 547) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 65535 }) });
-const random48 = fc.integer({ min: 0, max: 2 ** 48 - 1 });
 
 const plan: fc.Arbitrary<Plan> = fc.record({
   source: fc.oneof(
