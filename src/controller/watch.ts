@@ -249,8 +249,9 @@ export class WatchHub implements AgentStatusSource, TraceCarrier {
   /** Sends the host its full state, saying why (absent: the first). */
   private full(host: string, s: Session, reason?: string): void {
     const f = this.feeds.full(host);
-    const view = JSON.stringify(f.view);
-    this.transmit(s, `{"type":"state","revision":${f.revision},"epoch":"${this.feeds.epoch}","view":${view}${s.deltas ? `,"keys":${JSON.stringify(f.keys)},"groups":${JSON.stringify(f.groups)}` : ''}${reason ? `,"reason":"${reason}"` : ''}}`, 'state');
+    this.transmit(s, JSON.stringify({
+      type: 'state', revision: f.revision, epoch: this.feeds.epoch, view: f.view, ...(s.deltas ? { keys: f.keys, groups: f.groups } : {}), ...(reason ? { reason } : {}),
+    }), 'state');
   }
 
   /** `weft host resync NAME`: sends the host a full state now; false if its agent is away. */
