@@ -23,9 +23,9 @@
  * store's revision the controller started at (and not if its view depends on gateway
  * placement, which the restart made afresh).
  */
-import { ModelCache, ModelCache as Model, type ViewChanges } from './model-cache.js';
-import type { HostView } from '../view/host-view.js';
-import type { NetworkDelta, ViewDelta } from '../view/view-delta.js';
+import { ModelCache, type ViewChanges } from './model-cache.js';
+import type { HostView, Neighbor } from '../view/host-view.js';
+import type { NetworkChanges, NetworkDelta, ViewDelta } from '../view/view-delta.js';
 import { randomBytes } from 'node:crypto';
 
 /** How much of each host's history is kept (an agent away longer gets a full state). */
@@ -179,7 +179,7 @@ export class ViewFeeds {
         f.networks.set(n, version);
         continue;
       }
-      const nd: { header?: ReturnType<ModelCache['networkHeaderFor']>; neighbors?: { set?: Array<[string, NonNullable<ReturnType<typeof Model.neighborFor>>]>; remove?: string[] } } = {};
+      const nd: NetworkChanges = {};
       if (f.networks.get(n) !== version) {
         nd.header = m.networkHeaderFor(n, host);
         f.networks.set(n, version);
@@ -187,11 +187,11 @@ export class ViewFeeds {
       const entries = changes.entries.get(n);
       if (entries) {
         const provider = m.isProvider(n);
-        const set: Array<[string, NonNullable<ReturnType<typeof Model.neighborFor>>]> = [];
+        const set: Array<[string, Neighbor]> = [];
         const remove: string[] = [];
         for (const [port, old] of entries) {
-          const before = Model.neighborFor(old, port, host, provider);
-          const after = Model.neighborFor(m.entry(n, port), port, host, provider);
+          const before = ModelCache.neighborFor(old, port, host, provider);
+          const after = ModelCache.neighborFor(m.entry(n, port), port, host, provider);
           if (after) {
             if (!before || JSON.stringify(before) !== JSON.stringify(after)) set.push([port, after]);
           } else if (before) remove.push(port);
@@ -254,7 +254,7 @@ export class ViewFeeds {
       const gRemove = [...f.groups.keys()].filter((g) => !Object.hasOwn(rules, g));
       for (const g of gRemove) f.groups.delete(g);
       if (Object.keys(gSet).length || gRemove.length) d.securityGroups = { ...(Object.keys(gSet).length ? { set: gSet } : {}), ...(gRemove.length ? { remove: gRemove } : {}) };
-      named = Model.namedGroups(rules);
+      named = ModelCache.namedGroups(rules);
     }
     // Address sets: a group newly named, or on other networks, whole; else, by port, the
     // entries the changes touched on the host's networks.
@@ -273,8 +273,8 @@ export class ViewFeeds {
         const set: Array<[string, string[]]> = [];
         const remove: string[] = [];
         for (const [port, old] of entries) {
-          const before = Model.groupEntry(old, g);
-          const after = Model.groupEntry(m.entry(n, port), g);
+          const before = ModelCache.groupEntry(old, g);
+          const after = ModelCache.groupEntry(m.entry(n, port), g);
           if (after) {
             if (!before || JSON.stringify(before) !== JSON.stringify(after)) set.push([port, after]);
           } else if (before) remove.push(port);

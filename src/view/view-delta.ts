@@ -16,9 +16,9 @@ import type { FirewallRuleState, HostView, NatState, Neighbor, NetworkState, Por
 
 /** A network's change: whole (new in the view, or its record changed), or its header (all
  * but the neighbors) and its neighbors by port name. */
-export type NetworkDelta =
-  | { whole: NetworkState; keys: string[] }
-  | { header?: Omit<NetworkState, 'neighbors'>; neighbors?: { set?: Array<[string, Neighbor]>; remove?: string[] } };
+export type NetworkDelta = { whole: NetworkState; keys: string[] } | NetworkChanges;
+/** What changed of a network the host has: its header, and its neighbors by port name. */
+export type NetworkChanges = { header?: Omit<NetworkState, 'neighbors'>; neighbors?: { set?: Array<[string, Neighbor]>; remove?: string[] } };
 
 export interface ViewDelta {
   type: 'delta';
