@@ -3,6 +3,12 @@
  * at dee14dc): every view computed whole from the model. Kept unchanged as the oracle of the
  * property test (test/view-deltas.test.ts): the incremental cache and the deltas built from
  * it must give exactly the views this one computes.
+ *
+ * Why a copy and not a ModelCache loaded afresh at each step: where an external gateway is
+ * placed depends on history (it stays on its host until that host goes), which a fresh load
+ * cannot know; this copy replays the same history with the old placement. The cost is that
+ * an intended change of what a view holds must be made here too. Once the model can be
+ * loaded with a given placement, a fresh load is the better oracle and this file goes.
  */
 import type { DhcpState, FirewallRuleState, HostView, NatState, NetworkState, PortGroups, PortState, RemoteHost, SecurityState } from '../../src/view/host-view.js';
 import { contains, parseCidr } from '../../src/controller/ipam.js';
