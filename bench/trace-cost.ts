@@ -9,6 +9,7 @@ import { parseIpv4, parseMac } from '../src/wire/bytes.js';
 import * as compose from '../src/wire/compose.js';
 import { EtherType } from '../src/wire/ethernet.js';
 import { Datapath } from '../src/datapath/datapath.js';
+import { TableBuilder } from '../src/datapath/tables.js';
 import { MemoryFabric } from '../src/datapath/memory.js';
 
 const FRAMES = 2_000_000;
@@ -22,7 +23,7 @@ function setup(tracing: boolean, armed: boolean) {
   const b = fabric.port('b');
   dp.addPort({ name: 'a', backend: a, mode: 'access', network: 'blue' });
   dp.addPort({ name: 'b', backend: b, mode: 'access', network: 'blue' });
-  dp.setLocalMacs('blue', new Map([[parseMac('02:00:00:00:00:01'), 'a'], [parseMac('02:00:00:00:00:02'), 'b']]));
+  dp.setTables('blue', new TableBuilder().pinLocal(parseMac('02:00:00:00:00:01'), 'a').pinLocal(parseMac('02:00:00:00:00:02'), 'b').build());
   dp.startPort('a', () => 0);
   dp.startPort('b', () => 0);
   if (armed) dp.armTrace({ id: '00000001', src: parseIpv4('10.9.9.9'), dst: parseIpv4('10.9.9.8'), protocol: 1 }, 5000);

@@ -17,6 +17,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Datapath } from '../src/datapath/datapath.js';
+import { TableBuilder } from '../src/datapath/tables.js';
 import { MemoryFabric } from '../src/datapath/memory.js';
 import { ROUTER_MAC } from '../src/datapath/router-mac.js';
 import { parseIpv4, parseIpv6, parseMac, readMac, readU16, readU32 } from '../src/wire/bytes.js';
@@ -41,18 +42,19 @@ function gatewayHost() {
   dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
   dp.addNetwork({ name: 'red', vni: 200, encapsulation: 'vxlan', mtu: 1300 });
   dp.addNetwork({ name: 'ext', vni: 300, encapsulation: 'vxlan', provider: true });
-  dp.setArpTable('blue', new Map([[vmIp(1), vmMac(1)], [vmIp(2), vmMac(2)], [parseIpv4('10.0.0.254'), ROUTER_MAC]]));
-  dp.setArpTable('red', new Map([[parseIpv4('10.1.0.1'), vmMac(3)]]));
-  dp.setNdTable('blue', new Map([['fd00:10::1', vmMac(1)], ['fe80::57:46ff:feff:fffe', ROUTER_MAC]]));
-  dp.setNdTable('red', new Map([['fd00:20::1', vmMac(3)]]));
-  dp.setGateways('blue', ['10.0.0.254/24']);
-  dp.setRoutes('blue', [{ cidr: '10.1.0.0/24', network: 'red' }, { cidr: 'fd00:20::/64', network: 'red' }]);
-  dp.setIpv6('blue', { prefix: 'fd00:10::/64', dns: ['fd00:10::53'], routed: true });
+  const blue = new TableBuilder()
+    .arp(vmIp(1), vmMac(1)).arp(vmIp(2), vmMac(2)).arp('10.0.0.254', ROUTER_MAC)
+    .ndp('fd00:10::1', vmMac(1)).ndp('fe80::57:46ff:feff:fffe', ROUTER_MAC)
+    .gateways(['10.0.0.254/24'])
+    .routes([{ cidr: '10.1.0.0/24', network: 'red' }, { cidr: 'fd00:20::/64', network: 'red' }])
+    .ipv6({ prefix: 'fd00:10::/64', dns: ['fd00:10::53'], routed: true });
+  dp.setTables('red', new TableBuilder().arp('10.1.0.1', vmMac(3)).ndp('fd00:20::1', vmMac(3)).build());
   dp.setNat('r1', {
     router: 'r1', network: 'ext', address: EXTERNAL, prefixLength: 24, mac: NAT_MAC, nextHop: UPSTREAM,
     floating: [{ outside: FLOATING, inside: vmIp(2) }], forwards: [{ protocol: 'udp', port: 53, inside: vmIp(1), insidePort: 5353 }], limit: LIMIT,
   }, [{ cidr: '10.0.0.0/24', network: 'blue' }]);
-  dp.setExternal('blue', { router: 'r1' });
+  blue.external({ router: 'r1' });
+  dp.setTables('blue', blue.build());
   const ports = {
     vm1: fabric.port('vm1'), vm2: fabric.port('vm2'), red1: fabric.port('red1'), uplink: fabric.port('uplink'),
   };

@@ -6,7 +6,9 @@
  * After every request, for every host:
  * - the incremental model's view equals the view of the old, whole computation
  *   (test/support/legacy-model-cache.ts) fed the same changes;
- * - an agent's copy, brought along by applying each delta in order, equals it too;
+ * - an agent's copy, brought along by applying each delta in order, equals it too, and so do
+ *   the compiled tables its reconciler made of each copy in turn (compared, now and then
+ *   and at the end, with the tables a fresh reconciler makes of the full view);
  * - an agent that was away since an earlier revision resumes from the history (the deltas
  *   since, applied in order) to the same view, or is told to take a full state.
  */
@@ -21,6 +23,25 @@ import { ModelCache } from '../src/controller/model-cache.js';
 import { ViewFeeds } from '../src/controller/view-feed.js';
 import { applyDelta, type ViewCopy } from '../src/view/view-delta.js';
 import { LegacyModelCache } from './support/legacy-model-cache.js';
+import { tablesSnapshot } from './support/tables.js';
+import { Datapath } from '../src/datapath/datapath.js';
+import { MemoryFabric } from '../src/datapath/memory.js';
+import { Reconciler } from '../src/agent/reconciler.js';
+import { hostStateFromView, type HostState } from '../src/agent/desired-state.js';
+import type { HostView } from '../src/view/host-view.js';
+
+/** A host's data path and reconciler, with memory ports (only the tables are compared). */
+function dataPlane(fabric: MemoryFabric) {
+  const dp = new Datapath({ maxPorts: 16 });
+  const reconciler = new Reconciler(dp, (p) => fabric.port(p.name), () => 0);
+  const base: HostState = {
+    host: '', underlay: { address: '192.0.2.1', port: 4789, genevePort: 6081, tunnelPort: 51820, mtu: 1500 }, networks: [], ports: [], nat: [],
+    securityGroups: {}, addressSets: {}, physicalNetworks: { phys: 'eth1' }, limits: { maxPorts: 16, fdbLimit: 64, fdbAgingSeconds: 300 },
+  };
+  return { dp, apply: (view: HostView) => reconciler.apply(hostStateFromView(view, base)) };
+}
+type DataPlane = ReturnType<typeof dataPlane>;
+const everyTable = (p: DataPlane, view: HostView) => Object.fromEntries(view.networks.map((n) => [n.name, tablesSnapshot(p.dp, n.name)]));
 
 const KEY = (i: number) => Buffer.alloc(32, i).toString('base64');
 const NETS = ['blue', 'red', 'green'];
@@ -106,10 +127,13 @@ test('views from per-network pieces and the deltas applied in order equal the wh
     });
     const feeds = new ViewFeeds(model);
     /** Each host's agent: its copy and revision, by deltas. */
-    const agents = new Map<string, { revision: number; copy: ViewCopy }>();
+    const agents = new Map<string, { revision: number; copy: ViewCopy; plane: DataPlane }>();
+    const fabric = new MemoryFabric();
     const fresh = (h: string) => {
       const full = feeds.full(h);
-      agents.set(h, { revision: full.revision, copy: { view: full.view, keys: full.keys, groups: full.groups } });
+      const plane = dataPlane(fabric);
+      plane.apply(full.view);
+      agents.set(h, { revision: full.revision, copy: { view: full.view, keys: full.keys, groups: full.groups }, plane });
     };
     for (const h of model.hosts.keys()) fresh(h);
     /** The agents as they were a few requests ago (away since). */
@@ -126,7 +150,9 @@ test('views from per-network pieces and the deltas applied in order equal the wh
         const a = agents.get(h);
         if (!a) continue;
         const delta = JSON.parse(text) as { revision: number };
-        agents.set(h, { revision: delta.revision, copy: applyDelta(a.copy, a.revision, delta) });
+        const copy = applyDelta(a.copy, a.revision, delta);
+        a.plane.apply(copy.view);
+        agents.set(h, { revision: delta.revision, copy, plane: a.plane });
       }
       for (const h of [...agents.keys()]) if (!model.hosts.has(h)) agents.delete(h);
       for (const h of model.hosts.keys()) {
@@ -139,6 +165,12 @@ test('views from per-network pieces and the deltas applied in order equal the wh
         assert.equal(a.revision, feeds.revisionOf(h));
         const full = feeds.full(h);
         assert.deepStrictEqual([a.copy.keys, a.copy.groups], [full.keys, full.groups], `the agent's keys and address-set parts ${where}`);
+        if (step % 7 === 6 || step === requests.length - 1) {
+          // A fresh data plane from the full view, against the one brought along by deltas.
+          const whole = dataPlane(fabric);
+          whole.apply(want);
+          assert.deepStrictEqual(everyTable(a.plane, want), everyTable(whole, want), `the tables compiled delta by delta ${where}`);
+        }
         const back = away.get(h);
         if (!back) continue;
         const r2 = feeds.since(h, back.revision, feeds.epoch);

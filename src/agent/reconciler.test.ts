@@ -110,15 +110,15 @@ test('a network of 10,000 remote ports: every MAC is pinned to its host, none fl
     u.inbox.length = 0;
   }
   assert.deepEqual(r.failed, []);
-  assert.equal(fdb.statics, 10_000);
+  assert.equal(dp.tablesOf('blue').pins.size, 10_000);
 
   // 5,000 VMs' worth of source MACs behind vm1: learned up to the limit, not past it, and
   // the pins are all still there.
   for (let i = 0; i < 5000; i++) vm1.send(compose.ethernet(macOf(i), 0x0200_0100_0000 + i, EtherType.Ipv4, UDP_PACKET));
   fabric.run();
-  assert.equal(fdb.size - fdb.statics, 4096, 'learned entries stop at the limit');
+  assert.equal(fdb.size, 4096, 'learned entries stop at the limit');
   assert.equal(fdb.learnRefused, 5001 - 4096, 'vm1\'s own MAC and 5,000 more; the rest refused');
-  assert.equal(fdb.statics, 10_000);
+  assert.equal(dp.tablesOf('blue').pins.size, 10_000);
   assert.equal(remoteUnderlays.reduce((n, u) => n + u.inbox.length, 0), 5000, 'one datagram per frame: nothing flooded');
   const { fdb: shown } = dp.stats(formatIpv4).networks[0];
   assert.deepEqual([shown.entries, shown.static, shown.limit], [14_096, 10_000, 4096], 'weft stats tells the pinned from the learned');
@@ -130,12 +130,11 @@ test('a remote MAC that cannot be installed fails the view, the rest is installe
   const stray = { mac: '02:aa:00:00:00:02', ips: ['10.0.0.2'], remote: { address: '192.0.2.9', port: 4789 } };
   const desired = state([{ ...blue, neighbors: [good, stray] }], [port('vm1', 'blue')]);
   const r = reconciler.apply(desired);
-  assert.deepEqual(r.failed, ['network blue has no remote host 192.0.2.9:4789']);
+  assert.deepEqual(r.failed, ['network blue has no remote host 192.0.2.9:4789: 02:aa:00:00:00:02 not installed']);
   assert.deepEqual(r.added, ['network blue', 'port vm1'], 'the rest went ahead');
-  const fdb = dp.fdbOf('blue');
-  assert.equal(fdb.statics, 1);
-  assert.deepEqual(reconciler.apply(desired).failed, ['network blue has no remote host 192.0.2.9:4789'], 'the same view fails again: it is not taken as applied');
+  assert.equal(dp.tablesOf('blue').pins.size, 1);
+  assert.deepEqual(reconciler.apply(desired).failed, ['network blue has no remote host 192.0.2.9:4789: 02:aa:00:00:00:02 not installed'], 'the same view fails again: it is not taken as applied');
   const fixed = state([{ ...blue, remotes: [...blue.remotes, stray.remote], neighbors: [good, stray] }], [port('vm1', 'blue')]);
   assert.deepEqual(reconciler.apply(fixed).failed, []);
-  assert.equal(fdb.statics, 2);
+  assert.equal(dp.tablesOf('blue').pins.size, 2);
 });

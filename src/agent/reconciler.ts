@@ -2,6 +2,14 @@
  * Makes a data path match a desired state, touching only what differs: a port or network
  * that did not change keeps its counters, its learned MACs and its traffic.
  *
+ * Each network's tables (its members, pins, ARP and ND answers, routes, way out: see
+ * src/datapath/tables.ts) are compiled here by the network's own TableBuilder and swapped
+ * into the data path whole. The work follows the change: a network whose state is the same
+ * object as last time (a delta from the controller keeps what it did not touch) costs one
+ * comparison; in one that changed, its header (all but its neighbours) is compared as JSON,
+ * and its neighbours by identity, so that one port's change in a network of 64,000 compiles
+ * that port and copies the table shards it falls in.
+ *
  * A port whose backend cannot be opened yet (its VM's namespace is not there, say) is
  * remembered with the reason and retried on the next `apply`; the rest goes ahead. So is a
  * remote MAC that cannot be installed: the rest of its network is applied, the failure is
@@ -17,7 +25,8 @@ import { formatIpv6, parseIpv4, parseIpv6, parseMac } from '../wire/bytes.js';
 import type { NatSpec } from '../datapath/nat.js';
 import { PortSecurity } from '../datapath/port-security.js';
 import { AddressSet, type FirewallRule, type Prefix } from '../datapath/firewall.js';
-import type { BackendState, HostState, NatState, NetworkState, PortState, RemoteHost } from './desired-state.js';
+import { TableBuilder } from '../datapath/tables.js';
+import type { BackendState, HostState, NatState, Neighbor, NetworkState, PortState } from './desired-state.js';
 import type { FirewallRuleState } from '../view/host-view.js';
 
 /** `mac`: an access port's own MAC, when the controller gave one (a TAP is given it). */
@@ -97,20 +106,46 @@ function natSpec(n: NatState): NatSpec {
   };
 }
 
+/** What one neighbour put in its network's tables. */
+interface Compiled {
+  mac: number;
+  pinned: boolean;
+  ipv4: number[];
+  ipv6: string[];
+}
+
+/** A network as last applied. */
+interface Applied {
+  /** The state applied (by reference), or null when some of it could not be installed: the
+   * next apply looks at it again. */
+  state: NetworkState | null;
+  readonly builder: TableBuilder;
+  /** What it was added to the data path as (identityOf): a change of it rebuilds it. */
+  readonly identity: string;
+  /** Its header (all but the neighbours) as JSON, as applied. */
+  header: string;
+  /** Each neighbour compiled into the tables, by identity. */
+  neighbors: Map<Neighbor, Compiled>;
+  /** The addresses the router answers for on it (its gateways', with ROUTER_MAC). */
+  gatewayIps: number[];
+}
+
+/** What makes a network what it is in the data path: a change of it rebuilds the network. */
+const identityOf = (n: NetworkState) => `${n.vni}:${n.encapsulation}:${Boolean(n.provider)}:${n.encryption}`;
+
 export class Reconciler {
-  private networks = new Map<string, NetworkState>();
-  /** Each applied network as JSON: an unchanged network costs one string comparison. */
-  private networkJson = new Map<string, string>();
+  private readonly networks = new Map<string, Applied>();
   private ports = new Map<string, PortState>();
   private readonly pending = new Map<string, string>();
-  /** Per network: the remote MACs installed statically, as MAC -> "address:port". */
-  private readonly staticMacs = new Map<string, Map<number, string>>();
   /** Each applied NAT (router -> JSON). */
   private readonly natJson = new Map<string, string>();
-  /** Security groups' member addresses, as applied (group -> JSON, and the set itself). */
+  /** Security groups' member addresses, as applied (group -> the list given, its JSON, and
+   * the set itself). */
+  private readonly setGiven = new Map<string, string[]>();
   private readonly setJson = new Map<string, string>();
   private readonly sets = new Map<string, AddressSet>();
-  /** Security groups' rules, as applied (group -> JSON, and compiled). */
+  /** Security groups' rules, as applied (group -> the list given, its JSON, and compiled). */
+  private readonly groupGiven = new Map<string, FirewallRuleState[]>();
   private readonly groupJson = new Map<string, string>();
   private readonly groupRules = new Map<string, FirewallRule[]>();
 
@@ -131,13 +166,15 @@ export class Reconciler {
     const wantNets = new Map(desired.networks.map((n) => [n.name, n]));
     const wantPorts = new Map(desired.ports.map((p) => [p.name, p]));
     const rebuilt = new Set<string>();
-    for (const [name, net] of this.networks) {
+    for (const [name, a] of this.networks) {
       const want = wantNets.get(name);
-      if (!want || want.vni !== net.vni || want.encapsulation !== net.encapsulation || Boolean(want.provider) !== Boolean(net.provider) || want.encryption !== net.encryption) rebuilt.add(name);
+      if (!want || identityOf(want) !== a.identity) rebuilt.add(name);
     }
     // Address sets first: a changed one is given again to every port whose rules name it.
     const changedSets = new Set<string>();
     for (const [group, addresses] of Object.entries(desired.addressSets)) {
+      if (this.setGiven.get(group) === addresses) continue;
+      this.setGiven.set(group, addresses);
       const json = JSON.stringify(addresses);
       if (this.setJson.get(group) === json) continue;
       this.setJson.set(group, json);
@@ -146,24 +183,29 @@ export class Reconciler {
     }
     for (const group of [...this.setJson.keys()]) {
       if (Object.hasOwn(desired.addressSets, group)) continue;
+      this.setGiven.delete(group);
       this.setJson.delete(group);
       this.sets.delete(group);
     }
     // Then the groups' rules: compiled again when they or a set they name changed.
     const changedGroups = new Set<string>();
     for (const [group, rules] of Object.entries(desired.securityGroups)) {
+      const setChanged = rules.some((r) => r.remoteGroup !== undefined && changedSets.has(r.remoteGroup));
+      if (this.groupGiven.get(group) === rules && !setChanged) continue;
+      this.groupGiven.set(group, rules);
       const json = JSON.stringify(rules);
-      if (this.groupJson.get(group) === json && !rules.some((r) => r.remoteGroup !== undefined && changedSets.has(r.remoteGroup))) continue;
+      if (this.groupJson.get(group) === json && !setChanged) continue;
       this.groupJson.set(group, json);
       this.groupRules.set(group, compileRules(group, rules, this.sets));
       changedGroups.add(group);
     }
     for (const group of [...this.groupJson.keys()]) {
       if (Object.hasOwn(desired.securityGroups, group)) continue;
+      this.groupGiven.delete(group);
       this.groupJson.delete(group);
       this.groupRules.delete(group);
     }
-    const groupsChanged = (p: PortState) => (p.securityGroups ?? []).some((g) => changedGroups.has(g));
+    const groupsChanged = (p: PortState) => changedGroups.size > 0 && (p.securityGroups ?? []).some((g) => changedGroups.has(g));
     /** A port's rules: its groups' (shared), or none (null) when it has no groups' list. */
     const rulesOf = (p: PortState): FirewallRule[] | null => {
       if (p.securityGroups === undefined) return null;
@@ -175,23 +217,22 @@ export class Reconciler {
     // 1. Ports that went, changed, or sit on a network being rebuilt.
     for (const [name, have] of this.ports) {
       const want = wantPorts.get(name);
+      if (want === have && !groupsChanged(want) && (rebuilt.size === 0 || !portNetworks(have).some((n) => rebuilt.has(n)))) continue;
       // A port is rebuilt only when what it is changes; its DHCP lease is swapped in place.
       if (want && same(withoutDhcp(want), withoutDhcp(have)) && !portNetworks(have).some((n) => rebuilt.has(n))) {
         if (!same(dhcpOf(want), dhcpOf(have))) {
           dp.setPortDhcp(name, lease(want));
-          this.ports.set(name, want);
           result.changed.push(`port ${name} (DHCP)`);
         }
         if (!same(want.security, have.security)) {
           dp.setPortSecurity(name, security(want));
-          this.ports.set(name, want);
           result.changed.push(`port ${name} (port security)`);
         }
         if (!same(want.securityGroups, have.securityGroups) || want.connectionLimit !== have.connectionLimit || groupsChanged(want)) {
           dp.setPortFirewall(name, rulesOf(want), want.connectionLimit);
-          this.ports.set(name, want);
           result.changed.push(`port ${name} (security groups)`);
         }
+        this.ports.set(name, want);
         continue;
       }
       dp.removePort(name);
@@ -200,47 +241,25 @@ export class Reconciler {
     }
     for (const name of this.pending.keys()) if (!wantPorts.has(name)) this.pending.delete(name);
 
-    // 2. Networks that went or changed identity; then remote hosts of the rest.
+    // 2. Networks that went or changed identity; then the new ones.
     for (const name of rebuilt) {
       dp.removeNetwork(name);
       this.networks.delete(name);
-      this.staticMacs.delete(name);
-      this.networkJson.delete(name);
       (wantNets.has(name) ? result.changed : result.removed).push(`network ${name}`);
     }
     for (const want of desired.networks) {
-      const have = this.networks.get(want.name);
-      const json = JSON.stringify(want);
-      if (have && this.networkJson.get(want.name) === json) continue;
-      if (!have) {
+      if (this.networks.has(want.name)) continue;
+      try {
         dp.addNetwork({ ...want, encrypted: want.encryption === 'noise' });
-        result.added.push(`network ${want.name}`);
+      } catch (err) {
+        result.failed.push((err as Error).message);
+        continue;
       }
-      // A remote host is its address and port, and on an encrypted network also its key.
-      const key = (r: RemoteHost) => `${r.address}:${r.port}:${r.publicKey ?? ''}`;
-      const haveRemotes = new Set((have?.remotes ?? []).map(key));
-      const wantRemotes = new Set(want.remotes.map(key));
-      for (const r of have?.remotes ?? []) if (!wantRemotes.has(key(r))) dp.removeRemote(want.name, parseIpv4(r.address), r.port);
-      for (const r of want.remotes) if (!haveRemotes.has(key(r))) dp.addRemote(want.name, parseIpv4(r.address), r.port, r.publicKey);
-      // Same VNI and encapsulation (else it was rebuilt above): its remotes, MTU or
-      // neighbors changed.
-      if (have) result.changed.push(`network ${want.name}`);
-      if (have?.mtu !== want.mtu) dp.setNetworkMtu(want.name, want.mtu);
-      const failed = this.applyNeighbors(want);
-      dp.setIpv6(want.name, want.ipv6 ?? null);
-      this.networks.set(want.name, want);
-      // Not recorded as applied while some of it is missing: the next apply tries again.
-      if (failed.length === 0) this.networkJson.set(want.name, json);
-      else result.failed.push(...failed);
+      this.networks.set(want.name, { state: null, builder: new TableBuilder(), identity: identityOf(want), header: '', neighbors: new Map(), gatewayIps: [] });
+      result.added.push(`network ${want.name}`);
     }
 
-    // Routes name other networks, which all exist by now.
-    for (const want of desired.networks) {
-      dp.setRoutes(want.name, want.routes ?? []);
-      dp.setGateways(want.name, want.gateways ?? []);
-    }
-
-    // The routers' external gateways held here, then where each network's way out is.
+    // 3. The routers' external gateways held here.
     const wantNat = new Map(desired.nat.map((n) => [n.router, n]));
     for (const router of this.natJson.keys()) {
       if (wantNat.has(router)) continue;
@@ -251,21 +270,41 @@ export class Reconciler {
     for (const n of desired.nat) {
       const json = JSON.stringify(n);
       if (this.natJson.get(n.router) === json && dp.hasNat(n.router)) continue;
+      try {
+        dp.setNat(n.router, natSpec(n), n.inside);
+      } catch (err) {
+        result.failed.push(`external gateway of ${n.router}: ${(err as Error).message}`);
+        this.natJson.delete(n.router);
+        continue;
+      }
       (this.natJson.has(n.router) ? result.changed : result.added).push(`external gateway of ${n.router}`);
-      dp.setNat(n.router, natSpec(n), n.inside);
       this.natJson.set(n.router, json);
     }
+
+    // 4. Each network's tables, compiled where it changed and swapped in whole. Routes name
+    // other networks, which all exist by now.
     for (const want of desired.networks) {
-      const ext = want.external;
-      dp.setExternal(want.name, !ext ? null : ext.remote ? { address: parseIpv4(ext.remote.address), port: ext.remote.port } : { router: ext.router });
+      const a = this.networks.get(want.name);
+      if (!a || a.state === want) continue;
+      const wasApplied = a.header !== '';
+      const failed = this.compile(want, a);
+      try {
+        dp.setTables(want.name, a.builder.build());
+      } catch (err) {
+        failed.push(`network ${want.name}: ${(err as Error).message}`);
+      }
+      // Not recorded as applied while some of it is missing: the next apply tries again.
+      a.state = failed.length === 0 ? want : null;
+      result.failed.push(...failed);
+      if (wasApplied) result.changed.push(`network ${want.name}`);
     }
 
-    // 3. Ports to attach (new, changed, or still pending from an earlier apply).
+    // 5. Ports to attach (new, changed, or still pending from an earlier apply).
     for (const want of desired.ports) {
       if (this.ports.has(want.name)) continue;
       let backend: PortBackend;
       try {
-        const mac = want.mode === 'access' ? desired.networks.find((n) => n.name === want.network)?.neighbors?.find((x) => x.port === want.name)?.mac : undefined;
+        const mac = want.mode === 'access' ? wantNets.get(want.network)?.neighbors?.find((x) => x.port === want.name)?.mac : undefined;
         backend = this.open(want, want.backend, mac);
       } catch (err) {
         this.pending.set(want.name, (err as Error).message);
@@ -292,53 +331,97 @@ export class Reconciler {
     return result;
   }
 
-  /** Installs remote ports' MACs (removing those that went) and the ARP answers. Returns
-   * what could not be installed (the rest is). */
-  private applyNeighbors(net: NetworkState): string[] {
-    const dp = this.datapath;
-    if (net.neighbors === undefined) {
-      dp.setArpTable(net.name, null);
-      dp.setNdTable(net.name, null);
-      dp.setLocalMacs(net.name, null);
-      return [];
-    }
-    const refused: string[] = [];
-    let more = 0;
-    const installed = this.staticMacs.get(net.name) ?? new Map<number, string>();
-    const next = new Map<number, string>();
-    const arp = new Map<number, number>();
-    const nd = new Map<string, number>();
-    const local = new Map<number, string>();
-    for (const n of net.neighbors) {
-      const mac = parseMac(n.mac);
-      for (const ip of n.ips) {
-        if (ip.includes(':')) nd.set(formatIpv6(parseIpv6(ip)), mac);
-        else arp.set(parseIpv4(ip), mac);
+  /**
+   * Puts what changed of `net` into its builder: the header when its JSON differs, and the
+   * neighbours that are not the objects compiled last time (the rest are). Returns what
+   * could not be compiled; a neighbour that could not be is tried again next time.
+   */
+  private compile(net: NetworkState, a: Applied): string[] {
+    const b = a.builder;
+    const failed: string[] = [];
+    const { neighbors, ...rest } = net;
+    const header = JSON.stringify(rest);
+    const headerChanged = header !== a.header;
+    if (headerChanged) {
+      b.members(net.remotes.map((r) => ({ address: r.address, port: r.port, key: r.publicKey ?? null })));
+      b.mtu(net.mtu);
+      b.routes(net.routes ?? []);
+      b.gateways(net.gateways ?? []);
+      b.ipv6(net.ipv6 ?? null);
+      const ext = net.external;
+      if (!b.external(!ext ? null : ext.remote ? { address: ext.remote.address, port: ext.remote.port } : { router: ext.router })) {
+        failed.push(`network ${net.name} has no remote host ${ext!.remote!.address}:${ext!.remote!.port} to send its outside traffic to`);
       }
-      if (n.port !== undefined) local.set(mac, n.port);
-      if (!n.remote) continue;
-      const where = `${n.remote.address}:${n.remote.port}`;
-      if (installed.get(mac) !== where) {
-        try {
-          dp.addRemoteMac(net.name, mac, parseIpv4(n.remote.address), n.remote.port, this.clock());
-        } catch (err) {
+      a.header = header;
+    }
+    if (neighbors === undefined) {
+      for (const c of a.neighbors.values()) if (c.pinned) b.unpin(c.mac);
+      a.neighbors = new Map();
+      a.gatewayIps = [];
+      b.answering(false);
+      return failed;
+    }
+    // Neighbours by identity: the ones compiled last time and still here are kept.
+    const before = a.neighbors;
+    const after = new Map<Neighbor, Compiled>();
+    const added: Neighbor[] = [];
+    for (const n of neighbors) {
+      const c = before.get(n);
+      if (c === undefined) added.push(n);
+      else {
+        after.set(n, c);
+        before.delete(n);
+      }
+    }
+    if (!headerChanged && added.length === 0 && before.size === 0 && a.state !== null) return failed;
+    b.answering(true);
+    for (const c of before.values()) {
+      if (c.pinned) b.unpin(c.mac);
+      for (const ip of c.ipv4) b.arp(ip, null);
+      for (const ip of c.ipv6) b.ndp(ip, null);
+    }
+    let more = 0;
+    for (const n of added) {
+      const mac = parseMac(n.mac);
+      const c: Compiled = { mac, pinned: false, ipv4: [], ipv6: [] };
+      if (n.port !== undefined) {
+        b.pinLocal(mac, n.port);
+        c.pinned = true;
+      }
+      if (n.remote) {
+        if (!b.pinRemote(mac, n.remote.address, n.remote.port)) {
           // The first few reasons, then a count: a view can hold thousands of MACs.
-          const why = (err as Error).message;
-          if (refused.length < 3) refused.push(why);
+          if (failed.length < 3) failed.push(`network ${net.name} has no remote host ${n.remote.address}:${n.remote.port}: ${n.mac} not installed`);
           else more++;
+          if (c.pinned) b.unpin(mac);
           continue;
         }
+        c.pinned = true;
       }
-      next.set(mac, where);
+      for (const ip of n.ips) {
+        if (ip.includes(':')) {
+          b.ndp(ip, mac);
+          c.ipv6.push(ip);
+        } else {
+          const v4 = parseIpv4(ip);
+          b.arp(v4, mac);
+          c.ipv4.push(v4);
+        }
+      }
+      after.set(n, c);
     }
-    for (const gw of net.gateways ?? []) arp.set(parseIpv4(gw.split('/')[0]), ROUTER_MAC);
-    if (net.ipv6) nd.set(formatIpv6(ROUTER_LINK_LOCAL), ROUTER_MAC);
-    for (const mac of installed.keys()) if (!next.has(mac)) dp.removeMac(net.name, mac);
-    this.staticMacs.set(net.name, next);
-    dp.setLocalMacs(net.name, local);
-    dp.setArpTable(net.name, arp);
-    dp.setNdTable(net.name, nd);
-    if (more > 0) refused.push(`and ${more} more of network ${net.name}'s MACs not installed`);
-    return refused;
+    if (more > 0) failed.push(`and ${more} more of network ${net.name}'s MACs not installed`);
+    a.neighbors = after;
+    // The router's own addresses answer with its MAC, over any neighbour's.
+    if (headerChanged || added.length > 0 || before.size > 0) {
+      const gatewayIps = (net.gateways ?? []).map((g) => parseIpv4(g.split('/')[0]));
+      for (const ip of a.gatewayIps) if (!gatewayIps.includes(ip)) b.arp(ip, null);
+      for (const ip of gatewayIps) b.arp(ip, ROUTER_MAC);
+      a.gatewayIps = gatewayIps;
+      b.ndp(ROUTER_LINK_LOCAL_TEXT, net.ipv6 ? ROUTER_MAC : null);
+    }
+    return failed;
   }
 }
+
+const ROUTER_LINK_LOCAL_TEXT = formatIpv6(ROUTER_LINK_LOCAL);

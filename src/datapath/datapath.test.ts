@@ -6,6 +6,7 @@ import * as compose from '../wire/compose.js';
 import { EthernetFrame, EtherType } from '../wire/ethernet.js';
 import { VlanTag } from '../wire/vlan.js';
 import { Datapath, type DatapathOptions } from './datapath.js';
+import { TableBuilder } from './tables.js';
 import { MemoryFabric, type MemoryPort, type MemoryUnderlay } from './memory.js';
 import type { FirewallRule } from './firewall.js';
 import { PortSecurity } from './port-security.js';
@@ -30,6 +31,14 @@ function twoHosts(options: DatapathOptions = {}) {
   const clock = () => now;
   const hosts = [H1, H2].map((address) => {
     const dp = new Datapath(options);
+    // Each network's tables, edited and swapped in as a test goes.
+    const builders = new Map<string, TableBuilder>();
+    const tables = (name: string, edit: (t: TableBuilder) => unknown) => {
+      let b = builders.get(name);
+      if (!b) builders.set(name, (b = new TableBuilder()));
+      edit(b);
+      dp.setTables(name, b.build());
+    };
     const underlay = fabric.underlay(address, PORT);
     const geneveUnderlay = fabric.underlay(address, GENEVE_PORT);
     dp.attachUnderlay(underlay, address, PORT, 'vxlan');
@@ -37,9 +46,9 @@ function twoHosts(options: DatapathOptions = {}) {
     dp.startUnderlay(clock);
     for (const [name, vni, encapsulation] of [['blue', 100, 'vxlan'], ['red', 200, 'geneve']] as const) {
       dp.addNetwork({ name, vni, encapsulation });
-      dp.addRemote(name, address === H1 ? H2 : H1, encapsulation === 'vxlan' ? PORT : GENEVE_PORT);
+      tables(name, (t) => t.members([{ address: address === H1 ? H2 : H1, port: encapsulation === 'vxlan' ? PORT : GENEVE_PORT }]));
     }
-    return { dp, underlay, geneveUnderlay };
+    return { dp, underlay, geneveUnderlay, tables };
   });
   const port = (host: 0 | 1, name: string, network: string): MemoryPort => {
     const backend = fabric.port(name);
@@ -206,7 +215,7 @@ test('frames from a tunnel are not flooded to other tunnels (split horizon)', ()
     dp.attachUnderlay(fabric.underlay(address, PORT), address, PORT, 'vxlan');
     dp.startUnderlay(() => 0);
     dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
-    for (const other of [H1, H2, H3]) if (other !== address) dp.addRemote('blue', other, PORT);
+    dp.setTables('blue', new TableBuilder().members([H1, H2, H3].filter((other) => other !== address).map((other) => ({ address: other, port: PORT }))).build());
     return dp;
   });
   const ports = dps.map((dp, i) => {
@@ -326,7 +335,7 @@ test('ARP suppression: a request for a known address is answered on the host, no
   const { fabric, hosts, port } = twoHosts();
   const blue1 = port(0, 'blue1', 'blue');
   const blue2 = port(1, 'blue2', 'blue');
-  hosts[0].dp.setArpTable('blue', new Map([[ip(2), mac(2)]]));
+  hosts[0].tables('blue', (t) => t.arp(ip(2), mac(2)));
   blue1.send(arpRequest(1, 2));
   blue1.send(arpRequest(1, 9)); // unknown: flooded as usual
   fabric.run();
@@ -342,7 +351,7 @@ test('ND suppression answers a real Linux solicitation exactly as Linux answered
   const vm = port(0, 'blue1', 'blue');
   const blue2 = port(1, 'blue2', 'blue');
   // The captured exchange: fd00::1 (02:..:0a) asks for fd00::2, which is 02:..:0b.
-  hosts[0].dp.setNdTable('blue', new Map([['fd00::2', parseMac('02:00:00:00:00:0b')]]));
+  hosts[0].tables('blue', (t) => t.ndp('fd00::2', parseMac('02:00:00:00:00:0b')));
   vm.send(hex(icmpv6NeighborSolicitation));
   fabric.run();
   assert.deepEqual(vm.take(), [hex(icmpv6NeighborAdvertisement)]);
@@ -361,7 +370,7 @@ test('a MAC the controller gave a local port stays there: spoofed frames from a 
   const blue1 = port(0, 'blue1', 'blue');
   const blue3 = port(0, 'blue3', 'blue');
   const blue2 = port(1, 'blue2', 'blue');
-  hosts[0].dp.setLocalMacs('blue', new Map([[mac(1), 'blue1'], [mac(3), 'blue3']]));
+  hosts[0].tables('blue', (t) => t.pinLocal(mac(1), 'blue1').pinLocal(mac(3), 'blue3'));
   // A datagram from blue2's host (a real remote of blue) with blue1's MAC; blue3 sends with it too.
   (hosts[0].underlay as MemoryUnderlay).inject(compose.vxlan(100, arpRequest(1, 9)), H2, 40000);
   blue3.send(arpRequest(1, 9));
@@ -377,7 +386,7 @@ test('a MAC the controller gave a local port stays there: spoofed frames from a 
   assert.deepEqual(blue1.take(), [ping(2, 1)]);
   assert.deepEqual(blue3.take(), [ping(1, 3)]);
   // When the port goes, its MAC is free to be learned elsewhere.
-  hosts[0].dp.setLocalMacs('blue', new Map([[mac(3), 'blue3']]));
+  hosts[0].tables('blue', (t) => t.unpin(mac(1)));
   blue3.send(arpRequest(1, 9));
   fabric.run();
   assert.deepEqual(hosts[0].dp.portCounters('blue3').snapshot().drops, { 'src-mac-pinned': 1 }, 'no new drop');
@@ -407,9 +416,8 @@ test('the router: a frame to ROUTER_MAC is routed into the destination network w
   const red2 = port(1, 'red2', 'red');
   const red1 = port(0, 'red1', 'red');
   const dp = hosts[0].dp;
-  dp.setRoutes('blue', [{ cidr: '10.20.0.0/24', network: 'red' }]);
-  dp.addRemoteMac('red', mac(0x22), H2, GENEVE_PORT, 0);
-  dp.setArpTable('red', new Map([[parseIpv4('10.20.0.2'), mac(0x22)], [parseIpv4('10.20.0.1'), mac(0x21)]]));
+  hosts[0].tables('blue', (t) => t.routes([{ cidr: '10.20.0.0/24', network: 'red' }]));
+  hosts[0].tables('red', (t) => t.pinRemote(mac(0x22), H2, GENEVE_PORT) && t.arp(parseIpv4('10.20.0.2'), mac(0x22)).arp(parseIpv4('10.20.0.1'), mac(0x21)));
   const toGateway = (dst: string, ttl = 64) => compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv4, compose.ipv4(ip(1), parseIpv4(dst), 1, new Uint8Array(16), ttl));
   blue1.send(toGateway('10.20.0.2'));
   fabric.run();
@@ -437,8 +445,7 @@ test('the router owes ICMP errors, from its address on the sender\'s subnet, at 
   const { fabric, hosts, port, advance } = twoHosts();
   const blue1 = port(0, 'blue1', 'blue');
   const dp = hosts[0].dp;
-  dp.setRoutes('blue', [{ cidr: '10.20.0.0/24', network: 'red' }]);
-  dp.setGateways('blue', ['10.0.0.254/24']);
+  hosts[0].tables('blue', (t) => t.routes([{ cidr: '10.20.0.0/24', network: 'red' }]).gateways(['10.0.0.254/24']));
   const packet = (ttl: number, protocol = 17, payload = new Uint8Array(16)) => compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv4, compose.ipv4(ip(1), parseIpv4('10.20.0.2'), protocol, payload, ttl));
   blue1.send(packet(1));
   fabric.run();
@@ -580,9 +587,9 @@ test('the router between two VLANs of one trunk port: routed back out of the tru
   const trunk = fabric.port('trunk1');
   dp.addPort({ name: 'trunk1', backend: trunk, mode: 'trunk', vlans: { 10: 'blue', 20: 'red' } });
   dp.startPort('trunk1', () => 0);
-  dp.setRoutes('blue', [{ cidr: '10.20.0.0/24', network: 'red' }]);
+  hosts[0].tables('blue', (t) => t.routes([{ cidr: '10.20.0.0/24', network: 'red' }]));
   const peer = parseIpv4('10.20.0.5');
-  dp.setArpTable('red', new Map([[peer, mac(5)]]));
+  hosts[0].tables('red', (t) => t.arp(peer, mac(5)));
   const toGateway = compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv4, compose.icmpEchoV4(ip(1), peer, 1, 1, new Uint8Array(8)), [{ vid: 10 }]);
   // The VM behind VLAN 20 is unknown yet (flooded on red), then learned at the trunk.
   for (const learned of [false, true]) {
@@ -608,8 +615,8 @@ test('removing a network removes the IPv6 routes to it too', async () => {
   const dp = hosts[0].dp;
   const blue1 = port(0, 'blue1', 'blue');
   dp.addNetwork({ name: 'green', vni: 300, encapsulation: 'vxlan' });
-  dp.setRoutes('blue', [{ cidr: '10.30.0.0/24', network: 'green' }, { cidr: 'fd30::/64', network: 'green' }]);
-  dp.setNdTable('green', new Map([['fd30::5', mac(5)]]));
+  hosts[0].tables('blue', (t) => t.routes([{ cidr: '10.30.0.0/24', network: 'green' }, { cidr: 'fd30::/64', network: 'green' }]));
+  hosts[0].tables('green', (t) => t.ndp('fd30::5', mac(5)));
   dp.removeNetwork('green');
   const toGateway = compose.ethernet(ROUTER_MAC, mac(1), EtherType.Ipv6, compose.udpV6(ip6(1), parseIpv6('fd30::5'), 5000, 53, new Uint8Array(8)));
   blue1.send(toGateway);

@@ -30,7 +30,8 @@ import { writeVxlanHeader } from '../wire/vxlan.js';
 import { BAD_OFFLOAD, type KernelCounters, type PortBackend, type UnderlayBackend } from './backend.js';
 import { Counters, Drop, type CounterSnapshot } from './counters.js';
 import { overlayMtu, type Encapsulation } from './encapsulation.js';
-import { Fdb, isRemote, Learned, NOT_FOUND, vtepDestination, vtepOf } from './fdb.js';
+import { Fdb, isRemote, NOT_FOUND, vtepDestination, vtepOf, type FdbDestination } from './fdb.js';
+import { localOf, NO_PIN, type Member, type NetworkTables } from './tables.js';
 import { PacketMemory } from './packet-memory.js';
 import { DHCP_OUTCOMES, isDhcpToServer, type DhcpLease, type DhcpOutcome } from './dhcp-server.js';
 import { Network, Port, Underlay, UNDERLAY_TX_QUEUE, PORT_TX_QUEUE, Vtep, type FrameTap, type Output, type TunnelEngine, type TunnelPeer, type TunnelStats, TUNNEL_HANDLED, TUNNEL_HEADER_LEN, TunnelRefusal } from './model.js';
@@ -218,7 +219,7 @@ export class Datapath implements Output {
   removeNetwork(name: string): void {
     const net = this.mustNetwork(name);
     if (net.ports.length > 0) throw new Error(`network ${name} still has ports: ${net.ports.map((p) => p.name).join(', ')}`);
-    for (const v of [...net.remotes]) this.removeRemote(name, v.address, v.port);
+    this.installMembers(net, []);
     for (const other of this.networks) {
       if (!other) continue;
       other.routes = other.routes.filter((r) => r.network !== net);
@@ -245,40 +246,102 @@ export class Datapath implements Output {
   }
 
   /**
-   * Adds a remote host (VTEP) to a network: flooded frames are replicated to it, and frames
-   * from it are accepted. An encrypted network's remote is a tunnel peer, known by its
-   * public key (base64): address:port is where it is until it is heard from elsewhere.
+   * Swaps in a network's compiled tables (tables.ts), whole: its MTU, member hosts, pins,
+   * ARP and ND answers, routes, the router's addresses, IPv6 advertisements and way out.
+   * Checked before anything changes: members that do not fit the network (a provider network
+   * has none; an encrypted network's have keys, a plain one's none) or a route to a network
+   * this data path lacks refuse the tables, with nothing swapped. What the data path learned
+   * (MACs, connections, tunnel sessions, counters) stays. A way out through a gateway this
+   * host does not hold (yet), or pins to ports not attached (yet), are none until they come.
    */
-  addRemote(network: string, address: number, port: number, publicKey?: string): void {
-    const net = this.mustNetwork(network);
-    if (net.provider) throw new Error(`network ${network} is a provider network: it reaches other hosts through its uplink, not tunnels`);
-    if (net.encrypted !== (publicKey !== undefined)) throw new Error(`network ${network} is ${net.encrypted ? 'encrypted: a remote host needs its public key' : 'not encrypted: a remote host has no key in it'}`);
-    const key = publicKey ?? null;
-    if (net.remotes.some((v) => v.address === address && v.port === port && v.key === key)) return;
-    let vtep = this.vteps.find((v) => v !== undefined && v.address === address && v.port === port && v.key === key);
-    if (!vtep) {
-      let index = this.vteps.indexOf(undefined);
-      if (index < 0) index = this.vteps.length;
-      vtep = new Vtep(index, address, port, publicKey ?? null);
-      this.vteps[index] = vtep;
-      if (publicKey !== undefined) this.peersChanged = true;
+  setTables(name: string, t: NetworkTables): void {
+    const net = this.mustNetwork(name);
+    const old = net.tables;
+    if (t === old) return;
+    if (t.members !== old.members) {
+      if (net.provider && t.members.length > 0) throw new Error(`network ${name} is a provider network: it reaches other hosts through its uplink, not tunnels`);
+      for (const m of t.members) {
+        if (net.encrypted !== (m.key !== null)) throw new Error(`network ${name} is ${net.encrypted ? 'encrypted: a remote host needs its public key' : 'not encrypted: a remote host has no key in it'}`);
+      }
     }
-    vtep.networks++;
-    net.remotes.push(vtep);
+    const routes = t.routes === old.routes ? net.routes : t.routes.map((r) => ({ prefix: r.prefix, mask: r.mask, network: this.mustNetwork(r.network), nextHop: r.nextHop }));
+    const routes6 = t.routes6 === old.routes6 ? net.routes6 : t.routes6.map((r) => ({ prefix: r.prefix, network: this.mustNetwork(r.network) }));
+    // Nothing is refused from here on.
+    if (t.members !== old.members) this.installMembers(net, t.members);
+    net.tables = t;
+    net.routes = routes;
+    net.routes6 = routes6;
+    const most = this.mostMtu(net.encapsulation, net.provider, net.encrypted);
+    net.mtu = Math.min(t.mtu ?? (net.provider ? 1500 : most), most);
+    net.arp = t.arp;
+    net.nd = t.nd;
+    net.nd6 = t.nd6;
+    net.gateways = t.gateways;
+    if (t.ipv6 !== old.ipv6) {
+      const fresh = net.ra === null;
+      net.ra = t.ipv6 === null ? null : { prefix: t.ipv6.prefix, prefixLength: t.ipv6.prefixLength, routerLifetime: t.ipv6.routed ? RA_ROUTER_LIFETIME : 0, dns: t.ipv6.dns };
+      // Tell every port at the next tick, not in RA_INTERVAL_MS.
+      if (fresh) for (const p of net.ports) p.raSent = -1;
+    }
+    this.resolveLocals(net);
+    this.resolveExternal(net);
   }
 
-  removeRemote(network: string, address: number, port: number): void {
-    const net = this.mustNetwork(network);
-    const i = net.remotes.findIndex((v) => v.address === address && v.port === port);
-    if (i < 0) return;
-    const vtep = net.remotes[i];
-    net.remotes.splice(i, 1);
-    if (net.externalVtep === vtep) net.externalVtep = null;
-    net.fdb.flushDestination(vtepDestination(vtep.index));
-    if (--vtep.networks === 0) {
-      this.vteps[vtep.index] = undefined;
-      if (vtep.key !== null) this.peersChanged = true;
+  /** The network's tables as last swapped in. */
+  tablesOf(name: string): NetworkTables {
+    return this.mustNetwork(name).tables;
+  }
+
+  /** Makes the network's tunnels those of `members`: a member that went gives up its VTEP
+   * (and the MACs learned behind it), a new one gets one (shared with the other networks
+   * the two hosts have in common). */
+  private installMembers(net: Network, members: readonly Member[]): void {
+    const next = new Set(members);
+    for (const m of net.members) {
+      if (next.has(m)) continue;
+      const vtep = net.vtepOfMember[m.id]!;
+      net.vtepOfMember[m.id] = undefined;
+      if (net.externalVtep === vtep) net.externalVtep = null;
+      net.fdb.flushDestination(vtepDestination(vtep.index));
+      if (--vtep.networks === 0) {
+        this.vteps[vtep.index] = undefined;
+        if (vtep.key !== null) this.peersChanged = true;
+      }
     }
+    const had = new Set(net.members);
+    for (const m of members) {
+      if (had.has(m)) continue;
+      let vtep = this.vteps.find((v) => v !== undefined && v.address === m.address && v.port === m.port && v.key === m.key);
+      if (!vtep) {
+        let index = this.vteps.indexOf(undefined);
+        if (index < 0) index = this.vteps.length;
+        vtep = new Vtep(index, m.address, m.port, m.key);
+        this.vteps[index] = vtep;
+        if (m.key !== null) this.peersChanged = true;
+      }
+      vtep.networks++;
+      net.vtepOfMember[m.id] = vtep;
+    }
+    net.members = members;
+    net.remotes = members.map((m) => net.vtepOfMember[m.id]!);
+  }
+
+  /** Where each local pin of the network's tables points: its port, while that port is on
+   * the network here. */
+  private resolveLocals(net: Network): void {
+    const locals = net.tables.locals;
+    const at = new Int32Array(locals.length).fill(NOT_FOUND);
+    for (let i = 0; i < locals.length; i++) {
+      const port = net.ports.find((p) => p.name === locals[i]);
+      if (port) at[i] = port.index;
+    }
+    net.localPort = at;
+  }
+
+  private resolveExternal(net: Network): void {
+    const to = net.tables.external;
+    net.external = to !== null && 'router' in to ? this.nats.get(to.router) ?? null : null;
+    net.externalVtep = to !== null && 'member' in to ? net.vtepOfMember[to.member] ?? null : null;
   }
 
   /** Tells the tunnels which peers this host may talk to now (the keys of every encrypted
@@ -297,37 +360,6 @@ export class Datapath implements Output {
       if (v.peer) this.vtepOfPeer.set(v.peer, v);
     }
     this.countTappedPeers();
-  }
-
-  /** Sets a network's MTU (capped at what the underlay allows); returns the one in force. */
-  setNetworkMtu(name: string, mtu: number | undefined): number {
-    const net = this.mustNetwork(name);
-    const most = this.mostMtu(net.encapsulation, net.provider, net.encrypted);
-    net.mtu = Math.min(mtu ?? (net.provider ? 1500 : most), most);
-    return net.mtu;
-  }
-
-  /** Sets where the router takes packets sent to it on `network`: prefixes (CIDR text, IPv4
-   * or IPv6) and the network each leads to (which must exist). */
-  setRoutes(network: string, routes: Array<{ cidr: string; network: string; nextHop?: string }>): void {
-    const net = this.mustNetwork(network);
-    net.routes6 = routes.filter((r) => r.cidr.includes(':')).map((r) => ({ prefix: Prefix6.parse(r.cidr), network: this.mustNetwork(r.network) }))
-      .sort((a, b) => b.prefix.length - a.prefix.length);
-    net.routes = routes.filter((r) => !r.cidr.includes(':')).map((r) => {
-      const [addr, len] = r.cidr.split('/');
-      const length = Number(len);
-      const mask = length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0;
-      return { prefix: (parseIpv4(addr) & mask) >>> 0, mask, network: this.mustNetwork(r.network), nextHop: r.nextHop ? parseIpv4(r.nextHop) : 0 };
-    }).sort((a, b) => b.mask - a.mask);
-  }
-
-  /** Sets the router's addresses on a network (its subnets' gateways, CIDR text). */
-  setGateways(network: string, gateways: string[]): void {
-    this.mustNetwork(network).gateways = gateways.map((g) => {
-      const [addr, len] = g.split('/');
-      const length = Number(len ?? 32);
-      return { address: parseIpv4(addr), mask: length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0 };
-    });
   }
 
   /** Sets what a port may send as (port security; null: off). */
@@ -356,57 +388,6 @@ export class Datapath implements Output {
     const port = this.portByName.get(name);
     if (!port) throw new Error(`no port ${name}`);
     port.dhcp = lease;
-  }
-
-  /** Sets the addresses this host answers ARP for on a network (null: answer none). */
-  setArpTable(network: string, table: Map<number, number> | null): void {
-    this.mustNetwork(network).arp = table;
-  }
-
-  /** Sets the IPv6 addresses (RFC 5952 text) this host answers neighbor solicitations for,
-   * and routes to. */
-  setNdTable(network: string, table: Map<string, number> | null): void {
-    const net = this.mustNetwork(network);
-    net.nd = table;
-    if (table === null) {
-      net.nd6 = null;
-      return;
-    }
-    net.nd6 = new Neighbors6();
-    for (const [address, mac] of table) net.nd6.set(parseIpv6(address), mac);
-  }
-
-  /**
-   * Sets a network's IPv6 router advertisements: its prefix (a /64, for SLAAC), DNS servers,
-   * and whether a router serves it (then the advertisements make this host's router the
-   * VMs' default router). Null: none are sent, and router solicitations are flooded.
-   */
-  setIpv6(network: string, ipv6: { prefix: string; dns: string[]; routed: boolean } | null): void {
-    const net = this.mustNetwork(network);
-    if (ipv6 === null) {
-      net.ra = null;
-      return;
-    }
-    const [addr, len] = ipv6.prefix.split('/');
-    const fresh = net.ra === null;
-    net.ra = { prefix: parseIpv6(addr), prefixLength: Number(len), routerLifetime: ipv6.routed ? RA_ROUTER_LIFETIME : 0, dns: ipv6.dns.map(parseIpv6) };
-    // Tell every port at the next tick, not in RA_INTERVAL_MS.
-    if (fresh) for (const p of net.ports) p.raSent = -1;
-  }
-
-  /** Removes a MAC from a network's FDB (a remote port that went away). */
-  removeMac(network: string, mac: number): void {
-    this.mustNetwork(network).fdb.remove(mac);
-  }
-
-  /** Installs a MAC that lives behind a remote host (pushed by a controller). Throws, with
-   * nothing installed, when the network has no such remote host or holds its most static
-   * MACs (the learning limit does not apply to these). */
-  addRemoteMac(network: string, mac: number, address: number, port: number, now: number): void {
-    const net = this.mustNetwork(network);
-    const vtep = net.remotes.find((v) => v.address === address && v.port === port);
-    if (!vtep) throw new Error(`network ${network} has no remote host ${formatIpv4(address)}:${port}`);
-    if (!net.fdb.setStatic(mac, vtepDestination(vtep.index), now)) throw new Error(`network ${network} holds ${net.fdb.statics} static MACs, its most: ${formatMac(mac)} not installed`);
   }
 
   addPort(spec: PortSpec): void {
@@ -442,34 +423,7 @@ export class Datapath implements Output {
     this.portByName.set(port.name, port);
     for (const net of members) {
       net.ports.push(port);
-      this.pinLocalMacs(net);
-    }
-  }
-
-  /**
-   * Sets which MACs belong to which local port on a network (from the controller's view;
-   * null: none known). Each is pinned in the FDB to its port while the port exists: learning
-   * never moves it, and a frame claiming it from another port or a tunnel is dropped
-   * ('src-mac-pinned'), so one spoofed frame cannot cut a VM off.
-   */
-  setLocalMacs(network: string, macs: Map<number, string> | null): void {
-    const net = this.mustNetwork(network);
-    const old = net.localMacs;
-    net.localMacs = macs;
-    if (old) {
-      for (const [mac, portName] of old) {
-        const port = this.portByName.get(portName);
-        if (port && macs?.get(mac) !== portName && net.fdb.isStaticAt(mac, port.index)) net.fdb.remove(mac);
-      }
-    }
-    this.pinLocalMacs(net);
-  }
-
-  private pinLocalMacs(net: Network): void {
-    if (!net.localMacs) return;
-    for (const [mac, portName] of net.localMacs) {
-      const port = this.portByName.get(portName);
-      if (port && net.ports.includes(port)) net.fdb.setStatic(mac, port.index, 0);
+      this.resolveLocals(net);
     }
   }
 
@@ -479,8 +433,10 @@ export class Datapath implements Output {
     for (const net of this.networks) {
       if (!net) continue;
       const i = net.ports.indexOf(port);
-      if (i >= 0) net.ports.splice(i, 1);
+      if (i < 0) continue;
+      net.ports.splice(i, 1);
       net.fdb.flushDestination(port.index);
+      this.resolveLocals(net);
     }
     const d = this.dirtyPorts.indexOf(port);
     if (d >= 0) this.dirtyPorts.splice(d, 1);
@@ -601,10 +557,12 @@ export class Datapath implements Output {
     if (old) {
       const i = old.network.nats.indexOf(old);
       if (i >= 0) old.network.nats.splice(i, 1);
-      for (const net of this.networks) if (net?.external === old) net.external = null;
       this.nats.delete(router);
     }
-    if (spec === null) return;
+    if (spec === null) {
+      for (const net of this.networks) if (net) this.resolveExternal(net);
+      return;
+    }
     const keep = old !== undefined && old.spec.address === spec.address && old.spec.mac === spec.mac && old.table.capacity === spec.limit;
     const nat = new Nat(spec, this.mustNetwork(spec.network), keep ? old.table : undefined);
     nat.inside = inside.map((r) => {
@@ -619,28 +577,13 @@ export class Datapath implements Output {
     }
     nat.network.nats.push(nat);
     this.nats.set(router, nat);
+    // The networks whose tables go out through this router's gateway.
+    for (const net of this.networks) if (net) this.resolveExternal(net);
   }
 
-  /** Where `network`'s packets for the outside go: the NAT of `router` on this host, a
-   * remote host (the gateway host) over the network's tunnel, or nowhere (null). */
+  /** Whether this host holds `router`'s external gateway. */
   hasNat(router: string): boolean {
     return this.nats.has(router);
-  }
-
-  setExternal(network: string, to: { router: string } | { address: number; port: number } | null): void {
-    const net = this.mustNetwork(network);
-    net.external = null;
-    net.externalVtep = null;
-    if (to === null) return;
-    if ('router' in to) {
-      const nat = this.nats.get(to.router);
-      if (!nat) throw new Error(`no external gateway of router ${to.router} on this host`);
-      net.external = nat;
-      return;
-    }
-    const vtep = net.remotes.find((v) => v.address === to.address && v.port === to.port);
-    if (!vtep) throw new Error(`network ${network} has no remote host ${to.address}:${to.port} to send its outside traffic to`);
-    net.externalVtep = vtep;
   }
 
   // ---- the per-frame path (synchronous, allocation-free) ---------------------------------
@@ -781,7 +724,7 @@ export class Datapath implements Output {
       }
       if (refused >= 0) return c.drop(refused);
     }
-    if (net.fdb.learn(readU16(mem, off + 6), readU32(mem, off + 8), port.index, now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
+    if (!this.learn(net, readU16(mem, off + 6), readU32(mem, off + 8), port.index, now)) return c.drop(Drop['src-mac-pinned']);
     // From the physical network: switched to the VMs, never answered or routed here (every
     // host has the uplink; only the VMs' own hosts answer them).
     if (port.uplink) {
@@ -910,13 +853,35 @@ export class Datapath implements Output {
     // Sent to the router: a VM elsewhere going out through the gateway this host holds.
     if (isRouterMac(mem, inner)) {
       if (net.external === null) return c.drop(Drop['no-route']);
-      if (net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) return c.drop(Drop['src-mac-pinned']);
+      if (!this.learn(net, readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now)) return c.drop(Drop['src-mac-pinned']);
       return this.router.route(null, net, inner, innerLen, -1 - vtep.index, c, now);
     }
-    if (!isRouterMac(mem, inner + 6) && net.fdb.learn(readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now) === Learned.pinnedElsewhere) {
+    if (!isRouterMac(mem, inner + 6) && !this.learn(net, readU16(mem, inner + 6), readU32(mem, inner + 8), vtepDestination(vtep.index), now)) {
       return c.drop(Drop['src-mac-pinned']);
     }
     this.forward(net, inner, innerLen, -1 - vtep.index, c, now);
+  }
+
+  /** Where the tables pin a MAC (given as its two halves): a port index or a VTEP
+   * destination, or NOT_FOUND (not pinned, or pinned to a port or host not here now). */
+  private pinnedAt(net: Network, hi: number, lo: number): FdbDestination {
+    const code = net.tables.pins.get(hi, lo);
+    if (code === NO_PIN) return NOT_FOUND;
+    if (code >= 0) {
+      const vtep = net.vtepOfMember[code];
+      return vtep === undefined ? NOT_FOUND : vtepDestination(vtep.index);
+    }
+    const local = localOf(code);
+    return local < net.localPort.length ? net.localPort[local] : NOT_FOUND;
+  }
+
+  /** Records that a source MAC was seen at `at`; false when the tables pin it elsewhere (the
+   * frame is a spoof). A pinned MAC is never learned: learning cannot move it. */
+  private learn(net: Network, hi: number, lo: number, at: FdbDestination, now: number): boolean {
+    const pinned = this.pinnedAt(net, hi, lo);
+    if (pinned !== NOT_FOUND) return pinned === at;
+    net.fdb.learn(hi, lo, at, now);
+    return true;
   }
 
   /**
@@ -934,7 +899,10 @@ export class Datapath implements Output {
     // or another network).
     const fromPort = fromTunnel || net !== fromNet ? NOT_FOUND : from;
     if (!isGroupMac(mem, off)) {
-      const dest = net.fdb.lookup(readU16(mem, off), readU32(mem, off + 2));
+      const hi = readU16(mem, off);
+      const lo = readU32(mem, off + 2);
+      let dest = this.pinnedAt(net, hi, lo);
+      if (dest === NOT_FOUND) dest = net.fdb.lookup(hi, lo);
       if (this.tracer.active) this.traceSwitch(net, mem, off, dest);
       if (dest !== NOT_FOUND) {
         if (dest === fromPort) return c.drop(Drop.hairpin);
@@ -1183,7 +1151,7 @@ export class Datapath implements Output {
         mtu: n.mtu,
         ports: n.ports.length,
         remotes: n.remotes.length,
-        fdb: { entries: n.fdb.size, static: n.fdb.statics, limit: n.fdb.limit, learnRefused: n.fdb.learnRefused, moves: n.fdb.moves },
+        fdb: { entries: n.fdb.size + n.tables.pins.size, static: n.tables.pins.size, limit: n.fdb.limit, learnRefused: n.fdb.learnRefused, moves: n.fdb.moves },
         arpAnswered: n.arpAnswered,
         ndAnswered: n.ndAnswered,
       })),

@@ -5,6 +5,7 @@ import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Tunnels } from '../tunnel/tunnels.js';
 import { generateKeyPair } from '../tunnel/noise.js';
+import { TableBuilder } from './tables.js';
 import { Datapath } from './datapath.js';
 import { MemoryFabric } from './memory.js';
 
@@ -35,7 +36,7 @@ function twoHosts() {
     dp.attachTunnels(fabric.underlay(address, TUNNEL), address, TUNNEL, tunnels);
     dp.startUnderlay(() => now);
     dp.addNetwork({ name: 'green', vni: 300, encapsulation: 'vxlan', encrypted: true });
-    dp.addRemote('green', address === H1 ? H2 : H1, TUNNEL, Buffer.from(keys[1 - i].publicKey).toString('base64'));
+    dp.setTables('green', new TableBuilder().members([{ address: address === H1 ? H2 : H1, port: TUNNEL, key: Buffer.from(keys[1 - i].publicKey).toString('base64') }]).build());
     const port = fabric.port(`green${i + 1}`);
     dp.addPort({ name: `green${i + 1}`, backend: port, mode: 'access', network: 'green' });
     dp.startPort(`green${i + 1}`, () => now);
@@ -88,7 +89,7 @@ test('a remote host removed from every encrypted network is cut off; one added b
   hosts[0].port.send(ping(1, 2));
   fabric.run();
   assert.equal(hosts[1].port.take().length, 1);
-  hosts[1].dp.removeRemote('green', H1, TUNNEL);
+  hosts[1].dp.setTables('green', new TableBuilder().members([]).build());
   hosts[0].port.send(ping(1, 2));
   fabric.run();
   assert.equal(hosts[1].port.take().length, 0);
@@ -101,7 +102,7 @@ test('a peer on one encrypted network cannot reach another through its own valid
   const h3 = generateKeyPair();
   const [h1, h2] = hosts;
   h2.dp.addNetwork({ name: 'blue', vni: 400, encapsulation: 'vxlan', encrypted: true });
-  h2.dp.addRemote('blue', parseIpv4('192.0.2.3'), TUNNEL, Buffer.from(h3.publicKey).toString('base64'));
+  h2.dp.setTables('blue', new TableBuilder().members([{ address: '192.0.2.3', port: TUNNEL, key: Buffer.from(h3.publicKey).toString('base64') }]).build());
   const blueVm = fabric.port('blue2');
   h2.dp.addPort({ name: 'blue2', backend: blueVm, mode: 'access', network: 'blue' });
   h2.dp.startPort('blue2', () => 1000);
@@ -113,7 +114,7 @@ test('a peer on one encrypted network cannot reach another through its own valid
   // H1's operator puts blue on H1 with H2 as its remote: H1 seals blue's VNI in the session
   // it has with H2, which opens it (the session is valid) and must refuse it.
   h1.dp.addNetwork({ name: 'blue', vni: 400, encapsulation: 'vxlan', encrypted: true });
-  h1.dp.addRemote('blue', H2, TUNNEL, Buffer.from(h2.tunnels.publicKey).toString('base64'));
+  h1.dp.setTables('blue', new TableBuilder().members([{ address: H2, port: TUNNEL, key: Buffer.from(h2.tunnels.publicKey).toString('base64') }]).build());
   const intruder = fabric.port('blue1');
   h1.dp.addPort({ name: 'blue1', backend: intruder, mode: 'access', network: 'blue' });
   h1.dp.startPort('blue1', () => 1000);

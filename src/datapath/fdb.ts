@@ -1,19 +1,13 @@
 /**
  * The forwarding database of one bridge domain: MAC address -> where it lives (a local port
- * or a remote VTEP), learned from traffic or installed statically.
+ * or a remote VTEP), learned from traffic. What the controller says (its ports' MACs) is
+ * not here: it is pinned in the network's compiled tables (tables.ts), which the data path
+ * consults first, so the learning limit bounds learned entries only.
  *
  * An open-addressing hash table (linear probing, backward-shift deletion) over typed
- * arrays: a lookup or a learn allocates nothing. Two kinds of entry share it, each with its
- * own bound:
- * - learned entries, at most `limit` (the per-network learning limit). At the limit a new
- *   MAC is simply not learned: the frame is still forwarded (replies to it are flooded),
- *   and the refusal is counted in `learnRefused`.
- * - static entries (the controller's remote ports and the local ports' own MACs), bounded
- *   by the view that installs them, not by the learning limit: the table is sized for
- *   `limit` learned entries plus every static one, and grows (allocating, on the control
- *   plane) when a static entry would push it past half full. `staticLimit` is only a guard
- *   against a view no host could hold; past it `setStatic` refuses, and its caller must
- *   report the view as failed.
+ * arrays: a lookup or a learn allocates nothing. At most `limit` entries (the per-network
+ * learning limit): at the limit a new MAC is simply not learned, the frame is still
+ * forwarded (replies to it are flooded), and the refusal is counted in `learnRefused`.
  */
 import type { MacNumber } from '../wire/bytes.js';
 
@@ -33,23 +27,8 @@ export function vtepOf(dest: FdbDestination): number {
   return -dest - 1;
 }
 
-/** What `learn` found. */
-export const Learned = {
-  /** Learned or refreshed. */
-  ok: 0,
-  /** A new MAC and the table is full: not learned (the frame may still be forwarded). */
-  full: 1,
-  /** The MAC is pinned (a static entry) to another destination: the frame is a spoof. */
-  pinnedElsewhere: 2,
-} as const;
-
-/** Static entries one network holds at most (ours: a guard on memory, about 40 MB of table;
- * a real view is far below it). */
-export const STATIC_LIMIT = 1 << 20;
-
 const EMPTY = 0;
-const LEARNED = 1;
-const STATIC = 2;
+const USED = 1;
 
 export class Fdb {
   private hi!: Uint16Array;
@@ -58,42 +37,29 @@ export class Fdb {
   private state!: Uint8Array;
   private seen!: Float64Array;
   private mask = 0;
-  private learnedCount = 0;
-  private staticCount = 0;
+  private count = 0;
   /** New MACs not learned because the table was at its limit. */
   learnRefused = 0;
   /** Learned MACs that moved to another port or VTEP. */
   moves = 0;
 
   /**
-   * @param limit how many learned entries at most (the per-network limit)
-   * @param agingMs how long a learned entry lives without being seen again
-   * @param staticLimit how many static entries at most (a guard, see STATIC_LIMIT)
+   * @param limit how many entries at most (the per-network learning limit)
+   * @param agingMs how long an entry lives without being seen again
    */
   constructor(
     readonly limit: number,
     readonly agingMs: number,
-    readonly staticLimit = STATIC_LIMIT,
   ) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`FDB limit must be a positive integer, not ${limit}`);
-    this.allocate(this.sizeFor(0));
-  }
-
-  /** Every entry, learned and static. */
-  get size(): number {
-    return this.learnedCount + this.staticCount;
-  }
-
-  /** Static entries (they do not count against `limit`). */
-  get statics(): number {
-    return this.staticCount;
-  }
-
-  /** Slots for `statics` static entries plus a full learning limit, at most half full. */
-  private sizeFor(statics: number): number {
+    // At most half full.
     let size = 8;
-    while (size < (this.limit + statics) * 2) size *= 2;
-    return size;
+    while (size < limit * 2) size *= 2;
+    this.allocate(size);
+  }
+
+  get size(): number {
+    return this.count;
   }
 
   private allocate(size: number): void {
@@ -103,24 +69,6 @@ export class Fdb {
     this.dest = new Int32Array(size);
     this.state = new Uint8Array(size);
     this.seen = new Float64Array(size);
-  }
-
-  /** Makes room for one more static entry: rehashes into a table twice the size if needed. */
-  private reserveStatic(): void {
-    const size = this.sizeFor(this.staticCount + 1);
-    if (size <= this.mask + 1) return;
-    const { hi, lo, dest, state, seen } = this;
-    this.allocate(size);
-    for (let j = 0; j < state.length; j++) {
-      if (state[j] === EMPTY) continue;
-      let i = this.slotOf(hi[j], lo[j]);
-      while (this.state[i] !== EMPTY) i = (i + 1) & this.mask;
-      this.hi[i] = hi[j];
-      this.lo[i] = lo[j];
-      this.dest[i] = dest[j];
-      this.state[i] = state[j];
-      this.seen[i] = seen[j];
-    }
   }
 
   private slotOf(hi: number, lo: number): number {
@@ -143,78 +91,30 @@ export class Fdb {
     return i < 0 ? NOT_FOUND : this.dest[i];
   }
 
-  /**
-   * Records that `mac` was seen at `destination`. A static entry (a MAC the controller put
-   * at a port or a remote host) is never moved by learning: a frame claiming it from
-   * anywhere else gets `Learned.pinnedElsewhere`. A new MAC with the table full is not
-   * learned (counted in learnRefused): `Learned.full`.
-   */
-  learn(hi: number, lo: number, destination: FdbDestination, now: number): number {
+  /** Records that `mac` was seen at `destination`; false when it is new and the table is
+   * full (not learned, counted in learnRefused). */
+  learn(hi: number, lo: number, destination: FdbDestination, now: number): boolean {
     const i = this.find(hi, lo);
     if (i >= 0) {
-      if (this.state[i] === STATIC) return this.dest[i] === destination ? Learned.ok : Learned.pinnedElsewhere;
       if (this.dest[i] !== destination) {
         this.dest[i] = destination;
         this.moves++;
       }
       this.seen[i] = now;
-      return Learned.ok;
-    }
-    return this.insert(hi, lo, destination, LEARNED, now) ? Learned.ok : Learned.full;
-  }
-
-  /** Whether `mac` is a static entry pointing at `destination`. */
-  isStaticAt(mac: MacNumber, destination: FdbDestination): boolean {
-    const i = this.find(Math.floor(mac / 0x1_0000_0000), mac >>> 0);
-    return i >= 0 && this.state[i] === STATIC && this.dest[i] === destination;
-  }
-
-  /**
-   * Installs a static entry (pushed by the controller, say); replaces a learned one. The
-   * learning limit does not apply; false only past `staticLimit` (nothing installed).
-   */
-  setStatic(mac: MacNumber, destination: FdbDestination, now: number): boolean {
-    const hi = Math.floor(mac / 0x1_0000_0000);
-    const lo = mac >>> 0;
-    let i = this.find(hi, lo);
-    if (i >= 0 && this.state[i] === STATIC) {
-      this.dest[i] = destination;
-      this.seen[i] = now;
       return true;
     }
-    if (this.staticCount >= this.staticLimit) return false;
-    this.reserveStatic(); // may rehash: find the entry again
-    i = this.find(hi, lo);
-    if (i >= 0) {
-      this.learnedCount--;
-      this.staticCount++;
-      this.dest[i] = destination;
-      this.state[i] = STATIC;
-      this.seen[i] = now;
-      return true;
+    if (this.count >= this.limit) {
+      this.learnRefused++;
+      return false;
     }
-    this.insert(hi, lo, destination, STATIC, now);
-    return true;
-  }
-
-  /** Puts a new entry in; a learned one only below the learning limit. */
-  private insert(hi: number, lo: number, destination: FdbDestination, state: number, now: number): boolean {
-    if (state === LEARNED) {
-      if (this.learnedCount >= this.limit) {
-        this.learnRefused++;
-        return false;
-      }
-      this.learnedCount++;
-    } else {
-      this.staticCount++;
-    }
-    let i = this.slotOf(hi, lo);
-    while (this.state[i] !== EMPTY) i = (i + 1) & this.mask;
-    this.hi[i] = hi;
-    this.lo[i] = lo;
-    this.dest[i] = destination;
-    this.state[i] = state;
-    this.seen[i] = now;
+    this.count++;
+    let j = this.slotOf(hi, lo);
+    while (this.state[j] !== EMPTY) j = (j + 1) & this.mask;
+    this.hi[j] = hi;
+    this.lo[j] = lo;
+    this.dest[j] = destination;
+    this.state[j] = USED;
+    this.seen[j] = now;
     return true;
   }
 
@@ -227,8 +127,7 @@ export class Fdb {
 
   /** Backward-shift deletion: keeps every probe chain unbroken without tombstones. */
   private removeAt(i: number): void {
-    if (this.state[i] === STATIC) this.staticCount--;
-    else this.learnedCount--;
+    this.count--;
     this.state[i] = EMPTY;
     let j = i;
     for (;;) {
@@ -241,7 +140,7 @@ export class Fdb {
       this.hi[i] = this.hi[j];
       this.lo[i] = this.lo[j];
       this.dest[i] = this.dest[j];
-      this.state[i] = this.state[j];
+      this.state[i] = USED;
       this.seen[i] = this.seen[j];
       this.state[j] = EMPTY;
       i = j;
@@ -253,9 +152,9 @@ export class Fdb {
     return this.removeWhere((i) => this.dest[i] === destination);
   }
 
-  /** Removes learned entries not seen for `agingMs`. Returns how many went. */
+  /** Removes entries not seen for `agingMs`. Returns how many went. */
   age(now: number): number {
-    return this.removeWhere((i) => this.state[i] === LEARNED && now - this.seen[i] > this.agingMs);
+    return this.removeWhere((i) => now - this.seen[i] > this.agingMs);
   }
 
   private removeWhere(pred: (i: number) => boolean): number {

@@ -14,6 +14,7 @@ import type { Neighbors6, Prefix6 } from './ipv6.js';
 import type { Nat } from './nat.js';
 import type { PortSecurity } from './port-security.js';
 import type { Firewall } from './firewall.js';
+import { EMPTY_TABLES, type AddressTable, type Member, type NetworkTables } from './tables.js';
 
 /** Implementation limits (ours, not a protocol's). */
 export const PORT_TX_QUEUE = 256;
@@ -53,26 +54,33 @@ export interface Output {
 
 export class Network {
   readonly ports: Port[] = [];
-  readonly remotes: Vtep[] = [];
+  /** The tunnels of its member hosts, in the tables' order (a flood goes to each). */
+  remotes: readonly Vtep[] = [];
   readonly fdb: Fdb;
   readonly encapLen: number;
   readonly isVxlan: boolean;
+  /** The compiled tables as last swapped in (tables.ts); the fields below are what the data
+   * path resolved of them (names to objects, ids to tunnels and ports). */
+  tables: NetworkTables = EMPTY_TABLES;
+  /** Its member hosts as installed, and the tunnel (VTEP) of each, by member id. */
+  members: readonly Member[] = [];
+  readonly vtepOfMember: Array<Vtep | undefined> = [];
+  /** A local pin's id -> the index of its port while the port is on this network, else
+   * NOT_FOUND. */
+  localPort: Int32Array = new Int32Array(0);
   /** IPv4 -> MAC of the ports a controller told us about: ARP for these is answered here.
    * Null when there is no such table (static config): ARP is then flooded like any frame. */
-  arp: Map<number, number> | null = null;
+  arp: AddressTable | null = null;
   arpAnswered = 0;
   /** IPv6 (RFC 5952 text) -> MAC: neighbor solicitations for these are answered here. */
-  nd: Map<string, number> | null = null;
+  nd: ReadonlyMap<string, number> | null = null;
   ndAnswered = 0;
   /** Where the router takes packets sent to ROUTER_MAC on this network, longest prefix
    * first. */
-  routes: Array<{ prefix: number; mask: number; network: Network; nextHop: number }> = [];
+  routes: ReadonlyArray<{ prefix: number; mask: number; network: Network; nextHop: number }> = [];
   /** The router's addresses on this network (its subnets' gateways): pings to them are
    * answered, and ICMP errors come from the one on the sender's subnet. */
-  gateways: Array<{ address: number; mask: number }> = [];
-  /** MAC -> name of the local port the controller gave it: pinned in the FDB to that port
-   * while it exists, so that no frame from elsewhere can move it. */
-  localMacs: Map<number, string> | null = null;
+  gateways: ReadonlyArray<{ readonly address: number; readonly mask: number }> = [];
   /** The way out from this network, when its router has an external gateway: translated
    * here (this host holds the gateway), or sent to the host that does. */
   external: Nat | null = null;
@@ -80,9 +88,9 @@ export class Network {
   /** On an external (provider) network: the routers' gateways this host holds on it. */
   nats: Nat[] = [];
   /** IPv6: what this network's router advertisements say (null: none are sent). */
-  ra: { prefix: Uint8Array; prefixLength: number; routerLifetime: number; dns: Uint8Array[] } | null = null;
+  ra: { prefix: Uint8Array; prefixLength: number; routerLifetime: number; dns: readonly Uint8Array[] } | null = null;
   /** IPv6: where the router takes packets sent to it, longest prefix first. */
-  routes6: Array<{ prefix: Prefix6; network: Network }> = [];
+  routes6: ReadonlyArray<{ prefix: Prefix6; network: Network }> = [];
   /** IPv6 neighbours the controller told us about, for routing into this network. */
   nd6: Neighbors6 | null = null;
 

@@ -6,6 +6,7 @@ import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import { TcpRepr } from '../wire/tcp.js';
 import { Datapath } from './datapath.js';
+import { TableBuilder } from './tables.js';
 import { MemoryFabric } from './memory.js';
 import { ROUTER_MAC } from './router-mac.js';
 
@@ -28,15 +29,16 @@ function gatewayHost() {
   const now = 1000;
   dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
   dp.addNetwork({ name: 'ext', vni: 300, encapsulation: 'vxlan', provider: true });
-  dp.setArpTable('blue', new Map([1, 2, 3].map((n) => [vmIp(n), vmMac(n)])));
-  dp.setGateways('blue', ['10.0.0.254/24']);
+  const blue = new TableBuilder().gateways(['10.0.0.254/24']);
+  for (const n of [1, 2, 3]) blue.arp(vmIp(n), vmMac(n));
   dp.setNat('r1', {
     router: 'r1', network: 'ext', address: EXTERNAL, prefixLength: 24, mac: NAT_MAC, nextHop: UPSTREAM,
     floating: [{ outside: FLOATING, inside: vmIp(3) }],
     forwards: [{ protocol: 'tcp', port: 8080, inside: vmIp(2), insidePort: 80 }],
     limit: 4,
   }, [{ cidr: '10.0.0.0/24', network: 'blue' }]);
-  dp.setExternal('blue', { router: 'r1' });
+  blue.external({ router: 'r1' });
+  dp.setTables('blue', blue.build());
   const vms = [1, 2, 3].map((n) => {
     const backend = fabric.port(`vm${n}`);
     dp.addPort({ name: `vm${n}`, backend, mode: 'access', network: 'blue' });

@@ -10,6 +10,7 @@ import { parseIpv4, parseMac } from '../wire/bytes.js';
 import * as compose from '../wire/compose.js';
 import { EtherType } from '../wire/ethernet.js';
 import { Datapath } from './datapath.js';
+import { TableBuilder } from './tables.js';
 import { MemoryFabric } from './memory.js';
 import { MARKER, MAX_STEPS, Tracer } from './trace.js';
 
@@ -28,7 +29,9 @@ function lab() {
     dp.attachUnderlay(fabric.underlay(address, 4789), address, 4789, 'vxlan');
     dp.startUnderlay(clock);
     dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
-    dp.addRemote('blue', address === H1 ? H2 : H1, 4789);
+    const tables = new TableBuilder().members([{ address: address === H1 ? H2 : H1, port: 4789 }]);
+    if (address === H2) tables.pinLocal(mac(2), 'vm2');
+    dp.setTables('blue', tables.build());
     return dp;
   });
   const ports = [0, 1].map((h) => {
@@ -37,7 +40,6 @@ function lab() {
     dps[h].startPort(`vm${h + 1}`, clock);
     return backend;
   });
-  dps[1].setLocalMacs('blue', new Map([[mac(2), 'vm2']]));
   return { fabric, dps, ports };
 }
 

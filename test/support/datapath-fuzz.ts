@@ -47,6 +47,7 @@
 import fc from 'fast-check';
 import { DROP_REASONS, type DropReason } from '../../src/datapath/counters.js';
 import { Datapath } from '../../src/datapath/datapath.js';
+import { TableBuilder } from '../../src/datapath/tables.js';
 import { MemoryFabric, type MemoryPort, type MemoryUnderlay } from '../../src/datapath/memory.js';
 import { PortSecurity } from '../../src/datapath/port-security.js';
 import { ROUTER_MAC } from '../../src/datapath/router-mac.js';
@@ -168,8 +169,6 @@ export class FuzzHost {
     dp.addNetwork({ name: 'blue', vni: 100, encapsulation: 'vxlan' });
     dp.addNetwork({ name: 'red', vni: 200, encapsulation: 'geneve' });
     dp.addNetwork({ name: 'ext', vni: 300, encapsulation: 'vxlan', provider: true });
-    dp.addRemote('blue', H2, VXLAN_PORT);
-    dp.addRemote('red', H2, GENEVE_PORT);
     this.ports = { blue1: fabric.port('blue1'), red1: fabric.port('red1'), t1: fabric.port('t1'), uplink: fabric.port('uplink') };
     dp.addPort({ name: 'blue1', backend: this.ports.blue1, mode: 'access', network: 'blue' });
     dp.addPort({ name: 'red1', backend: this.ports.red1, mode: 'access', network: 'red' });
@@ -180,26 +179,28 @@ export class FuzzHost {
 
     // What the controller would say: where each VM is, and the router.
     const [b, r] = [STATIONS.blue, STATIONS.red];
-    dp.setLocalMacs('blue', new Map([[b[0].mac, 'blue1'], [b[2].mac, 't1']]));
-    dp.setLocalMacs('red', new Map([[r[0].mac, 'red1'], [r[1].mac, 't1']]));
-    dp.addRemoteMac('blue', b[1].mac, H2, VXLAN_PORT, this.now);
-    dp.addRemoteMac('red', r[2].mac, H2, GENEVE_PORT, this.now);
+    const tables = {
+      blue: new TableBuilder().members([{ address: H2, port: VXLAN_PORT }]).pinLocal(b[0].mac, 'blue1').pinLocal(b[2].mac, 't1')
+        .gateways(['10.0.0.254/24']).routes([{ cidr: '10.1.0.0/24', network: 'red' }, { cidr: 'fd00:2::/64', network: 'red' }])
+        .ipv6({ prefix: 'fd00:1::/64', dns: [], routed: true }),
+      red: new TableBuilder().members([{ address: H2, port: GENEVE_PORT }]).pinLocal(r[0].mac, 'red1').pinLocal(r[1].mac, 't1')
+        .gateways(['10.1.0.254/24']).routes([{ cidr: '10.0.0.0/24', network: 'blue' }, { cidr: 'fd00:1::/64', network: 'blue' }]),
+    };
+    tables.blue.pinRemote(b[1].mac, H2, VXLAN_PORT);
+    tables.red.pinRemote(r[2].mac, H2, GENEVE_PORT);
     for (const net of ['blue', 'red'] as const) {
-      dp.setArpTable(net, new Map([...STATIONS[net].map((s): [number, number] => [s.ip, s.mac]), [GATEWAY[net], ROUTER_MAC]]));
-      dp.setNdTable(net, new Map([...STATIONS[net].map((s): [string, number] => [formatIpv6(s.ip6), s.mac]), ['fe80::57:46ff:feff:fffe', ROUTER_MAC]]));
+      for (const s of STATIONS[net]) tables[net].arp(s.ip, s.mac).ndp(formatIpv6(s.ip6), s.mac);
+      tables[net].arp(GATEWAY[net], ROUTER_MAC).ndp('fe80::57:46ff:feff:fffe', ROUTER_MAC);
     }
-    dp.setGateways('blue', ['10.0.0.254/24']);
-    dp.setGateways('red', ['10.1.0.254/24']);
-    dp.setRoutes('blue', [{ cidr: '10.1.0.0/24', network: 'red' }, { cidr: 'fd00:2::/64', network: 'red' }]);
-    dp.setRoutes('red', [{ cidr: '10.0.0.0/24', network: 'blue' }, { cidr: 'fd00:1::/64', network: 'blue' }]);
-    dp.setIpv6('blue', { prefix: 'fd00:1::/64', dns: [], routed: true });
+    dp.setTables('red', tables.red.build());
     dp.setNat('r1', {
       router: 'r1', network: 'ext', address: EXTERNAL, prefixLength: 24, mac: NAT_MAC, nextHop: UPSTREAM,
       floating: [{ outside: FLOATING, inside: b[0].ip }],
       forwards: [{ protocol: 'udp', port: 53, inside: b[1].ip, insidePort: 5353 }, { protocol: 'tcp', port: 8080, inside: b[2].ip, insidePort: 80 }],
       limit: 256,
     }, [{ cidr: '10.0.0.0/24', network: 'blue' }]);
-    dp.setExternal('blue', { router: 'r1' });
+    tables.blue.external({ router: 'r1' });
+    dp.setTables('blue', tables.blue.build());
     dp.setPortSecurity('blue1', new PortSecurity([b[0].mac], ['10.0.0.1', 'fd00:1::1']));
     const rule = (direction: 'ingress' | 'egress', ipv6: boolean, protocol: number, ports = -1): FirewallRule =>
       ({ direction, ipv6, protocol, portMin: ports, portMax: ports, icmpType: -1, icmpCode: -1, remote: null, remoteSet: null });
