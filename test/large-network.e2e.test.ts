@@ -47,8 +47,8 @@ test('a network of 64,000 ports: every pin on its host, ARP for any port answere
     const h1Tunnels = async () => (await lab.stats('h1')).tunnels.reduce((n, t) => n + t.tx.frames, 0);
     const sentBefore = await h1Tunnels();
     for (const i of [1, 777, 31_999, 63_999]) {
-      const port = await api.call('GET', `/v1/ports/p${i}`) as { mac: string; fixedIps: Array<{ ip: string }> };
-      const ip = port.fixedIps[0].ip;
+      const port = await api.call('GET', `/v1/ports/p${i}`) as { mac: string; ips: string[] };
+      const ip = port.ips[0];
       const out = await lab.run('vm1', 'arping', '-c', '1', '-w', '2', '-I', 'eth0', ip);
       assert.match(out.toLowerCase(), new RegExp(`\\[${port.mac}\\]`), `vm1 was answered for p${i} (${ip}) with its MAC: ${out}`);
     }
@@ -59,18 +59,18 @@ test('a network of 64,000 ports: every pin on its host, ARP for any port answere
     // One port goes and one comes: h1 takes them as deltas (no full state), its tables follow.
     const watch = async () => ((await lab.stats('h1')) as unknown as { watch: { states: number; deltas: number } }).watch;
     const statesBefore = (await watch()).states;
-    const gone = await api.call('GET', '/v1/ports/p5') as { mac: string; fixedIps: Array<{ ip: string }> };
+    const gone = await api.call('GET', '/v1/ports/p5') as { mac: string; ips: string[] };
     const t1 = performance.now();
     await api.call('DELETE', '/v1/ports/p5');
-    const q1 = await api.call('POST', '/v1/ports', { name: 'q1', network: 'blue', host: 'x3' }) as { mac: string; fixedIps: Array<{ ip: string }> };
+    const q1 = await api.call('POST', '/v1/ports', { name: 'q1', network: 'blue', host: 'x3' }) as { mac: string; ips: string[] };
     await waitFor(async () => {
-      const out = await lab.exec('vm1', 'arping', '-c', '1', '-w', '1', '-I', 'eth0', q1.fixedIps[0].ip);
+      const out = await lab.exec('vm1', 'arping', '-c', '1', '-w', '1', '-I', 'eth0', q1.ips[0]);
       return out.code === 0 && out.stdout.toLowerCase().includes(`[${q1.mac}]`);
     }, { timeoutMs: 30_000, what: 'h1 to answer ARP for the new port' });
     console.log(`# one port removed and one added: answered on h1 ${(performance.now() - t1).toFixed(0)} ms after the first request (arping polls)`);
     assert.equal((await blue()).fdb.static, SIZE, 'one pin went, one came');
     assert.equal((await watch()).states, statesBefore, 'no full state was needed');
-    const old = await lab.exec('vm1', 'arping', '-c', '1', '-w', '1', '-I', 'eth0', gone.fixedIps[0].ip);
+    const old = await lab.exec('vm1', 'arping', '-c', '1', '-w', '1', '-I', 'eth0', gone.ips[0]);
     assert.ok(!old.stdout.toLowerCase().includes(`[${gone.mac}]`), `the removed port's MAC is not answered any more: ${old.stdout}`);
   });
 });
