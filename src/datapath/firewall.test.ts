@@ -6,7 +6,9 @@ import { EtherType } from '../wire/ethernet.js';
 import { TcpRepr } from '../wire/tcp.js';
 import { Drop, isExpectedDrop } from './counters.js';
 import { DAD_SOLICITATION, MLD_REPORT_LINK_LOCAL, MLD_REPORT_UNSPECIFIED } from './boot-frames.js';
-import { AddressSet, Firewall, type FirewallRule } from './firewall.js';
+import fc from 'fast-check';
+import { AddressSet, compileRuleTable, Firewall, type FirewallRule } from './firewall.js';
+import { firstMatch, ruleSetArb, tupleArb } from '../../test/support/firewall-oracle.js';
 import { Flow, parseFlow } from './flow.js';
 
 const VM = parseIpv4('10.0.0.1');
@@ -106,4 +108,29 @@ test('security groups: multicast listener reports are dropped both ways as expec
   assert.equal(fw.ingress(DAD_SOLICITATION, flowOf(DAD_SOLICITATION), 0), -1);
   assert.equal(fw.size, 0, 'nothing tracked');
   assert.ok(isExpectedDrop('listener-report') && !isExpectedDrop('sg-refused') && !isExpectedDrop('spoofed-ip'));
+});
+
+test('security groups: the compiled table finds the same rule as a linear scan of the rules, for any rules and any connection', () => {
+  fc.assert(fc.property(ruleSetArb, fc.array(tupleArb, { minLength: 1, maxLength: 40 }), (rules, tuples) => {
+    const table = compileRuleTable(rules);
+    for (const q of tuples) {
+      const want = firstMatch(rules, q.inbound, q.ipv6, q.protocol, q.localPort, q.remotePort, q.icmpType, q.icmpCode, q.remote);
+      const got = table.match(q.inbound, q.ipv6, q.protocol, q.localPort, q.remotePort, q.icmpType, q.icmpCode, q.remote);
+      if (got !== want) return false;
+    }
+    return true;
+  }), { numRuns: 500 });
+});
+
+test('security groups: one rule array is compiled once, and a port given it uses that table', () => {
+  const rules = [rule({ direction: 'ingress', protocol: 6, portMin: 22, portMax: 22 })];
+  const table = compileRuleTable(rules);
+  assert.equal(compileRuleTable(rules), table);
+  assert.notEqual(compileRuleTable([...rules]), table, 'another array is another table');
+  const fw = new Firewall(8);
+  fw.setRules(rules);
+  assert.equal(fw.table, table);
+  const f = tcp(PEER, VM, 5000, 22, SYN);
+  assert.equal(fw.ingress(f, flowOf(f), 0), -1);
+  assert.equal(fw.lastRule, rules[0]);
 });

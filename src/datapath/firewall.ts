@@ -22,6 +22,9 @@
 import { formatIpv4, readU16, readU32 } from '../wire/bytes.js';
 import { Drop } from './counters.js';
 import type { Flow } from './flow.js';
+import { compileRuleTable, inPrefixes, type RuleTable } from './rule-table.js';
+
+export { compileRuleTable, RuleTable } from './rule-table.js';
 
 const NONE = -1;
 const TCP = 6;
@@ -117,7 +120,8 @@ class Tuple {
 
 export class Firewall {
   generation = 0;
-  rules: FirewallRule[] = [];
+  /** The rules, compiled (rule-table.ts): a new connection is checked against the few that can match. */
+  table: RuleTable = compileRuleTable([]);
   /** New connections refused because the table was full. */
   refused = 0;
   readonly capacity: number;
@@ -171,9 +175,19 @@ export class Firewall {
     return `${what} ${t.inbound ? 'from' : 'to'} ${remote} allowed by ${this.lastRule.source ?? 'a rule'}`;
   }
 
-  /** Replaces the rules; tracked connections are checked against them at their next packet. */
-  setRules(rules: FirewallRule[]): void {
-    this.rules = rules;
+  get rules(): readonly FirewallRule[] {
+    return this.table.rules;
+  }
+
+  /** Replaces the rules; tracked connections are checked against them at their next packet.
+   * The same array again is the same compiled table (compiled once, shared by every port). */
+  setRules(rules: readonly FirewallRule[]): void {
+    this.setTable(compileRuleTable(rules));
+  }
+
+  /** Replaces the rules by a table compiled already (`compileRuleTable`, once per group set). */
+  setTable(table: RuleTable): void {
+    this.table = table;
     this.generation = (this.generation + 1) >>> 0;
   }
 
@@ -235,28 +249,11 @@ export class Firewall {
    * connection's opener needs no turning round; only an echo reply counts as its request).
    */
   private allowed(inbound: boolean, t: Tuple): boolean {
-    const remote = t.remote;
-    const localPort = t.localPort;
-    const remotePort = t.remotePort;
     const icmpType = t.icmpType === 0 && !t.ipv6 ? 8 : t.icmpType === 129 && t.ipv6 ? 128 : t.icmpType;
-    const want = inbound ? 'ingress' : 'egress';
-    for (let r = 0; r < this.rules.length; r++) {
-      const rule = this.rules[r];
-      if (rule.direction !== want || rule.ipv6 !== t.ipv6) continue;
-      if (rule.protocol >= 0 && rule.protocol !== t.protocol) continue;
-      if (rule.portMin >= 0) {
-        // Ingress rules name the VM's port; egress rules the remote's.
-        const p = inbound ? localPort : remotePort;
-        if (p < rule.portMin || p > rule.portMax) continue;
-      }
-      if (rule.icmpType >= 0 && rule.icmpType !== icmpType) continue;
-      if (rule.icmpCode >= 0 && rule.icmpCode !== t.icmpCode) continue;
-      if (rule.remote !== null && !inPrefixes(remote, rule.remote)) continue;
-      if (rule.remoteSet !== null && !rule.remoteSet.has(remote)) continue;
-      this.lastRule = rule;
-      return true;
-    }
-    return false;
+    const rule = this.table.match(inbound, t.ipv6, t.protocol, t.localPort, t.remotePort, icmpType, t.icmpCode, t.remote);
+    if (rule === null) return false;
+    this.lastRule = rule;
+    return true;
   }
 
   /** An ICMP error's quoted packet belongs to a tracked connection (seen from our side).
@@ -461,18 +458,4 @@ function readPorts(mem: Uint8Array, l4: number, l4Len: number, inbound: boolean,
     const echo = t.protocol === ICMP ? t.icmpType === 8 || t.icmpType === 0 : t.icmpType === 128 || t.icmpType === 129;
     if (echo) t.localPort = t.remotePort = readU16(mem, l4 + 4);
   }
-}
-
-function inPrefixes(addr: Uint32Array, prefixes: Prefix[]): boolean {
-  outer: for (let p = 0; p < prefixes.length; p++) {
-    const { words, length } = prefixes[p];
-    for (let w = 0; w < 4; w++) {
-      const bits = Math.max(0, Math.min(32, length - 32 * w));
-      if (bits === 0) continue;
-      const mask = bits === 32 ? 0xffff_ffff : (0xffff_ffff << (32 - bits)) >>> 0;
-      if (((addr[w] & mask) >>> 0) !== ((words[w] & mask) >>> 0)) continue outer;
-    }
-    return true;
-  }
-  return false;
 }
