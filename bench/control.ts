@@ -36,7 +36,7 @@ import { MemoryFabric } from '../src/datapath/memory.js';
 import { hostStateFromView } from '../src/agent/desired-state.js';
 import type { HostView } from '../src/view/host-view.js';
 import { formatIpv4, parseMac } from '../src/wire/bytes.js';
-import { NO_PIN } from '../src/datapath/tables.js';
+import { NO_PIN, type NetworkTables } from '../src/datapath/tables.js';
 import { Tunnels } from '../src/tunnel/tunnels.js';
 import { generateKeyPair } from '../src/tunnel/noise.js';
 import { generateIdentity, identityFromPem } from '../src/view/agent-auth.js';
@@ -57,6 +57,9 @@ const CHURN_SECONDS = arg('churn-seconds', 60);
  * there are as many networks as hosts, and every host is in HOSTS_PER_NETWORK of them. */
 const HOSTS_PER_NETWORK = Math.min(10, HOSTS);
 const CONCURRENCY = 32;
+/** Ports a simulated host has room for: its own, the changes' (each host is the first of
+ * one network, where its changes' ports are made), and the churn's in flight. */
+const MAX_PORTS = PER_HOST + 8 + Math.ceil(CHURN_RATE / HOSTS) * 2;
 const log = pino({ level: 'silent' });
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -70,11 +73,13 @@ class SimAgent {
    * per view. */
   readonly seen = new Map<string, number>();
   readonly gone = new Map<string, number>();
-  private readonly watched = new Map<string, { network: string; hi: number; lo: number }>();
+  /** By network: the MACs waited for, and the tables last looked at (unchanged tables need
+   * no look). */
+  private readonly watched = new Map<string, { macs: Map<string, { hi: number; lo: number }>; tables: unknown }>();
 
   constructor(readonly name: string, index: number, url: string, token: string) {
     const fabric = new MemoryFabric();
-    this.datapath = new Datapath({ maxPorts: PER_HOST + 8 });
+    this.datapath = new Datapath({ maxPorts: MAX_PORTS });
     const address = 0x0a000000 + index + 1;
     this.datapath.attachUnderlay(fabric.underlay(address, 4789), address, 4789, 'vxlan');
     this.datapath.attachUnderlay(fabric.underlay(address, 6081), address, 6081, 'geneve');
@@ -83,7 +88,7 @@ class SimAgent {
     // Networks are encrypted by default: a host without a tunnel key would be nobody's remote.
     const tunnels = new Tunnels({ privateKey: generateKeyPair().privateKey, maxPlaintext: 1500 });
     this.datapath.attachTunnels(fabric.underlay(address, 4793), address, 4793, tunnels);
-    const limits = { maxPorts: PER_HOST + 8, fdbLimit: 4096, fdbAgingSeconds: 300 };
+    const limits = { maxPorts: MAX_PORTS, fdbLimit: 4096, fdbAgingSeconds: 300 };
     this.source = new ControllerSource({
       url, token, log, identity: identityFromPem(generateIdentity().pem),
       host: { name, ...underlay, tunnelKey: tunnels.publicKey.toString('base64') },
@@ -98,29 +103,37 @@ class SimAgent {
   /** Starts looking for `mac` in the tables of `network` after every apply. */
   watch(mac: string, network: string): void {
     const m = parseMac(mac);
-    this.watched.set(mac, { network, hi: Math.floor(m / 2 ** 32), lo: m >>> 0 });
+    let w = this.watched.get(network);
+    if (!w) this.watched.set(network, (w = { macs: new Map(), tables: null }));
+    w.macs.set(mac, { hi: Math.floor(m / 2 ** 32), lo: m >>> 0 });
+    w.tables = null;
     this.look(performance.now());
   }
 
   unwatch(mac: string): void {
-    this.watched.delete(mac);
+    for (const w of this.watched.values()) w.macs.delete(mac);
     this.seen.delete(mac);
     this.gone.delete(mac);
   }
 
   /** Whether each watched MAC is pinned in its network's tables now. */
   private look(now: number): void {
-    for (const [mac, w] of this.watched) {
-      let pinned = false;
+    for (const [network, w] of this.watched) {
+      let tables: NetworkTables | null = null;
       try {
-        pinned = this.datapath.tablesOf(w.network).pins.get(w.hi, w.lo) !== NO_PIN;
+        tables = this.datapath.tablesOf(network);
       } catch {
         // The network is not on this host (yet).
       }
-      if (pinned && !this.seen.has(mac)) this.seen.set(mac, now);
-      else if (!pinned && this.seen.has(mac)) {
-        this.seen.delete(mac);
-        this.gone.set(mac, now);
+      if (tables !== null && tables === w.tables) continue;
+      w.tables = tables;
+      for (const [mac, { hi, lo }] of w.macs) {
+        const pinned = tables !== null && tables.pins.get(hi, lo) !== NO_PIN;
+        if (pinned && !this.seen.has(mac)) this.seen.set(mac, now);
+        else if (!pinned && this.seen.has(mac)) {
+          this.seen.delete(mac);
+          this.gone.set(mac, now);
+        }
       }
     }
   }

@@ -138,3 +138,20 @@ test('a remote MAC that cannot be installed fails the view, the rest is installe
   assert.deepEqual(reconciler.apply(fixed).failed, []);
   assert.equal(dp.tablesOf('blue').pins.size, 2);
 });
+
+test('a network handed again as a new object with the same neighbours, then without one: that neighbour\'s pin and ARP answer go', () => {
+  const { dp, reconciler } = setup();
+  const a = { mac: '02:aa:00:00:00:01', ips: ['10.0.0.1'], remote: { address: '192.0.2.2', port: 4789 } };
+  const b = { mac: '02:aa:00:00:00:02', ips: ['10.0.0.2'], remote: { address: '192.0.2.2', port: 4789 } };
+  const neighbors = [a, b];
+  const first = { ...blue, neighbors };
+  reconciler.apply(state([first], []));
+  // What a delta that changed nothing of blue's neighbours gives: a new network object, the
+  // same neighbour objects (found unchanged, and still known as compiled).
+  reconciler.apply(state([{ ...first }], []));
+  reconciler.apply(state([{ ...blue, neighbors: [a] }], []));
+  const t = dp.tablesOf('blue');
+  assert.equal(t.pins.size, 1);
+  assert.equal(t.arp?.get(parseIpv4('10.0.0.2')), undefined, 'the removed neighbour is not answered');
+  assert.equal(t.arp?.get(parseIpv4('10.0.0.1')), parseMac(a.mac));
+});

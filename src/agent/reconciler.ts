@@ -148,6 +148,22 @@ export class Reconciler {
   private readonly groupGiven = new Map<string, FirewallRuleState[]>();
   private readonly groupJson = new Map<string, string>();
   private readonly groupRules = new Map<string, FirewallRule[]>();
+  /** The rules of each set of groups ports have (their names joined by NUL), as given to
+   * the data path. */
+  private readonly ruleSets = new Map<string, FirewallRule[]>();
+
+  /** Addresses in the firewall's form, as parsed for address sets: a set that changed is
+   * made again from its addresses, most of them parsed before. Forgotten when it holds far
+   * more than the sets do. */
+  private readonly prefixes = new Map<string, Prefix>();
+  private prefixOf(address: string): Prefix {
+    let p = this.prefixes.get(address);
+    if (p === undefined) {
+      if (this.prefixes.size > 4 * [...this.setGiven.values()].reduce((n, s) => n + s.length, 1024)) this.prefixes.clear();
+      this.prefixes.set(address, (p = prefix(address)));
+    }
+    return p;
+  }
 
   constructor(
     private readonly datapath: Datapath,
@@ -178,7 +194,7 @@ export class Reconciler {
       const json = JSON.stringify(addresses);
       if (this.setJson.get(group) === json) continue;
       this.setJson.set(group, json);
-      this.sets.set(group, new AddressSet(addresses.map(prefix)));
+      this.sets.set(group, new AddressSet(addresses.map((a) => this.prefixOf(a))));
       changedSets.add(group);
     }
     for (const group of [...this.setJson.keys()]) {
@@ -204,20 +220,36 @@ export class Reconciler {
       this.groupGiven.delete(group);
       this.groupJson.delete(group);
       this.groupRules.delete(group);
+      changedGroups.add(group);
     }
     const groupsChanged = (p: PortState) => changedGroups.size > 0 && (p.securityGroups ?? []).some((g) => changedGroups.has(g));
+    // A set of groups' rules is one array, shared by every port with those groups, so that
+    // the data path compiles its rule table once (compileRuleTable keeps one per array).
+    if (changedGroups.size > 0) {
+      for (const key of [...this.ruleSets.keys()]) if (key.split('\0').some((g) => changedGroups.has(g))) this.ruleSets.delete(key);
+    }
     /** A port's rules: its groups' (shared), or none (null) when it has no groups' list. */
     const rulesOf = (p: PortState): FirewallRule[] | null => {
       if (p.securityGroups === undefined) return null;
       if (p.securityGroups.length === 0) return NO_GROUPS;
-      return p.securityGroups.flatMap((g) => this.groupRules.get(g) ?? []);
+      const key = p.securityGroups.join('\0');
+      let rules = this.ruleSets.get(key);
+      if (!rules) this.ruleSets.set(key, (rules = p.securityGroups.flatMap((g) => this.groupRules.get(g) ?? [])));
+      return rules;
     };
     const portNetworks = (p: PortState) => (p.mode === 'access' ? [p.network] : [...Object.values(p.vlans), ...(p.nativeNetwork ? [p.nativeNetwork] : [])]);
 
     // 1. Ports that went, changed, or sit on a network being rebuilt.
     for (const [name, have] of this.ports) {
       const want = wantPorts.get(name);
-      if (want === have && !groupsChanged(want) && (rebuilt.size === 0 || !portNetworks(have).some((n) => rebuilt.has(n)))) continue;
+      if (want === have && (rebuilt.size === 0 || !portNetworks(have).some((n) => rebuilt.has(n)))) {
+        // The same port: only its groups' rules may have changed.
+        if (groupsChanged(want)) {
+          dp.setPortFirewall(name, rulesOf(want), want.connectionLimit);
+          result.changed.push(`port ${name} (security groups)`);
+        }
+        continue;
+      }
       // A port is rebuilt only when what it is changes; its DHCP lease is swapped in place.
       if (want && same(withoutDhcp(want), withoutDhcp(have)) && !portNetworks(have).some((n) => rebuilt.has(n))) {
         if (!same(dhcpOf(want), dhcpOf(have))) {
@@ -373,6 +405,7 @@ export class Reconciler {
         before.delete(n);
       }
     }
+    a.neighbors = after;
     if (!headerChanged && added.length === 0 && before.size === 0 && a.state !== null) return failed;
     b.answering(true);
     for (const c of before.values()) {
@@ -411,7 +444,6 @@ export class Reconciler {
       after.set(n, c);
     }
     if (more > 0) failed.push(`and ${more} more of network ${net.name}'s MACs not installed`);
-    a.neighbors = after;
     // The router's own addresses answer with its MAC, over any neighbour's.
     if (headerChanged || added.length > 0 || before.size > 0) {
       const gatewayIps = (net.gateways ?? []).map((g) => parseIpv4(g.split('/')[0]));
