@@ -4,21 +4,9 @@
  * as the oracle of the compiled table's property test and of bench/firewall.ts.
  */
 import fc from 'fast-check';
-import { AddressSet, type FirewallRule, type Prefix } from '../../src/datapath/firewall.js';
-
-function inPrefixes(addr: Uint32Array, prefixes: Prefix[]): boolean {
-  outer: for (let p = 0; p < prefixes.length; p++) {
-    const { words, length } = prefixes[p];
-    for (let w = 0; w < 4; w++) {
-      const bits = Math.max(0, Math.min(32, length - 32 * w));
-      if (bits === 0) continue;
-      const mask = bits === 32 ? 0xffff_ffff : (0xffff_ffff << (32 - bits)) >>> 0;
-      if (((addr[w] & mask) >>> 0) !== ((words[w] & mask) >>> 0)) continue outer;
-    }
-    return true;
-  }
-  return false;
-}
+import { AddressSet, type FirewallRule } from '../../src/datapath/firewall.js';
+// The prefix check is the same in both (it is not what the compiled table changes).
+import { inPrefixes } from '../../src/datapath/rule-table.js';
 
 /** The first rule allowing the connection, by linear scan (the firewall's old `allowed`). */
 export function firstMatch(rules: readonly FirewallRule[], inbound: boolean, ipv6: boolean, protocol: number, localPort: number, remotePort: number, icmpType: number, icmpCode: number, remote: Uint32Array): FirewallRule | null {
