@@ -4,7 +4,7 @@
  * as the oracle of the compiled table's property test and of bench/firewall.ts.
  */
 import fc from 'fast-check';
-import { AddressSet, type FirewallRule } from '../../src/datapath/firewall.js';
+import { AddressSet, type FirewallRule, type Prefix } from '../../src/datapath/firewall.js';
 // The prefix check is the same in both (it is not what the compiled table changes).
 import { inPrefixes } from '../../src/datapath/rule-table.js';
 
