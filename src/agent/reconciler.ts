@@ -320,15 +320,17 @@ export class Reconciler {
       if (!a || a.state === want) continue;
       const wasApplied = a.header !== '';
       const failed = this.compile(want, a);
+      const tables = a.builder.build();
+      const changed = tables !== dp.tablesOf(want.name);
       try {
-        dp.setTables(want.name, a.builder.build());
+        dp.setTables(want.name, tables);
       } catch (err) {
         failed.push(`network ${want.name}: ${(err as Error).message}`);
       }
       // Not recorded as applied while some of it is missing: the next apply tries again.
       a.state = failed.length === 0 ? want : null;
       result.failed.push(...failed);
-      if (wasApplied) result.changed.push(`network ${want.name}`);
+      if (wasApplied && changed) result.changed.push(`network ${want.name}`);
     }
 
     // 5. Ports to attach (new, changed, or still pending from an earlier apply).
@@ -396,7 +398,7 @@ export class Reconciler {
     // Neighbours by identity: the ones compiled last time and still here are kept.
     const before = a.neighbors;
     const after = new Map<Neighbor, Compiled>();
-    const added: Neighbor[] = [];
+    let added: Neighbor[] = [];
     for (const n of neighbors) {
       const c = before.get(n);
       if (c === undefined) added.push(n);
@@ -404,6 +406,20 @@ export class Reconciler {
         after.set(n, c);
         before.delete(n);
       }
+    }
+    // A new object saying what a gone one said (a full state again, a view made afresh) is
+    // the same neighbour: kept as compiled.
+    if (added.length > 0 && before.size > 0) {
+      const gone = new Map<string, Neighbor>();
+      for (const n of before.keys()) gone.set(n.mac, n);
+      added = added.filter((n) => {
+        const old = gone.get(n.mac);
+        if (old === undefined || JSON.stringify(old) !== JSON.stringify(n)) return true;
+        after.set(n, before.get(old)!);
+        before.delete(old);
+        gone.delete(n.mac);
+        return false;
+      });
     }
     a.neighbors = after;
     if (!headerChanged && added.length === 0 && before.size === 0 && a.state !== null) return failed;

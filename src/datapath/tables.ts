@@ -374,8 +374,10 @@ export class TableBuilder {
   }
 
   /** The tables as they are now: what changed since the last build is made again, the rest
-   * shared with it. */
+   * shared with it (the very same tables when nothing changed). */
   build(): NetworkTables {
+    // Nothing changed since the last build: the same tables.
+    if (Object.keys(this.next).length === 0 && this.pinChanges.size === 0 && this.arpChanges.size === 0 && !this.ndChanged) return this.last;
     const t: NetworkTables = { ...this.last, ...this.next };
     const pins = this.pinChanges.size > 0 ? t.pins.with(this.pinChanges) : t.pins;
     const arp = t.arp !== null && this.arpChanges.size > 0 ? t.arp.with(this.arpChanges) : t.arp;
