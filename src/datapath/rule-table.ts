@@ -61,16 +61,21 @@ export class RuleTable {
     const rules = this.rules;
     for (let i = 0; i < list.length; i++) {
       const rule = rules[list[i]];
-      if (rule.protocol >= 0 && rule.protocol !== protocol) continue;
-      if (rule.portMin >= 0 && (port < rule.portMin || port > rule.portMax)) continue;
-      if (rule.icmpType >= 0 && rule.icmpType !== icmpType) continue;
-      if (rule.icmpCode >= 0 && rule.icmpCode !== icmpCode) continue;
-      if (rule.remote !== null && !inPrefixes(remote, rule.remote)) continue;
-      if (rule.remoteSet !== null && !rule.remoteSet.has(remote)) continue;
-      return rule;
+      if (ruleMatches(rule, protocol, port, icmpType, icmpCode, remote)) return rule;
     }
     return null;
   }
+}
+
+/** Whether one rule allows a connection (its direction and IP version already chosen):
+ * `port` is what the rules' ports name. */
+export function ruleMatches(rule: FirewallRule, protocol: number, port: number, icmpType: number, icmpCode: number, remote: Uint32Array): boolean {
+  if (rule.protocol >= 0 && rule.protocol !== protocol) return false;
+  if (rule.portMin >= 0 && (port < rule.portMin || port > rule.portMax)) return false;
+  if (rule.icmpType >= 0 && rule.icmpType !== icmpType) return false;
+  if (rule.icmpCode >= 0 && rule.icmpCode !== icmpCode) return false;
+  if (rule.remote !== null && !inPrefixes(remote, rule.remote)) return false;
+  return rule.remoteSet === null || rule.remoteSet.has(remote);
 }
 
 /** The index of the interval holding `port`: the last start at or below it. */

@@ -5,8 +5,9 @@
  */
 import fc from 'fast-check';
 import { AddressSet, type FirewallRule, type Prefix } from '../../src/datapath/firewall.js';
-// The prefix check is the same in both (it is not what the compiled table changes).
-import { inPrefixes } from '../../src/datapath/rule-table.js';
+// One rule's check is the same in both: what the compiled table changes is which rules it
+// checks, and in what order.
+import { ruleMatches } from '../../src/datapath/rule-table.js';
 
 /** The first rule allowing the connection, by linear scan (the firewall's old `allowed`). */
 export function firstMatch(rules: readonly FirewallRule[], inbound: boolean, ipv6: boolean, protocol: number, localPort: number, remotePort: number, icmpType: number, icmpCode: number, remote: Uint32Array): FirewallRule | null {
@@ -14,16 +15,7 @@ export function firstMatch(rules: readonly FirewallRule[], inbound: boolean, ipv
   for (let r = 0; r < rules.length; r++) {
     const rule = rules[r];
     if (rule.direction !== want || rule.ipv6 !== ipv6) continue;
-    if (rule.protocol >= 0 && rule.protocol !== protocol) continue;
-    if (rule.portMin >= 0) {
-      const p = inbound ? localPort : remotePort;
-      if (p < rule.portMin || p > rule.portMax) continue;
-    }
-    if (rule.icmpType >= 0 && rule.icmpType !== icmpType) continue;
-    if (rule.icmpCode >= 0 && rule.icmpCode !== icmpCode) continue;
-    if (rule.remote !== null && !inPrefixes(remote, rule.remote)) continue;
-    if (rule.remoteSet !== null && !rule.remoteSet.has(remote)) continue;
-    return rule;
+    if (ruleMatches(rule, protocol, inbound ? localPort : remotePort, icmpType, icmpCode, remote)) return rule;
   }
   return null;
 }
