@@ -295,13 +295,12 @@ export class TableBuilder {
       this.next.arp = null;
       if (this.nd !== null) this.ndChanged = true;
       this.nd = null;
-    } else {
-      if (this.last.arp === null && this.next.arp === undefined) this.next.arp = AddressTable.EMPTY;
-      if (this.next.arp === null) this.next.arp = AddressTable.EMPTY;
-      if (this.nd === null) {
-        this.nd = new Map();
-        this.ndChanged = true;
-      }
+      return this;
+    }
+    if (('arp' in this.next ? this.next.arp : this.last.arp) === null) this.next.arp = AddressTable.EMPTY;
+    if (this.nd === null) {
+      this.nd = new Map();
+      this.ndChanged = true;
     }
     return this;
   }
